@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite: services (installed and started if missing), format check, clippy with
+# warnings as errors, then every test of the workspace against the real Postgres, Redis and ClickHouse.
+# Each test creates its own Postgres database, ClickHouse database, tenant and Redis namespace, so the
+# suite runs in parallel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/services.sh
+
+# Test defaults; any of these may be overridden from the environment.
+export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://portal:portal@127.0.0.1:5432/portal}
+export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
+export TEST_CLICKHOUSE_URL=${TEST_CLICKHOUSE_URL:-http://127.0.0.1:8123}
+export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+bash scripts/test-cleanup.sh
+status=0
+cargo test --workspace --locked -- "$@" || status=$?
+bash scripts/test-cleanup.sh
+exit $status

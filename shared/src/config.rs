@@ -1,0 +1,332 @@
+//! Configuration from the environment (and `.env`, loaded by the binaries before calling
+//! [`Config::from_env`]). Every problem is reported on its own line naming the variable, and
+//! secrets never appear in `Debug` output.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+/// A value that must never be printed (passwords, signing keys, URLs with credentials).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database_url: Secret,
+    pub database_max_connections: u32,
+    pub redis_url: Secret,
+    /// Prefix of every Redis key the product writes (queues, throttles): lets several deployments or
+    /// test runs share one Redis without seeing each other.
+    pub redis_namespace: String,
+    pub clickhouse_url: String,
+    pub clickhouse_database: String,
+    pub clickhouse_user: String,
+    pub clickhouse_password: Secret,
+    pub jwt_secret: Secret,
+    pub bind: SocketAddr,
+    pub export_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// How long a looked-up API key (or its absence) is trusted before Postgres is asked again.
+    pub api_key_cache_ttl: Duration,
+    /// Worker heartbeat interval and how many missed beats mark a worker dead (its tasks re-queued).
+    pub worker_heartbeat: Duration,
+    pub worker_missed_heartbeats: u32,
+    /// Time a process waits for in-flight requests / jobs on SIGTERM.
+    pub shutdown_timeout: Duration,
+    /// Apply migrations when api/worker start (Postgres and ClickHouse).
+    pub migrate_on_start: bool,
+}
+
+/// All problems found in the environment, one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, line) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "configuration error: {line}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+struct Reader<'a, F: Fn(&str) -> Option<String>> {
+    get: &'a F,
+    errors: Vec<String>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
+    fn raw(&self, name: &str) -> Option<String> {
+        (self.get)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&mut self, name: &str) -> String {
+        match self.raw(name) {
+            Some(v) => v,
+            None => {
+                self.errors.push(format!("{name} is not set"));
+                String::new()
+            }
+        }
+    }
+
+    fn url(&mut self, name: &str, schemes: &[&str], default: Option<&str>) -> String {
+        let value = match (self.raw(name), default) {
+            (Some(v), _) => v,
+            (None, Some(d)) => return d.to_string(),
+            (None, None) => {
+                self.errors.push(format!("{name} is not set"));
+                return String::new();
+            }
+        };
+        let ok = schemes.iter().any(|s| {
+            value
+                .strip_prefix(s)
+                .and_then(|rest| rest.strip_prefix("://"))
+                .is_some_and(|rest| !rest.is_empty())
+        });
+        if !ok {
+            self.errors.push(format!(
+                "{name} must be a URL starting with {}",
+                schemes
+                    .iter()
+                    .map(|s| format!("{s}://"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ));
+        }
+        value
+    }
+
+    fn parse<T: std::str::FromStr>(&mut self, name: &str, default: T, what: &str) -> T {
+        match self.raw(name) {
+            None => default,
+            Some(v) => match v.parse() {
+                Ok(x) => x,
+                Err(_) => {
+                    self.errors
+                        .push(format!("{name} must be {what} (got {v:?})"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn seconds(&mut self, name: &str, default: u64, min: u64, max: u64) -> Duration {
+        let v: u64 = self.parse(name, default, "a whole number of seconds");
+        if !(min..=max).contains(&v) {
+            self.errors
+                .push(format!("{name} must be between {min} and {max} seconds (got {v})"));
+        }
+        Duration::from_secs(v)
+    }
+
+    fn flag(&mut self, name: &str, default: bool) -> bool {
+        match self.raw(name).map(|v| v.to_ascii_lowercase()) {
+            None => default,
+            Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => true,
+            Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => false,
+            Some(v) => {
+                self.errors
+                    .push(format!("{name} must be true or false (got {v:?})"));
+                default
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigErrors> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `get` (the environment in production, a map in tests).
+    pub fn from_lookup<F: Fn(&str) -> Option<String>>(get: F) -> Result<Self, ConfigErrors> {
+        let mut r = Reader {
+            get: &get,
+            errors: Vec::new(),
+        };
+        let database_url = r.url("DATABASE_URL", &["postgres", "postgresql"], None);
+        let redis_url = r.url("REDIS_URL", &["redis", "rediss"], None);
+        let clickhouse_url = r.url("CLICKHOUSE_URL", &["http", "https"], None);
+        let clickhouse_database = r
+            .raw("CLICKHOUSE_DATABASE")
+            .unwrap_or_else(|| "portal".into());
+        if !is_identifier(&clickhouse_database) {
+            r.errors.push(format!(
+                "CLICKHOUSE_DATABASE must be letters, digits and underscores (got {clickhouse_database:?})"
+            ));
+        }
+        let clickhouse_user = r.raw("CLICKHOUSE_USER").unwrap_or_else(|| "default".into());
+        let clickhouse_password = r.raw("CLICKHOUSE_PASSWORD").unwrap_or_default();
+        let jwt_secret = r.required("JWT_SECRET");
+        if !jwt_secret.is_empty() && jwt_secret.len() < 32 {
+            r.errors.push(format!(
+                "JWT_SECRET must be at least 32 characters (got {})",
+                jwt_secret.len()
+            ));
+        }
+        let bind = r.parse(
+            "PORTAL_BIND",
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            "an address like 127.0.0.1:8080",
+        );
+        let export_dir = PathBuf::from(r.raw("EXPORT_DIR").unwrap_or_else(|| "./data/exports".into()));
+        let log_format = match r.raw("LOG_FORMAT").map(|v| v.to_ascii_lowercase()) {
+            None => LogFormat::Text,
+            Some(v) if v == "text" || v == "pretty" => LogFormat::Text,
+            Some(v) if v == "json" => LogFormat::Json,
+            Some(v) => {
+                r.errors
+                    .push(format!("LOG_FORMAT must be text or json (got {v:?})"));
+                LogFormat::Text
+            }
+        };
+        let redis_namespace = r
+            .raw("REDIS_NAMESPACE")
+            .unwrap_or_else(|| "portal".into());
+        if !redis_namespace
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ':')
+        {
+            r.errors.push(format!(
+                "REDIS_NAMESPACE must be letters, digits, '_', '-' or ':' (got {redis_namespace:?})"
+            ));
+        }
+        let database_max_connections: u32 = r.parse("DATABASE_MAX_CONNECTIONS", 20, "a number");
+        if !(1..=500).contains(&database_max_connections) {
+            r.errors.push(format!(
+                "DATABASE_MAX_CONNECTIONS must be between 1 and 500 (got {database_max_connections})"
+            ));
+        }
+        let api_key_cache_ttl = r.seconds("API_KEY_CACHE_TTL_SECS", 60, 1, 60);
+        let worker_heartbeat = r.seconds("WORKER_HEARTBEAT_SECS", 30, 1, 3600);
+        let worker_missed_heartbeats: u32 = r.parse("WORKER_MISSED_HEARTBEATS", 10, "a number");
+        let shutdown_timeout = r.seconds("SHUTDOWN_TIMEOUT_SECS", 30, 1, 3600);
+        let migrate_on_start = r.flag("MIGRATE_ON_START", true);
+
+        if !r.errors.is_empty() {
+            return Err(ConfigErrors(r.errors));
+        }
+        Ok(Config {
+            database_url: Secret::new(database_url),
+            database_max_connections,
+            redis_url: Secret::new(redis_url),
+            redis_namespace,
+            clickhouse_url,
+            clickhouse_database,
+            clickhouse_user,
+            clickhouse_password: Secret::new(clickhouse_password),
+            jwt_secret: Secret::new(jwt_secret),
+            bind,
+            export_dir,
+            log_format,
+            api_key_cache_ttl,
+            worker_heartbeat,
+            worker_missed_heartbeats,
+            shutdown_timeout,
+            migrate_on_start,
+        })
+    }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`, the names we accept for databases we interpolate into DDL.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && s.len() <= 63
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const GOOD: &[(&str, &str)] = &[
+        ("DATABASE_URL", "postgres://u:p@localhost/db"),
+        ("REDIS_URL", "redis://127.0.0.1:6379"),
+        ("CLICKHOUSE_URL", "http://127.0.0.1:8123"),
+        ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+    ];
+
+    #[test]
+    fn minimal_environment_gives_defaults() {
+        let c = Config::from_lookup(lookup(GOOD)).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.clickhouse_database, "portal");
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.api_key_cache_ttl, Duration::from_secs(60));
+        assert!(c.migrate_on_start);
+    }
+
+    #[test]
+    fn every_problem_is_one_line_naming_the_variable() {
+        let err = Config::from_lookup(lookup(&[
+            ("DATABASE_URL", "mysql://x"),
+            ("CLICKHOUSE_URL", "http://127.0.0.1:8123"),
+            ("JWT_SECRET", "short"),
+            ("PORTAL_BIND", "not-an-address"),
+            ("LOG_FORMAT", "xml"),
+            ("API_KEY_CACHE_TTL_SECS", "600"),
+        ]))
+        .unwrap_err();
+        let text = err.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 6, "{text}");
+        for (line, var) in lines.iter().zip([
+            "DATABASE_URL",
+            "REDIS_URL",
+            "JWT_SECRET",
+            "PORTAL_BIND",
+            "LOG_FORMAT",
+            "API_KEY_CACHE_TTL_SECS",
+        ]) {
+            assert!(line.starts_with("configuration error: "), "{line}");
+            assert!(line.contains(var), "{line} should name {var}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let c = Config::from_lookup(lookup(GOOD)).unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("0123456789abcdef"), "{dbg}");
+        assert!(!dbg.contains("u:p@"), "{dbg}");
+    }
+}

@@ -1,0 +1,58 @@
+//! Postgres: pool construction and migrations (embedded from `migrations/`).
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+use crate::config::Config;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Key of the advisory lock that serialises ClickHouse migrations across processes.
+pub const CLICKHOUSE_MIGRATION_LOCK: i64 = 0x5041_5254_4e45_5201;
+
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    let opts: PgConnectOptions = url.parse()?;
+    Ok(opts.application_name("partner-portal"))
+}
+
+/// A lazily connecting pool: the process starts even when Postgres is briefly away, and every
+/// query fails fast (3 s) with a 503 instead of hanging.
+pub fn pool(config: &Config) -> Result<PgPool, sqlx::Error> {
+    let opts = connect_options(config.database_url.expose())?;
+    Ok(pool_with(opts, config.database_max_connections))
+}
+
+pub fn pool_with(opts: PgConnectOptions, max_connections: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(3))
+        .idle_timeout(Duration::from_secs(300))
+        .connect_lazy_with(opts)
+}
+
+/// Applies pending Postgres migrations (sqlx takes its own advisory lock, so concurrent starts are safe).
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// Retries `migrate` while Postgres is unreachable, up to `patience`.
+pub async fn migrate_with_retry(pool: &PgPool, patience: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        match migrate(pool).await {
+            Ok(()) => return Ok(()),
+            Err(sqlx::migrate::MigrateError::Execute(e))
+                if matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::warn!(error = %e, "postgres not reachable yet; retrying migrations");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(anyhow::anyhow!("postgres migrations failed: {e}")),
+        }
+    }
+}
+

@@ -1,0 +1,17 @@
+//! Partner Portal shared library: configuration, errors, domain types, queries (repositories),
+//! job payloads and telemetry used by `portal-api`, `portal-worker` and `portal-admin`.
+//!
+//! Repository functions take the caller's client id first: there is no finder for tenant-owned
+//! rows without it.
+
+pub mod auth;
+pub mod ch;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod pagination;
+pub mod repo;
+pub mod telemetry;
+pub mod throttle;
+
+pub use error::{AppError, AppResult};

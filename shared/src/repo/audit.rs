@@ -1,0 +1,131 @@
+//! The audit log: who did what, when. Append-only; written in the same transaction as the change
+//! where there is one.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{types::Json, FromRow, PgExecutor};
+use uuid::Uuid;
+
+use crate::error::AppResult;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Staff(Uuid),
+    Member(Uuid),
+    System,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub client_id: Uuid,
+    pub actor: Actor,
+    pub actor_email: Option<String>,
+    pub action: &'static str,
+    pub target_type: Option<&'static str>,
+    pub target_id: Option<String>,
+    pub details: Value,
+    pub ip: Option<IpAddr>,
+    pub request_id: Option<String>,
+}
+
+impl Entry {
+    pub fn new(client_id: Uuid, actor: Actor, action: &'static str) -> Self {
+        Self {
+            client_id,
+            actor,
+            actor_email: None,
+            action,
+            target_type: None,
+            target_id: None,
+            details: Value::Object(Default::default()),
+            ip: None,
+            request_id: None,
+        }
+    }
+
+    pub fn target(mut self, kind: &'static str, id: impl ToString) -> Self {
+        self.target_type = Some(kind);
+        self.target_id = Some(id.to_string());
+        self
+    }
+
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    pub fn email(mut self, email: impl Into<String>) -> Self {
+        self.actor_email = Some(email.into());
+        self
+    }
+
+    pub fn origin(mut self, ip: Option<IpAddr>, request_id: Option<String>) -> Self {
+        self.ip = ip;
+        self.request_id = request_id;
+        self
+    }
+}
+
+pub async fn record<'e>(exec: impl PgExecutor<'e>, e: &Entry) -> AppResult<()> {
+    let (actor_type, actor_id) = match e.actor {
+        Actor::Staff(id) => ("staff", Some(id)),
+        Actor::Member(id) => ("member", Some(id)),
+        Actor::System => ("system", None),
+    };
+    sqlx::query(
+        "INSERT INTO audit_log (client_id, actor_type, actor_id, actor_email, action, target_type, target_id, details, ip, request_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::inet, $10)",
+    )
+    .bind(e.client_id)
+    .bind(actor_type)
+    .bind(actor_id)
+    .bind(&e.actor_email)
+    .bind(e.action)
+    .bind(e.target_type)
+    .bind(&e.target_id)
+    .bind(Json(&e.details))
+    .bind(e.ip.map(|ip| ip.to_string()))
+    .bind(&e.request_id)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRow {
+    pub id: i64,
+    pub actor_type: String,
+    pub actor_id: Option<Uuid>,
+    pub actor_email: Option<String>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub details: Json<Value>,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Newest first, for one client.
+pub async fn list_recent<'e>(
+    exec: impl PgExecutor<'e>,
+    client_id: Uuid,
+    action: Option<&str>,
+    limit: i64,
+) -> AppResult<Vec<AuditRow>> {
+    Ok(sqlx::query_as::<_, AuditRow>(
+        "SELECT id, actor_type, actor_id, actor_email, action, target_type, target_id, details,
+                host(ip) AS ip, request_id, created_at
+         FROM audit_log WHERE client_id = $1 AND ($2::text IS NULL OR action = $2)
+         ORDER BY created_at DESC, id DESC LIMIT $3",
+    )
+    .bind(client_id)
+    .bind(action)
+    .bind(limit)
+    .fetch_all(exec)
+    .await?)
+}

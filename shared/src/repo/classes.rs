@@ -1,0 +1,166 @@
+//! The class catalogue (shared by all partners), imported from CSV with the header
+//! `id,title,category,instructor,durationMinutes`.
+
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+use sqlx::{FromRow, PgPool};
+
+use crate::error::{AppError, AppResult, FieldError};
+use crate::pagination::Page;
+
+#[derive(Debug, Clone, FromRow, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Class {
+    pub id: String,
+    pub title: String,
+    pub category: String,
+    pub instructor: String,
+    pub duration_minutes: i32,
+}
+
+const HEADER: [&str; 5] = ["id", "title", "category", "instructor", "durationMinutes"];
+
+/// Parses and validates a catalogue CSV. Errors name the line and the column.
+pub fn parse_csv(input: impl Read) -> AppResult<Vec<Class>> {
+    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
+    let header: Vec<String> = rdr
+        .headers()
+        .map_err(|e| AppError::bad_request(format!("unreadable CSV header: {e}")))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if header != HEADER {
+        return Err(AppError::bad_request(format!(
+            "CSV header must be exactly {}",
+            HEADER.join(",")
+        )));
+    }
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, rec) in rdr.deserialize::<Class>().enumerate() {
+        let line = i + 2;
+        let class = match rec {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(FieldError::new(format!("line {line}"), e.to_string()));
+                continue;
+            }
+        };
+        let id_ok = !class.id.is_empty()
+            && class.id.len() <= 128
+            && class.id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && class
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !id_ok {
+            errors.push(FieldError::new(format!("line {line}: id"), "must be 1-128 of A-Z a-z 0-9 _ . -"));
+        }
+        if class.title.is_empty() || class.title.chars().count() > 300 {
+            errors.push(FieldError::new(format!("line {line}: title"), "must be 1-300 characters"));
+        }
+        if class.category.is_empty() || class.category.chars().count() > 100 {
+            errors.push(FieldError::new(format!("line {line}: category"), "must be 1-100 characters"));
+        }
+        if !(1..=1440).contains(&class.duration_minutes) {
+            errors.push(FieldError::new(format!("line {line}: durationMinutes"), "must be 1-1440"));
+        }
+        if !seen.insert(class.id.clone()) {
+            errors.push(FieldError::new(format!("line {line}: id"), "appears twice in the file"));
+        }
+        out.push(class);
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(AppError::validation_many(errors))
+    }
+}
+
+/// Inserts or updates the given classes in one statement per 5,000 rows.
+pub async fn upsert(pool: &PgPool, classes: &[Class]) -> AppResult<usize> {
+    let mut tx = pool.begin().await?;
+    for chunk in classes.chunks(5000) {
+        let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
+        let titles: Vec<&str> = chunk.iter().map(|c| c.title.as_str()).collect();
+        let cats: Vec<&str> = chunk.iter().map(|c| c.category.as_str()).collect();
+        let instr: Vec<&str> = chunk.iter().map(|c| c.instructor.as_str()).collect();
+        let dur: Vec<i32> = chunk.iter().map(|c| c.duration_minutes).collect();
+        sqlx::query(
+            "INSERT INTO classes (id, title, category, instructor, duration_minutes)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int[])
+             ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, category = EXCLUDED.category,
+                 instructor = EXCLUDED.instructor, duration_minutes = EXCLUDED.duration_minutes,
+                 updated_at = now()",
+        )
+        .bind(&ids)
+        .bind(&titles)
+        .bind(&cats)
+        .bind(&instr)
+        .bind(&dur)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(classes.len())
+}
+
+pub async fn import_csv(pool: &PgPool, input: impl Read) -> AppResult<usize> {
+    let classes = parse_csv(input)?;
+    upsert(pool, &classes).await
+}
+
+pub async fn list(pool: &PgPool, category: Option<&str>, page: Page) -> AppResult<(Vec<Class>, i64)> {
+    let total: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM classes WHERE ($1::text IS NULL OR lower(category) = lower($1))",
+    )
+    .bind(category)
+    .fetch_one(pool)
+    .await?;
+    let rows = sqlx::query_as::<_, Class>(
+        "SELECT id, title, category, instructor, duration_minutes FROM classes
+         WHERE ($1::text IS NULL OR lower(category) = lower($1))
+         ORDER BY category, title, id LIMIT $2 OFFSET $3",
+    )
+    .bind(category)
+    .bind(page.limit_i64())
+    .bind(page.offset())
+    .fetch_all(pool)
+    .await?;
+    Ok((rows, total))
+}
+
+pub async fn get(pool: &PgPool, id: &str) -> AppResult<Class> {
+    sqlx::query_as::<_, Class>(
+        "SELECT id, title, category, instructor, duration_minutes FROM classes WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| AppError::not_found("class"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_with_the_right_header_parses() {
+        let csv = "id,title,category,instructor,durationMinutes\nyoga-flow-1,Morning Flow,Yoga,Ana,30\n\"hiit-2\",\"Burn, baby\",HIIT,Bo,20\n";
+        let c = parse_csv(csv.as_bytes()).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[1].title, "Burn, baby");
+    }
+
+    #[test]
+    fn bad_rows_are_reported_by_line() {
+        let csv = "id,title,category,instructor,durationMinutes\nok-1,T,C,I,30\n bad id ,T,C,I,0\n";
+        let e = parse_csv(csv.as_bytes()).unwrap_err();
+        let fields: Vec<_> = e.details().iter().map(|d| d.field.clone()).collect();
+        assert!(fields.iter().any(|f| f == "line 3: id"), "{fields:?}");
+        assert!(fields.iter().any(|f| f == "line 3: durationMinutes"), "{fields:?}");
+        assert!(parse_csv("a,b\n1,2\n".as_bytes()).is_err());
+    }
+}

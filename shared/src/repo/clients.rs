@@ -1,0 +1,118 @@
+//! Partners (clients of the white-label app).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{types::Json, FromRow, PgPool};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult, FieldError};
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Client {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub timezone: String,
+    pub branding: Json<Value>,
+    pub features: Json<Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Client {
+    /// The client's timezone (validated on write; UTC if a stored value ever fails to parse).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.parse().unwrap_or(chrono_tz::UTC)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub name: String,
+    pub slug: String,
+    pub timezone: String,
+    pub branding: Value,
+    pub features: Value,
+}
+
+pub fn validate(new: &NewClient) -> AppResult<()> {
+    let mut errors = Vec::new();
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+    }
+    let slug_ok = (1..=64).contains(&new.slug.len())
+        && new
+            .slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !new.slug.starts_with('-')
+        && !new.slug.ends_with('-');
+    if !slug_ok {
+        errors.push(FieldError::new(
+            "slug",
+            "must be 1 to 64 of a-z, 0-9 and '-', not starting or ending with '-'",
+        ));
+    }
+    if new.timezone.parse::<chrono_tz::Tz>().is_err() {
+        errors.push(FieldError::new(
+            "timezone",
+            "must be an IANA timezone name such as Europe/Berlin",
+        ));
+    }
+    if !new.branding.is_object() {
+        errors.push(FieldError::new("branding", "must be a JSON object"));
+    }
+    if !new.features.is_object() {
+        errors.push(FieldError::new("features", "must be a JSON object"));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::validation_many(errors))
+    }
+}
+
+pub async fn create(pool: &PgPool, new: &NewClient) -> AppResult<Client> {
+    validate(new)?;
+    sqlx::query_as::<_, Client>(
+        "INSERT INTO clients (id, name, slug, timezone, branding, features)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING id, name, slug, timezone, branding, features, created_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(new.name.trim())
+    .bind(&new.slug)
+    .bind(&new.timezone)
+    .bind(Json(&new.branding))
+    .bind(Json(&new.features))
+    .fetch_one(pool)
+    .await
+    .map_err(|e| match AppError::from(e) {
+        AppError::Conflict { .. } => AppError::conflict(
+            "SLUG_TAKEN",
+            format!("a client with slug {:?} already exists", new.slug),
+        ),
+        other => other,
+    })
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> AppResult<Client> {
+    sqlx::query_as::<_, Client>(
+        "SELECT id, name, slug, timezone, branding, features, created_at FROM clients WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| AppError::not_found("client"))
+}
+
+pub async fn find_by_slug(pool: &PgPool, slug: &str) -> AppResult<Option<Client>> {
+    Ok(sqlx::query_as::<_, Client>(
+        "SELECT id, name, slug, timezone, branding, features, created_at FROM clients WHERE slug = $1",
+    )
+    .bind(slug)
+    .fetch_optional(pool)
+    .await?)
+}

@@ -1,0 +1,165 @@
+//! Refresh tokens: issued per login as a family, rotated on every use. Presenting a token that was
+//! already used revokes its whole family (the token was copied; both copies stop working).
+
+use chrono::{Duration, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::auth::{random_secret, sha256, REFRESH_TOKEN_PREFIX, REFRESH_TOKEN_TTL_DAYS};
+use crate::error::{AppError, AppResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Staff(Uuid),
+    Member(Uuid),
+}
+
+impl Subject {
+    fn ids(self) -> (Option<Uuid>, Option<Uuid>) {
+        match self {
+            Subject::Staff(id) => (Some(id), None),
+            Subject::Member(id) => (None, Some(id)),
+        }
+    }
+}
+
+/// Issues a refresh token, starting a new family when `family` is `None`.
+pub async fn issue(
+    tx: &mut Transaction<'static, Postgres>,
+    client_id: Uuid,
+    subject: Subject,
+    family: Option<Uuid>,
+) -> AppResult<String> {
+    let token = random_secret(REFRESH_TOKEN_PREFIX);
+    let (staff_id, member_id) = subject.ids();
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, family_id, client_id, staff_id, member_id, token_hash, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(family.unwrap_or_else(Uuid::now_v7))
+    .bind(client_id)
+    .bind(staff_id)
+    .bind(member_id)
+    .bind(&sha256(token.as_bytes())[..])
+    .bind(Utc::now() + Duration::days(REFRESH_TOKEN_TTL_DAYS))
+    .execute(&mut **tx)
+    .await?;
+    Ok(token)
+}
+
+pub async fn issue_new(pool: &PgPool, client_id: Uuid, subject: Subject) -> AppResult<String> {
+    let mut tx = pool.begin().await?;
+    let token = issue(&mut tx, client_id, subject, None).await?;
+    tx.commit().await?;
+    Ok(token)
+}
+
+/// The outcome of a successful rotation.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    pub client_id: Uuid,
+    pub subject: Subject,
+    pub family_id: Uuid,
+    pub refresh_token: String,
+}
+
+/// What went wrong with a presented refresh token; all are 401 to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateFailure {
+    Unknown,
+    Expired,
+    Revoked,
+    /// Presented a second time: the family is now revoked.
+    Reused { family_id: Uuid, client_id: Uuid },
+}
+
+/// Rotates `token` for the expected kind of subject (`staff` true for partner staff).
+pub async fn rotate(
+    pool: &PgPool,
+    token: &str,
+    staff: bool,
+) -> AppResult<Result<Rotated, RotateFailure>> {
+    if token.len() > 256 || !token.starts_with(REFRESH_TOKEN_PREFIX) {
+        return Ok(Err(RotateFailure::Unknown));
+    }
+    let mut tx = pool.begin().await?;
+    #[allow(clippy::type_complexity)]
+    let row: Option<(Uuid, Uuid, Option<Uuid>, Option<Uuid>, bool, bool, bool)> = sqlx::query_as(
+        "SELECT family_id, client_id, staff_id, member_id,
+                used_at IS NOT NULL, revoked_at IS NOT NULL, expires_at <= now()
+         FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+    )
+    .bind(&sha256(token.as_bytes())[..])
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((family_id, client_id, staff_id, member_id, used, revoked, expired)) = row else {
+        return Ok(Err(RotateFailure::Unknown));
+    };
+    let subject = match (staff_id, member_id, staff) {
+        (Some(id), None, true) => Subject::Staff(id),
+        (None, Some(id), false) => Subject::Member(id),
+        _ => return Ok(Err(RotateFailure::Unknown)),
+    };
+    if revoked {
+        return Ok(Err(RotateFailure::Revoked));
+    }
+    if used {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(family_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return Ok(Err(RotateFailure::Reused {
+            family_id,
+            client_id,
+        }));
+    }
+    if expired {
+        return Ok(Err(RotateFailure::Expired));
+    }
+    sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1")
+        .bind(&sha256(token.as_bytes())[..])
+        .execute(&mut *tx)
+        .await?;
+    let next = issue(&mut tx, client_id, subject, Some(family_id)).await?;
+    tx.commit().await?;
+    Ok(Ok(Rotated {
+        client_id,
+        subject,
+        family_id,
+        refresh_token: next,
+    }))
+}
+
+/// Revokes the family of `token` (logout). Unknown tokens are ignored: logout always succeeds.
+/// Returns the subject whose session ended, when known.
+pub async fn revoke_family(pool: &PgPool, token: &str) -> AppResult<Option<(Uuid, Subject)>> {
+    let row: Option<(Uuid, Option<Uuid>, Option<Uuid>)> = sqlx::query_as(
+        "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, now())
+         WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)
+         RETURNING client_id, staff_id, member_id",
+    )
+    .bind(&sha256(token.as_bytes())[..])
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|(client, staff, member)| match (staff, member) {
+        (Some(s), _) => Some((client, Subject::Staff(s))),
+        (_, Some(m)) => Some((client, Subject::Member(m))),
+        _ => None,
+    }))
+}
+
+/// Everything a 401 for a refresh attempt says (never which of the failures it was, beyond this).
+pub fn failure_error(f: RotateFailure) -> AppError {
+    match f {
+        RotateFailure::Expired => AppError::unauthorized("refresh token has expired"),
+        RotateFailure::Reused { .. } => AppError::unauthorized(
+            "refresh token was already used; all sessions of this login are revoked",
+        ),
+        RotateFailure::Revoked => AppError::unauthorized("refresh token has been revoked"),
+        RotateFailure::Unknown => AppError::unauthorized("refresh token is invalid"),
+    }
+}

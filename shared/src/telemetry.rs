@@ -1,0 +1,64 @@
+//! One telemetry setup for every binary: `tracing` (text, or JSON with `LOG_FORMAT=json`, filtered
+//! by `RUST_LOG`) and a Prometheus recorder for the `metrics` macros.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+
+use crate::config::LogFormat;
+
+/// Installs the global tracing subscriber. Safe to call more than once (later calls do nothing).
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn,salvo_core=warn"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match format {
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
+            .try_init(),
+        LogFormat::Text => registry.with(fmt::layer().compact()).try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("_seconds".into()),
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ],
+            )
+            .expect("bucket list is not empty")
+            .install_recorder()
+            .expect("the metrics recorder is installed once per process");
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    metrics::describe_counter!("portal_http_requests_total", "HTTP requests by route, method and status");
+    metrics::describe_histogram!(
+        "portal_http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "HTTP request latency by route and method"
+    );
+    metrics::describe_counter!("portal_logins_total", "Login attempts by kind and outcome");
+    metrics::describe_counter!(
+        "portal_api_key_lookups_total",
+        "API keys looked up in Postgres (cache misses)"
+    );
+    metrics::describe_gauge!("portal_queue_depth", "Jobs waiting per queue and state");
+    metrics::describe_counter!("portal_jobs_total", "Jobs processed by queue and outcome");
+    metrics::describe_counter!("portal_events_ingested_total", "Watch events accepted by the API");
+}
