@@ -9,6 +9,7 @@ pub mod ch;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod jobs;
 pub mod pagination;
 pub mod repo;
 pub mod telemetry;

@@ -1,0 +1,197 @@
+//! Partner Portal HTTP API. `service(state)` builds the whole salvo service (used by the binary
+//! and, in-process, by the tests); `run` is the binary's body.
+
+pub mod envelope;
+pub mod error;
+pub mod middleware;
+pub mod routes;
+pub mod state;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use portal_shared::config::Config;
+use portal_shared::repo::api_keys::revocation_channel;
+use salvo::catcher::Catcher;
+use salvo::oapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme};
+use salvo::oapi::{Info, SecurityScheme};
+use salvo::prelude::*;
+
+pub use state::{AppState, State};
+
+/// Largest request body accepted (content strings are the largest legitimate bodies).
+pub const MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The API routes (without docs), as a router tree.
+pub fn api_router() -> Router {
+    use middleware::*;
+    use routes::*;
+
+    let partner_auth = Router::with_path("partner-auth")
+        .push(Router::with_path("login").post(partner_auth::login))
+        .push(Router::with_path("refresh").post(partner_auth::refresh))
+        .push(Router::with_path("logout").post(partner_auth::logout))
+        .push(
+            Router::with_path("me")
+                .hoop(require_staff)
+                .get(partner_auth::profile),
+        );
+
+    let partner = Router::with_path("partner")
+        .hoop(require_staff)
+        .hoop(deny_viewer_writes)
+        .push(
+            Router::with_path("vouchers")
+                .hoop(require_api_key)
+                .hoop(require_key_of_staff_client)
+                .push(Router::with_path("stats").get(vouchers::stats)),
+        );
+
+    let app = Router::new()
+        .hoop(require_api_key)
+        .push(
+            Router::with_path("classes")
+                .get(classes::list)
+                .push(Router::with_path("{id}").get(classes::get)),
+        );
+
+    Router::new()
+        .push(Router::with_path("health").get(health::health))
+        .push(Router::with_path("ready").get(health::ready))
+        .push(Router::with_path("metrics").get(health::prometheus))
+        .push(partner_auth)
+        .push(partner)
+        .push(app)
+}
+
+pub fn openapi(router: &Router) -> OpenApi {
+    OpenApi::with_info(
+        Info::new("Partner Portal API", env!("CARGO_PKG_VERSION")).description(
+            "Vouchers, members, analytics, billing, content and products for partners of the \
+             white-label fitness app. Every answer uses the envelope {success, data} or \
+             {success:false, error:{code, message, details}}.",
+        ),
+    )
+    .add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer).bearer_format("JWT")),
+    )
+    .add_security_scheme(
+        "api_key",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+    )
+    .merge_router(router)
+}
+
+/// The complete service: API routes, OpenAPI document, docs UI, error catcher and the
+/// request-id / panic / size / timeout / metrics layers.
+pub fn service(state: State) -> Service {
+    salvo::http::request::set_global_secure_max_size(MAX_BODY_BYTES as usize);
+    let api = api_router();
+    let doc = openapi(&api);
+    let root = Router::new()
+        .hoop(salvo::affix_state::inject(state))
+        .push(api)
+        .push(doc.into_router("/openapi.json"))
+        .push(SwaggerUi::new("/openapi.json").into_router("/docs"));
+    Service::new(root)
+        .hoop(RequestId::new())
+        .hoop(CatchPanic::new())
+        .hoop(middleware::observe)
+        .hoop(max_size(MAX_BODY_BYTES))
+        .hoop(Timeout::new(Duration::from_secs(30)))
+        .catcher(Catcher::default().hoop(error::catcher))
+}
+
+/// Listens for API-key revocations announced on Redis and drops them from this instance's cache,
+/// so a revoked key stops working everywhere within moments (the cache TTL is the fallback).
+pub async fn watch_key_revocations(state: State) {
+    let channel = revocation_channel(&state.config.redis_namespace);
+    loop {
+        let result: redis::RedisResult<()> = async {
+            let client = redis::Client::open(state.config.redis_url.expose())?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            // Anything revoked while we were disconnected: start from an empty cache.
+            state.api_keys.invalidate_all();
+            let mut stream = pubsub.on_message();
+            while let Some(msg) = stream.next().await {
+                let payload: Vec<u8> = msg.get_payload_bytes().to_vec();
+                if let Ok(hash) = <[u8; 32]>::try_from(hex_decode(&payload).as_slice()) {
+                    state.api_keys.invalidate(&hash).await;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "api key revocation listener disconnected; retrying");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn hex_decode(s: &[u8]) -> Vec<u8> {
+    std::str::from_utf8(s)
+        .ok()
+        .and_then(|s| (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect())
+        .unwrap_or_default()
+}
+
+/// Runs the API until SIGTERM/Ctrl-C, then finishes requests in flight (up to the shutdown timeout).
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    portal_shared::telemetry::metrics_handle();
+    let state = AppState::new(config).await?;
+    if state.config.migrate_on_start {
+        portal_shared::db::migrate_with_retry(&state.db, Duration::from_secs(60)).await?;
+        let st = state.clone();
+        tokio::spawn(async move { migrate_clickhouse_until_done(&st).await });
+    }
+    tokio::spawn(watch_key_revocations(state.clone()));
+    let acceptor = TcpListener::new(state.config.bind).try_bind().await?;
+    tracing::info!(bind = %state.config.bind, "portal-api listening");
+    let server = Server::new(acceptor);
+    let handle = server.handle();
+    let grace = state.config.shutdown_timeout;
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown signal received; finishing requests in flight");
+        handle.stop_graceful(grace);
+    });
+    server.serve(service(state)).await;
+    tracing::info!("portal-api stopped");
+    Ok(())
+}
+
+/// ClickHouse may come up after the API: keep trying in the background.
+pub async fn migrate_clickhouse_until_done(state: &AppState) {
+    loop {
+        let result = async {
+            let migrations = portal_shared::ch::embedded()?;
+            portal_shared::ch::migrate(&state.ch, &state.db, &migrations).await
+        }
+        .await;
+        match result {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "clickhouse migrations not applied yet; retrying in 5 s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}

@@ -1,0 +1,253 @@
+//! Request pipeline: access log + metrics, and the authentication hoops. Tenancy starts here: a
+//! handler never reads a client id from the request, only from the principal these hoops insert.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use portal_shared::auth::{Role, TokenType};
+use portal_shared::error::AppError;
+use portal_shared::repo::api_keys::KeyPrincipal;
+use salvo::http::Method;
+use salvo::prelude::*;
+use salvo::request_id::RequestIdDepotExt;
+use uuid::Uuid;
+
+use crate::error::write_error;
+use crate::state::{StaffStatus, State};
+
+/// The shared state (injected by `affix_state` on the root router).
+pub fn state(depot: &Depot) -> &State {
+    depot
+        .get_typed::<State>()
+        .expect("state is injected on the root router")
+}
+
+/// The caller's address (the direct peer; the API is meant to run behind nothing or a trusted
+/// proxy that terminates on the same host).
+pub fn client_ip(req: &Request) -> Option<IpAddr> {
+    req.remote_addr().ip()
+}
+
+pub fn request_id(depot: &Depot) -> Option<String> {
+    depot.request_id().map(str::to_owned)
+}
+
+/// An authenticated partner staff member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Staff {
+    pub staff_id: Uuid,
+    pub client_id: Uuid,
+    pub role: Role,
+}
+
+/// The client an `X-API-Key` belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppClient {
+    pub key_id: Uuid,
+    pub client_id: Uuid,
+}
+
+pub fn staff(depot: &Depot) -> Result<Staff, crate::error::ApiError> {
+    depot
+        .get_typed::<Staff>()
+        .copied()
+        .map_err(|_| AppError::unauthorized("authentication required").into())
+}
+
+pub fn app_client(depot: &Depot) -> Result<AppClient, crate::error::ApiError> {
+    depot
+        .get_typed::<AppClient>()
+        .copied()
+        .map_err(|_| AppError::unauthorized("X-API-Key is required").into())
+}
+
+fn deny(err: AppError, depot: &Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    write_error(&err, depot, res);
+    ctrl.skip_rest();
+}
+
+/// Access log line and Prometheus metrics for every request (route label = the matched pattern,
+/// so ids do not explode the label set).
+#[handler]
+pub async fn observe(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    let start = Instant::now();
+    ctrl.call_next(req, depot, res).await;
+    let elapsed = start.elapsed();
+    let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
+    let route = match req.matched_path() {
+        "" if status == 404 => "<unmatched>".to_string(),
+        p => format!("/{p}"),
+    };
+    let method = req.method().as_str().to_string();
+    metrics::counter!("portal_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("portal_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
+        .record(elapsed.as_secs_f64());
+    tracing::info!(
+        request_id = depot.request_id().unwrap_or("-"),
+        %method,
+        path = req.uri().path(),
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+}
+
+fn bearer(req: &Request) -> Option<&str> {
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+/// Partner JWT: signature, `exp`, `typ=partner`, and the staff member still active in that client.
+#[handler]
+pub async fn require_staff(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    let st = state(depot).clone();
+    let Some(token) = bearer(req) else {
+        return deny(
+            AppError::unauthorized("Authorization: Bearer <access token> is required"),
+            depot,
+            res,
+            ctrl,
+        );
+    };
+    let claims = match st.jwt.verify(token, TokenType::Partner) {
+        Ok(c) => c,
+        Err(e) => return deny(e, depot, res, ctrl),
+    };
+    let db = st.db.clone();
+    let staff_id = claims.sub;
+    let status = st
+        .staff
+        .try_get_with(staff_id, async move {
+            let row: Option<(Uuid, String, bool)> =
+                sqlx::query_as("SELECT client_id, role, active FROM staff WHERE id = $1")
+                    .bind(staff_id)
+                    .fetch_optional(&db)
+                    .await?;
+            Ok::<_, AppError>(row.map(|(client_id, role, active)| StaffStatus {
+                client_id,
+                role: Role::parse(&role).unwrap_or(Role::Viewer),
+                active,
+            }))
+        })
+        .await;
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => {
+            let err = match &*e {
+                AppError::Unavailable {
+                    dependency,
+                    retry_after,
+                } => AppError::Unavailable {
+                    dependency,
+                    retry_after: *retry_after,
+                },
+                other => AppError::internal(other),
+            };
+            return deny(err, depot, res, ctrl);
+        }
+    };
+    match status {
+        Some(s) if s.active && s.client_id == claims.client => {
+            depot.insert_typed(Staff {
+                staff_id,
+                client_id: s.client_id,
+                // The current role wins over the one in the token: a demotion applies at once.
+                role: s.role,
+            });
+        }
+        _ => deny(
+            AppError::unauthorized("this staff account is not active"),
+            depot,
+            res,
+            ctrl,
+        ),
+    }
+}
+
+/// The single place where the `viewer` role is enforced: every non-read method under the partner
+/// routes answers 403 for viewers.
+#[handler]
+pub async fn deny_viewer_writes(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    let read = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if read {
+        return;
+    }
+    match depot.get_typed::<Staff>() {
+        Ok(s) if s.role == Role::Admin => {}
+        Ok(_) => deny(
+            AppError::forbidden("the viewer role can only read"),
+            depot,
+            res,
+            ctrl,
+        ),
+        Err(_) => deny(
+            AppError::unauthorized("authentication required"),
+            depot,
+            res,
+            ctrl,
+        ),
+    }
+}
+
+/// Admin-only routes (audit log).
+#[handler]
+pub async fn require_admin(depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    match depot.get_typed::<Staff>() {
+        Ok(s) if s.role == Role::Admin => {}
+        _ => deny(
+            AppError::forbidden("this needs the admin role"),
+            depot,
+            res,
+            ctrl,
+        ),
+    }
+}
+
+/// `X-API-Key`: hashed and resolved through the moka cache.
+#[handler]
+pub async fn require_api_key(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    let st = state(depot).clone();
+    let Some(key) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) else {
+        return deny(
+            AppError::unauthorized("X-API-Key header is required"),
+            depot,
+            res,
+            ctrl,
+        );
+    };
+    match st.api_keys.authenticate(&st.db, key.trim()).await {
+        Ok(KeyPrincipal { key_id, client_id }) => {
+            depot.insert_typed(AppClient { key_id, client_id });
+        }
+        Err(e) => deny(e, depot, res, ctrl),
+    }
+}
+
+/// Voucher routes: the partner JWT and the API key must belong to the same client, because the key
+/// ships inside the app and must never be enough on its own.
+#[handler]
+pub async fn require_key_of_staff_client(depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    let (Ok(s), Ok(k)) = (depot.get_typed::<Staff>(), depot.get_typed::<AppClient>()) else {
+        return deny(
+            AppError::unauthorized("a partner token and X-API-Key are required"),
+            depot,
+            res,
+            ctrl,
+        );
+    };
+    if s.client_id != k.client_id {
+        deny(
+            AppError::forbidden("X-API-Key belongs to a different client than the signed-in staff"),
+            depot,
+            res,
+            ctrl,
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! `GET /classes`, `GET /classes/{id}`: the class catalogue, for the app (X-API-Key).
+
+use portal_shared::pagination::Page;
+use portal_shared::repo::classes;
+use salvo::oapi::extract::{PathParam, QueryParam};
+use salvo::oapi::ToSchema;
+use salvo::prelude::*;
+use serde::Serialize;
+
+use crate::envelope::{ok, Envelope, PaginationDoc};
+use crate::error::ApiResult;
+use crate::middleware::state;
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[salvo(schema(example = json!({"id": "yoga-flow-1", "title": "Morning Flow", "category": "Yoga", "instructor": "Ana Ruiz", "durationMinutes": 30})))]
+pub struct ClassDto {
+    pub id: String,
+    pub title: String,
+    pub category: String,
+    pub instructor: String,
+    pub duration_minutes: i32,
+}
+
+impl From<classes::Class> for ClassDto {
+    fn from(c: classes::Class) -> Self {
+        Self {
+            id: c.id,
+            title: c.title,
+            category: c.category,
+            instructor: c.instructor,
+            duration_minutes: c.duration_minutes,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ClassList {
+    pub classes: Vec<ClassDto>,
+    pub pagination: PaginationDoc,
+}
+
+/// List the class catalogue, optionally by category (case-insensitive).
+#[endpoint(tags("app"), security(("api_key" = [])))]
+pub async fn list(
+    page: QueryParam<String, false>,
+    limit: QueryParam<String, false>,
+    category: QueryParam<String, false>,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<ClassList>>> {
+    let st = state(depot).clone();
+    let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
+    let category = category.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let (rows, total) = classes::list(&st.db, category, p).await?;
+    Ok(ok(ClassList {
+        classes: rows.into_iter().map(Into::into).collect(),
+        pagination: p.pagination(total).into(),
+    }))
+}
+
+/// One class of the catalogue.
+#[endpoint(tags("app"), security(("api_key" = [])))]
+pub async fn get(id: PathParam<String>, depot: &mut Depot) -> ApiResult<Json<Envelope<ClassDto>>> {
+    let st = state(depot).clone();
+    Ok(ok(classes::get(&st.db, &id).await?.into()))
+}

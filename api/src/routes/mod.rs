@@ -1,0 +1,6 @@
+//! Route handlers, one module per resource.
+
+pub mod classes;
+pub mod health;
+pub mod partner_auth;
+pub mod vouchers;

@@ -1,0 +1,65 @@
+//! Everything a request handler may use, built once per process and shared behind an `Arc`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+use portal_shared::auth::{JwtKeys, Role};
+use portal_shared::ch::ClickHouse;
+use portal_shared::config::Config;
+use portal_shared::jobs;
+use portal_shared::repo::api_keys::ApiKeyCache;
+use portal_shared::throttle::Throttle;
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A staff member as seen by the auth middleware (cached for a few seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaffStatus {
+    pub client_id: Uuid,
+    pub role: Role,
+    pub active: bool,
+}
+
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: PgPool,
+    pub redis: ConnectionManager,
+    pub ch: ClickHouse,
+    pub jwt: JwtKeys,
+    pub api_keys: ApiKeyCache,
+    pub throttle: Throttle,
+    /// Staff id → status; deactivation takes effect within this cache's lifetime (10 s).
+    pub staff: Cache<Uuid, Option<StaffStatus>>,
+}
+
+pub type State = Arc<AppState>;
+
+impl AppState {
+    /// Builds the state. Connections are lazy: the API starts (and `/ready` says what is missing)
+    /// even when a dependency is down.
+    pub async fn new(config: Config) -> anyhow::Result<State> {
+        let db = portal_shared::db::pool(&config)?;
+        let redis = jobs::redis_lazy(config.redis_url.expose())?;
+        let mut ch = ClickHouse::from_config(&config);
+        match tokio::time::timeout(Duration::from_secs(3), ch.detect_version()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "clickhouse not reachable at start-up; row validation stays off"),
+            Err(_) => tracing::warn!("clickhouse did not answer at start-up; row validation stays off"),
+        }
+        Ok(Arc::new(Self {
+            jwt: JwtKeys::new(config.jwt_secret.expose()),
+            api_keys: ApiKeyCache::new(config.api_key_cache_ttl),
+            throttle: Throttle::new(redis.clone(), config.redis_namespace.clone()),
+            staff: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(10))
+                .build(),
+            config: Arc::new(config),
+            db,
+            redis,
+            ch,
+        }))
+    }
+}
