@@ -12,7 +12,7 @@ bash scripts/services.sh
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://portal:portal@127.0.0.1:5432/portal}
 export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
 export TEST_CLICKHOUSE_URL=${TEST_CLICKHOUSE_URL:-http://127.0.0.1:8123}
-export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
+export RUST_BACKTRACE=${RUST_BACKTRACE:-0}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
 echo "== cargo fmt --check"

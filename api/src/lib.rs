@@ -45,10 +45,16 @@ pub fn api_router() -> Router {
                 .hoop(require_api_key)
                 .hoop(require_key_of_staff_client)
                 .push(Router::with_path("stats").get(vouchers::stats)),
+        )
+        .push(
+            Router::with_path("strings")
+                .get(strings::get_partner)
+                .put(strings::put_partner),
         );
 
     let app = Router::new()
         .hoop(require_api_key)
+        .push(Router::with_path("app/strings").get(strings::get_app))
         .push(
             Router::with_path("classes")
                 .get(classes::list)
@@ -86,6 +92,7 @@ pub fn openapi(router: &Router) -> OpenApi {
 /// The complete service: API routes, OpenAPI document, docs UI, error catcher and the
 /// request-id / panic / size / timeout / metrics layers.
 pub fn service(state: State) -> Service {
+    portal_shared::telemetry::metrics_handle();
     salvo::http::request::set_global_secure_max_size(MAX_BODY_BYTES as usize);
     let api = api_router();
     let doc = openapi(&api);

@@ -3,4 +3,5 @@
 pub mod classes;
 pub mod health;
 pub mod partner_auth;
+pub mod strings;
 pub mod vouchers;

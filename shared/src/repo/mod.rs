@@ -6,3 +6,4 @@ pub mod classes;
 pub mod clients;
 pub mod sessions;
 pub mod staff;
+pub mod strings;

@@ -1,0 +1,85 @@
+//! One module per command group. Each command returns an [`Outcome`]; `main` prints it.
+
+pub mod api_key;
+pub mod classes;
+pub mod client;
+pub mod migrate;
+pub mod staff;
+
+use portal_shared::config::Config;
+use portal_shared::repo::clients::{self, Client};
+use portal_shared::AppError;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::cli::Command;
+use crate::error::CliResult;
+use crate::output::Outcome;
+
+/// What every command gets: the configuration and a lazily connecting Postgres pool.
+pub struct Ctx {
+    pub config: Config,
+    pub pool: PgPool,
+}
+
+pub async fn run(ctx: &Ctx, command: Command) -> CliResult<Outcome> {
+    use crate::cli::{ApiKeyCommand, ClassesCommand, ClientCommand, StaffCommand};
+    match command {
+        Command::Migrate => migrate::run(ctx).await,
+        Command::Client(ClientCommand::Create(args)) => client::create(ctx, args).await,
+        Command::ApiKey(ApiKeyCommand::Create { client, name }) => {
+            api_key::create(ctx, &client, &name).await
+        }
+        Command::ApiKey(ApiKeyCommand::Revoke { id }) => api_key::revoke(ctx, &id).await,
+        Command::ApiKey(ApiKeyCommand::List { client }) => api_key::list(ctx, &client).await,
+        Command::Staff(StaffCommand::Create(args)) => staff::create(ctx, args).await,
+        Command::Classes(ClassesCommand::Import { file }) => classes::import(ctx, &file).await,
+        Command::SeedDemo(args) => crate::seed::demo(ctx, &args.credentials_file).await,
+    }
+}
+
+/// Parses a UUID argument; a malformed one is a validation error naming the option.
+pub fn parse_uuid(field: &str, value: &str) -> Result<Uuid, AppError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| AppError::validation(field, format!("must be a UUID (got {value:?})")))
+}
+
+/// Looks a client up by id, or by slug when the value is not a UUID. Unknown → NOT_FOUND.
+pub async fn resolve_client(pool: &PgPool, value: &str) -> Result<Client, AppError> {
+    let value = value.trim();
+    if let Ok(id) = value.parse::<Uuid>() {
+        return clients::get(pool, id).await.map_err(|e| match e {
+            AppError::NotFound(_) => AppError::NotFound(format!("no client with id {id}")),
+            other => other,
+        });
+    }
+    let looks_like_slug = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !looks_like_slug {
+        return Err(AppError::validation(
+            "client",
+            format!("must be a client id (UUID) or slug (got {value:?})"),
+        ));
+    }
+    clients::find_by_slug(pool, value)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no client with slug {value:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_uuids_name_the_field() {
+        let e = parse_uuid("id", "nope").unwrap_err();
+        assert_eq!(e.code(), "VALIDATION_ERROR");
+        assert!(e.to_string().starts_with("id: must be a UUID"));
+        assert!(parse_uuid("id", " 0190b3f0-0000-7000-8000-000000000000 ").is_ok());
+    }
+}

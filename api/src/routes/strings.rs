@@ -1,0 +1,52 @@
+//! Content strings: `GET/PUT /partner/strings` (partner JWT) and `GET /app/strings` (X-API-Key).
+
+use std::collections::BTreeMap;
+
+use portal_shared::repo::{audit, strings};
+use salvo::oapi::extract::JsonBody;
+use salvo::prelude::*;
+
+use crate::envelope::{ok, Envelope};
+use crate::error::ApiResult;
+use crate::middleware::{app_client, client_ip, request_id, staff, state};
+
+/// All content strings of the signed-in staff member's client, as one object.
+#[endpoint(tags("content"), security(("bearer" = [])))]
+pub async fn get_partner(depot: &mut Depot) -> ApiResult<Json<Envelope<BTreeMap<String, String>>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    Ok(ok(strings::get_all(&st.db, s.client_id).await?))
+}
+
+/// Merge the given keys into the client's strings; other keys are left as they are.
+///
+/// Keys match `st_[a-z0-9_]{1,64}`, values are at most 64 KiB, a client has at most 100 keys.
+/// Values are HTML and are sanitized: script, style, event-handler attributes and `javascript:`
+/// URLs are removed. Returns all strings after the merge.
+#[endpoint(
+    tags("content"),
+    security(("bearer" = [])),
+    request_body(content = BTreeMap<String, String>, example = json!({"st_aboutus": "<h1>About Us</h1><p>Updated content...</p>"}))
+)]
+pub async fn put_partner(
+    body: JsonBody<serde_json::Value>,
+    req: &mut Request,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<BTreeMap<String, String>>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    let entries = strings::prepare(&body.into_inner())?;
+    let entry = audit::Entry::new(s.client_id, audit::Actor::Staff(s.staff_id), "strings.update")
+        .origin(client_ip(req), request_id(depot));
+    Ok(ok(
+        strings::merge(&st.db, s.client_id, entry, Some(s.staff_id), &entries).await?,
+    ))
+}
+
+/// The app's content strings: an array holding one object with every string (as in the seed).
+#[endpoint(tags("app"), security(("api_key" = [])))]
+pub async fn get_app(depot: &mut Depot) -> ApiResult<Json<Envelope<Vec<BTreeMap<String, String>>>>> {
+    let st = state(depot).clone();
+    let c = app_client(depot)?;
+    Ok(ok(vec![strings::get_all(&st.db, c.client_id).await?]))
+}

@@ -1,0 +1,150 @@
+//! Content strings (About, Privacy, …): HTML rendered by the app, sanitized on write.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult, FieldError};
+use crate::repo::audit;
+
+pub const MAX_KEYS: i64 = 100;
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+pub fn valid_key(key: &str) -> bool {
+    key.strip_prefix("st_").is_some_and(|rest| {
+        (1..=64).contains(&rest.len())
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    })
+}
+
+/// Removes script, style, event-handler attributes and `javascript:` URLs; ordinary markup stays.
+pub fn sanitize(html: &str) -> String {
+    ammonia::Builder::default()
+        .link_rel(Some("noopener noreferrer"))
+        .clean(html)
+        .to_string()
+}
+
+/// Validates an update body and returns the sanitized entries.
+pub fn prepare(body: &Value) -> AppResult<Vec<(String, String)>> {
+    let Some(map): Option<&Map<String, Value>> = body.as_object() else {
+        return Err(AppError::bad_request(
+            "body must be a JSON object of string keys to HTML strings",
+        ));
+    };
+    let mut errors = Vec::new();
+    let mut out = Vec::with_capacity(map.len());
+    if map.len() as i64 > MAX_KEYS {
+        errors.push(FieldError::new("body", format!("at most {MAX_KEYS} keys")));
+    }
+    for (k, v) in map {
+        if !valid_key(k) {
+            errors.push(FieldError::new(k.clone(), "key must match st_[a-z0-9_]{1,64}"));
+            continue;
+        }
+        let Some(s) = v.as_str() else {
+            errors.push(FieldError::new(k.clone(), "value must be a string"));
+            continue;
+        };
+        if s.len() > MAX_VALUE_BYTES {
+            errors.push(FieldError::new(k.clone(), "value must be at most 64 KiB"));
+            continue;
+        }
+        let clean = sanitize(s);
+        if clean.len() > MAX_VALUE_BYTES {
+            errors.push(FieldError::new(k.clone(), "value must be at most 64 KiB"));
+            continue;
+        }
+        out.push((k.clone(), clean));
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(AppError::validation_many(errors))
+    }
+}
+
+pub async fn get_all(pool: &PgPool, client_id: Uuid) -> AppResult<BTreeMap<String, String>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT key, value FROM content_strings WHERE client_id = $1 ORDER BY key")
+            .bind(client_id)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Merges `entries` into the client's strings (one transaction, audited) and returns all strings.
+pub async fn merge(
+    pool: &PgPool,
+    client_id: Uuid,
+    entry: audit::Entry,
+    staff_id: Option<Uuid>,
+    entries: &[(String, String)],
+) -> AppResult<BTreeMap<String, String>> {
+    let mut tx = pool.begin().await?;
+    // Serialises concurrent updates of one client so the key limit holds.
+    sqlx::query("SELECT 1 FROM clients WHERE id = $1 FOR UPDATE")
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
+    let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+    let values: Vec<&str> = entries.iter().map(|(_, v)| v.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO content_strings (client_id, key, value, updated_by)
+         SELECT $1, k, v, $4 FROM UNNEST($2::text[], $3::text[]) AS t(k, v)
+         ON CONFLICT (client_id, key) DO UPDATE
+           SET value = EXCLUDED.value, updated_by = EXCLUDED.updated_by, updated_at = now()",
+    )
+    .bind(client_id)
+    .bind(&keys)
+    .bind(&values)
+    .bind(staff_id)
+    .execute(&mut *tx)
+    .await?;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM content_strings WHERE client_id = $1")
+        .bind(client_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if count > MAX_KEYS {
+        return Err(AppError::Unprocessable {
+            code: "TOO_MANY_STRINGS",
+            message: format!("a client can have at most {MAX_KEYS} strings"),
+        });
+    }
+    let entry = entry.details(serde_json::json!({ "keys": keys }));
+    audit::record(&mut *tx, &entry).await?;
+    tx.commit().await?;
+    get_all(pool, client_id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_pattern() {
+        assert!(valid_key("st_aboutus"));
+        assert!(valid_key("st_privacy_policy_2"));
+        assert!(!valid_key("st_"));
+        assert!(!valid_key("st_About"));
+        assert!(!valid_key("aboutus"));
+        assert!(!valid_key(&format!("st_{}", "a".repeat(65))));
+    }
+
+    #[test]
+    fn scripts_handlers_and_javascript_urls_are_removed() {
+        let dirty = r#"<h1 onclick="steal()">About</h1><script>alert(1)</script><style>p{}</style><a href="javascript:alert(1)">x</a><a href="https://ok.example">ok</a><p>text</p>"#;
+        let clean = sanitize(dirty);
+        assert!(!clean.contains("script"), "{clean}");
+        assert!(!clean.contains("onclick"), "{clean}");
+        assert!(!clean.contains("javascript:"), "{clean}");
+        assert!(!clean.contains("<style"), "{clean}");
+        assert!(clean.contains("<h1>About</h1>"), "{clean}");
+        assert!(clean.contains("https://ok.example"), "{clean}");
+        assert!(clean.contains("<p>text</p>"), "{clean}");
+    }
+}

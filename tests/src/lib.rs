@@ -1,0 +1,327 @@
+//! Test harness: every test gets its own Postgres database (copied from a migrated template), its
+//! own ClickHouse database, its own Redis namespace and its own tenants, so the suite runs in
+//! parallel against the real services.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use portal_api::State;
+use portal_shared::auth::Role;
+use portal_shared::config::Config;
+use portal_shared::repo::{api_keys, clients, staff};
+use salvo::http::HeaderMap;
+use salvo::test::{RequestBuilder, ResponseExt, TestClient};
+use salvo::Service;
+use serde_json::Value;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool};
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+pub fn admin_url() -> String {
+    env_or(
+        "TEST_DATABASE_URL",
+        "postgres://portal:portal@127.0.0.1:5432/portal",
+    )
+}
+pub fn redis_url() -> String {
+    env_or("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+}
+pub fn clickhouse_url() -> String {
+    env_or("TEST_CLICKHOUSE_URL", "http://127.0.0.1:8123")
+}
+
+/// Name of the migrated template database for the current set of migrations.
+fn template_name() -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for m in portal_shared::db::MIGRATOR.iter() {
+        for b in m.checksum.iter() {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    format!("portal_tpl_{h:016x}")
+}
+
+/// Creates a fresh, migrated database and returns its name.
+pub async fn fresh_database() -> String {
+    let admin_opts: PgConnectOptions = admin_url().parse().expect("TEST_DATABASE_URL");
+    let mut admin = PgConnection::connect_with(&admin_opts)
+        .await
+        .expect("connect to Postgres (is scripts/services.sh done?)");
+    let tpl = template_name();
+    admin
+        .execute("SELECT pg_advisory_lock(72707271)")
+        .await
+        .unwrap();
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(&tpl)
+        .fetch_optional(&mut admin)
+        .await
+        .unwrap();
+    if exists.is_none() {
+        let building = format!("{tpl}_building");
+        admin
+            .execute(AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
+            )))
+            .await
+            .unwrap();
+        admin
+            .execute(AssertSqlSafe(format!("CREATE DATABASE \"{building}\"")))
+            .await
+            .unwrap();
+        {
+            let mut c = PgConnection::connect_with(&admin_opts.clone().database(&building))
+                .await
+                .unwrap();
+            portal_shared::db::MIGRATOR.run(&mut c).await.unwrap();
+            c.close().await.unwrap();
+        }
+        admin
+            .execute(AssertSqlSafe(format!(
+                "ALTER DATABASE \"{building}\" RENAME TO \"{tpl}\""
+            )))
+            .await
+            .unwrap();
+    }
+    admin
+        .execute("SELECT pg_advisory_unlock(72707271)")
+        .await
+        .unwrap();
+    let name = format!("portal_t_{}", Uuid::new_v4().simple());
+    admin
+        .execute(AssertSqlSafe(format!(
+            "CREATE DATABASE \"{name}\" TEMPLATE \"{tpl}\""
+        )))
+        .await
+        .unwrap();
+    admin.close().await.ok();
+    name
+}
+
+pub fn database_url(name: &str) -> String {
+    let base = admin_url();
+    match base.rfind('/') {
+        Some(i) => format!("{}/{name}", &base[..i]),
+        None => panic!("TEST_DATABASE_URL has no database part"),
+    }
+}
+
+/// A response as tests see it.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Self {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        self
+    }
+
+    /// Asserts the SPEC failure envelope with `code`.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) -> &Self {
+        self.assert_status(status);
+        assert_eq!(self.body["success"], false, "{}", self.text);
+        assert_eq!(self.error_code(), code, "{}", self.text);
+        assert!(
+            self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.text
+        );
+        self
+    }
+}
+
+pub struct TestApp {
+    pub state: State,
+    pub service: Arc<Service>,
+    pub db: PgPool,
+    pub db_name: String,
+    pub namespace: String,
+    pub vars: HashMap<String, String>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+pub struct Tenant {
+    pub client_id: Uuid,
+    pub slug: String,
+    pub admin_email: String,
+    pub viewer_email: String,
+    pub api_key: String,
+    pub api_key_id: Uuid,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns an app with its own database, ClickHouse database and Redis namespace;
+    /// `tweak` may change any environment variable before the configuration is read.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut HashMap<String, String>)) -> Self {
+        let db_name = fresh_database().await;
+        let mut vars: HashMap<String, String> = HashMap::new();
+        vars.insert("DATABASE_URL".into(), database_url(&db_name));
+        vars.insert("DATABASE_MAX_CONNECTIONS".into(), "10".into());
+        vars.insert("REDIS_URL".into(), redis_url());
+        vars.insert("REDIS_NAMESPACE".into(), db_name.clone());
+        vars.insert("CLICKHOUSE_URL".into(), clickhouse_url());
+        vars.insert("CLICKHOUSE_DATABASE".into(), db_name.clone());
+        vars.insert(
+            "JWT_SECRET".into(),
+            format!("test-secret-{}", Uuid::new_v4().simple()),
+        );
+        vars.insert("MIGRATE_ON_START".into(), "false".into());
+        vars.insert("WORKER_HEARTBEAT_SECS".into(), "1".into());
+        vars.insert("WORKER_MISSED_HEARTBEATS".into(), "3".into());
+        vars.insert("SHUTDOWN_TIMEOUT_SECS".into(), "5".into());
+        tweak(&mut vars);
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
+        let state = portal_api::AppState::new(config).await.expect("state");
+        let db = state.db.clone();
+        if vars.get("CLICKHOUSE_URL") == Some(&clickhouse_url()) {
+            let migrations = portal_shared::ch::embedded().unwrap();
+            portal_shared::ch::migrate(&state.ch, &db, &migrations)
+                .await
+                .expect("clickhouse migrations");
+        }
+        let watcher = tokio::spawn(portal_api::watch_key_revocations(state.clone()));
+        let service = Arc::new(portal_api::service(state.clone()));
+        Self {
+            state,
+            service,
+            db,
+            namespace: db_name.clone(),
+            db_name,
+            vars,
+            watcher,
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        Config::from_lookup(|k| self.vars.get(k).cloned()).unwrap()
+    }
+
+    pub fn url(path: &str) -> String {
+        format!("http://portal.test{path}")
+    }
+
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        TestClient::get(Self::url(path))
+    }
+    pub fn post(&self, path: &str) -> RequestBuilder {
+        TestClient::post(Self::url(path))
+    }
+    pub fn put(&self, path: &str) -> RequestBuilder {
+        TestClient::put(Self::url(path))
+    }
+    pub fn delete(&self, path: &str) -> RequestBuilder {
+        TestClient::delete(Self::url(path))
+    }
+
+    pub async fn send(&self, req: RequestBuilder) -> Resp {
+        let mut res = req.send(&*self.service).await;
+        let text = res.take_string().await.unwrap_or_default();
+        Resp {
+            status: res.status_code.map(|s| s.as_u16()).unwrap_or(200),
+            headers: res.headers().clone(),
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    /// A partner with an admin, a viewer (both with [`PASSWORD`]) and an API key.
+    pub async fn tenant(&self) -> Tenant {
+        let slug = format!("t-{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let client = clients::create(
+            &self.db,
+            &clients::NewClient {
+                name: format!("Studio {slug}"),
+                slug: slug.clone(),
+                timezone: "Europe/Berlin".into(),
+                branding: serde_json::json!({"primaryColor": "#0E7C86"}),
+                features: serde_json::json!({}),
+            },
+        )
+        .await
+        .unwrap();
+        let admin_email = format!("admin@{slug}.example");
+        let viewer_email = format!("viewer@{slug}.example");
+        for (email, role) in [(&admin_email, Role::Admin), (&viewer_email, Role::Viewer)] {
+            staff::create(
+                &self.db,
+                staff::NewStaff {
+                    client_id: client.id,
+                    email,
+                    name: "Test Staff",
+                    password: PASSWORD,
+                    role,
+                },
+            )
+            .await
+            .unwrap();
+        }
+        let key = api_keys::create(&self.db, client.id, "test").await.unwrap();
+        Tenant {
+            client_id: client.id,
+            slug,
+            admin_email,
+            viewer_email,
+            api_key: key.key,
+            api_key_id: key.id,
+        }
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Resp {
+        self.send(
+            self.post("/partner-auth/login")
+                .json(&serde_json::json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    /// Logs in and returns (access token, refresh token).
+    pub async fn tokens(&self, email: &str) -> (String, String) {
+        let r = self.login(email, PASSWORD).await;
+        r.assert_status(200);
+        (
+            r.body["data"]["accessToken"].as_str().unwrap().to_string(),
+            r.body["data"]["refreshToken"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+/// Adds `Authorization: Bearer`.
+pub fn bearer(req: RequestBuilder, token: &str) -> RequestBuilder {
+    req.add_header("authorization", format!("Bearer {token}"), true)
+}
+
+/// Adds `X-API-Key`.
+pub fn key(req: RequestBuilder, key: &str) -> RequestBuilder {
+    req.add_header("x-api-key", key, true)
+}

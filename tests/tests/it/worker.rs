@@ -1,0 +1,85 @@
+//! The worker process: starts against real Redis/ClickHouse, consumes jobs, stops gracefully.
+
+use std::time::Duration;
+
+use apalis::prelude::TaskSink;
+use portal_shared::jobs::{self, Housekeeping, HOUSEKEEPING_QUEUE};
+use portal_tests::TestApp;
+
+#[tokio::test]
+async fn worker_processes_housekeeping_and_shuts_down_gracefully() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    // An expired refresh token (past the 7-day grace) that housekeeping must delete.
+    let staff = portal_shared::repo::staff::find_for_login(&app.db, &t.admin_email)
+        .await
+        .unwrap()
+        .unwrap();
+    let token = portal_shared::repo::sessions::issue_new(
+        &app.db,
+        t.client_id,
+        portal_shared::repo::sessions::Subject::Staff(staff.id),
+    )
+    .await
+    .unwrap();
+    sqlx::query("UPDATE refresh_tokens SET expires_at = now() - interval '8 days'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert!(!token.is_empty());
+
+    let state = portal_worker::WorkerState::new(app.config()).await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(portal_worker::run_until(state, async move {
+        let _ = stop_rx.await;
+    }));
+
+    let cfg = app.config();
+    let mut storage = jobs::storage::<Housekeeping>(
+        app.state.redis.clone(),
+        jobs::queue_config(&cfg.redis_namespace, HOUSEKEEPING_QUEUE, cfg.worker_heartbeat, cfg.worker_missed_heartbeats),
+    );
+    storage
+        .push(Housekeeping {
+            requested_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let mut left = 1;
+    for _ in 0..100 {
+        left = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM refresh_tokens")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "housekeeping job was not processed within 10 s");
+
+    stop_tx.send(()).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("worker stops within the shutdown timeout")
+        .unwrap();
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn worker_with_no_jobs_starts_and_stops() {
+    let app = TestApp::spawn().await;
+    let state = portal_worker::WorkerState::new(app.config()).await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(portal_worker::run_until(state, async move {
+        let _ = stop_rx.await;
+    }));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!worker.is_finished(), "worker must keep running until told to stop");
+    stop_tx.send(()).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("stops promptly")
+        .unwrap();
+    assert!(result.is_ok(), "{result:?}");
+}

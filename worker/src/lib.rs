@@ -1,0 +1,205 @@
+//! Partner Portal worker: apalis consumers on Redis. Any number of worker processes may run against
+//! the same queues; each registers under its own id, so the tasks of a worker that dies are picked
+//! up by the others once its heartbeats stop.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::layers::retry::backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
+use apalis::layers::retry::{BackoffRetryPolicy, HasherRng, RetryPolicy};
+use apalis::prelude::*;
+use chrono::Utc;
+use portal_shared::ch::ClickHouse;
+use portal_shared::config::Config;
+use portal_shared::jobs::{self, Housekeeping, HOUSEKEEPING_QUEUE};
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+
+/// Shared state handed to every job handler.
+#[derive(Clone)]
+pub struct WorkerState {
+    pub config: Arc<Config>,
+    pub db: PgPool,
+    pub redis: ConnectionManager,
+    pub ch: ClickHouse,
+}
+
+impl WorkerState {
+    pub async fn new(config: Config) -> anyhow::Result<Self> {
+        let db = portal_shared::db::pool(&config)?;
+        let redis = jobs::redis_lazy(config.redis_url.expose())?;
+        let mut ch = ClickHouse::from_config(&config);
+        if let Err(e) = ch.detect_version().await {
+            tracing::warn!(error = %e, "clickhouse not reachable at start-up");
+        }
+        Ok(Self {
+            config: Arc::new(config),
+            db,
+            redis,
+            ch,
+        })
+    }
+}
+
+/// A worker id unique to this process (apalis re-queues a dead worker's tasks only when a
+/// restarted process does not reuse its id).
+pub fn worker_id(role: &str) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+    format!(
+        "{role}-{host}-{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// Retries in-process with exponential backoff (200 ms … 10 s, jittered).
+fn retry_policy() -> BackoffRetryPolicy<ExponentialBackoff> {
+    let backoff = ExponentialBackoffMaker::new(
+        Duration::from_millis(200),
+        Duration::from_secs(10),
+        0.5,
+        HasherRng::default(),
+    )
+    .expect("min backoff is below max")
+    .make_backoff();
+    RetryPolicy::retries(3).with_backoff(backoff)
+}
+
+/// After this many deliveries a job is given up (recorded dead) instead of retried again.
+pub const MAX_ATTEMPTS: usize = 5;
+
+async fn housekeeping(
+    _job: Housekeeping,
+    state: Data<WorkerState>,
+    attempt: Attempt,
+) -> Result<(), BoxDynError> {
+    match jobs::run_housekeeping(&state.db).await {
+        Ok(report) => {
+            tracing::info!(?report, "housekeeping done");
+            metrics::counter!("portal_jobs_total", "queue" => HOUSEKEEPING_QUEUE, "outcome" => "done").increment(1);
+            Ok(())
+        }
+        Err(e) if attempt.current() >= MAX_ATTEMPTS => {
+            metrics::counter!("portal_jobs_total", "queue" => HOUSEKEEPING_QUEUE, "outcome" => "dead").increment(1);
+            Err(AbortError::new(e).into())
+        }
+        Err(e) => {
+            metrics::counter!("portal_jobs_total", "queue" => HOUSEKEEPING_QUEUE, "outcome" => "retry").increment(1);
+            Err(e.into())
+        }
+    }
+}
+
+/// Enqueues housekeeping every `every` (every worker does; the job is idempotent and cheap).
+async fn schedule_housekeeping(state: WorkerState, every: Duration) {
+    let config = jobs::queue_config(
+        &state.config.redis_namespace,
+        HOUSEKEEPING_QUEUE,
+        state.config.worker_heartbeat,
+        state.config.worker_missed_heartbeats,
+    );
+    let mut storage = jobs::storage::<Housekeeping>(state.redis.clone(), config);
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let push = storage.push(Housekeeping {
+            requested_at: Utc::now(),
+        });
+        match tokio::time::timeout(Duration::from_secs(3), push).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not enqueue housekeeping"),
+            Err(_) => tracing::warn!("could not enqueue housekeeping: redis timed out"),
+        }
+    }
+}
+
+/// Runs the worker until `shutdown` resolves; then stops taking jobs, finishes the ones in flight
+/// (up to the shutdown timeout) and returns. Returns an error if a consumer dies on its own
+/// (e.g. Redis lost): the process should exit and be restarted with a fresh worker id.
+pub async fn run_until<S>(state: WorkerState, shutdown: S) -> anyhow::Result<()>
+where
+    S: Future<Output = ()> + Send + 'static,
+{
+    let cfg = state.config.clone();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(schedule_housekeeping(state.clone(), Duration::from_secs(3600)));
+
+    let housekeeping_storage = jobs::storage::<Housekeeping>(
+        state.redis.clone(),
+        jobs::queue_config(
+            &cfg.redis_namespace,
+            HOUSEKEEPING_QUEUE,
+            cfg.worker_heartbeat,
+            cfg.worker_missed_heartbeats,
+        ),
+    );
+    let id = worker_id("housekeeping");
+    tracing::info!(worker = %id, namespace = %cfg.redis_namespace, "portal-worker starting");
+    let st = state.clone();
+    let monitor = Monitor::new()
+        .register(move |restarts| {
+            WorkerBuilder::new(format!("{id}-{restarts}"))
+                .backend(
+                    housekeeping_storage
+                        .clone()
+                        .poll_with_interval(Duration::from_millis(500)),
+                )
+                .data(st.clone())
+                .concurrency(2)
+                .retry(retry_policy())
+                .build(housekeeping)
+        })
+        .shutdown_timeout(cfg.shutdown_timeout);
+
+    let mut stop_rx2 = stop_rx.clone();
+    let signal = async move {
+        let _ = stop_rx2.wait_for(|s| *s).await;
+        Ok(())
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let result = monitor.run_with_signal(signal).await;
+    scheduler.abort();
+    let stopped_by_signal = *stop_rx.borrow();
+    match result {
+        Ok(()) if stopped_by_signal => {
+            tracing::info!("portal-worker stopped");
+            Ok(())
+        }
+        Ok(()) => Err(anyhow::anyhow!(
+            "a consumer stopped on its own (is Redis reachable?)"
+        )),
+        Err(e) => Err(anyhow::anyhow!("worker failed: {e}")),
+    }
+}
+
+/// The binary's body: migrations (optional), then consume until SIGTERM/Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    portal_shared::telemetry::metrics_handle();
+    let state = WorkerState::new(config).await?;
+    if state.config.migrate_on_start {
+        portal_shared::db::migrate_with_retry(&state.db, Duration::from_secs(60)).await?;
+        let migrations = portal_shared::ch::embedded()?;
+        portal_shared::ch::migrate(&state.ch, &state.db, &migrations).await?;
+    }
+    run_until(state, shutdown_signal()).await
+}
+
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("shutdown signal received; finishing jobs in flight");
+}
