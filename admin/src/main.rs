@@ -29,26 +29,8 @@ fn main() -> ExitCode {
 
     let config = match load_config() {
         Ok(c) => c,
-        Err(message) => {
-            output::stderr(&message);
-            if json {
-                output::json(&json!({ "error": { "code": "CONFIG_ERROR", "message": message } }));
-            }
-            return ExitCode::from(2);
-        }
+        Err(message) => return config_error(&message, json),
     };
-    let pool = match portal_shared::db::pool(&config) {
-        Ok(p) => p,
-        Err(e) => {
-            let message = format!("configuration error: DATABASE_URL is not usable ({e})");
-            output::stderr(&message);
-            if json {
-                output::json(&json!({ "error": { "code": "CONFIG_ERROR", "message": message } }));
-            }
-            return ExitCode::from(2);
-        }
-    };
-
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -59,6 +41,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // sqlx spawns the pool's maintenance task, which needs the runtime.
+    let _entered = runtime.enter();
+    let pool = match portal_shared::db::pool(&config) {
+        Ok(p) => p,
+        Err(e) => {
+            let message = format!("configuration error: DATABASE_URL is not usable ({e})");
+            return config_error(&message, json);
+        }
+    };
+
     let result = runtime.block_on(async {
         let ctx = Ctx { config, pool };
         let result = commands::run(&ctx, cli.command).await;
@@ -93,6 +85,15 @@ fn load_config() -> Result<Config, String> {
         Err(e) => return Err(format!("configuration error: .env: {e}")),
     }
     Config::from_env().map_err(|e| e.to_string())
+}
+
+/// Configuration problems: exit code 2, like a missing setting at api/worker start-up.
+fn config_error(message: &str, json: bool) -> ExitCode {
+    output::stderr(message);
+    if json {
+        output::json(&json!({ "error": { "code": "CONFIG_ERROR", "message": message } }));
+    }
+    ExitCode::from(2)
 }
 
 /// Help and version go to stdout with exit 0; usage errors to stderr with exit 2 (and, with

@@ -72,7 +72,10 @@ impl Writer for ApiError {
 impl EndpointOutRegister for ApiError {
     fn register(components: &mut Components, operation: &mut Operation) {
         for (code, desc) in [
-            ("400", "Invalid input (VALIDATION_ERROR), with per-field details"),
+            (
+                "400",
+                "Invalid input (VALIDATION_ERROR), with per-field details",
+            ),
             ("401", "Missing or invalid credentials"),
             ("403", "Not allowed for this caller"),
             ("404", "Not found for this caller"),
@@ -101,35 +104,57 @@ pub async fn catcher(depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl)
             .map(|pe| pe.to_string()),
         _ => None,
     };
-    let err = match status.as_u16() {
-        400 => AppError::bad_request(match parse_error {
-            Some(detail) => format!("the request could not be parsed: {}", clean_parse_error(&detail)),
-            None => "the request could not be parsed".into(),
-        }),
-        401 => AppError::unauthorized("authentication required"),
-        403 => AppError::forbidden("not allowed"),
-        404 => AppError::NotFound("no such route".into()),
-        405 => AppError::Validation {
-            message: "method not allowed on this route".into(),
-            details: vec![],
-        },
-        413 => AppError::PayloadTooLarge("request body is too large".into()),
-        415 => AppError::bad_request("Content-Type must be application/json"),
-        503 => AppError::Unavailable {
-            dependency: "service",
-            retry_after: 5,
-        },
-        s if s >= 500 => AppError::Internal(format!("status {s} from framework")),
-        _ => AppError::bad_request(
+    let (code, message) = match status.as_u16() {
+        400 => (
+            "VALIDATION_ERROR",
+            match parse_error {
+                Some(detail) => format!(
+                    "the request could not be parsed: {}",
+                    clean_parse_error(&detail)
+                ),
+                None => "the request could not be parsed".into(),
+            },
+        ),
+        401 => ("UNAUTHORIZED", "authentication required".into()),
+        403 => ("FORBIDDEN", "not allowed".into()),
+        404 => ("NOT_FOUND", "no such route".into()),
+        405 => (
+            "METHOD_NOT_ALLOWED",
+            "method not allowed on this route".into(),
+        ),
+        413 => ("PAYLOAD_TOO_LARGE", "request body is too large".into()),
+        415 => (
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Content-Type must be application/json".into(),
+        ),
+        503 => {
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            (
+                "SERVICE_UNAVAILABLE",
+                "the service is busy; retry shortly".into(),
+            )
+        }
+        s if s >= 500 => {
+            tracing::error!(
+                request_id = depot.request_id().unwrap_or("-"),
+                status = s,
+                "internal error in the framework (panic or unexpected failure)"
+            );
+            ("INTERNAL_ERROR", "an unexpected error occurred".into())
+        }
+        _ => (
+            "BAD_REQUEST",
             status
                 .canonical_reason()
                 .unwrap_or("bad request")
                 .to_string(),
         ),
     };
-    write_error(&err, depot, res);
-    // Keep the framework's status for the cases our enum has no variant for (405, 415...).
-    res.status_code(status);
+    res.render(Json(serde_json::json!({
+        "success": false,
+        "error": { "code": code, "message": message },
+    })));
     ctrl.skip_rest();
 }
 

@@ -141,7 +141,12 @@ pub async fn watch_key_revocations(state: State) {
 fn hex_decode(s: &[u8]) -> Vec<u8> {
     std::str::from_utf8(s)
         .ok()
-        .and_then(|s| (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect())
+        .and_then(|s| {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

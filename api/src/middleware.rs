@@ -69,7 +69,12 @@ fn deny(err: AppError, depot: &Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
 /// Access log line and Prometheus metrics for every request (route label = the matched pattern,
 /// so ids do not explode the label set).
 #[handler]
-pub async fn observe(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+pub async fn observe(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
     let start = Instant::now();
     ctrl.call_next(req, depot, res).await;
     let elapsed = start.elapsed();
@@ -106,7 +111,12 @@ fn bearer(req: &Request) -> Option<&str> {
 
 /// Partner JWT: signature, `exp`, `typ=partner`, and the staff member still active in that client.
 #[handler]
-pub async fn require_staff(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+pub async fn require_staff(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
     let st = state(depot).clone();
     let Some(token) = bearer(req) else {
         return deny(
@@ -174,7 +184,12 @@ pub async fn require_staff(req: &mut Request, depot: &mut Depot, res: &mut Respo
 /// The single place where the `viewer` role is enforced: every non-read method under the partner
 /// routes answers 403 for viewers.
 #[handler]
-pub async fn deny_viewer_writes(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+pub async fn deny_viewer_writes(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
     let read = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if read {
         return;
@@ -212,7 +227,12 @@ pub async fn require_admin(depot: &mut Depot, res: &mut Response, ctrl: &mut Flo
 
 /// `X-API-Key`: hashed and resolved through the moka cache.
 #[handler]
-pub async fn require_api_key(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+pub async fn require_api_key(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
     let st = state(depot).clone();
     let Some(key) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) else {
         return deny(
@@ -233,7 +253,11 @@ pub async fn require_api_key(req: &mut Request, depot: &mut Depot, res: &mut Res
 /// Voucher routes: the partner JWT and the API key must belong to the same client, because the key
 /// ships inside the app and must never be enough on its own.
 #[handler]
-pub async fn require_key_of_staff_client(depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+pub async fn require_key_of_staff_client(
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
     let (Ok(s), Ok(k)) = (depot.get_typed::<Staff>(), depot.get_typed::<AppClient>()) else {
         return deny(
             AppError::unauthorized("a partner token and X-API-Key are required"),

@@ -45,8 +45,12 @@ impl AppState {
         let mut ch = ClickHouse::from_config(&config);
         match tokio::time::timeout(Duration::from_secs(3), ch.detect_version()).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "clickhouse not reachable at start-up; row validation stays off"),
-            Err(_) => tracing::warn!("clickhouse did not answer at start-up; row validation stays off"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "clickhouse not reachable at start-up; row validation stays off")
+            }
+            Err(_) => {
+                tracing::warn!("clickhouse did not answer at start-up; row validation stays off")
+            }
         }
         Ok(Arc::new(Self {
             jwt: JwtKeys::new(config.jwt_secret.expose()),

@@ -238,9 +238,15 @@ mod tests {
         assert_eq!(ttl, 900);
         let c = keys.verify(&t, TokenType::Partner).unwrap();
         assert_eq!((c.sub, c.client, c.role), (sub, client, Some(Role::Viewer)));
-        assert_eq!(keys.verify(&t, TokenType::Member).unwrap_err().status(), 401);
+        assert_eq!(
+            keys.verify(&t, TokenType::Member).unwrap_err().status(),
+            401
+        );
         let other = JwtKeys::new("another-secret-another-secret-another");
-        assert_eq!(other.verify(&t, TokenType::Partner).unwrap_err().status(), 401);
+        assert_eq!(
+            other.verify(&t, TokenType::Partner).unwrap_err().status(),
+            401
+        );
     }
 
     #[tokio::test]

@@ -51,11 +51,7 @@ impl ClickHouse {
 
     /// Asks the server its version and enables row validation where the server supports it.
     pub async fn detect_version(&mut self) -> Result<String, clickhouse::error::Error> {
-        let version: String = self
-            .base
-            .query("SELECT version()")
-            .fetch_one()
-            .await?;
+        let version: String = self.base.query("SELECT version()").fetch_one().await?;
         let major: u32 = version
             .split('.')
             .next()

@@ -141,8 +141,9 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
     fn seconds(&mut self, name: &str, default: u64, min: u64, max: u64) -> Duration {
         let v: u64 = self.parse(name, default, "a whole number of seconds");
         if !(min..=max).contains(&v) {
-            self.errors
-                .push(format!("{name} must be between {min} and {max} seconds (got {v})"));
+            self.errors.push(format!(
+                "{name} must be between {min} and {max} seconds (got {v})"
+            ));
         }
         Duration::from_secs(v)
     }
@@ -198,7 +199,10 @@ impl Config {
             SocketAddr::from(([127, 0, 0, 1], 8080)),
             "an address like 127.0.0.1:8080",
         );
-        let export_dir = PathBuf::from(r.raw("EXPORT_DIR").unwrap_or_else(|| "./data/exports".into()));
+        let export_dir = PathBuf::from(
+            r.raw("EXPORT_DIR")
+                .unwrap_or_else(|| "./data/exports".into()),
+        );
         let log_format = match r.raw("LOG_FORMAT").map(|v| v.to_ascii_lowercase()) {
             None => LogFormat::Text,
             Some(v) if v == "text" || v == "pretty" => LogFormat::Text,
@@ -209,9 +213,7 @@ impl Config {
                 LogFormat::Text
             }
         };
-        let redis_namespace = r
-            .raw("REDIS_NAMESPACE")
-            .unwrap_or_else(|| "portal".into());
+        let redis_namespace = r.raw("REDIS_NAMESPACE").unwrap_or_else(|| "portal".into());
         if !redis_namespace
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ':')

@@ -55,4 +55,3 @@ pub async fn migrate_with_retry(pool: &PgPool, patience: Duration) -> anyhow::Re
         }
     }
 }
-

@@ -195,7 +195,9 @@ impl From<sqlx::Error> for AppError {
                 // SQLSTATE classes: 23505 unique, 23503 foreign key, 23514 check, 22xxx data.
                 let code = db.code().map(|c| c.to_string()).unwrap_or_default();
                 match code.as_str() {
-                    "23505" => Self::conflict("CONFLICT", "a record with these values already exists"),
+                    "23505" => {
+                        Self::conflict("CONFLICT", "a record with these values already exists")
+                    }
                     "23503" => Self::Unprocessable {
                         code: "INVALID_REFERENCE",
                         message: "a referenced record does not exist".into(),

@@ -65,14 +65,16 @@ pub struct HousekeepingReport {
 }
 
 pub async fn run_housekeeping(pool: &PgPool) -> AppResult<HousekeepingReport> {
-    let tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '7 days'")
-        .execute(pool)
-        .await?
-        .rows_affected();
-    let keys = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
-        .execute(pool)
-        .await?
-        .rows_affected();
+    let tokens =
+        sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '7 days'")
+            .execute(pool)
+            .await?
+            .rows_affected();
+    let keys =
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
+            .execute(pool)
+            .await?
+            .rows_affected();
     Ok(HousekeepingReport {
         refresh_tokens_deleted: tokens,
         idempotency_keys_deleted: keys,
@@ -88,7 +90,11 @@ pub struct QueueDepth {
     pub dead: u64,
 }
 
-pub async fn queue_depth(conn: &mut ConnectionManager, namespace: &str, queue: &str) -> AppResult<QueueDepth> {
+pub async fn queue_depth(
+    conn: &mut ConnectionManager,
+    namespace: &str,
+    queue: &str,
+) -> AppResult<QueueDepth> {
     let ns = queue_key(namespace, queue);
     let workers: Vec<String> = redis::cmd("ZRANGE")
         .arg(format!("{ns}:workers"))

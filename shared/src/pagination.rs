@@ -21,7 +21,11 @@ impl Page {
     }
 
     /// Parses raw query values. `max_limit` is 100 for most lists, 50 for products.
-    pub fn parse(page: Option<&str>, limit: Option<&str>, max_limit: u32) -> Result<Self, AppError> {
+    pub fn parse(
+        page: Option<&str>,
+        limit: Option<&str>,
+        max_limit: u32,
+    ) -> Result<Self, AppError> {
         let mut errors = Vec::new();
         let page = match parse_int(page, "page", 1, u32::MAX / 1024) {
             Ok(v) => v.unwrap_or(1),
@@ -56,7 +60,12 @@ impl Page {
     }
 }
 
-fn parse_int(raw: Option<&str>, field: &str, min: u32, max: u32) -> Result<Option<u32>, FieldError> {
+fn parse_int(
+    raw: Option<&str>,
+    field: &str,
+    min: u32,
+    max: u32,
+) -> Result<Option<u32>, FieldError> {
     let Some(raw) = raw else { return Ok(None) };
     let msg = || FieldError::new(field, format!("must be a whole number from {min} to {max}"));
     let v: i64 = raw.trim().parse().map_err(|_| msg())?;
@@ -124,7 +133,11 @@ impl Sort {
                 "sort",
                 format!(
                     "unknown sort field {name:?}; use one of {} (prefix with - for descending)",
-                    allowed.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(", ")
+                    allowed
+                        .iter()
+                        .map(|(f, _)| *f)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )),
         }
@@ -146,8 +159,14 @@ mod tests {
 
     #[test]
     fn defaults_and_bounds() {
-        assert_eq!(Page::parse(None, None, 100).unwrap(), Page { page: 1, limit: 20 });
-        assert_eq!(Page::parse(Some("3"), Some("100"), 100).unwrap().offset(), 200);
+        assert_eq!(
+            Page::parse(None, None, 100).unwrap(),
+            Page { page: 1, limit: 20 }
+        );
+        assert_eq!(
+            Page::parse(Some("3"), Some("100"), 100).unwrap().offset(),
+            200
+        );
         for (p, l) in [
             (Some("0"), None),
             (Some("-1"), None),

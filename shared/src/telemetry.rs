@@ -47,7 +47,10 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
 }
 
 fn describe() {
-    metrics::describe_counter!("portal_http_requests_total", "HTTP requests by route, method and status");
+    metrics::describe_counter!(
+        "portal_http_requests_total",
+        "HTTP requests by route, method and status"
+    );
     metrics::describe_histogram!(
         "portal_http_request_duration_seconds",
         metrics::Unit::Seconds,
@@ -60,5 +63,8 @@ fn describe() {
     );
     metrics::describe_gauge!("portal_queue_depth", "Jobs waiting per queue and state");
     metrics::describe_counter!("portal_jobs_total", "Jobs processed by queue and outcome");
-    metrics::describe_counter!("portal_events_ingested_total", "Watch events accepted by the API");
+    metrics::describe_counter!(
+        "portal_events_ingested_total",
+        "Watch events accepted by the API"
+    );
 }

@@ -132,7 +132,11 @@ impl Resp {
 
     #[track_caller]
     pub fn assert_status(&self, status: u16) -> &Self {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
         self
     }
 
@@ -143,7 +147,9 @@ impl Resp {
         assert_eq!(self.body["success"], false, "{}", self.text);
         assert_eq!(self.error_code(), code, "{}", self.text);
         assert!(
-            self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            self.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
             "{}",
             self.text
         );

@@ -123,7 +123,10 @@ where
 {
     let cfg = state.config.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let scheduler = tokio::spawn(schedule_housekeeping(state.clone(), Duration::from_secs(3600)));
+    let scheduler = tokio::spawn(schedule_housekeeping(
+        state.clone(),
+        Duration::from_secs(3600),
+    ));
 
     let housekeeping_storage = jobs::storage::<Housekeeping>(
         state.redis.clone(),

@@ -98,14 +98,23 @@ pub async fn prometheus(depot: &mut Depot, res: &mut Response) {
         )
         .await
         {
-            for (state_name, v) in [("pending", d.pending), ("running", d.running), ("dead", d.dead)] {
-                metrics::gauge!("portal_queue_depth", "queue" => queue, "state" => state_name).set(v as f64);
+            for (state_name, v) in [
+                ("pending", d.pending),
+                ("running", d.running),
+                ("dead", d.dead),
+            ] {
+                metrics::gauge!("portal_queue_depth", "queue" => queue, "state" => state_name)
+                    .set(v as f64);
             }
         }
     }
     let handle = portal_shared::telemetry::metrics_handle();
     handle.run_upkeep();
-    res.add_header("content-type", "text/plain; version=0.0.4; charset=utf-8", true)
-        .ok();
+    res.add_header(
+        "content-type",
+        "text/plain; version=0.0.4; charset=utf-8",
+        true,
+    )
+    .ok();
     res.render(handle.render());
 }

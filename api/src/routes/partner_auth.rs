@@ -98,7 +98,8 @@ async fn me(st: &crate::state::AppState, client_id: Uuid, staff_id: Uuid) -> Api
 }
 
 fn rate_headers(res: &mut Response, w: &Window) {
-    res.add_header("x-ratelimit-limit", w.limit.to_string(), true).ok();
+    res.add_header("x-ratelimit-limit", w.limit.to_string(), true)
+        .ok();
     res.add_header("x-ratelimit-remaining", w.remaining.to_string(), true)
         .ok();
 }
@@ -121,7 +122,9 @@ pub async fn login(
         return Err(AppError::validation("password", "must be 1 to 1024 bytes").into());
     }
     let ip = client_ip(req);
-    let addr = ip.map(|i| i.to_string()).unwrap_or_else(|| "unknown".into());
+    let addr = ip
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| "unknown".into());
     let by_email = st.throttle.peek(&throttle::LOGIN_PER_EMAIL, &email).await?;
     let by_addr = st
         .throttle
@@ -130,7 +133,8 @@ pub async fn login(
     rate_headers(res, &by_email);
     for w in [by_email, by_addr] {
         if w.exceeded() {
-            metrics::counter!("portal_logins_total", "kind" => "staff", "outcome" => "throttled").increment(1);
+            metrics::counter!("portal_logins_total", "kind" => "staff", "outcome" => "throttled")
+                .increment(1);
             return Err(w
                 .into_error("too many failed logins; try again later")
                 .into());
@@ -147,17 +151,17 @@ pub async fn login(
         Some(s) if verified && s.active => s,
         other => {
             let after = st.throttle.hit(&throttle::LOGIN_PER_EMAIL, &email).await?;
-            st.throttle
-                .hit(&throttle::LOGIN_PER_ADDRESS, &addr)
-                .await?;
+            st.throttle.hit(&throttle::LOGIN_PER_ADDRESS, &addr).await?;
             rate_headers(res, &after);
             if let Some(s) = other {
-                let entry = audit::Entry::new(s.client_id, audit::Actor::Staff(s.id), "auth.login_failed")
-                    .email(&s.email)
-                    .origin(ip, request_id(depot));
+                let entry =
+                    audit::Entry::new(s.client_id, audit::Actor::Staff(s.id), "auth.login_failed")
+                        .email(&s.email)
+                        .origin(ip, request_id(depot));
                 audit::record(&st.db, &entry).await?;
             }
-            metrics::counter!("portal_logins_total", "kind" => "staff", "outcome" => "failed").increment(1);
+            metrics::counter!("portal_logins_total", "kind" => "staff", "outcome" => "failed")
+                .increment(1);
             return Err(AppError::unauthorized("email or password is incorrect").into());
         }
     };
@@ -178,11 +182,16 @@ pub async fn login(
     )
     .await?;
     staff_repo::touch_login(&st.db, account.client_id, account.id).await?;
-    let entry = audit::Entry::new(account.client_id, audit::Actor::Staff(account.id), "auth.login")
-        .email(&account.email)
-        .origin(ip, request_id(depot));
+    let entry = audit::Entry::new(
+        account.client_id,
+        audit::Actor::Staff(account.id),
+        "auth.login",
+    )
+    .email(&account.email)
+    .origin(ip, request_id(depot));
     audit::record(&st.db, &entry).await?;
-    metrics::counter!("portal_logins_total", "kind" => "staff", "outcome" => "success").increment(1);
+    metrics::counter!("portal_logins_total", "kind" => "staff", "outcome" => "success")
+        .increment(1);
     let staff_me = me(&st, account.client_id, account.id).await?;
     Ok(ok(LoginData {
         access_token: access,
@@ -212,9 +221,13 @@ pub async fn refresh(
             } = failure
             {
                 tracing::warn!(%family_id, "refresh token reuse detected; family revoked");
-                let entry = audit::Entry::new(client_id, audit::Actor::System, "auth.refresh_reuse_detected")
-                    .target("session", family_id)
-                    .origin(client_ip(req), request_id(depot));
+                let entry = audit::Entry::new(
+                    client_id,
+                    audit::Actor::System,
+                    "auth.refresh_reuse_detected",
+                )
+                .target("session", family_id)
+                .origin(client_ip(req), request_id(depot));
                 audit::record(&st.db, &entry).await?;
             }
             return Err(sessions::failure_error(failure).into());

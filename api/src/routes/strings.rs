@@ -36,16 +36,27 @@ pub async fn put_partner(
     let st = state(depot).clone();
     let s = staff(depot)?;
     let entries = strings::prepare(&body.into_inner())?;
-    let entry = audit::Entry::new(s.client_id, audit::Actor::Staff(s.staff_id), "strings.update")
-        .origin(client_ip(req), request_id(depot));
-    Ok(ok(
-        strings::merge(&st.db, s.client_id, entry, Some(s.staff_id), &entries).await?,
-    ))
+    let entry = audit::Entry::new(
+        s.client_id,
+        audit::Actor::Staff(s.staff_id),
+        "strings.update",
+    )
+    .origin(client_ip(req), request_id(depot));
+    Ok(ok(strings::merge(
+        &st.db,
+        s.client_id,
+        entry,
+        Some(s.staff_id),
+        &entries,
+    )
+    .await?))
 }
 
 /// The app's content strings: an array holding one object with every string (as in the seed).
 #[endpoint(tags("app"), security(("api_key" = [])))]
-pub async fn get_app(depot: &mut Depot) -> ApiResult<Json<Envelope<Vec<BTreeMap<String, String>>>>> {
+pub async fn get_app(
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<Vec<BTreeMap<String, String>>>>> {
     let st = state(depot).clone();
     let c = app_client(depot)?;
     Ok(ok(vec![strings::get_all(&st.db, c.client_id).await?]))

@@ -42,7 +42,8 @@ pub struct KeyPrincipal {
     pub client_id: Uuid,
 }
 
-const SELECT: &str = "SELECT id, client_id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys";
+const SELECT: &str =
+    "SELECT id, client_id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys";
 
 pub async fn create(pool: &PgPool, client_id: Uuid, name: &str) -> AppResult<CreatedKey> {
     let key = random_secret(API_KEY_PREFIX);
@@ -82,29 +83,25 @@ pub async fn list(pool: &PgPool, client_id: Uuid) -> AppResult<Vec<ApiKey>> {
 /// Revokes a key (idempotent: revoking a revoked key keeps its first revocation time).
 /// Returns the key and the SHA-256 of its secret, so caches can drop it at once.
 pub async fn revoke(pool: &PgPool, id: Uuid) -> AppResult<(ApiKey, [u8; 32])> {
-    let row: Option<(Uuid, Uuid, String, String, DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Vec<u8>)> =
-        sqlx::query_as(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
-             RETURNING id, client_id, name, prefix, created_at, last_used_at, revoked_at, key_hash",
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    let (id, client_id, name, prefix, created_at, last_used_at, revoked_at, hash) =
-        row.ok_or_else(|| AppError::not_found("api key"))?;
-    let hash: [u8; 32] = hash.try_into().map_err(|_| AppError::internal("bad key hash length"))?;
-    Ok((
-        ApiKey {
-            id,
-            client_id,
-            name,
-            prefix,
-            created_at,
-            last_used_at,
-            revoked_at,
-        },
-        hash,
-    ))
+    #[derive(FromRow)]
+    struct Revoked {
+        #[sqlx(flatten)]
+        key: ApiKey,
+        key_hash: Vec<u8>,
+    }
+    let row: Option<Revoked> = sqlx::query_as(
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
+         RETURNING id, client_id, name, prefix, created_at, last_used_at, revoked_at, key_hash",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let row = row.ok_or_else(|| AppError::not_found("api key"))?;
+    let hash: [u8; 32] = row
+        .key_hash
+        .try_into()
+        .map_err(|_| AppError::internal("bad key hash length"))?;
+    Ok((row.key, hash))
 }
 
 /// Redis channel on which revocations are announced to every API instance.
@@ -167,7 +164,10 @@ impl ApiKeyCache {
             })
             .await
             .map_err(|e: Arc<AppError>| match &*e {
-                AppError::Unavailable { dependency, retry_after } => AppError::Unavailable {
+                AppError::Unavailable {
+                    dependency,
+                    retry_after,
+                } => AppError::Unavailable {
                     dependency,
                     retry_after: *retry_after,
                 },

@@ -23,7 +23,9 @@ const HEADER: [&str; 5] = ["id", "title", "category", "instructor", "durationMin
 
 /// Parses and validates a catalogue CSV. Errors name the line and the column.
 pub fn parse_csv(input: impl Read) -> AppResult<Vec<Class>> {
-    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
+    let mut rdr = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(input);
     let header: Vec<String> = rdr
         .headers()
         .map_err(|e| AppError::bad_request(format!("unreadable CSV header: {e}")))?
@@ -50,25 +52,44 @@ pub fn parse_csv(input: impl Read) -> AppResult<Vec<Class>> {
         };
         let id_ok = !class.id.is_empty()
             && class.id.len() <= 128
-            && class.id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && class
+                .id
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
             && class
                 .id
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
         if !id_ok {
-            errors.push(FieldError::new(format!("line {line}: id"), "must be 1-128 of A-Z a-z 0-9 _ . -"));
+            errors.push(FieldError::new(
+                format!("line {line}: id"),
+                "must be 1-128 of A-Z a-z 0-9 _ . -",
+            ));
         }
         if class.title.is_empty() || class.title.chars().count() > 300 {
-            errors.push(FieldError::new(format!("line {line}: title"), "must be 1-300 characters"));
+            errors.push(FieldError::new(
+                format!("line {line}: title"),
+                "must be 1-300 characters",
+            ));
         }
         if class.category.is_empty() || class.category.chars().count() > 100 {
-            errors.push(FieldError::new(format!("line {line}: category"), "must be 1-100 characters"));
+            errors.push(FieldError::new(
+                format!("line {line}: category"),
+                "must be 1-100 characters",
+            ));
         }
         if !(1..=1440).contains(&class.duration_minutes) {
-            errors.push(FieldError::new(format!("line {line}: durationMinutes"), "must be 1-1440"));
+            errors.push(FieldError::new(
+                format!("line {line}: durationMinutes"),
+                "must be 1-1440",
+            ));
         }
         if !seen.insert(class.id.clone()) {
-            errors.push(FieldError::new(format!("line {line}: id"), "appears twice in the file"));
+            errors.push(FieldError::new(
+                format!("line {line}: id"),
+                "appears twice in the file",
+            ));
         }
         out.push(class);
     }
@@ -112,7 +133,11 @@ pub async fn import_csv(pool: &PgPool, input: impl Read) -> AppResult<usize> {
     upsert(pool, &classes).await
 }
 
-pub async fn list(pool: &PgPool, category: Option<&str>, page: Page) -> AppResult<(Vec<Class>, i64)> {
+pub async fn list(
+    pool: &PgPool,
+    category: Option<&str>,
+    page: Page,
+) -> AppResult<(Vec<Class>, i64)> {
     let total: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM classes WHERE ($1::text IS NULL OR lower(category) = lower($1))",
     )
@@ -160,7 +185,10 @@ mod tests {
         let e = parse_csv(csv.as_bytes()).unwrap_err();
         let fields: Vec<_> = e.details().iter().map(|d| d.field.clone()).collect();
         assert!(fields.iter().any(|f| f == "line 3: id"), "{fields:?}");
-        assert!(fields.iter().any(|f| f == "line 3: durationMinutes"), "{fields:?}");
+        assert!(
+            fields.iter().any(|f| f == "line 3: durationMinutes"),
+            "{fields:?}"
+        );
         assert!(parse_csv("a,b\n1,2\n".as_bytes()).is_err());
     }
 }

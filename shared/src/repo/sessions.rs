@@ -71,7 +71,10 @@ pub enum RotateFailure {
     Expired,
     Revoked,
     /// Presented a second time: the family is now revoked.
-    Reused { family_id: Uuid, client_id: Uuid },
+    Reused {
+        family_id: Uuid,
+        client_id: Uuid,
+    },
 }
 
 /// Rotates `token` for the expected kind of subject (`staff` true for partner staff).
@@ -145,11 +148,13 @@ pub async fn revoke_family(pool: &PgPool, token: &str) -> AppResult<Option<(Uuid
     .bind(&sha256(token.as_bytes())[..])
     .fetch_optional(pool)
     .await?;
-    Ok(row.and_then(|(client, staff, member)| match (staff, member) {
-        (Some(s), _) => Some((client, Subject::Staff(s))),
-        (_, Some(m)) => Some((client, Subject::Member(m))),
-        _ => None,
-    }))
+    Ok(
+        row.and_then(|(client, staff, member)| match (staff, member) {
+            (Some(s), _) => Some((client, Subject::Staff(s))),
+            (_, Some(m)) => Some((client, Subject::Member(m))),
+            _ => None,
+        }),
+    )
 }
 
 /// Everything a 401 for a refresh attempt says (never which of the failures it was, beyond this).

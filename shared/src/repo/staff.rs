@@ -58,13 +58,19 @@ pub fn normalize_email(email: &str) -> AppResult<String> {
     let e = email.trim().to_lowercase();
     let valid = e.len() <= 254
         && e.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
         })
         && !e.chars().any(char::is_whitespace);
     if valid {
         Ok(e)
     } else {
-        Err(AppError::validation("email", "must be a valid email address"))
+        Err(AppError::validation(
+            "email",
+            "must be a valid email address",
+        ))
     }
 }
 

@@ -43,7 +43,10 @@ pub fn prepare(body: &Value) -> AppResult<Vec<(String, String)>> {
     }
     for (k, v) in map {
         if !valid_key(k) {
-            errors.push(FieldError::new(k.clone(), "key must match st_[a-z0-9_]{1,64}"));
+            errors.push(FieldError::new(
+                k.clone(),
+                "key must match st_[a-z0-9_]{1,64}",
+            ));
             continue;
         }
         let Some(s) = v.as_str() else {
@@ -105,10 +108,11 @@ pub async fn merge(
     .bind(staff_id)
     .execute(&mut *tx)
     .await?;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM content_strings WHERE client_id = $1")
-        .bind(client_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM content_strings WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_one(&mut *tx)
+            .await?;
     if count > MAX_KEYS {
         return Err(AppError::Unprocessable {
             code: "TOO_MANY_STRINGS",

@@ -106,9 +106,12 @@ async fn voucher_routes_need_a_key_of_the_staff_members_own_client() {
     let (token_b, _) = app.tokens(&b.admin_email).await;
     let (token_a, _) = app.tokens(&a.admin_email).await;
     // Key of client A with the JWT of client B.
-    app.send(key(bearer(app.get("/partner/vouchers/stats"), &token_b), &a.api_key))
-        .await
-        .assert_error(403, "FORBIDDEN");
+    app.send(key(
+        bearer(app.get("/partner/vouchers/stats"), &token_b),
+        &a.api_key,
+    ))
+    .await
+    .assert_error(403, "FORBIDDEN");
     // A key alone never reaches voucher routes.
     app.send(key(app.get("/partner/vouchers/stats"), &a.api_key))
         .await
@@ -118,7 +121,10 @@ async fn voucher_routes_need_a_key_of_the_staff_members_own_client() {
         .await
         .assert_error(401, "UNAUTHORIZED");
     let r = app
-        .send(key(bearer(app.get("/partner/vouchers/stats"), &token_a), &a.api_key))
+        .send(key(
+            bearer(app.get("/partner/vouchers/stats"), &token_a),
+            &a.api_key,
+        ))
         .await;
     r.assert_status(200);
     assert_eq!(r.body["data"]["total"], 0);

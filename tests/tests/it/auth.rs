@@ -54,9 +54,14 @@ async fn wrong_password_and_unknown_email_look_the_same() {
     wrong.assert_error(401, "UNAUTHORIZED");
     let unknown = app.login("nobody@nowhere.example", "whatever-pass").await;
     unknown.assert_error(401, "UNAUTHORIZED");
-    assert_eq!(wrong.body["error"]["message"], unknown.body["error"]["message"]);
+    assert_eq!(
+        wrong.body["error"]["message"],
+        unknown.body["error"]["message"]
+    );
     // Malformed input is a 400, not a 401 and not a 500.
-    app.login("not-an-email", "x").await.assert_error(400, "VALIDATION_ERROR");
+    app.login("not-an-email", "x")
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
     let r = app
         .send(
             app.post("/partner-auth/login")
@@ -65,7 +70,10 @@ async fn wrong_password_and_unknown_email_look_the_same() {
         .await;
     r.assert_error(400, "VALIDATION_ERROR");
     let r = app
-        .send(app.post("/partner-auth/login").raw_json("{\"email\": 5, \"password\": []}"))
+        .send(
+            app.post("/partner-auth/login")
+                .raw_json("{\"email\": 5, \"password\": []}"),
+        )
         .await;
     r.assert_error(400, "VALIDATION_ERROR");
 }
@@ -106,7 +114,14 @@ async fn bad_tokens_are_rejected_with_401() {
     let expired = app
         .state
         .jwt
-        .issue_with_times(TokenType::Partner, staff_id, t.client_id, Some(Role::Admin), now - 3600, now - 60)
+        .issue_with_times(
+            TokenType::Partner,
+            staff_id,
+            t.client_id,
+            Some(Role::Admin),
+            now - 3600,
+            now - 60,
+        )
         .unwrap();
     let mut tampered = good.clone();
     let last = tampered.pop().unwrap();
@@ -169,8 +184,14 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     };
     let first = app.send(refresh(r1.clone())).await;
     first.assert_status(200);
-    let r2 = first.body["data"]["refreshToken"].as_str().unwrap().to_string();
-    let a2 = first.body["data"]["accessToken"].as_str().unwrap().to_string();
+    let r2 = first.body["data"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a2 = first.body["data"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(r1, r2);
     app.send(bearer(app.get("/partner-auth/me"), &a2))
         .await
@@ -225,7 +246,10 @@ async fn repeated_failures_for_one_email_are_throttled() {
     for i in 0..5 {
         let r = app.login(&t.admin_email, "wrong password").await;
         r.assert_error(401, "UNAUTHORIZED");
-        assert_eq!(r.header("x-ratelimit-remaining"), Some((4 - i).to_string().as_str()));
+        assert_eq!(
+            r.header("x-ratelimit-remaining"),
+            Some((4 - i).to_string().as_str())
+        );
     }
     // Even the right password is refused while the window is open.
     let r = app.login(&t.admin_email, PASSWORD).await;
@@ -234,7 +258,9 @@ async fn repeated_failures_for_one_email_are_throttled() {
     assert!((1..=900).contains(&retry), "{retry}");
     assert_eq!(r.header("x-ratelimit-remaining"), Some("0"));
     // Another account is not affected by this email's window.
-    app.login(&t.viewer_email, PASSWORD).await.assert_status(200);
+    app.login(&t.viewer_email, PASSWORD)
+        .await
+        .assert_status(200);
 }
 
 #[tokio::test]
@@ -265,12 +291,18 @@ async fn viewer_cannot_write_but_can_read() {
     r.assert_error(403, "FORBIDDEN");
     let r = app.send(bearer(app.get("/partner/strings"), &viewer)).await;
     r.assert_status(200);
-    assert!(r.body["data"].get("st_aboutus").is_none(), "viewer write changed nothing");
+    assert!(
+        r.body["data"].get("st_aboutus").is_none(),
+        "viewer write changed nothing"
+    );
     app.send(bearer(app.put("/partner/strings"), &admin).json(&body))
         .await
         .assert_status(200);
     let r = app
-        .send(key(bearer(app.get("/partner/vouchers/stats"), &viewer), &t.api_key))
+        .send(key(
+            bearer(app.get("/partner/vouchers/stats"), &viewer),
+            &t.api_key,
+        ))
         .await;
     r.assert_status(200);
 }

@@ -56,18 +56,28 @@ async fn clickhouse_runner_applies_once_and_records_each_migration() {
 
     // Editing an applied migration is refused, naming it.
     let edited = ch::parse_migrations(&[
-        ("0001_events", "CREATE TABLE t1 (id UInt64) ENGINE = MergeTree ORDER BY id"),
+        (
+            "0001_events",
+            "CREATE TABLE t1 (id UInt64) ENGINE = MergeTree ORDER BY id",
+        ),
         files[1],
     ])
     .unwrap();
     let err = ch::migrate(&ch, &app.db, &edited).await.unwrap_err();
-    assert!(err.to_string().contains("changed after it was applied"), "{err}");
+    assert!(
+        err.to_string().contains("changed after it was applied"),
+        "{err}"
+    );
 
     // A failing statement names its migration and is not recorded.
-    let broken = ch::parse_migrations(&[files[0], files[1], ("0003_broken", "CREATE TABLE nope (")])
-        .unwrap();
+    let broken =
+        ch::parse_migrations(&[files[0], files[1], ("0003_broken", "CREATE TABLE nope (")])
+            .unwrap();
     let err = ch::migrate(&ch, &app.db, &broken).await.unwrap_err();
-    assert!(err.to_string().contains("0003") || err.to_string().contains("3 (broken)"), "{err}");
+    assert!(
+        err.to_string().contains("0003") || err.to_string().contains("3 (broken)"),
+        "{err}"
+    );
     let versions: Vec<u32> = ch
         .client
         .query("SELECT version FROM schema_migrations ORDER BY version")
@@ -99,7 +109,12 @@ async fn concurrent_clickhouse_migrations_take_turns() {
     let mut applied = a.unwrap();
     applied.extend(b.unwrap());
     assert_eq!(applied, vec![1], "exactly one of the two runs applies it");
-    let rows: u64 = ch.client.query("SELECT count() FROM c").fetch_one().await.unwrap();
+    let rows: u64 = ch
+        .client
+        .query("SELECT count() FROM c")
+        .fetch_one()
+        .await
+        .unwrap();
     assert_eq!(rows, 1);
     ch.server()
         .query(&format!("DROP DATABASE IF EXISTS {db}"))

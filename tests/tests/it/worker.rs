@@ -37,7 +37,12 @@ async fn worker_processes_housekeeping_and_shuts_down_gracefully() {
     let cfg = app.config();
     let mut storage = jobs::storage::<Housekeeping>(
         app.state.redis.clone(),
-        jobs::queue_config(&cfg.redis_namespace, HOUSEKEEPING_QUEUE, cfg.worker_heartbeat, cfg.worker_missed_heartbeats),
+        jobs::queue_config(
+            &cfg.redis_namespace,
+            HOUSEKEEPING_QUEUE,
+            cfg.worker_heartbeat,
+            cfg.worker_missed_heartbeats,
+        ),
     );
     storage
         .push(Housekeeping {
@@ -75,7 +80,10 @@ async fn worker_with_no_jobs_starts_and_stops() {
         let _ = stop_rx.await;
     }));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(!worker.is_finished(), "worker must keep running until told to stop");
+    assert!(
+        !worker.is_finished(),
+        "worker must keep running until told to stop"
+    );
     stop_tx.send(()).unwrap();
     let result = tokio::time::timeout(Duration::from_secs(10), worker)
         .await
