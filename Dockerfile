@@ -9,6 +9,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /src/target/release/portal-api /src/target/release/portal-worker /src/target/release/portal-admin /usr/local/bin/
 COPY migrations /app/migrations
 COPY clickhouse /app/clickhouse
+COPY demo /app/demo
 WORKDIR /app
 ENV PORTAL_BIND=0.0.0.0:8080 LOG_FORMAT=json
 EXPOSE 8080

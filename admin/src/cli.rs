@@ -66,19 +66,19 @@ pub enum ClientCommand {
 #[derive(Debug, Args)]
 pub struct ClientCreateArgs {
     /// Display name, e.g. "Studio North".
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub name: String,
     /// URL-safe identifier: a-z, 0-9 and '-', e.g. studio-north.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub slug: String,
     /// IANA timezone, e.g. Europe/Berlin.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub timezone: String,
     /// Branding as a JSON object, e.g. '{"primaryColor":"#0E7C86"}'.
-    #[arg(long, value_name = "JSON")]
+    #[arg(long, value_name = "JSON", allow_hyphen_values = true)]
     pub branding: Option<String>,
     /// Feature flags as a JSON object, e.g. '{"vouchers":true}'.
-    #[arg(long, value_name = "JSON")]
+    #[arg(long, value_name = "JSON", allow_hyphen_values = true)]
     pub features: Option<String>,
 }
 
@@ -87,10 +87,10 @@ pub enum ApiKeyCommand {
     /// Create a key for a client. The plaintext key is shown once and never stored.
     Create {
         /// Client id (or slug).
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", allow_hyphen_values = true)]
         client: String,
         /// A label to tell keys apart, e.g. "ios-app".
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", allow_hyphen_values = true)]
         name: String,
     },
     /// Revoke a key. Running API instances are told at once (via Redis); otherwise they drop it
@@ -103,7 +103,7 @@ pub enum ApiKeyCommand {
     /// List a client's keys (never the secrets).
     List {
         /// Client id (or slug).
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", allow_hyphen_values = true)]
         client: String,
     },
 }
@@ -117,19 +117,19 @@ pub enum StaffCommand {
 #[derive(Debug, Args)]
 pub struct StaffCreateArgs {
     /// Client id (or slug).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", allow_hyphen_values = true)]
     pub client: String,
     /// Login email (unique across all clients).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub email: String,
     /// Password, at least 8 characters.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub password: String,
     /// admin (everything) or viewer (read only).
-    #[arg(long, value_name = "admin|viewer")]
+    #[arg(long, value_name = "admin|viewer", allow_hyphen_values = true)]
     pub role: String,
     /// Display name.
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub name: String,
 }
 
@@ -171,5 +171,27 @@ mod tests {
             Cli::try_parse_from(["portal-admin", "api-key", "list", "--client", "x", "--json"])
                 .unwrap();
         assert!(cli.json);
+    }
+
+    #[test]
+    fn values_may_start_with_a_hyphen() {
+        let cli = Cli::try_parse_from([
+            "portal-admin",
+            "staff",
+            "create",
+            "--client",
+            "c",
+            "--email",
+            "e@x.example",
+            "--password",
+            "-secret-",
+            "--role",
+            "admin",
+        ])
+        .unwrap();
+        let Command::Staff(StaffCommand::Create(args)) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(args.password, "-secret-");
     }
 }

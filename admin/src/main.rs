@@ -106,12 +106,14 @@ fn usage_error(e: &clap::Error, json: bool) -> ExitCode {
     let rendered = e.render().to_string();
     output::stderr(rendered.trim_end());
     if json {
+        // The first paragraph of clap's message ("error: …" and any indented continuation lines).
         let message = rendered
             .lines()
-            .next()
-            .unwrap_or("invalid usage")
-            .trim_start_matches("error: ")
-            .to_string();
+            .take_while(|l| !l.trim().is_empty())
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let message = message.trim_start_matches("error: ");
         output::json(&json!({ "error": { "code": "USAGE_ERROR", "message": message } }));
     }
     ExitCode::from(2)

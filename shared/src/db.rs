@@ -18,7 +18,7 @@ pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
 }
 
 /// A lazily connecting pool: the process starts even when Postgres is briefly away, and every
-/// query fails fast (3 s) with a 503 instead of hanging.
+/// query fails fast (3 s) with a 503 instead of hanging. Must be called inside a Tokio runtime.
 pub fn pool(config: &Config) -> Result<PgPool, sqlx::Error> {
     let opts = connect_options(config.database_url.expose())?;
     Ok(pool_with(opts, config.database_max_connections))

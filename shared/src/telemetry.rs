@@ -8,7 +8,8 @@ use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 use crate::config::LogFormat;
 
-/// Installs the global tracing subscriber. Safe to call more than once (later calls do nothing).
+/// Installs the global tracing subscriber (writing to stderr, so stdout stays clean for `--json`
+/// output). Safe to call more than once (later calls do nothing).
 pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn,salvo_core=warn"));
@@ -17,13 +18,16 @@ pub fn init_tracing(format: LogFormat) {
         LogFormat::Json => registry
             .with(
                 fmt::layer()
+                    .with_writer(std::io::stderr)
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
                     .with_span_list(false),
             )
             .try_init(),
-        LogFormat::Text => registry.with(fmt::layer().compact()).try_init(),
+        LogFormat::Text => registry
+            .with(fmt::layer().with_writer(std::io::stderr).compact())
+            .try_init(),
     };
 }
 

@@ -25,14 +25,14 @@ pub async fn run(ctx: &Ctx) -> CliResult<Outcome> {
         .map_err(|e| CliError::failed("MIGRATION_FAILED", e.to_string()))?;
 
     let pg_known = db::MIGRATOR.iter().count();
-    let mut text = format!("postgres: up to date ({pg_known} migrations)\n");
+    let mut text = format!("postgres: up to date ({pg_known} migration(s))\n");
     text.push_str(&format!(
         "clickhouse {version}, database {}: ",
         clickhouse.database
     ));
     if applied.is_empty() {
         text.push_str(&format!(
-            "up to date ({} migrations), nothing applied",
+            "up to date ({} migration(s)), nothing applied",
             migrations.len()
         ));
     } else {

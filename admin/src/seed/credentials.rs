@@ -14,6 +14,12 @@ use crate::output;
 /// The saved credentials, or `None` if the file is absent or unreadable (with a warning).
 pub fn load(path: &Path) -> CliResult<Option<Value>> {
     temp_path(path)?;
+    if path.is_dir() {
+        return Err(CliError::failed(
+            "VALIDATION_ERROR",
+            format!("--credentials-file {} is a directory", path.display()),
+        ));
+    }
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -69,7 +75,7 @@ fn temp_path(path: &Path) -> CliResult<PathBuf> {
         )
     })?;
     let mut tmp = name.to_os_string();
-    tmp.push(".tmp");
+    tmp.push(format!(".{}.tmp", std::process::id()));
     Ok(path.with_file_name(tmp))
 }
 
@@ -89,13 +95,18 @@ fn write_private(path: &Path, value: &Value) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(&tmp)?;
     let mut text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
     text.push('\n');
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, path)
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)
+    });
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]

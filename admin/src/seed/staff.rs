@@ -52,7 +52,7 @@ pub async fn ensure(
         report.note(format!("staff {} ({role}): already present", who.email));
         return Ok(());
     }
-    staff::create(
+    let created = staff::create(
         &ctx.pool,
         NewStaff {
             client_id: client.id,
@@ -62,7 +62,18 @@ pub async fn ensure(
             role: who.role,
         },
     )
-    .await?;
-    report.note(format!("staff {} ({role}): created", who.email));
+    .await;
+    match created {
+        Ok(_) => report.note(format!("staff {} ({role}): created", who.email)),
+        // Another seed-demo run created it a moment ago: fine if it is ours.
+        Err(AppError::Conflict { .. })
+            if staff::find_for_login(&ctx.pool, who.email)
+                .await?
+                .is_some_and(|s| s.client_id == client.id) =>
+        {
+            report.note(format!("staff {} ({role}): already present", who.email));
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(())
 }
