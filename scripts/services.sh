@@ -58,8 +58,8 @@ if [ "$(as_pg psql -qtAX -d postgres -c "SELECT 1 FROM pg_database WHERE datname
   as_pg psql -qtAX -d postgres -c "CREATE DATABASE ${PORTAL_DB_NAME} OWNER ${PORTAL_DB_USER}" >/dev/null
 fi
 # pg_trgm is created by the migrations; it must be creatable by the owner (trusted extension since PG13).
-as_pg psql -qtAX -d "${PORTAL_DB_NAME}" -c "CREATE EXTENSION IF NOT EXISTS pg_trgm" >/dev/null
-as_pg psql -qtAX -d template1 -c "CREATE EXTENSION IF NOT EXISTS pg_trgm" >/dev/null
+as_pg psql -qtAX -d "${PORTAL_DB_NAME}" -c "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS pg_trgm" >/dev/null
+as_pg psql -qtAX -d template1 -c "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS pg_trgm" >/dev/null
 
 # ---- Redis ------------------------------------------------------------------------------------
 redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]; }

@@ -1,6 +1,7 @@
 //! One telemetry setup for every binary: `tracing` (text, or JSON with `LOG_FORMAT=json`, filtered
 //! by `RUST_LOG`) and a Prometheus recorder for the `metrics` macros.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -26,7 +27,12 @@ pub fn init_tracing(format: LogFormat) {
             )
             .try_init(),
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr).compact())
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .compact(),
+            )
             .try_init(),
     };
 }
