@@ -41,17 +41,21 @@ pub struct ClassList {
 }
 
 /// List the class catalogue, optionally by category (case-insensitive).
+///
+/// `sort`: `title`, `category` (default), `durationMinutes`; prefix `-` for descending.
 #[endpoint(tags("app"), security(("api_key" = [])))]
 pub async fn list(
     page: QueryParam<String, false>,
     limit: QueryParam<String, false>,
     category: QueryParam<String, false>,
+    sort: QueryParam<String, false>,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<ClassList>>> {
     let st = state(depot).clone();
     let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
     let category = category.as_deref().map(str::trim).filter(|c| !c.is_empty());
-    let (rows, total) = classes::list(&st.db, category, p).await?;
+    let sort = classes::parse_sort(sort.as_deref())?;
+    let (rows, total) = classes::list(&st.db, category, sort, p).await?;
     Ok(ok(ClassList {
         classes: rows.into_iter().map(Into::into).collect(),
         pagination: p.pagination(total).into(),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgPool};
 
 use crate::error::{AppError, AppResult, FieldError};
-use crate::pagination::Page;
+use crate::pagination::{Direction, Page, Sort};
 
 #[derive(Debug, Clone, FromRow, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -133,9 +133,21 @@ pub async fn import_csv(pool: &PgPool, input: impl Read) -> AppResult<usize> {
     upsert(pool, &classes).await
 }
 
+/// Sort fields of `GET /classes`.
+pub const SORTS: &[(&str, &str)] = &[
+    ("title", "lower(title)"),
+    ("category", "lower(category)"),
+    ("durationMinutes", "duration_minutes"),
+];
+
+pub fn parse_sort(raw: Option<&str>) -> AppResult<Sort> {
+    Sort::parse(raw, SORTS, ("category", Direction::Asc))
+}
+
 pub async fn list(
     pool: &PgPool,
     category: Option<&str>,
+    sort: Sort,
     page: Page,
 ) -> AppResult<(Vec<Class>, i64)> {
     let total: i64 = sqlx::query_scalar(
@@ -144,11 +156,13 @@ pub async fn list(
     .bind(category)
     .fetch_one(pool)
     .await?;
-    let rows = sqlx::query_as::<_, Class>(
+    // The ORDER BY expression comes from the SORTS allow-list, never from the request.
+    let rows = sqlx::query_as::<_, Class>(sqlx::AssertSqlSafe(format!(
         "SELECT id, title, category, instructor, duration_minutes FROM classes
          WHERE ($1::text IS NULL OR lower(category) = lower($1))
-         ORDER BY category, title, id LIMIT $2 OFFSET $3",
-    )
+         ORDER BY {} LIMIT $2 OFFSET $3",
+        sort.order_by("lower(title), id")
+    )))
     .bind(category)
     .bind(page.limit_i64())
     .bind(page.offset())

@@ -171,6 +171,19 @@ async fn classes_are_listed_and_filtered() {
     assert_eq!(r.body["data"]["pagination"]["total"], 2);
     assert_eq!(r.body["data"]["pagination"]["totalPages"], 2);
     assert_eq!(r.body["data"]["classes"].as_array().unwrap().len(), 1);
+    let r = app
+        .send(key(app.get("/classes?sort=-durationMinutes"), &t.api_key))
+        .await;
+    let ids: Vec<&str> = r.body["data"]["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["yoga-1", "hiit-1", "yoga-2"]);
+    app.send(key(app.get("/classes?sort=instructor"), &t.api_key))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
     let r = app.send(key(app.get("/classes/hiit-1"), &t.api_key)).await;
     r.assert_status(200);
     assert_eq!(r.body["data"]["durationMinutes"], 25);
