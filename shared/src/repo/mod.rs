@@ -3,7 +3,11 @@
 pub mod api_keys;
 pub mod audit;
 pub mod classes;
+pub mod idempotency;
+pub mod members;
+pub mod products;
 pub mod clients;
 pub mod sessions;
 pub mod staff;
 pub mod strings;
+pub mod vouchers;

@@ -1,0 +1,319 @@
+//! Members of a partner's programme: registration through a voucher, login, and the partner's
+//! member list and detail (activity figures come from the summary the event pipeline keeps).
+
+use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
+use serde::Serialize;
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+
+use crate::auth::{hash_password, validate_password_strength};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::pagination::{Direction, Page, Sort};
+use crate::repo::{audit, sessions, staff::normalize_email, vouchers};
+
+/// Start (as an instant) of the 30-day activity window: today and the 29 days before it, in the
+/// client's timezone.
+pub fn active_since(tz: chrono_tz::Tz, now: DateTime<Utc>) -> DateTime<Utc> {
+    let today = now.with_timezone(&tz).date_naive();
+    let first = today.checked_sub_days(Days::new(29)).unwrap_or(today);
+    tz.from_local_datetime(&first.and_time(NaiveTime::MIN))
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(now)
+}
+
+/// Whole minutes from seconds: round half up, applied once to the sum (SPEC §4 units).
+pub fn minutes(seconds: i64) -> i64 {
+    (seconds.max(0) + 30) / 60
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct MemberRow {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub registered_at: DateTime<Utc>,
+    pub voucher_code: Option<String>,
+    pub first_active_at: Option<DateTime<Utc>>,
+    pub last_active_at: Option<DateTime<Utc>>,
+    pub watch_seconds: i64,
+    pub class_views: i64,
+    pub active_days: i32,
+    pub favorite_category: Option<String>,
+}
+
+/// A member as partner lists show it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub status: &'static str,
+    pub voucher_code: Option<String>,
+    pub registered_at: DateTime<Utc>,
+    pub last_active_at: Option<DateTime<Utc>>,
+    pub total_watch_time_minutes: i64,
+    pub classes_watched: i64,
+}
+
+impl MemberRow {
+    pub fn summary(&self, active_since: DateTime<Utc>) -> MemberSummary {
+        MemberSummary {
+            id: self.id,
+            name: self.name.clone(),
+            email: self.email.clone(),
+            status: if self.last_active_at.is_some_and(|t| t >= active_since) {
+                "active"
+            } else {
+                "inactive"
+            },
+            voucher_code: self.voucher_code.clone(),
+            registered_at: self.registered_at,
+            last_active_at: self.last_active_at,
+            total_watch_time_minutes: minutes(self.watch_seconds),
+            classes_watched: self.class_views,
+        }
+    }
+}
+
+const SELECT: &str = "SELECT m.id, m.client_id, m.email, m.name, m.registered_at, v.code AS voucher_code,
+        m.first_active_at, m.last_active_at, m.watch_seconds, m.class_views, m.active_days, m.favorite_category
+    FROM members m LEFT JOIN vouchers v ON v.id = m.voucher_id AND v.client_id = m.client_id";
+
+pub struct Registration<'a> {
+    pub client_id: Uuid,
+    pub voucher_code: &'a str,
+    pub email: &'a str,
+    pub password: &'a str,
+    pub name: &'a str,
+}
+
+pub fn validate_registration(r: &Registration<'_>) -> AppResult<String> {
+    let mut errors = Vec::new();
+    let email = match normalize_email(r.email) {
+        Ok(e) => Some(e),
+        Err(_) => {
+            errors.push(FieldError::new("email", "must be a valid email address"));
+            None
+        }
+    };
+    if let Err(e) = validate_password_strength(r.password) {
+        errors.extend(e.details().iter().cloned());
+    }
+    let name = r.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+    }
+    let code = r.voucher_code.trim();
+    if code.is_empty() || code.len() > 40 {
+        errors.push(FieldError::new("voucherCode", "is required"));
+    }
+    match (errors.is_empty(), email) {
+        (true, Some(e)) => Ok(e),
+        _ => Err(AppError::validation_many(errors)),
+    }
+}
+
+/// Creates the member and redeems the voucher in one transaction. Of any number of concurrent
+/// registrations with one code exactly one succeeds; the others get 409 and leave nothing behind.
+/// Returns the member and a new refresh token.
+pub async fn register(
+    pool: &PgPool,
+    r: Registration<'_>,
+    origin: (Option<std::net::IpAddr>, Option<String>),
+) -> AppResult<(MemberRow, String)> {
+    let email = validate_registration(&r)?;
+    let password_hash = hash_password(r.password.to_string()).await?;
+    let code = vouchers::normalize_code(r.voucher_code);
+    let mut tx = pool.begin().await?;
+    // The row lock taken by this UPDATE serialises concurrent redemptions of one code; the losers
+    // re-check `status = 'active'` after the winner commits and update nothing.
+    let voucher_id: Option<i64> = sqlx::query_scalar(
+        "UPDATE vouchers SET status = 'redeemed', redeemed_at = now()
+         WHERE client_id = $1 AND code = $2 AND status = 'active'
+           AND (expires_at IS NULL OR expires_at > now())
+         RETURNING id",
+    )
+    .bind(r.client_id)
+    .bind(&code)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(voucher_id) = voucher_id else {
+        let status: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM vouchers v WHERE v.client_id = $1 AND v.code = $2",
+            vouchers::STATUS_SQL
+        )))
+        .bind(r.client_id)
+        .bind(&code)
+        .fetch_optional(&mut *tx)
+        .await?;
+        return Err(match status.as_deref() {
+            Some("redeemed") => {
+                AppError::conflict("VOUCHER_REDEEMED", "this voucher code has already been used")
+            }
+            Some("expired") => AppError::Unprocessable {
+                code: "VOUCHER_EXPIRED",
+                message: "this voucher code has expired".into(),
+            },
+            Some("revoked") => AppError::Unprocessable {
+                code: "VOUCHER_REVOKED",
+                message: "this voucher code has been revoked".into(),
+            },
+            _ => AppError::NotFound("voucher code not found".into()),
+        });
+    };
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO members (id, client_id, email, name, password_hash, voucher_id)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(r.client_id)
+    .bind(&email)
+    .bind(r.name.trim())
+    .bind(password_hash)
+    .bind(voucher_id)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match AppError::from(e) {
+        AppError::Conflict { .. } => AppError::conflict(
+            "EMAIL_TAKEN",
+            "a member with this email is already registered",
+        ),
+        other => other,
+    })?;
+    sqlx::query("UPDATE vouchers SET redeemed_by = $2 WHERE id = $1")
+        .bind(voucher_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let refresh = sessions::issue(&mut tx, r.client_id, sessions::Subject::Member(id), None).await?;
+    let entry = audit::Entry::new(r.client_id, audit::Actor::Member(id), "member.register")
+        .email(&email)
+        .target("voucher", voucher_id)
+        .origin(origin.0, origin.1);
+    audit::record(&mut *tx, &entry).await?;
+    tx.commit().await?;
+    Ok((get(pool, r.client_id, id).await?, refresh))
+}
+
+/// Member login lookup within the key's client.
+pub async fn find_for_login(
+    pool: &PgPool,
+    client_id: Uuid,
+    email: &str,
+) -> AppResult<Option<(Uuid, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, password_hash FROM members WHERE client_id = $1 AND email = $2",
+    )
+    .bind(client_id)
+    .bind(email)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<MemberRow> {
+    sqlx::query_as::<_, MemberRow>(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE m.client_id = $1 AND m.id = $2"
+    )))
+    .bind(client_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| AppError::not_found("member"))
+}
+
+pub const SORTS: &[(&str, &str)] = &[
+    ("name", "lower(m.name)"),
+    ("email", "m.email"),
+    ("registeredAt", "m.registered_at"),
+    ("lastActiveAt", "m.last_active_at"),
+    ("watchTime", "m.watch_seconds"),
+];
+
+pub fn parse_sort(raw: Option<&str>) -> AppResult<Sort> {
+    Sort::parse(raw, SORTS, ("registeredAt", Direction::Desc))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub search: Option<String>,
+    /// `Some(true)` active only, `Some(false)` inactive only.
+    pub active: Option<bool>,
+}
+
+pub fn parse_status(raw: Option<&str>) -> AppResult<Option<bool>> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some("active") => Ok(Some(true)),
+        Some("inactive") => Ok(Some(false)),
+        Some(_) => Err(AppError::validation("status", "must be active or inactive")),
+    }
+}
+
+pub async fn list(
+    pool: &PgPool,
+    client_id: Uuid,
+    active_since: DateTime<Utc>,
+    f: &ListFilter,
+    sort: Sort,
+    page: Page,
+) -> AppResult<(Vec<MemberRow>, i64)> {
+    let search = f
+        .search
+        .as_deref()
+        .map(|s| vouchers::like_pattern(&s.to_lowercase()));
+    let filter = "WHERE m.client_id = $1
+           AND ($2::text IS NULL OR lower(m.name) LIKE $2 OR m.email LIKE $2)
+           AND ($3::boolean IS NULL
+                OR ($3 AND m.last_active_at >= $4)
+                OR (NOT $3 AND (m.last_active_at IS NULL OR m.last_active_at < $4)))";
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM members m {filter}"
+    )))
+    .bind(client_id)
+    .bind(&search)
+    .bind(f.active)
+    .bind(active_since)
+    .fetch_one(pool)
+    .await?;
+    let rows = sqlx::query_as::<_, MemberRow>(sqlx::AssertSqlSafe(format!(
+        "{SELECT} {filter} ORDER BY {} LIMIT $5 OFFSET $6",
+        sort.order_by("m.id")
+    )))
+    .bind(client_id)
+    .bind(&search)
+    .bind(f.active)
+    .bind(active_since)
+    .bind(page.limit_i64())
+    .bind(page.offset())
+    .fetch_all(pool)
+    .await?;
+    Ok((rows, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minutes_round_half_up_once() {
+        assert_eq!(minutes(0), 0);
+        assert_eq!(minutes(29), 0);
+        assert_eq!(minutes(30), 1);
+        assert_eq!(minutes(89), 1);
+        assert_eq!(minutes(90), 2);
+    }
+
+    #[test]
+    fn activity_window_starts_at_local_midnight_29_days_back() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 23, 30, 0).unwrap();
+        // In Berlin it is already 26 Nov 00:30: the window starts 28 Oct 00:00 Berlin (UTC+1).
+        let since = active_since(chrono_tz::Europe::Berlin, now);
+        assert_eq!(since, Utc.with_ymd_and_hms(2026, 10, 27, 23, 0, 0).unwrap());
+        let utc = active_since(chrono_tz::UTC, now);
+        assert_eq!(utc, Utc.with_ymd_and_hms(2026, 10, 27, 0, 0, 0).unwrap());
+    }
+}

@@ -1,0 +1,399 @@
+//! Affiliate products shown in the app's store section.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::{FromRow, PgPool, QueryBuilder};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult, FieldError};
+use crate::pagination::Page;
+use crate::repo::vouchers::like_pattern;
+
+pub const MAX_LIMIT: u32 = 50;
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Product {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub image: Option<String>,
+    /// Decimal string with two places (`"29.99"`), or null.
+    pub price: Option<String>,
+    pub currency: String,
+    pub external_url: Option<String>,
+    pub product_type: Option<String>,
+    pub featured: bool,
+    pub status: String,
+    pub sort_order: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, name, description, image, price::text AS price, currency, external_url,
+    product_type, featured, status, sort_order, created_at, updated_at";
+
+/// Validated product fields; `None` means "not given" (create: default; update: unchanged).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProductInput {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub image: Option<Option<String>>,
+    pub price: Option<Option<String>>,
+    pub currency: Option<String>,
+    pub external_url: Option<Option<String>>,
+    pub product_type: Option<Option<String>>,
+    pub featured: Option<bool>,
+    pub status: Option<String>,
+    pub sort_order: Option<i32>,
+}
+
+fn http_url(s: &str) -> bool {
+    s.len() <= 2048
+        && url::Url::parse(s)
+            .map(|u| (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some())
+            .unwrap_or(false)
+}
+
+fn price_ok(s: &str) -> bool {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    !int.is_empty()
+        && int.len() <= 10
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.len() <= 2
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && !(s.contains('.') && frac.is_empty())
+}
+
+impl ProductInput {
+    /// Parses a create (`partial = false`: `name` required) or update body. Unknown fields, wrong
+    /// types and out-of-range values are all reported at once.
+    pub fn parse(body: &Value, partial: bool) -> AppResult<Self> {
+        let Some(map): Option<&Map<String, Value>> = body.as_object() else {
+            return Err(AppError::bad_request("body must be a JSON object"));
+        };
+        let mut e = Vec::new();
+        let mut p = ProductInput::default();
+        let text = |v: &Value, field: &str, max: usize, e: &mut Vec<FieldError>| -> Option<String> {
+            match v.as_str() {
+                Some(s) if s.chars().count() <= max => Some(s.trim().to_string()),
+                Some(_) => {
+                    e.push(FieldError::new(field, format!("must be at most {max} characters")));
+                    None
+                }
+                None => {
+                    e.push(FieldError::new(field, "must be a string"));
+                    None
+                }
+            }
+        };
+        for (k, v) in map {
+            match k.as_str() {
+                "name" => match text(v, "name", 200, &mut e) {
+                    Some(s) if s.is_empty() => e.push(FieldError::new("name", "must not be empty")),
+                    Some(s) => p.name = Some(s),
+                    None => {}
+                },
+                "description" => {
+                    if v.is_null() {
+                        p.description = Some(String::new());
+                    } else if let Some(s) = text(v, "description", 5000, &mut e) {
+                        p.description = Some(s);
+                    }
+                }
+                "image" | "externalUrl" => {
+                    let val = if v.is_null() {
+                        Some(None)
+                    } else {
+                        match v.as_str() {
+                            Some(s) if http_url(s.trim()) => Some(Some(s.trim().to_string())),
+                            _ => {
+                                e.push(FieldError::new(k.clone(), "must be an absolute http(s) URL"));
+                                None
+                            }
+                        }
+                    };
+                    if k == "image" {
+                        p.image = val;
+                    } else {
+                        p.external_url = val;
+                    }
+                }
+                "price" => {
+                    if v.is_null() {
+                        p.price = Some(None);
+                    } else {
+                        match v.as_str().map(str::trim) {
+                            Some(s) if price_ok(s) => p.price = Some(Some(s.to_string())),
+                            _ => e.push(FieldError::new(
+                                "price",
+                                "must be a decimal string with at most 2 decimal places, e.g. \"29.99\"",
+                            )),
+                        }
+                    }
+                }
+                "currency" => match v.as_str() {
+                    Some(s) if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) => {
+                        p.currency = Some(s.to_string())
+                    }
+                    _ => e.push(FieldError::new("currency", "must be 3 upper-case letters, e.g. USD")),
+                },
+                "productType" => {
+                    if v.is_null() {
+                        p.product_type = Some(None);
+                    } else if let Some(s) = text(v, "productType", 100, &mut e) {
+                        p.product_type = Some(if s.is_empty() { None } else { Some(s) });
+                    }
+                }
+                "featured" => match v.as_bool() {
+                    Some(b) => p.featured = Some(b),
+                    None => e.push(FieldError::new("featured", "must be true or false")),
+                },
+                "status" => match v.as_str() {
+                    Some(s @ ("draft" | "active" | "archived")) => p.status = Some(s.to_string()),
+                    _ => e.push(FieldError::new("status", "must be draft, active or archived")),
+                },
+                "sortOrder" => match v.as_i64().and_then(|n| i32::try_from(n).ok()) {
+                    Some(n) if (-1_000_000..=1_000_000).contains(&n) => p.sort_order = Some(n),
+                    _ => e.push(FieldError::new(
+                        "sortOrder",
+                        "must be a whole number from -1000000 to 1000000",
+                    )),
+                },
+                other => e.push(FieldError::new(other, "is not a product field")),
+            }
+        }
+        if !partial && p.name.is_none() && !e.iter().any(|f| f.field == "name") {
+            e.push(FieldError::new("name", "is required"));
+        }
+        if partial && map.is_empty() {
+            e.push(FieldError::new("body", "send at least one field to update"));
+        }
+        if e.is_empty() {
+            Ok(p)
+        } else {
+            Err(AppError::validation_many(e))
+        }
+    }
+}
+
+pub async fn create(pool: &PgPool, client_id: Uuid, p: &ProductInput) -> AppResult<Product> {
+    Ok(sqlx::query_as::<_, Product>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO products (id, client_id, name, description, image, price, currency, external_url,
+                               product_type, featured, status, sort_order)
+         VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8, $9, $10, $11, $12)
+         RETURNING {COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(client_id)
+    .bind(p.name.as_deref().unwrap_or_default())
+    .bind(p.description.as_deref().unwrap_or_default())
+    .bind(p.image.clone().flatten())
+    .bind(p.price.clone().flatten())
+    .bind(p.currency.as_deref().unwrap_or("USD"))
+    .bind(p.external_url.clone().flatten())
+    .bind(p.product_type.clone().flatten())
+    .bind(p.featured.unwrap_or(false))
+    .bind(p.status.as_deref().unwrap_or("draft"))
+    .bind(p.sort_order.unwrap_or(0))
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn update(pool: &PgPool, client_id: Uuid, id: Uuid, p: &ProductInput) -> AppResult<Product> {
+    let mut q: QueryBuilder<sqlx::Postgres> = QueryBuilder::new("UPDATE products SET updated_at = now()");
+    if let Some(v) = &p.name {
+        q.push(", name = ").push_bind(v.clone());
+    }
+    if let Some(v) = &p.description {
+        q.push(", description = ").push_bind(v.clone());
+    }
+    if let Some(v) = &p.image {
+        q.push(", image = ").push_bind(v.clone());
+    }
+    if let Some(v) = &p.price {
+        q.push(", price = ").push_bind(v.clone()).push("::numeric");
+    }
+    if let Some(v) = &p.currency {
+        q.push(", currency = ").push_bind(v.clone());
+    }
+    if let Some(v) = &p.external_url {
+        q.push(", external_url = ").push_bind(v.clone());
+    }
+    if let Some(v) = &p.product_type {
+        q.push(", product_type = ").push_bind(v.clone());
+    }
+    if let Some(v) = p.featured {
+        q.push(", featured = ").push_bind(v);
+    }
+    if let Some(v) = &p.status {
+        q.push(", status = ").push_bind(v.clone());
+    }
+    if let Some(v) = p.sort_order {
+        q.push(", sort_order = ").push_bind(v);
+    }
+    q.push(" WHERE client_id = ").push_bind(client_id);
+    q.push(" AND id = ").push_bind(id);
+    q.push(" RETURNING ").push(COLUMNS);
+    q.build_query_as::<Product>()
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| AppError::not_found("product"))
+}
+
+pub async fn delete(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<()> {
+    let done = sqlx::query("DELETE FROM products WHERE client_id = $1 AND id = $2")
+        .bind(client_id)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(AppError::not_found("product"));
+    }
+    Ok(())
+}
+
+pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid, active_only: bool) -> AppResult<Product> {
+    sqlx::query_as::<_, Product>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM products WHERE client_id = $1 AND id = $2 AND (NOT $3 OR status = 'active')"
+    )))
+    .bind(client_id)
+    .bind(id)
+    .bind(active_only)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| AppError::not_found("product"))
+}
+
+/// The seed's named sorts.
+pub fn parse_sort(raw: Option<&str>) -> AppResult<&'static str> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("sort_order") {
+        "newest" => Ok("created_at DESC, id DESC"),
+        "oldest" => Ok("created_at ASC, id ASC"),
+        "price_asc" => Ok("price ASC NULLS LAST, id"),
+        "price_desc" => Ok("price DESC NULLS LAST, id"),
+        "sort_order" => Ok("sort_order ASC, created_at DESC, id"),
+        _ => Err(AppError::validation(
+            "sort",
+            "must be one of newest, oldest, price_asc, price_desc, sort_order",
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<String>,
+    pub product_type: Option<String>,
+    pub search: Option<String>,
+    pub featured: Option<bool>,
+}
+
+pub fn parse_status(raw: Option<&str>) -> AppResult<Option<String>> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s @ ("draft" | "active" | "archived")) => Ok(Some(s.to_string())),
+        Some(_) => Err(AppError::validation("status", "must be draft, active or archived")),
+    }
+}
+
+pub async fn list(
+    pool: &PgPool,
+    client_id: Uuid,
+    f: &ListFilter,
+    order_by: &'static str,
+    page: Page,
+) -> AppResult<(Vec<Product>, i64)> {
+    let search = f.search.as_deref().map(like_pattern);
+    let filter = "WHERE client_id = $1
+        AND ($2::text IS NULL OR status = $2)
+        AND ($3::text IS NULL OR lower(product_type) = lower($3))
+        AND ($4::text IS NULL OR name ILIKE $4 OR description ILIKE $4)
+        AND ($5::boolean IS NULL OR featured = $5)";
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM products {filter}"
+    )))
+    .bind(client_id)
+    .bind(&f.status)
+    .bind(&f.product_type)
+    .bind(&search)
+    .bind(f.featured)
+    .fetch_one(pool)
+    .await?;
+    let rows = sqlx::query_as::<_, Product>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM products {filter} ORDER BY {order_by} LIMIT $6 OFFSET $7"
+    )))
+    .bind(client_id)
+    .bind(&f.status)
+    .bind(&f.product_type)
+    .bind(&search)
+    .bind(f.featured)
+    .bind(page.limit_i64())
+    .bind(page.offset())
+    .fetch_all(pool)
+    .await?;
+    Ok((rows, total))
+}
+
+#[derive(Debug, Clone, FromRow, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TypeCount {
+    pub product_type: String,
+    pub count: i64,
+}
+
+/// Product types of the client's active products, with counts.
+pub async fn active_types(pool: &PgPool, client_id: Uuid) -> AppResult<Vec<TypeCount>> {
+    Ok(sqlx::query_as::<_, TypeCount>(
+        "SELECT product_type, count(*) AS count FROM products
+         WHERE client_id = $1 AND status = 'active' AND product_type IS NOT NULL
+         GROUP BY product_type ORDER BY count DESC, product_type",
+    )
+    .bind(client_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn create_needs_a_name_and_valid_fields() {
+        let ok = ProductInput::parse(
+            &json!({"name": "Protein", "price": "29.99", "currency": "EUR", "image": "https://x.example/a.jpg", "status": "active"}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(ok.price, Some(Some("29.99".into())));
+        let e = ProductInput::parse(
+            &json!({"price": "29.999", "currency": "usd", "image": "javascript:alert(1)", "externalUrl": "/relative", "status": "live", "featured": "yes", "sortOrder": 1.5, "colour": "red"}),
+            false,
+        )
+        .unwrap_err();
+        let fields: Vec<String> = e.details().iter().map(|d| d.field.clone()).collect();
+        for f in ["price", "currency", "image", "externalUrl", "status", "featured", "sortOrder", "colour", "name"] {
+            assert!(fields.contains(&f.to_string()), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn prices() {
+        for ok in ["0", "29", "29.9", "29.99", "1234567890.00"] {
+            assert!(price_ok(ok), "{ok}");
+        }
+        for bad in ["", "-1", "1.", ".5", "1.234", "1e3", "12345678901", "abc"] {
+            assert!(!price_ok(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn partial_updates_may_clear_nullable_fields() {
+        let p = ProductInput::parse(&json!({"price": null, "image": null}), true).unwrap();
+        assert_eq!(p.price, Some(None));
+        assert_eq!(p.image, Some(None));
+        assert!(ProductInput::parse(&json!({}), true).is_err());
+        assert!(ProductInput::parse(&json!({"name": null}), true).is_err());
+    }
+}

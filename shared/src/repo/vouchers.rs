@@ -1,0 +1,467 @@
+//! Voucher codes: generation (collision-safe, one round trip in the common case), listing with the
+//! computed `expired` status, revocation, statistics, and the lookups the app's onboarding uses.
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::Serialize;
+use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult, FieldError};
+use crate::pagination::{Direction, Page, Sort};
+
+/// Crockford base32: no I, L, O, U, so codes survive being read aloud and typed.
+pub const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+pub const CODE_LEN: usize = 8;
+pub const MAX_QUANTITY: i64 = 500;
+pub const MAX_PREFIX: usize = 16;
+
+/// `status` as the API shows it: `expired` follows from `expires_at` at read time.
+pub const STATUS_SQL: &str =
+    "CASE WHEN v.status = 'active' AND v.expires_at <= now() THEN 'expired' ELSE v.status END";
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Voucher {
+    pub id: i64,
+    pub code: String,
+    pub status: String,
+    pub batch_id: Uuid,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub redeemed_at: Option<DateTime<Utc>>,
+    pub redeemed_by_id: Option<Uuid>,
+    pub redeemed_by_name: Option<String>,
+    pub redeemed_by_email: Option<String>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+const SELECT: &str = "SELECT v.id, v.code,
+        CASE WHEN v.status = 'active' AND v.expires_at <= now() THEN 'expired' ELSE v.status END AS status,
+        v.batch_id, v.expires_at, v.created_at, v.redeemed_at,
+        m.id AS redeemed_by_id, m.name AS redeemed_by_name, m.email AS redeemed_by_email, v.revoked_at
+    FROM vouchers v LEFT JOIN members m ON m.id = v.redeemed_by AND m.client_id = v.client_id";
+
+/// A validated generation request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generate {
+    pub quantity: i64,
+    pub prefix: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Generate {
+    /// Validates raw input: quantity 1–500, prefix ≤ 16 of `[A-Z0-9]` (upper-cased), expiry in the future.
+    pub fn validate(
+        quantity: Option<&serde_json::Value>,
+        prefix: Option<&serde_json::Value>,
+        expires_at: Option<&serde_json::Value>,
+    ) -> AppResult<Self> {
+        let mut errors = Vec::new();
+        let quantity = match quantity {
+            None => {
+                errors.push(FieldError::new("quantity", "is required"));
+                0
+            }
+            Some(v) => match v.as_i64() {
+                Some(q) if (1..=MAX_QUANTITY).contains(&q) => q,
+                _ => {
+                    errors.push(FieldError::new(
+                        "quantity",
+                        format!("must be a whole number from 1 to {MAX_QUANTITY}"),
+                    ));
+                    0
+                }
+            },
+        };
+        let prefix = match prefix {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) if s.trim().is_empty() => None,
+            Some(serde_json::Value::String(s)) => {
+                let p = s.trim().to_ascii_uppercase();
+                if p.len() <= MAX_PREFIX && p.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    Some(p)
+                } else {
+                    errors.push(FieldError::new(
+                        "prefix",
+                        format!("must be at most {MAX_PREFIX} letters A-Z or digits"),
+                    ));
+                    None
+                }
+            }
+            Some(_) => {
+                errors.push(FieldError::new("prefix", "must be a string"));
+                None
+            }
+        };
+        let expires_at = match expires_at {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
+                Ok(t) if t.with_timezone(&Utc) > Utc::now() => Some(t.with_timezone(&Utc)),
+                Ok(_) => {
+                    errors.push(FieldError::new("expiresAt", "must be in the future"));
+                    None
+                }
+                Err(_) => {
+                    errors.push(FieldError::new(
+                        "expiresAt",
+                        "must be an RFC 3339 timestamp such as 2026-12-31T23:59:59Z",
+                    ));
+                    None
+                }
+            },
+            Some(_) => {
+                errors.push(FieldError::new("expiresAt", "must be a string"));
+                None
+            }
+        };
+        if errors.is_empty() {
+            Ok(Self {
+                quantity,
+                prefix,
+                expires_at,
+            })
+        } else {
+            Err(AppError::validation_many(errors))
+        }
+    }
+}
+
+pub fn random_code(prefix: Option<&str>) -> String {
+    let mut rng = rand::rng();
+    let body: String = (0..CODE_LEN)
+        .map(|_| CROCKFORD[rng.random_range(0..32)] as char)
+        .collect();
+    match prefix {
+        Some(p) => format!("{p}-{body}"),
+        None => body,
+    }
+}
+
+/// Normalises a code typed by a person: trimmed, upper-case, and Crockford's look-alikes mapped
+/// (O→0, I/L→1) in the random part.
+pub fn normalize_code(code: &str) -> String {
+    let upper = code.trim().to_ascii_uppercase();
+    let (prefix, body) = match upper.rsplit_once('-') {
+        Some((p, b)) => (Some(p), b),
+        None => (None, upper.as_str()),
+    };
+    let body: String = body
+        .chars()
+        .map(|c| match c {
+            'O' => '0',
+            'I' | 'L' => '1',
+            c => c,
+        })
+        .collect();
+    match prefix {
+        Some(p) => format!("{p}-{body}"),
+        None => body,
+    }
+}
+
+/// Inserts `g.quantity` new vouchers in one batch. Codes that collide with existing ones (platform-
+/// wide) are skipped by `ON CONFLICT DO NOTHING` and regenerated; with 40 random bits per code a
+/// second round is practically never needed.
+pub async fn generate(
+    tx: &mut Transaction<'static, Postgres>,
+    client_id: Uuid,
+    created_by: Option<Uuid>,
+    g: &Generate,
+) -> AppResult<(Uuid, Vec<Voucher>)> {
+    let batch_id = Uuid::now_v7();
+    let mut ids: Vec<i64> = Vec::with_capacity(g.quantity as usize);
+    for _round in 0..10 {
+        let missing = g.quantity as usize - ids.len();
+        if missing == 0 {
+            break;
+        }
+        let mut codes: Vec<String> = (0..missing)
+            .map(|_| random_code(g.prefix.as_deref()))
+            .collect();
+        codes.sort();
+        codes.dedup();
+        let inserted: Vec<i64> = sqlx::query_scalar(
+            "INSERT INTO vouchers (client_id, code, batch_id, expires_at, created_by)
+             SELECT $1, c, $2, $3, $4 FROM UNNEST($5::text[]) AS c
+             ON CONFLICT (code) DO NOTHING
+             RETURNING id",
+        )
+        .bind(client_id)
+        .bind(batch_id)
+        .bind(g.expires_at)
+        .bind(created_by)
+        .bind(&codes)
+        .fetch_all(&mut **tx)
+        .await?;
+        ids.extend(inserted);
+    }
+    if ids.len() as i64 != g.quantity {
+        return Err(AppError::internal("could not find free voucher codes"));
+    }
+    let vouchers = sqlx::query_as::<_, Voucher>(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE v.client_id = $1 AND v.batch_id = $2 ORDER BY v.id"
+    )))
+    .bind(client_id)
+    .bind(batch_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok((batch_id, vouchers))
+}
+
+pub const SORTS: &[(&str, &str)] = &[
+    ("createdAt", "v.created_at"),
+    ("code", "v.code"),
+    ("expiresAt", "v.expires_at"),
+    ("redeemedAt", "v.redeemed_at"),
+    ("status", STATUS_SQL),
+];
+
+pub fn parse_sort(raw: Option<&str>) -> AppResult<Sort> {
+    Sort::parse(raw, SORTS, ("createdAt", Direction::Desc))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<String>,
+    pub search: Option<String>,
+    pub batch_id: Option<Uuid>,
+}
+
+pub fn parse_status(raw: Option<&str>) -> AppResult<Option<String>> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s @ ("active" | "redeemed" | "expired" | "revoked")) => Ok(Some(s.to_string())),
+        Some(_) => Err(AppError::validation(
+            "status",
+            "must be one of active, redeemed, expired, revoked",
+        )),
+    }
+}
+
+/// Escapes `%`, `_` and `\` for use inside `ILIKE '%…%'`.
+pub fn like_pattern(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('%');
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+pub async fn list(
+    pool: &PgPool,
+    client_id: Uuid,
+    f: &ListFilter,
+    sort: Sort,
+    page: Page,
+) -> AppResult<(Vec<Voucher>, i64)> {
+    let search = f.search.as_deref().map(like_pattern);
+    let filter = format!(
+        "WHERE v.client_id = $1
+           AND ($2::text IS NULL OR ({STATUS_SQL}) = $2)
+           AND ($3::text IS NULL OR v.code ILIKE $3)
+           AND ($4::uuid IS NULL OR v.batch_id = $4)"
+    );
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM vouchers v {filter}"
+    )))
+    .bind(client_id)
+    .bind(&f.status)
+    .bind(&search)
+    .bind(f.batch_id)
+    .fetch_one(pool)
+    .await?;
+    let rows = sqlx::query_as::<_, Voucher>(sqlx::AssertSqlSafe(format!(
+        "{SELECT} {filter} ORDER BY {} LIMIT $5 OFFSET $6",
+        sort.order_by("v.id DESC")
+    )))
+    .bind(client_id)
+    .bind(&f.status)
+    .bind(&search)
+    .bind(f.batch_id)
+    .bind(page.limit_i64())
+    .bind(page.offset())
+    .fetch_all(pool)
+    .await?;
+    Ok((rows, total))
+}
+
+pub async fn get(pool: &PgPool, client_id: Uuid, id: i64) -> AppResult<Voucher> {
+    sqlx::query_as::<_, Voucher>(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE v.client_id = $1 AND v.id = $2"
+    )))
+    .bind(client_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| AppError::not_found("voucher"))
+}
+
+/// Outcome of a revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// Revoked now.
+    Now,
+    /// Was revoked before (idempotent).
+    Already,
+}
+
+/// Revokes a voucher: 409 when it was redeemed, idempotent for revoked ones.
+pub async fn revoke(
+    tx: &mut Transaction<'static, Postgres>,
+    client_id: Uuid,
+    id: i64,
+    staff_id: Option<Uuid>,
+) -> AppResult<Revoked> {
+    let status: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM vouchers WHERE client_id = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(client_id)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match status.as_deref() {
+        None => Err(AppError::not_found("voucher")),
+        Some("redeemed") => Err(AppError::conflict(
+            "VOUCHER_REDEEMED",
+            "a redeemed voucher cannot be revoked",
+        )),
+        Some("revoked") => Ok(Revoked::Already),
+        Some(_) => {
+            sqlx::query(
+                "UPDATE vouchers SET status = 'revoked', revoked_at = now(), revoked_by = $3
+                 WHERE client_id = $1 AND id = $2",
+            )
+            .bind(client_id)
+            .bind(id)
+            .bind(staff_id)
+            .execute(&mut **tx)
+            .await?;
+            Ok(Revoked::Now)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub total: i64,
+    pub active: i64,
+    pub redeemed: i64,
+    pub expired: i64,
+    pub revoked: i64,
+    pub redemption_rate: f64,
+}
+
+/// Counts by status; the four counts always add up to `total` (one snapshot, one statement).
+pub async fn stats(pool: &PgPool, client_id: Uuid) -> AppResult<Stats> {
+    let (total, active, redeemed, expired, revoked): (i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*),
+                count(*) FILTER (WHERE status = 'active' AND (expires_at IS NULL OR expires_at > now())),
+                count(*) FILTER (WHERE status = 'redeemed'),
+                count(*) FILTER (WHERE status = 'active' AND expires_at <= now()),
+                count(*) FILTER (WHERE status = 'revoked')
+         FROM vouchers WHERE client_id = $1",
+    )
+    .bind(client_id)
+    .fetch_one(pool)
+    .await?;
+    let redemption_rate = if total == 0 {
+        0.0
+    } else {
+        (redeemed as f64 * 1000.0 / total as f64).round() / 10.0
+    };
+    Ok(Stats {
+        total,
+        active,
+        redeemed,
+        expired,
+        revoked,
+        redemption_rate,
+    })
+}
+
+/// What the app learns when validating a code: nothing distinguishes "another partner's code" from
+/// "no such code".
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Validation {
+    pub valid: bool,
+    /// `active | redeemed | expired | revoked | not_found`.
+    pub status: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub async fn validate_code(pool: &PgPool, client_id: Uuid, code: &str) -> AppResult<Validation> {
+    let row: Option<(String, Option<DateTime<Utc>>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {STATUS_SQL}, v.expires_at FROM vouchers v WHERE v.client_id = $1 AND v.code = $2"
+    )))
+    .bind(client_id)
+    .bind(normalize_code(code))
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        Some((status, expires_at)) => Validation {
+            valid: status == "active",
+            status,
+            expires_at,
+        },
+        None => Validation {
+            valid: false,
+            status: "not_found".into(),
+            expires_at: None,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn codes_are_prefix_dash_eight_crockford_characters() {
+        let c = random_code(Some("STUDIO"));
+        let (p, body) = c.split_once('-').unwrap();
+        assert_eq!(p, "STUDIO");
+        assert_eq!(body.len(), 8);
+        assert!(body.bytes().all(|b| CROCKFORD.contains(&b)));
+        assert_eq!(random_code(None).len(), 8);
+    }
+
+    #[test]
+    fn typed_codes_are_normalised() {
+        assert_eq!(normalize_code(" studio-ab0il123 "), "STUDIO-AB011123");
+        assert_eq!(normalize_code("abcd-efgh"), "ABCD-EFGH");
+    }
+
+    #[test]
+    fn generation_input_is_validated() {
+        let ok = Generate::validate(Some(&json!(50)), Some(&json!("studio")), None).unwrap();
+        assert_eq!(ok.prefix.as_deref(), Some("STUDIO"));
+        for (q, p, e) in [
+            (json!(0), json!(null), json!(null)),
+            (json!(501), json!(null), json!(null)),
+            (json!("5"), json!(null), json!(null)),
+            (json!(1.5), json!(null), json!(null)),
+            (json!(5), json!("ÄÖ"), json!(null)),
+            (json!(5), json!("A".repeat(17)), json!(null)),
+            (json!(5), json!("A-B"), json!(null)),
+            (json!(5), json!(null), json!("2020-01-01T00:00:00Z")),
+            (json!(5), json!(null), json!("tomorrow")),
+        ] {
+            assert!(Generate::validate(Some(&q), Some(&p), Some(&e)).is_err(), "{q} {p} {e}");
+        }
+        assert!(Generate::validate(None, None, None).is_err());
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("a%b_c"), "%a\\%b\\_c%");
+    }
+}
