@@ -44,17 +44,54 @@ pub fn api_router() -> Router {
             Router::with_path("vouchers")
                 .hoop(require_api_key)
                 .hoop(require_key_of_staff_client)
-                .push(Router::with_path("stats").get(vouchers::stats)),
+                .get(vouchers::list)
+                .post(vouchers::generate)
+                .push(Router::with_path("stats").get(vouchers::stats))
+                .push(Router::with_path("{id}").delete(vouchers::revoke)),
         )
         .push(
             Router::with_path("strings")
                 .get(strings::get_partner)
                 .put(strings::put_partner),
+        )
+        .push(
+            Router::with_path("members")
+                .get(members::list)
+                .push(Router::with_path("{id}").get(members::detail)),
+        )
+        .push(
+            Router::with_path("products")
+                .get(products::list)
+                .post(products::create)
+                .push(
+                    Router::with_path("{id}")
+                        .get(products::get)
+                        .put(products::update)
+                        .delete(products::delete),
+                ),
+        )
+        .push(
+            Router::with_path("audit-log")
+                .hoop(require_admin)
+                .get(audit_log::list),
         );
 
     let app = Router::new()
         .hoop(require_api_key)
         .push(Router::with_path("app/strings").get(strings::get_app))
+        .push(
+            Router::with_path("auth")
+                .push(Router::with_path("voucher/validate").post(app_auth::validate))
+                .push(Router::with_path("register").post(app_auth::register))
+                .push(Router::with_path("login").post(app_auth::login))
+                .push(Router::with_path("refresh").post(app_auth::refresh)),
+        )
+        .push(
+            Router::with_path("products")
+                .get(products::app_list)
+                .push(Router::with_path("types").get(products::app_types))
+                .push(Router::with_path("{id}").get(products::app_get)),
+        )
         .push(
             Router::with_path("classes")
                 .get(classes::list)

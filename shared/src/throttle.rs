@@ -39,14 +39,22 @@ pub const VOUCHER_VALIDATE_PER_ADDRESS: Limit = Limit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     pub limit: u32,
+    /// Attempts counted in the current window.
+    pub count: u32,
     pub remaining: u32,
     /// Seconds until the window resets (0 when no window is open).
     pub reset_after: u64,
 }
 
 impl Window {
+    /// No attempt is left: the next one would be over the limit (use after [`Throttle::peek`]).
     pub fn exceeded(&self) -> bool {
         self.remaining == 0
+    }
+
+    /// This attempt was over the limit (use after [`Throttle::hit`], which counted it).
+    pub fn over(&self) -> bool {
+        self.count > self.limit
     }
 
     pub fn into_error(self, message: &str) -> AppError {
@@ -123,6 +131,7 @@ impl Throttle {
 fn window(limit: &Limit, count: u32, pttl_ms: i64) -> Window {
     Window {
         limit: limit.max,
+        count,
         remaining: limit.max.saturating_sub(count),
         reset_after: if pttl_ms > 0 {
             (pttl_ms as u64).div_ceil(1000)

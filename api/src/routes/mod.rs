@@ -1,7 +1,11 @@
 //! Route handlers, one module per resource.
 
+pub mod app_auth;
+pub mod audit_log;
 pub mod classes;
 pub mod health;
+pub mod members;
 pub mod partner_auth;
+pub mod products;
 pub mod strings;
 pub mod vouchers;

@@ -1,12 +1,257 @@
 //! `/partner/vouchers/*` (partner JWT + X-API-Key of the same client).
 
+use chrono::{DateTime, Utc};
+use portal_shared::error::AppError;
+use portal_shared::pagination::Page;
+use portal_shared::repo::{audit, idempotency, vouchers};
+use salvo::oapi::extract::{JsonBody, PathParam, QueryParam};
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-use crate::envelope::{ok, Envelope};
+use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
-use crate::middleware::{staff, state};
+use crate::middleware::{client_ip, request_id, staff, state};
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedeemedBy {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[salvo(schema(example = json!({"id": 1, "code": "STUDIO-7K3M9Q2X", "status": "active", "batchId": "01a212bf-0aca-743e-b263-3e36ed0b7418", "expiresAt": "2026-12-31T23:59:59Z", "createdAt": "2026-11-25T12:00:00Z", "redeemedAt": null, "redeemedBy": null, "revokedAt": null})))]
+pub struct VoucherDto {
+    pub id: i64,
+    pub code: String,
+    /// `active | redeemed | expired | revoked` (`expired` follows from `expiresAt`).
+    pub status: String,
+    pub batch_id: Uuid,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub redeemed_at: Option<DateTime<Utc>>,
+    pub redeemed_by: Option<RedeemedBy>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<vouchers::Voucher> for VoucherDto {
+    fn from(v: vouchers::Voucher) -> Self {
+        let redeemed_by = match (v.redeemed_by_id, v.redeemed_by_name, v.redeemed_by_email) {
+            (Some(id), Some(name), Some(email)) => Some(RedeemedBy { id, name, email }),
+            _ => None,
+        };
+        Self {
+            id: v.id,
+            code: v.code,
+            status: v.status,
+            batch_id: v.batch_id,
+            expires_at: v.expires_at,
+            created_at: v.created_at,
+            redeemed_at: v.redeemed_at,
+            redeemed_by,
+            revoked_at: v.revoked_at,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[salvo(schema(example = json!({"quantity": 50, "prefix": "STUDIO", "expiresAt": "2026-12-31T23:59:59Z"})))]
+pub struct GenerateRequest {
+    /// 1 to 500.
+    pub quantity: i64,
+    /// Up to 16 of A-Z and 0-9 (upper-cased). Codes are `PREFIX-` + 8 Crockford base32 characters.
+    pub prefix: Option<String>,
+    /// Optional, in the future (RFC 3339).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Generated {
+    pub batch_id: Uuid,
+    pub quantity: i64,
+    pub vouchers: Vec<VoucherDto>,
+}
+
+/// Generate 1–500 voucher codes as one batch.
+///
+/// Send an `Idempotency-Key` header to make retries safe: a retried request with the same key and
+/// body returns the first answer and creates nothing new (header `Idempotent-Replayed: true`).
+#[endpoint(
+    tags("vouchers"),
+    security(("bearer" = [], "api_key" = [])),
+    request_body = GenerateRequest,
+    status_codes(201, 400, 401, 403, 422, 429, 503),
+    responses((status_code = 201, description = "Vouchers created", body = Envelope<Generated>)),
+    parameters(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe"))
+)]
+pub async fn generate(
+    body: JsonBody<serde_json::Value>,
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> ApiResult<Json<serde_json::Value>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    let body = body.into_inner();
+    let Some(obj) = body.as_object() else {
+        return Err(AppError::bad_request("body must be a JSON object").into());
+    };
+    if let Some(unknown) = obj
+        .keys()
+        .find(|k| !["quantity", "prefix", "expiresAt"].contains(&k.as_str()))
+    {
+        return Err(AppError::validation(unknown.clone(), "is not a voucher field").into());
+    }
+    let g =
+        vouchers::Generate::validate(obj.get("quantity"), obj.get("prefix"), obj.get("expiresAt"))?;
+    let idem_key = req
+        .headers()
+        .get("idempotency-key")
+        .map(|v| v.to_str().map(str::to_string))
+        .transpose()
+        .map_err(|_| AppError::validation("Idempotency-Key", "must be visible ASCII"))?;
+    let hash = idempotency::request_hash(&body);
+    let mut tx = st.db.begin().await?;
+    if let Some(k) = &idem_key {
+        idempotency::validate_key(k)?;
+        if let Some((status, stored)) =
+            idempotency::lookup(&mut tx, s.client_id, "vouchers.generate", k, &hash).await?
+        {
+            res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED));
+            res.add_header("idempotent-replayed", "true", true).ok();
+            return Ok(Json(stored));
+        }
+    }
+    let (batch_id, created) =
+        vouchers::generate(&mut tx, s.client_id, Some(s.staff_id), &g).await?;
+    let entry = audit::Entry::new(
+        s.client_id,
+        audit::Actor::Staff(s.staff_id),
+        "vouchers.generate",
+    )
+    .target("voucher_batch", batch_id)
+    .details(serde_json::json!({
+        "quantity": g.quantity, "prefix": g.prefix, "expiresAt": g.expires_at,
+    }))
+    .origin(client_ip(req), request_id(depot));
+    audit::record(&mut *tx, &entry).await?;
+    let data = Generated {
+        batch_id,
+        quantity: g.quantity,
+        vouchers: created.into_iter().map(Into::into).collect(),
+    };
+    let response = serde_json::json!({ "success": true, "data": data });
+    if let Some(k) = &idem_key {
+        idempotency::store(
+            &mut tx,
+            s.client_id,
+            "vouchers.generate",
+            k,
+            &hash,
+            201,
+            &response,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    res.status_code(StatusCode::CREATED);
+    Ok(Json(response))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VoucherList {
+    pub vouchers: Vec<VoucherDto>,
+    pub pagination: PaginationDoc,
+}
+
+/// List vouchers: filter by `status` (active, redeemed, expired, revoked), `search` (part of the
+/// code), `batchId`; `sort` by createdAt (default, newest first), code, expiresAt, redeemedAt,
+/// status (prefix `-` for descending).
+#[allow(clippy::too_many_arguments)]
+#[endpoint(tags("vouchers"), security(("bearer" = [], "api_key" = [])))]
+pub async fn list(
+    status: QueryParam<String, false>,
+    search: QueryParam<String, false>,
+    #[allow(non_snake_case)] batchId: QueryParam<String, false>,
+    sort: QueryParam<String, false>,
+    page: QueryParam<String, false>,
+    limit: QueryParam<String, false>,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<VoucherList>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
+    let sort = vouchers::parse_sort(sort.as_deref())?;
+    let batch_id = match batchId.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
+        None => None,
+        Some(b) => Some(
+            Uuid::parse_str(b).map_err(|_| AppError::validation("batchId", "must be a UUID"))?,
+        ),
+    };
+    let search = search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    if search.is_some_and(|s| s.len() > 64) {
+        return Err(AppError::validation("search", "must be at most 64 characters").into());
+    }
+    let filter = vouchers::ListFilter {
+        status: vouchers::parse_status(status.as_deref())?,
+        search: search.map(str::to_string),
+        batch_id,
+    };
+    let (rows, total) = vouchers::list(&st.db, s.client_id, &filter, sort, p).await?;
+    Ok(ok(VoucherList {
+        vouchers: rows.into_iter().map(Into::into).collect(),
+        pagination: p.pagination(total).into(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokeResult {
+    pub voucher: VoucherDto,
+    /// `false` when the voucher had been revoked before (the call is idempotent).
+    pub revoked_now: bool,
+}
+
+/// Revoke a voucher. A redeemed voucher answers 409; a revoked one answers 200 again.
+#[endpoint(tags("vouchers"), security(("bearer" = [], "api_key" = [])), status_codes(200, 400, 401, 403, 404, 409))]
+pub async fn revoke(
+    id: PathParam<String>,
+    req: &mut Request,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<RevokeResult>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    let id: i64 = id
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n: &i64| *n > 0)
+        .ok_or_else(|| AppError::validation("id", "must be a positive whole number"))?;
+    let mut tx = st.db.begin().await?;
+    let outcome = vouchers::revoke(&mut tx, s.client_id, id, Some(s.staff_id)).await?;
+    if outcome == vouchers::Revoked::Now {
+        let entry = audit::Entry::new(
+            s.client_id,
+            audit::Actor::Staff(s.staff_id),
+            "vouchers.revoke",
+        )
+        .target("voucher", id)
+        .origin(client_ip(req), request_id(depot));
+        audit::record(&mut *tx, &entry).await?;
+    }
+    tx.commit().await?;
+    let v = vouchers::get(&st.db, s.client_id, id).await?;
+    Ok(ok(RevokeResult {
+        voucher: v.into(),
+        revoked_now: outcome == vouchers::Revoked::Now,
+    }))
+}
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -21,34 +266,18 @@ pub struct VoucherStats {
     pub redemption_rate: f64,
 }
 
-/// Voucher counts by status. `active + redeemed + expired + revoked = total` always holds:
-/// `expired` counts vouchers that are neither redeemed nor revoked and whose expiry has passed.
+/// Voucher counts by status. `active + redeemed + expired + revoked = total` always holds.
 #[endpoint(tags("vouchers"), security(("bearer" = [], "api_key" = [])))]
 pub async fn stats(depot: &mut Depot) -> ApiResult<Json<Envelope<VoucherStats>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let (total, active, redeemed, expired, revoked): (i64, i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT count(*),
-                count(*) FILTER (WHERE status = 'active' AND (expires_at IS NULL OR expires_at > now())),
-                count(*) FILTER (WHERE status = 'redeemed'),
-                count(*) FILTER (WHERE status = 'active' AND expires_at <= now()),
-                count(*) FILTER (WHERE status = 'revoked')
-         FROM vouchers WHERE client_id = $1",
-    )
-    .bind(s.client_id)
-    .fetch_one(&st.db)
-    .await?;
-    let rate = if total == 0 {
-        0.0
-    } else {
-        (redeemed as f64 * 1000.0 / total as f64).round() / 10.0
-    };
+    let v = vouchers::stats(&st.db, s.client_id).await?;
     Ok(ok(VoucherStats {
-        total,
-        active,
-        redeemed,
-        expired,
-        revoked,
-        redemption_rate: rate,
+        total: v.total,
+        active: v.active,
+        redeemed: v.redeemed,
+        expired: v.expired,
+        revoked: v.revoked,
+        redemption_rate: v.redemption_rate,
     }))
 }

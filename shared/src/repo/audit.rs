@@ -110,22 +110,40 @@ pub struct AuditRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// Newest first, for one client.
-pub async fn list_recent<'e>(
-    exec: impl PgExecutor<'e>,
+/// Newest first, for one client, optionally by action and time range (`to` exclusive).
+pub async fn list(
+    pool: &sqlx::PgPool,
     client_id: Uuid,
     action: Option<&str>,
-    limit: i64,
-) -> AppResult<Vec<AuditRow>> {
-    Ok(sqlx::query_as::<_, AuditRow>(
-        "SELECT id, actor_type, actor_id, actor_email, action, target_type, target_id, details,
-                host(ip) AS ip, request_id, created_at
-         FROM audit_log WHERE client_id = $1 AND ($2::text IS NULL OR action = $2)
-         ORDER BY created_at DESC, id DESC LIMIT $3",
-    )
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    page: crate::pagination::Page,
+) -> AppResult<(Vec<AuditRow>, i64)> {
+    let filter = "WHERE client_id = $1 AND ($2::text IS NULL OR action = $2)
+        AND ($3::timestamptz IS NULL OR created_at >= $3)
+        AND ($4::timestamptz IS NULL OR created_at < $4)";
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM audit_log {filter}"
+    )))
     .bind(client_id)
     .bind(action)
-    .bind(limit)
-    .fetch_all(exec)
-    .await?)
+    .bind(from)
+    .bind(to)
+    .fetch_one(pool)
+    .await?;
+    let rows = sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT id, actor_type, actor_id, actor_email, action, target_type, target_id, details,
+                host(ip) AS ip, request_id, created_at
+         FROM audit_log {filter}
+         ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6"
+    )))
+    .bind(client_id)
+    .bind(action)
+    .bind(from)
+    .bind(to)
+    .bind(page.limit_i64())
+    .bind(page.offset())
+    .fetch_all(pool)
+    .await?;
+    Ok((rows, total))
 }

@@ -150,9 +150,10 @@ pub async fn register(
         .fetch_optional(&mut *tx)
         .await?;
         return Err(match status.as_deref() {
-            Some("redeemed") => {
-                AppError::conflict("VOUCHER_REDEEMED", "this voucher code has already been used")
-            }
+            Some("redeemed") => AppError::conflict(
+                "VOUCHER_REDEEMED",
+                "this voucher code has already been used",
+            ),
             Some("expired") => AppError::Unprocessable {
                 code: "VOUCHER_EXPIRED",
                 message: "this voucher code has expired".into(),
@@ -189,7 +190,8 @@ pub async fn register(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    let refresh = sessions::issue(&mut tx, r.client_id, sessions::Subject::Member(id), None).await?;
+    let refresh =
+        sessions::issue(&mut tx, r.client_id, sessions::Subject::Member(id), None).await?;
     let entry = audit::Entry::new(r.client_id, audit::Actor::Member(id), "member.register")
         .email(&email)
         .target("voucher", voucher_id)
@@ -205,13 +207,13 @@ pub async fn find_for_login(
     client_id: Uuid,
     email: &str,
 ) -> AppResult<Option<(Uuid, String)>> {
-    Ok(sqlx::query_as(
-        "SELECT id, password_hash FROM members WHERE client_id = $1 AND email = $2",
+    Ok(
+        sqlx::query_as("SELECT id, password_hash FROM members WHERE client_id = $1 AND email = $2")
+            .bind(client_id)
+            .bind(email)
+            .fetch_optional(pool)
+            .await?,
     )
-    .bind(client_id)
-    .bind(email)
-    .fetch_optional(pool)
-    .await?)
 }
 
 pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<MemberRow> {

@@ -3,10 +3,10 @@
 pub mod api_keys;
 pub mod audit;
 pub mod classes;
+pub mod clients;
 pub mod idempotency;
 pub mod members;
 pub mod products;
-pub mod clients;
 pub mod sessions;
 pub mod staff;
 pub mod strings;

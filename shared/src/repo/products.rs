@@ -75,19 +75,23 @@ impl ProductInput {
         };
         let mut e = Vec::new();
         let mut p = ProductInput::default();
-        let text = |v: &Value, field: &str, max: usize, e: &mut Vec<FieldError>| -> Option<String> {
-            match v.as_str() {
-                Some(s) if s.chars().count() <= max => Some(s.trim().to_string()),
-                Some(_) => {
-                    e.push(FieldError::new(field, format!("must be at most {max} characters")));
-                    None
+        let text =
+            |v: &Value, field: &str, max: usize, e: &mut Vec<FieldError>| -> Option<String> {
+                match v.as_str() {
+                    Some(s) if s.chars().count() <= max => Some(s.trim().to_string()),
+                    Some(_) => {
+                        e.push(FieldError::new(
+                            field,
+                            format!("must be at most {max} characters"),
+                        ));
+                        None
+                    }
+                    None => {
+                        e.push(FieldError::new(field, "must be a string"));
+                        None
+                    }
                 }
-                None => {
-                    e.push(FieldError::new(field, "must be a string"));
-                    None
-                }
-            }
-        };
+            };
         for (k, v) in map {
             match k.as_str() {
                 "name" => match text(v, "name", 200, &mut e) {
@@ -109,7 +113,10 @@ impl ProductInput {
                         match v.as_str() {
                             Some(s) if http_url(s.trim()) => Some(Some(s.trim().to_string())),
                             _ => {
-                                e.push(FieldError::new(k.clone(), "must be an absolute http(s) URL"));
+                                e.push(FieldError::new(
+                                    k.clone(),
+                                    "must be an absolute http(s) URL",
+                                ));
                                 None
                             }
                         }
@@ -137,7 +144,10 @@ impl ProductInput {
                     Some(s) if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) => {
                         p.currency = Some(s.to_string())
                     }
-                    _ => e.push(FieldError::new("currency", "must be 3 upper-case letters, e.g. USD")),
+                    _ => e.push(FieldError::new(
+                        "currency",
+                        "must be 3 upper-case letters, e.g. USD",
+                    )),
                 },
                 "productType" => {
                     if v.is_null() {
@@ -152,7 +162,10 @@ impl ProductInput {
                 },
                 "status" => match v.as_str() {
                     Some(s @ ("draft" | "active" | "archived")) => p.status = Some(s.to_string()),
-                    _ => e.push(FieldError::new("status", "must be draft, active or archived")),
+                    _ => e.push(FieldError::new(
+                        "status",
+                        "must be draft, active or archived",
+                    )),
                 },
                 "sortOrder" => match v.as_i64().and_then(|n| i32::try_from(n).ok()) {
                     Some(n) if (-1_000_000..=1_000_000).contains(&n) => p.sort_order = Some(n),
@@ -201,8 +214,14 @@ pub async fn create(pool: &PgPool, client_id: Uuid, p: &ProductInput) -> AppResu
     .await?)
 }
 
-pub async fn update(pool: &PgPool, client_id: Uuid, id: Uuid, p: &ProductInput) -> AppResult<Product> {
-    let mut q: QueryBuilder<sqlx::Postgres> = QueryBuilder::new("UPDATE products SET updated_at = now()");
+pub async fn update(
+    pool: &PgPool,
+    client_id: Uuid,
+    id: Uuid,
+    p: &ProductInput,
+) -> AppResult<Product> {
+    let mut q: QueryBuilder<sqlx::Postgres> =
+        QueryBuilder::new("UPDATE products SET updated_at = now()");
     if let Some(v) = &p.name {
         q.push(", name = ").push_bind(v.clone());
     }
@@ -254,7 +273,12 @@ pub async fn delete(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<()> {
     Ok(())
 }
 
-pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid, active_only: bool) -> AppResult<Product> {
+pub async fn get(
+    pool: &PgPool,
+    client_id: Uuid,
+    id: Uuid,
+    active_only: bool,
+) -> AppResult<Product> {
     sqlx::query_as::<_, Product>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM products WHERE client_id = $1 AND id = $2 AND (NOT $3 OR status = 'active')"
     )))
@@ -268,7 +292,11 @@ pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid, active_only: bool) ->
 
 /// The seed's named sorts.
 pub fn parse_sort(raw: Option<&str>) -> AppResult<&'static str> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("sort_order") {
+    match raw
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("sort_order")
+    {
         "newest" => Ok("created_at DESC, id DESC"),
         "oldest" => Ok("created_at ASC, id ASC"),
         "price_asc" => Ok("price ASC NULLS LAST, id"),
@@ -293,7 +321,10 @@ pub fn parse_status(raw: Option<&str>) -> AppResult<Option<String>> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(s @ ("draft" | "active" | "archived")) => Ok(Some(s.to_string())),
-        Some(_) => Err(AppError::validation("status", "must be draft, active or archived")),
+        Some(_) => Err(AppError::validation(
+            "status",
+            "must be draft, active or archived",
+        )),
     }
 }
 
@@ -373,8 +404,21 @@ mod tests {
         )
         .unwrap_err();
         let fields: Vec<String> = e.details().iter().map(|d| d.field.clone()).collect();
-        for f in ["price", "currency", "image", "externalUrl", "status", "featured", "sortOrder", "colour", "name"] {
-            assert!(fields.contains(&f.to_string()), "{f} missing from {fields:?}");
+        for f in [
+            "price",
+            "currency",
+            "image",
+            "externalUrl",
+            "status",
+            "featured",
+            "sortOrder",
+            "colour",
+            "name",
+        ] {
+            assert!(
+                fields.contains(&f.to_string()),
+                "{f} missing from {fields:?}"
+            );
         }
     }
 

@@ -398,13 +398,14 @@ pub struct Validation {
 }
 
 pub async fn validate_code(pool: &PgPool, client_id: Uuid, code: &str) -> AppResult<Validation> {
-    let row: Option<(String, Option<DateTime<Utc>>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let row: Option<(String, Option<DateTime<Utc>>)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {STATUS_SQL}, v.expires_at FROM vouchers v WHERE v.client_id = $1 AND v.code = $2"
     )))
-    .bind(client_id)
-    .bind(normalize_code(code))
-    .fetch_optional(pool)
-    .await?;
+        .bind(client_id)
+        .bind(normalize_code(code))
+        .fetch_optional(pool)
+        .await?;
     Ok(match row {
         Some((status, expires_at)) => Validation {
             valid: status == "active",
@@ -455,7 +456,10 @@ mod tests {
             (json!(5), json!(null), json!("2020-01-01T00:00:00Z")),
             (json!(5), json!(null), json!("tomorrow")),
         ] {
-            assert!(Generate::validate(Some(&q), Some(&p), Some(&e)).is_err(), "{q} {p} {e}");
+            assert!(
+                Generate::validate(Some(&q), Some(&p), Some(&e)).is_err(),
+                "{q} {p} {e}"
+            );
         }
         assert!(Generate::validate(None, None, None).is_err());
     }

@@ -1,0 +1,300 @@
+//! App onboarding (X-API-Key): voucher validation, member registration, login, refresh.
+
+use chrono::{DateTime, Utc};
+use portal_shared::auth::{verify_password, TokenType};
+use portal_shared::error::AppError;
+use portal_shared::repo::{audit, members, sessions, staff::normalize_email, vouchers};
+use portal_shared::throttle::{self, Window};
+use salvo::oapi::extract::JsonBody;
+use salvo::oapi::ToSchema;
+use salvo::prelude::*;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::envelope::{ok, Envelope};
+use crate::error::ApiResult;
+use crate::middleware::{app_client, client_ip, request_id, state};
+
+fn rate_headers(res: &mut Response, w: &Window) {
+    res.add_header("x-ratelimit-limit", w.limit.to_string(), true)
+        .ok();
+    res.add_header("x-ratelimit-remaining", w.remaining.to_string(), true)
+        .ok();
+}
+
+fn address(req: &Request) -> String {
+    client_ip(req)
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[salvo(schema(example = json!({"code": "STUDIO-7K3M9Q2X"})))]
+pub struct ValidateRequest {
+    pub code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidateResult {
+    /// `true` when the code can be used to register now.
+    pub valid: bool,
+    /// `active | redeemed | expired | revoked | not_found`.
+    pub status: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Check a voucher code before registering (case-insensitive). Codes of other partners look
+/// exactly like codes that do not exist. Throttled per address.
+#[endpoint(tags("app"), security(("api_key" = [])))]
+pub async fn validate(
+    body: JsonBody<ValidateRequest>,
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> ApiResult<Json<Envelope<ValidateResult>>> {
+    let st = state(depot).clone();
+    let c = app_client(depot)?;
+    let code = body.into_inner().code;
+    if code.trim().is_empty() || code.len() > 40 {
+        return Err(AppError::validation("code", "must be 1 to 40 characters").into());
+    }
+    let w = st
+        .throttle
+        .hit(&throttle::VOUCHER_VALIDATE_PER_ADDRESS, &address(req))
+        .await?;
+    rate_headers(res, &w);
+    if w.over() {
+        return Err(w
+            .into_error("too many voucher checks; try again later")
+            .into());
+    }
+    let v = vouchers::validate_code(&st.db, c.client_id, &code).await?;
+    Ok(ok(ValidateResult {
+        valid: v.valid,
+        status: v.status,
+        expires_at: v.expires_at,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[salvo(schema(example = json!({"voucherCode": "STUDIO-7K3M9Q2X", "email": "sam@example.com", "password": "a long password", "name": "Sam Lee"})))]
+pub struct RegisterRequest {
+    pub voucher_code: String,
+    pub email: String,
+    pub password: String,
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberProfile {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub registered_at: DateTime<Utc>,
+    pub voucher_code: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberSession {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    pub token_type: &'static str,
+    pub member: MemberProfile,
+}
+
+fn profile(m: &members::MemberRow) -> MemberProfile {
+    MemberProfile {
+        id: m.id,
+        email: m.email.clone(),
+        name: m.name.clone(),
+        registered_at: m.registered_at,
+        voucher_code: m.voucher_code.clone(),
+    }
+}
+
+/// Register a member with a voucher code. The member and the redemption are one transaction: of
+/// concurrent registrations with one code exactly one succeeds, the rest get 409.
+#[endpoint(
+    tags("app"),
+    security(("api_key" = [])),
+    status_codes(201, 400, 401, 404, 409, 422, 503),
+    responses((status_code = 201, description = "Registered", body = Envelope<MemberSession>))
+)]
+pub async fn register(
+    body: JsonBody<RegisterRequest>,
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> ApiResult<Json<Envelope<MemberSession>>> {
+    let st = state(depot).clone();
+    let c = app_client(depot)?;
+    let b = body.into_inner();
+    let (member, refresh_token) = members::register(
+        &st.db,
+        members::Registration {
+            client_id: c.client_id,
+            voucher_code: &b.voucher_code,
+            email: &b.email,
+            password: &b.password,
+            name: &b.name,
+        },
+        (client_ip(req), request_id(depot)),
+    )
+    .await?;
+    let (access_token, expires_in) =
+        st.jwt
+            .issue(TokenType::Member, member.id, c.client_id, None)?;
+    res.status_code(StatusCode::CREATED);
+    Ok(ok(MemberSession {
+        access_token,
+        refresh_token,
+        expires_in,
+        token_type: "Bearer",
+        member: profile(&member),
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MemberLogin {
+    pub email: String,
+    pub password: String,
+}
+
+/// Member login (within the API key's client). Throttled like staff logins.
+#[endpoint(tags("app"), security(("api_key" = [])))]
+pub async fn login(
+    body: JsonBody<MemberLogin>,
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> ApiResult<Json<Envelope<MemberSession>>> {
+    let st = state(depot).clone();
+    let c = app_client(depot)?;
+    let b = body.into_inner();
+    let email = normalize_email(&b.email)?;
+    if b.password.is_empty() || b.password.len() > 1024 {
+        return Err(AppError::validation("password", "must be 1 to 1024 bytes").into());
+    }
+    let subject = format!("{}:{email}", c.client_id);
+    let addr = address(req);
+    let by_email = st
+        .throttle
+        .peek(&throttle::LOGIN_PER_EMAIL, &subject)
+        .await?;
+    let by_addr = st
+        .throttle
+        .peek(&throttle::LOGIN_PER_ADDRESS, &addr)
+        .await?;
+    rate_headers(res, &by_email);
+    for w in [by_email, by_addr] {
+        if w.exceeded() {
+            return Err(w
+                .into_error("too many failed logins; try again later")
+                .into());
+        }
+    }
+    let found = members::find_for_login(&st.db, c.client_id, &email).await?;
+    let ok_pw = verify_password(b.password, found.as_ref().map(|(_, h)| h.clone())).await;
+    let Some((member_id, _)) = found.filter(|_| ok_pw) else {
+        let w = st
+            .throttle
+            .hit(&throttle::LOGIN_PER_EMAIL, &subject)
+            .await?;
+        st.throttle.hit(&throttle::LOGIN_PER_ADDRESS, &addr).await?;
+        rate_headers(res, &w);
+        metrics::counter!("portal_logins_total", "kind" => "member", "outcome" => "failed")
+            .increment(1);
+        return Err(AppError::unauthorized("email or password is incorrect").into());
+    };
+    st.throttle
+        .reset(&throttle::LOGIN_PER_EMAIL, &subject)
+        .await?;
+    let refresh_token =
+        sessions::issue_new(&st.db, c.client_id, sessions::Subject::Member(member_id)).await?;
+    let (access_token, expires_in) =
+        st.jwt
+            .issue(TokenType::Member, member_id, c.client_id, None)?;
+    let m = members::get(&st.db, c.client_id, member_id).await?;
+    let entry = audit::Entry::new(c.client_id, audit::Actor::Member(member_id), "member.login")
+        .email(&m.email)
+        .origin(client_ip(req), request_id(depot));
+    audit::record(&st.db, &entry).await?;
+    metrics::counter!("portal_logins_total", "kind" => "member", "outcome" => "success")
+        .increment(1);
+    Ok(ok(MemberSession {
+        access_token,
+        refresh_token,
+        expires_in,
+        token_type: "Bearer",
+        member: profile(&m),
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberRefresh {
+    pub refresh_token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    pub token_type: &'static str,
+}
+
+/// Exchange a member refresh token for a new pair (rotation; reuse revokes the family).
+#[endpoint(tags("app"), security(("api_key" = [])))]
+pub async fn refresh(
+    body: JsonBody<MemberRefresh>,
+    req: &mut Request,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<MemberTokens>>> {
+    let st = state(depot).clone();
+    let c = app_client(depot)?;
+    let token = body.into_inner().refresh_token;
+    let rotated = match sessions::rotate(&st.db, &token, false).await? {
+        Ok(r) if r.client_id == c.client_id => r,
+        Ok(r) => {
+            // A token of another client: end that session rather than hand out a new one.
+            sessions::revoke_family(&st.db, &r.refresh_token).await?;
+            return Err(AppError::unauthorized("refresh token is invalid").into());
+        }
+        Err(f) => {
+            if let sessions::RotateFailure::Reused {
+                family_id,
+                client_id,
+            } = f
+            {
+                let entry = audit::Entry::new(
+                    client_id,
+                    audit::Actor::System,
+                    "auth.refresh_reuse_detected",
+                )
+                .target("session", family_id)
+                .origin(client_ip(req), request_id(depot));
+                audit::record(&st.db, &entry).await?;
+            }
+            return Err(sessions::failure_error(f).into());
+        }
+    };
+    let sessions::Subject::Member(member_id) = rotated.subject else {
+        return Err(AppError::unauthorized("refresh token is invalid").into());
+    };
+    let (access_token, expires_in) =
+        st.jwt
+            .issue(TokenType::Member, member_id, c.client_id, None)?;
+    Ok(ok(MemberTokens {
+        access_token,
+        refresh_token: rotated.refresh_token,
+        expires_in,
+        token_type: "Bearer",
+    }))
+}

@@ -1,0 +1,108 @@
+//! `GET /partner/audit-log` (admin): who did what, when.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use portal_shared::error::AppError;
+use portal_shared::pagination::Page;
+use portal_shared::repo::{audit, clients};
+use salvo::oapi::extract::QueryParam;
+use salvo::oapi::ToSchema;
+use salvo::prelude::*;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::envelope::{ok, Envelope, PaginationDoc};
+use crate::error::ApiResult;
+use crate::middleware::{staff, state};
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub id: i64,
+    /// `staff | member | system`.
+    pub actor_type: String,
+    pub actor_id: Option<Uuid>,
+    pub actor_email: Option<String>,
+    /// e.g. `auth.login`, `vouchers.generate`, `vouchers.revoke`, `strings.update`, `products.create`.
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub details: serde_json::Value,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditList {
+    pub entries: Vec<AuditEntry>,
+    pub pagination: PaginationDoc,
+}
+
+/// A `from`/`to` value: a date (client's timezone; `to` is inclusive) or an RFC 3339 instant.
+fn bound(
+    raw: Option<&str>,
+    field: &str,
+    tz: chrono_tz::Tz,
+    end: bool,
+) -> Result<Option<DateTime<Utc>>, AppError> {
+    let Some(s) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| AppError::validation(field, "must be YYYY-MM-DD or an RFC 3339 timestamp"))?;
+    let d = if end { d.succ_opt().unwrap_or(d) } else { d };
+    Ok(tz
+        .from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .earliest()
+        .map(|t| t.with_timezone(&Utc)))
+}
+
+/// The client's audit log, newest first; filter by `action` and a `from`/`to` range.
+#[endpoint(tags("audit"), security(("bearer" = [])))]
+pub async fn list(
+    action: QueryParam<String, false>,
+    from: QueryParam<String, false>,
+    to: QueryParam<String, false>,
+    page: QueryParam<String, false>,
+    limit: QueryParam<String, false>,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<AuditList>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
+    let tz = clients::get(&st.db, s.client_id).await?.tz();
+    let from = bound(from.as_deref(), "from", tz, false)?;
+    let to = bound(to.as_deref(), "to", tz, true)?;
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            return Err(AppError::validation("from", "must not be after to").into());
+        }
+    }
+    let action = action.as_deref().map(str::trim).filter(|a| !a.is_empty());
+    if action.is_some_and(|a| a.len() > 64) {
+        return Err(AppError::validation("action", "must be at most 64 characters").into());
+    }
+    let (rows, total) = audit::list(&st.db, s.client_id, action, from, to, p).await?;
+    Ok(ok(AuditList {
+        entries: rows
+            .into_iter()
+            .map(|r| AuditEntry {
+                id: r.id,
+                actor_type: r.actor_type,
+                actor_id: r.actor_id,
+                actor_email: r.actor_email,
+                action: r.action,
+                target_type: r.target_type,
+                target_id: r.target_id,
+                details: r.details.0,
+                ip: r.ip,
+                request_id: r.request_id,
+                created_at: r.created_at,
+            })
+            .collect(),
+        pagination: p.pagination(total).into(),
+    }))
+}

@@ -1,0 +1,165 @@
+//! `GET /partner/members`, `GET /partner/members/{id}` (partner JWT).
+
+use chrono::{DateTime, Utc};
+use portal_shared::error::AppError;
+use portal_shared::pagination::Page;
+use portal_shared::repo::{clients, members};
+use salvo::oapi::extract::{PathParam, QueryParam};
+use salvo::oapi::ToSchema;
+use salvo::prelude::*;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::envelope::{ok, Envelope, PaginationDoc};
+use crate::error::ApiResult;
+use crate::middleware::{staff, state};
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberRowDto {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    /// `active` when the member watched anything in the last 30 days (client's timezone).
+    pub status: String,
+    pub voucher_code: Option<String>,
+    pub registered_at: DateTime<Utc>,
+    pub last_active_at: Option<DateTime<Utc>>,
+    pub total_watch_time_minutes: i64,
+    pub classes_watched: i64,
+}
+
+impl From<members::MemberSummary> for MemberRowDto {
+    fn from(m: members::MemberSummary) -> Self {
+        Self {
+            id: m.id,
+            name: m.name,
+            email: m.email,
+            status: m.status.to_string(),
+            voucher_code: m.voucher_code,
+            registered_at: m.registered_at,
+            last_active_at: m.last_active_at,
+            total_watch_time_minutes: m.total_watch_time_minutes,
+            classes_watched: m.classes_watched,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberList {
+    pub members: Vec<MemberRowDto>,
+    pub pagination: PaginationDoc,
+}
+
+/// List members: `search` (name or email), `status` (active, inactive), `sort` by name, email,
+/// registeredAt (default, newest first), lastActiveAt, watchTime (prefix `-` for descending).
+#[endpoint(tags("members"), security(("bearer" = [])))]
+pub async fn list(
+    search: QueryParam<String, false>,
+    status: QueryParam<String, false>,
+    sort: QueryParam<String, false>,
+    page: QueryParam<String, false>,
+    limit: QueryParam<String, false>,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<MemberList>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
+    let sort = members::parse_sort(sort.as_deref())?;
+    let search = search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    if search.is_some_and(|s| s.chars().count() > 100) {
+        return Err(AppError::validation("search", "must be at most 100 characters").into());
+    }
+    let filter = members::ListFilter {
+        search: search.map(str::to_string),
+        active: members::parse_status(status.as_deref())?,
+    };
+    let client = clients::get(&st.db, s.client_id).await?;
+    let since = members::active_since(client.tz(), Utc::now());
+    let (rows, total) = members::list(&st.db, s.client_id, since, &filter, sort, p).await?;
+    Ok(ok(MemberList {
+        members: rows.iter().map(|m| m.summary(since).into()).collect(),
+        pagination: p.pagination(total).into(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStats {
+    pub total_watch_time_minutes: i64,
+    pub classes_watched: i64,
+    /// Days with at least one class view (client's timezone).
+    pub active_days: i64,
+    /// Category with the most watch time, or null before the first view.
+    pub favorite_category: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub class_id: String,
+    pub title: String,
+    pub category: String,
+    pub watched_at: DateTime<Utc>,
+    pub watched_minutes: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberDetail {
+    #[serde(flatten)]
+    pub member: MemberRowDto,
+    pub first_active_at: Option<DateTime<Utc>>,
+    pub stats: MemberStats,
+    /// Newest first; paginated with `historyPage` / `historyLimit`.
+    pub viewing_history: Vec<HistoryEntry>,
+    pub history_pagination: PaginationDoc,
+}
+
+/// One member with aggregate statistics and viewing history.
+#[endpoint(tags("members"), security(("bearer" = [])))]
+pub async fn detail(
+    id: PathParam<String>,
+    #[allow(non_snake_case)] historyPage: QueryParam<String, false>,
+    #[allow(non_snake_case)] historyLimit: QueryParam<String, false>,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<MemberDetail>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    let hp = Page::parse(historyPage.as_deref(), historyLimit.as_deref(), 100).map_err(|_| {
+        AppError::validation(
+            "historyPage/historyLimit",
+            "historyPage ≥ 1 and historyLimit 1 to 100",
+        )
+    })?;
+    // A malformed id cannot name anyone's member: same answer as an unknown one.
+    let id = Uuid::parse_str(id.trim()).map_err(|_| AppError::not_found("member"))?;
+    let m = members::get(&st.db, s.client_id, id).await?;
+    let client = clients::get(&st.db, s.client_id).await?;
+    let since = members::active_since(client.tz(), Utc::now());
+    let summary = m.summary(since);
+    let (history, total) = viewing_history(&st, s.client_id, m.id, hp).await?;
+    Ok(ok(MemberDetail {
+        stats: MemberStats {
+            total_watch_time_minutes: summary.total_watch_time_minutes,
+            classes_watched: summary.classes_watched,
+            active_days: i64::from(m.active_days),
+            favorite_category: m.favorite_category.clone(),
+        },
+        first_active_at: m.first_active_at,
+        member: summary.into(),
+        viewing_history: history,
+        history_pagination: hp.pagination(total).into(),
+    }))
+}
+
+/// The member's class views, newest first. Watch events are stored by the event pipeline; until a
+/// member has any, the history is empty.
+async fn viewing_history(
+    _st: &crate::state::AppState,
+    _client_id: Uuid,
+    _member_id: Uuid,
+    _page: Page,
+) -> ApiResult<(Vec<HistoryEntry>, i64)> {
+    Ok((Vec::new(), 0))
+}

@@ -1,0 +1,322 @@
+//! Products: partner CRUD under `/partner/products` (JWT) and the app's read-only view under
+//! `/products` (X-API-Key, active products only).
+
+use chrono::{DateTime, Utc};
+use portal_shared::error::AppError;
+use portal_shared::pagination::Page;
+use portal_shared::repo::{audit, products};
+use salvo::oapi::extract::{JsonBody, PathParam, QueryParam};
+use salvo::oapi::ToSchema;
+use salvo::prelude::*;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::envelope::{ok, Envelope, PaginationDoc};
+use crate::error::ApiResult;
+use crate::middleware::{app_client, client_ip, request_id, staff, state};
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[salvo(schema(example = json!({"id": "01a212bf-0aca-743e-b263-3e36ed0b7418", "name": "Protein Powder", "description": "Premium whey protein...", "image": "https://example.com/image.jpg", "price": "29.99", "currency": "USD", "externalUrl": "https://shop.example.com/protein", "productType": "Supplements", "featured": true, "status": "active", "sortOrder": 0, "createdAt": "2026-03-01T00:00:00Z", "updatedAt": "2026-03-01T00:00:00Z"})))]
+pub struct ProductDto {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub image: Option<String>,
+    /// Decimal string, two places.
+    pub price: Option<String>,
+    pub currency: String,
+    pub external_url: Option<String>,
+    pub product_type: Option<String>,
+    pub featured: bool,
+    /// `draft | active | archived`.
+    pub status: String,
+    pub sort_order: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<products::Product> for ProductDto {
+    fn from(p: products::Product) -> Self {
+        Self {
+            id: p.id,
+            name: p.name,
+            description: p.description,
+            image: p.image,
+            price: p.price,
+            currency: p.currency,
+            external_url: p.external_url,
+            product_type: p.product_type,
+            featured: p.featured,
+            status: p.status,
+            sort_order: p.sort_order,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// Request body of create (all fields) and update (any subset; `null` clears an optional field).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[salvo(schema(example = json!({"name": "Protein Powder", "description": "Premium whey protein isolate", "image": "https://example.com/image.jpg", "price": "29.99", "currency": "USD", "externalUrl": "https://shop.example.com/protein", "productType": "Supplements", "featured": false, "status": "draft", "sortOrder": 0})))]
+pub struct ProductBody {
+    /// Required on create; 1 to 200 characters.
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Absolute http(s) URL.
+    pub image: Option<String>,
+    /// Decimal string with at most 2 places, e.g. "29.99".
+    pub price: Option<String>,
+    /// 3 upper-case letters (default USD).
+    pub currency: Option<String>,
+    /// Absolute http(s) URL.
+    pub external_url: Option<String>,
+    pub product_type: Option<String>,
+    pub featured: Option<bool>,
+    /// draft (default), active or archived.
+    pub status: Option<String>,
+    pub sort_order: Option<i32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProductList {
+    pub products: Vec<ProductDto>,
+    pub pagination: PaginationDoc,
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(raw.trim()).map_err(|_| AppError::not_found("product"))
+}
+
+fn parse_featured(raw: Option<&str>) -> Result<Option<bool>, AppError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => Err(AppError::validation("featured", "must be true or false")),
+    }
+}
+
+fn search_param(raw: Option<&str>) -> Result<Option<String>, AppError> {
+    let s = raw.map(str::trim).filter(|s| !s.is_empty());
+    if s.is_some_and(|s| s.chars().count() > 100) {
+        return Err(AppError::validation(
+            "search",
+            "must be at most 100 characters",
+        ));
+    }
+    Ok(s.map(str::to_string))
+}
+
+/// List products: `status`, `productType`, `search` (name or description), `featured`;
+/// `sort` = newest, oldest, price_asc, price_desc, sort_order (default); `limit` ≤ 50.
+#[allow(clippy::too_many_arguments)]
+#[endpoint(tags("products"), security(("bearer" = [])))]
+pub async fn list(
+    status: QueryParam<String, false>,
+    #[allow(non_snake_case)] productType: QueryParam<String, false>,
+    search: QueryParam<String, false>,
+    featured: QueryParam<String, false>,
+    sort: QueryParam<String, false>,
+    page: QueryParam<String, false>,
+    limit: QueryParam<String, false>,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<ProductList>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    let p = Page::parse(page.as_deref(), limit.as_deref(), products::MAX_LIMIT)?;
+    let order = products::parse_sort(sort.as_deref())?;
+    let filter = products::ListFilter {
+        status: products::parse_status(status.as_deref())?,
+        product_type: productType
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
+        search: search_param(search.as_deref())?,
+        featured: parse_featured(featured.as_deref())?,
+    };
+    let (rows, total) = products::list(&st.db, s.client_id, &filter, order, p).await?;
+    Ok(ok(ProductList {
+        products: rows.into_iter().map(Into::into).collect(),
+        pagination: p.pagination(total).into(),
+    }))
+}
+
+/// One product of the client.
+#[endpoint(tags("products"), security(("bearer" = [])))]
+pub async fn get(
+    id: PathParam<String>,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<ProductDto>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    Ok(ok(products::get(
+        &st.db,
+        s.client_id,
+        parse_id(&id)?,
+        false,
+    )
+    .await?
+    .into()))
+}
+
+/// Create a product.
+#[endpoint(
+    tags("products"),
+    security(("bearer" = [])),
+    request_body = ProductBody,
+    status_codes(201, 400, 401, 403),
+    responses((status_code = 201, description = "Created", body = Envelope<ProductDto>))
+)]
+pub async fn create(
+    body: JsonBody<serde_json::Value>,
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> ApiResult<Json<Envelope<ProductDto>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    let input = products::ProductInput::parse(&body.into_inner(), false)?;
+    let p = products::create(&st.db, s.client_id, &input).await?;
+    let entry = audit::Entry::new(
+        s.client_id,
+        audit::Actor::Staff(s.staff_id),
+        "products.create",
+    )
+    .target("product", p.id)
+    .details(serde_json::json!({"name": p.name, "status": p.status}))
+    .origin(client_ip(req), request_id(depot));
+    audit::record(&st.db, &entry).await?;
+    res.status_code(StatusCode::CREATED);
+    res.add_header("location", format!("/partner/products/{}", p.id), true)
+        .ok();
+    Ok(ok(p.into()))
+}
+
+/// Update a product: send only the fields to change.
+#[endpoint(tags("products"), security(("bearer" = [])), request_body = ProductBody)]
+pub async fn update(
+    id: PathParam<String>,
+    body: JsonBody<serde_json::Value>,
+    req: &mut Request,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<ProductDto>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    let id = parse_id(&id)?;
+    let body = body.into_inner();
+    let input = products::ProductInput::parse(&body, true)?;
+    let p = products::update(&st.db, s.client_id, id, &input).await?;
+    let fields: Vec<&String> = body
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    let entry = audit::Entry::new(
+        s.client_id,
+        audit::Actor::Staff(s.staff_id),
+        "products.update",
+    )
+    .target("product", p.id)
+    .details(serde_json::json!({ "fields": fields }))
+    .origin(client_ip(req), request_id(depot));
+    audit::record(&st.db, &entry).await?;
+    Ok(ok(p.into()))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    pub deleted: bool,
+}
+
+/// Delete a product permanently.
+#[endpoint(tags("products"), security(("bearer" = [])))]
+pub async fn delete(
+    id: PathParam<String>,
+    req: &mut Request,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<Deleted>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    let id = parse_id(&id)?;
+    products::delete(&st.db, s.client_id, id).await?;
+    let entry = audit::Entry::new(
+        s.client_id,
+        audit::Actor::Staff(s.staff_id),
+        "products.delete",
+    )
+    .target("product", id)
+    .origin(client_ip(req), request_id(depot));
+    audit::record(&st.db, &entry).await?;
+    Ok(ok(Deleted { deleted: true }))
+}
+
+/// The app's store: active products of the key's client (`productType`, `search`, `featured`,
+/// `sort`, `page`, `limit` ≤ 50).
+#[allow(clippy::too_many_arguments)]
+#[endpoint(tags("app"), security(("api_key" = [])))]
+pub async fn app_list(
+    #[allow(non_snake_case)] productType: QueryParam<String, false>,
+    search: QueryParam<String, false>,
+    featured: QueryParam<String, false>,
+    sort: QueryParam<String, false>,
+    page: QueryParam<String, false>,
+    limit: QueryParam<String, false>,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<ProductList>>> {
+    let st = state(depot).clone();
+    let c = app_client(depot)?;
+    let p = Page::parse(page.as_deref(), limit.as_deref(), products::MAX_LIMIT)?;
+    let order = products::parse_sort(sort.as_deref())?;
+    let filter = products::ListFilter {
+        status: Some("active".into()),
+        product_type: productType
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
+        search: search_param(search.as_deref())?,
+        featured: parse_featured(featured.as_deref())?,
+    };
+    let (rows, total) = products::list(&st.db, c.client_id, &filter, order, p).await?;
+    Ok(ok(ProductList {
+        products: rows.into_iter().map(Into::into).collect(),
+        pagination: p.pagination(total).into(),
+    }))
+}
+
+/// One active product of the key's client.
+#[endpoint(tags("app"), security(("api_key" = [])))]
+pub async fn app_get(
+    id: PathParam<String>,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<ProductDto>>> {
+    let st = state(depot).clone();
+    let c = app_client(depot)?;
+    Ok(ok(products::get(&st.db, c.client_id, parse_id(&id)?, true)
+        .await?
+        .into()))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TypeCount {
+    pub product_type: String,
+    pub count: i64,
+}
+
+/// Product types of the key's client's active products, with counts.
+#[endpoint(tags("app"), security(("api_key" = [])))]
+pub async fn app_types(depot: &mut Depot) -> ApiResult<Json<Envelope<Vec<TypeCount>>>> {
+    let st = state(depot).clone();
+    let c = app_client(depot)?;
+    Ok(ok(products::active_types(&st.db, c.client_id)
+        .await?
+        .into_iter()
+        .map(|t| TypeCount {
+            product_type: t.product_type,
+            count: t.count,
+        })
+        .collect()))
+}
