@@ -331,3 +331,62 @@ pub fn bearer(req: RequestBuilder, token: &str) -> RequestBuilder {
 pub fn key(req: RequestBuilder, key: &str) -> RequestBuilder {
     req.add_header("x-api-key", key, true)
 }
+
+/// A signed-in partner: its tenant and both tokens.
+pub struct Partner {
+    pub t: Tenant,
+    pub admin: String,
+    pub viewer: String,
+}
+
+impl TestApp {
+    pub async fn partner(&self) -> Partner {
+        let t = self.tenant().await;
+        let (admin, _) = self.tokens(&t.admin_email).await;
+        let (viewer, _) = self.tokens(&t.viewer_email).await;
+        Partner { t, admin, viewer }
+    }
+
+    /// A partner request with the admin token and the partner's key (what voucher routes need).
+    pub fn as_admin(&self, p: &Partner, req: RequestBuilder) -> RequestBuilder {
+        key(bearer(req, &p.admin), &p.t.api_key)
+    }
+
+    /// Generates vouchers through the API and returns their JSON objects.
+    pub async fn vouchers(&self, p: &Partner, quantity: u32, prefix: Option<&str>) -> Vec<Value> {
+        let mut body = serde_json::json!({ "quantity": quantity });
+        if let Some(pre) = prefix {
+            body["prefix"] = pre.into();
+        }
+        let r = self
+            .send(self.as_admin(p, self.post("/partner/vouchers")).json(&body))
+            .await;
+        r.assert_status(201);
+        r.body["data"]["vouchers"].as_array().unwrap().clone()
+    }
+
+    /// Registers a member with a fresh voucher and returns (member id, member access token).
+    pub async fn member(&self, p: &Partner, email: &str, name: &str) -> (String, String) {
+        let v = self.vouchers(p, 1, None).await;
+        let r = self
+            .send(
+                key(self.post("/auth/register"), &p.t.api_key).json(&serde_json::json!({
+                    "voucherCode": v[0]["code"], "email": email, "password": PASSWORD, "name": name,
+                })),
+            )
+            .await;
+        r.assert_status(201);
+        (
+            r.body["data"]["member"]["id"].as_str().unwrap().to_string(),
+            r.body["data"]["accessToken"].as_str().unwrap().to_string(),
+        )
+    }
+
+    pub async fn count(&self, sql: &'static str, client_id: Uuid) -> i64 {
+        sqlx::query_scalar(sql)
+            .bind(client_id)
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+}

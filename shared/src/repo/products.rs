@@ -299,8 +299,8 @@ pub fn parse_sort(raw: Option<&str>) -> AppResult<&'static str> {
     {
         "newest" => Ok("created_at DESC, id DESC"),
         "oldest" => Ok("created_at ASC, id ASC"),
-        "price_asc" => Ok("price ASC NULLS LAST, id"),
-        "price_desc" => Ok("price DESC NULLS LAST, id"),
+        "price_asc" => Ok("products.price ASC NULLS LAST, id"),
+        "price_desc" => Ok("products.price DESC NULLS LAST, id"),
         "sort_order" => Ok("sort_order ASC, created_at DESC, id"),
         _ => Err(AppError::validation(
             "sort",

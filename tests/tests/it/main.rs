@@ -2,6 +2,11 @@
 
 mod api_keys;
 mod auth;
+mod members;
 mod migrations;
+mod onboarding;
 mod operability;
+mod products;
+mod tenancy;
+mod vouchers;
 mod worker;

@@ -1,0 +1,92 @@
+//! The partner's member list and detail.
+
+use portal_tests::{bearer, TestApp};
+use serde_json::json;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn members_are_listed_with_activity_from_the_summary() {
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    let (ann, _) = app.member(&p, "ann@example.com", "Ann Archer").await;
+    let (bob, _) = app.member(&p, "bob@example.com", "Bob Baker").await;
+    app.member(&p, "cy@example.com", "Cy Young").await;
+    // What the event pipeline writes: Ann watched recently, Bob long ago.
+    sqlx::query("UPDATE members SET watch_seconds = 5430, class_views = 4, last_active_at = now() - interval '2 days', first_active_at = now() - interval '40 days', active_days = 3, favorite_category = 'Yoga' WHERE id = $1")
+        .bind(Uuid::parse_str(&ann).unwrap())
+        .execute(&app.db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE members SET watch_seconds = 89, class_views = 1, last_active_at = now() - interval '45 days' WHERE id = $1")
+        .bind(Uuid::parse_str(&bob).unwrap())
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let list = |q: &str| app.send(bearer(app.get(&format!("/partner/members{q}")), &p.viewer));
+    let r = list("?sort=name").await;
+    r.assert_status(200);
+    let rows = r.body["data"]["members"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["name"], "Ann Archer");
+    assert_eq!(rows[0]["status"], "active");
+    assert_eq!(
+        rows[0]["totalWatchTimeMinutes"], 91,
+        "5430 s = 90.5 min rounds half up"
+    );
+    assert_eq!(rows[0]["classesWatched"], 4);
+    assert!(rows[0]["voucherCode"].is_string());
+    assert_eq!(rows[1]["status"], "inactive");
+    assert_eq!(rows[1]["totalWatchTimeMinutes"], 1);
+    assert_eq!(rows[2]["lastActiveAt"], serde_json::Value::Null);
+    let names = |r: &portal_tests::Resp| -> Vec<String> {
+        r.body["data"]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&list("?status=active").await), vec!["Ann Archer"]);
+    assert_eq!(
+        names(&list("?status=inactive&sort=-name").await),
+        vec!["Cy Young", "Bob Baker"]
+    );
+    assert_eq!(names(&list("?search=BAKER").await), vec!["Bob Baker"]);
+    assert_eq!(names(&list("?search=cy%40example").await), vec!["Cy Young"]);
+    assert_eq!(
+        names(&list("?sort=-watchTime&limit=1").await),
+        vec!["Ann Archer"]
+    );
+    let r = list("?limit=2&page=2&sort=email").await;
+    assert_eq!(
+        r.body["data"]["pagination"],
+        json!({"page": 2, "limit": 2, "total": 3, "totalPages": 2})
+    );
+    for bad in ["?status=gone", "?sort=password", "?limit=0", "?page=-3"] {
+        list(bad).await.assert_error(400, "VALIDATION_ERROR");
+    }
+    // Detail.
+    let r = app
+        .send(bearer(
+            app.get(&format!("/partner/members/{ann}")),
+            &p.viewer,
+        ))
+        .await;
+    r.assert_status(200);
+    let d = &r.body["data"];
+    assert_eq!(d["email"], "ann@example.com");
+    assert_eq!(
+        d["stats"],
+        json!({"totalWatchTimeMinutes": 91, "classesWatched": 4, "activeDays": 3, "favoriteCategory": "Yoga"})
+    );
+    assert!(d["viewingHistory"].is_array());
+    app.send(bearer(app.get("/partner/members/not-a-uuid"), &p.viewer))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.send(bearer(
+        app.get(&format!("/partner/members/{ann}?historyLimit=500")),
+        &p.viewer,
+    ))
+    .await
+    .assert_error(400, "VALIDATION_ERROR");
+}
