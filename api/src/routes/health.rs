@@ -87,7 +87,10 @@ pub async fn ready(depot: &mut Depot, res: &mut Response) -> Json<serde_json::Va
 }
 
 /// Prometheus metrics (text exposition format).
-#[endpoint(tags("operations"))]
+#[endpoint(
+    tags("operations"),
+    responses((status_code = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"))
+)]
 pub async fn prometheus(depot: &mut Depot, res: &mut Response) {
     let st = state(depot).clone();
     let mut conn = st.redis.clone();

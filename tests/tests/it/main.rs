@@ -7,6 +7,7 @@ mod migrations;
 mod onboarding;
 mod operability;
 mod products;
+mod strings;
 mod tenancy;
 mod vouchers;
 mod worker;

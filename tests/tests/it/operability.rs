@@ -103,11 +103,54 @@ async fn openapi_document_describes_the_api() {
         "/classes",
         "/classes/{id}",
         "/app/strings",
+        "/partner/vouchers",
+        "/partner/vouchers/{id}",
+        "/partner/members",
+        "/partner/members/{id}",
+        "/partner/products",
+        "/partner/products/{id}",
+        "/partner/audit-log",
+        "/auth/voucher/validate",
+        "/auth/register",
+        "/auth/login",
+        "/auth/refresh",
+        "/products",
+        "/products/{id}",
+        "/products/types",
         "/health",
         "/ready",
     ] {
         assert!(paths.contains_key(p), "missing {p}");
     }
+    // Write endpoints document their request bodies, every operation its 200/201 response.
+    for (path, method) in [
+        ("/partner/vouchers", "post"),
+        ("/partner/products", "post"),
+        ("/partner/products/{id}", "put"),
+        ("/partner/strings", "put"),
+        ("/auth/register", "post"),
+        ("/partner-auth/login", "post"),
+    ] {
+        let op = &r.body["paths"][path][method];
+        assert!(
+            op["requestBody"]["content"]["application/json"]["schema"].is_object(),
+            "{method} {path} body"
+        );
+    }
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            assert!(
+                responses.keys().any(|k| k == "200" || k == "201"),
+                "{method} {path} documents no success response"
+            );
+        }
+    }
+    let text = r.text.as_str();
+    assert!(
+        text.contains("STUDIO-7K3M9Q2X") && text.contains("Protein Powder"),
+        "examples"
+    );
     let schemes = &r.body["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     assert_eq!(schemes["api_key"]["name"], "X-API-Key");

@@ -1,0 +1,130 @@
+//! Content strings: merge, key pattern, size limits, sanitizing.
+
+use portal_tests::{bearer, key, TestApp};
+use serde_json::json;
+
+#[tokio::test]
+async fn strings_merge_and_are_sanitized() {
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    let put = |body: serde_json::Value| bearer(app.put("/partner/strings"), &p.admin).json(&body);
+    let r = app
+        .send(put(json!({
+            "st_aboutus": "<h1>About Us</h1><p onclick=\"x()\">Hi <a href=\"javascript:alert(1)\">link</a></p><script>steal()</script><style>p{}</style>",
+            "st_privacypolicy": "<h1>Privacy</h1><p>Policy <a href=\"https://example.com/p\">here</a></p>"
+        })))
+        .await;
+    r.assert_status(200);
+    let about = r.body["data"]["st_aboutus"].as_str().unwrap();
+    for banned in ["<script", "onclick", "javascript:", "<style", "steal()"] {
+        assert!(!about.contains(banned), "{banned} in {about}");
+    }
+    assert!(about.starts_with("<h1>About Us</h1><p>Hi <a"), "{about}");
+    assert!(r.body["data"]["st_privacypolicy"]
+        .as_str()
+        .unwrap()
+        .contains("https://example.com/p"));
+    // Merge: only the sent key changes.
+    let r = app.send(put(json!({"st_aboutus": "<p>New</p>"}))).await;
+    assert_eq!(r.body["data"]["st_aboutus"], "<p>New</p>");
+    assert!(r.body["data"]["st_privacypolicy"]
+        .as_str()
+        .unwrap()
+        .starts_with("<h1>Privacy"));
+    // The app sees the same strings in the seed's array shape.
+    let r = app.send(key(app.get("/app/strings"), &p.t.api_key)).await;
+    assert_eq!(r.body["data"][0]["st_aboutus"], "<p>New</p>");
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 1);
+    let audited = app
+        .count(
+            "SELECT count(*) FROM audit_log WHERE client_id = $1 AND action = 'strings.update'",
+            p.t.client_id,
+        )
+        .await;
+    assert_eq!(audited, 2);
+}
+
+#[tokio::test]
+async fn bad_string_updates_change_nothing() {
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    let put = |body: serde_json::Value| bearer(app.put("/partner/strings"), &p.admin).json(&body);
+    app.send(put(json!({"st_keep": "<p>keep</p>"})))
+        .await
+        .assert_status(200);
+    for body in [
+        json!({"aboutus": "x"}),
+        json!({"st_About": "x"}),
+        json!({"st_": "x"}),
+        json!({"st_ok": 5}),
+        json!({"st_ok": null}),
+        json!({"st_ok": "a".repeat(64 * 1024 + 1)}),
+        json!(["st_ok"]),
+        json!("text"),
+    ] {
+        app.send(put(body))
+            .await
+            .assert_error(400, "VALIDATION_ERROR");
+    }
+    let many: serde_json::Map<String, serde_json::Value> =
+        (0..101).map(|i| (format!("st_k{i}"), json!("v"))).collect();
+    app.send(put(serde_json::Value::Object(many)))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+    // 100 keys in total at most, counting the stored ones.
+    let ninety_nine: serde_json::Map<String, serde_json::Value> =
+        (0..99).map(|i| (format!("st_k{i}"), json!("v"))).collect();
+    app.send(put(serde_json::Value::Object(ninety_nine)))
+        .await
+        .assert_status(200);
+    app.send(put(json!({"st_one_too_many": "x"})))
+        .await
+        .assert_error(422, "TOO_MANY_STRINGS");
+    let r = app
+        .send(bearer(app.get("/partner/strings"), &p.admin))
+        .await;
+    assert_eq!(r.body["data"].as_object().unwrap().len(), 100);
+    assert_eq!(r.body["data"]["st_keep"], "<p>keep</p>");
+    assert!(r.body["data"].get("st_one_too_many").is_none());
+    app.send(bearer(app.put("/partner/strings"), &p.admin).raw_json("{\"st_x\": \"unterminated"))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_bodies_are_rejected_everywhere() {
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(9 * 1024 * 1024));
+    for (method, path) in [
+        ("POST", "/partner/vouchers"),
+        ("POST", "/partner/products"),
+        ("PUT", "/partner/strings"),
+        ("POST", "/auth/register"),
+        ("POST", "/auth/voucher/validate"),
+        ("POST", "/auth/login"),
+    ] {
+        let req = |body: &str| {
+            let b = if method == "POST" {
+                app.post(path)
+            } else {
+                app.put(path)
+            };
+            app.as_admin(&p, b).raw_json(body.to_string())
+        };
+        let r = app.send(req("{not json")).await;
+        assert_eq!(r.status, 400, "{method} {path}: {}", r.text);
+        assert_eq!(r.body["success"], false);
+        let r = app.send(req(&big)).await;
+        assert_eq!(r.status, 413, "{method} {path}: {}", r.text);
+        assert_eq!(r.error_code(), "PAYLOAD_TOO_LARGE");
+    }
+    let rows = app
+        .count(
+            "SELECT (SELECT count(*) FROM vouchers WHERE client_id = $1) + (SELECT count(*) FROM products WHERE client_id = $1)
+                  + (SELECT count(*) FROM content_strings WHERE client_id = $1) + (SELECT count(*) FROM members WHERE client_id = $1)",
+            p.t.client_id,
+        )
+        .await;
+    assert_eq!(rows, 0, "nothing was written");
+}
