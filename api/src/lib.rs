@@ -70,6 +70,8 @@ pub fn api_router() -> Router {
                         .delete(products::delete),
                 ),
         )
+        .push(Router::with_path("dashboard").get(insights::dashboard))
+        .push(Router::with_path("analytics").get(insights::analytics))
         .push(
             Router::with_path("audit-log")
                 .hoop(require_admin)
@@ -79,6 +81,11 @@ pub fn api_router() -> Router {
     let app = Router::new()
         .hoop(require_api_key)
         .push(Router::with_path("app/strings").get(strings::get_app))
+        .push(
+            Router::with_path("app/events")
+                .hoop(require_member)
+                .post(events::ingest),
+        )
         .push(
             Router::with_path("auth")
                 .push(Router::with_path("voucher/validate").post(app_auth::validate))

@@ -250,6 +250,62 @@ pub async fn require_api_key(
     }
 }
 
+/// An app member (member JWT whose client is the API key's client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    pub member_id: Uuid,
+    pub client_id: Uuid,
+}
+
+pub fn member(depot: &Depot) -> Result<Member, crate::error::ApiError> {
+    depot
+        .get_typed::<Member>()
+        .copied()
+        .map_err(|_| AppError::unauthorized("a member token is required").into())
+}
+
+/// Member routes: `Authorization: Bearer <member JWT>` of the API key's client.
+#[handler]
+pub async fn require_member(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
+    let st = state(depot).clone();
+    let Ok(key) = depot.get_typed::<AppClient>().copied() else {
+        return deny(
+            AppError::unauthorized("X-API-Key header is required"),
+            depot,
+            res,
+            ctrl,
+        );
+    };
+    let Some(token) = bearer(req) else {
+        return deny(
+            AppError::unauthorized("Authorization: Bearer <member token> is required"),
+            depot,
+            res,
+            ctrl,
+        );
+    };
+    match st.jwt.verify(token, TokenType::Member) {
+        Ok(c) if c.client == key.client_id => {
+            depot.insert_typed(Member {
+                member_id: c.sub,
+                client_id: c.client,
+            });
+        }
+        Ok(_) => deny(
+            AppError::unauthorized("the member token belongs to another client"),
+            depot,
+            res,
+            ctrl,
+        ),
+        Err(e) => deny(e, depot, res, ctrl),
+    }
+}
+
 /// Voucher routes: the partner JWT and the API key must belong to the same client, because the key
 /// ships inside the app and must never be enough on its own.
 #[handler]

@@ -32,6 +32,10 @@ pub struct AppState {
     pub throttle: Throttle,
     /// Staff id → status; deactivation takes effect within this cache's lifetime (10 s).
     pub staff: Cache<Uuid, Option<StaffStatus>>,
+    /// The class catalogue (validation of events, titles in analytics).
+    pub catalogue: portal_shared::events::Catalogue,
+    /// Producer side of the watch-event queue.
+    pub events: apalis_redis::RedisStorage<portal_shared::events::WatchBatch>,
 }
 
 pub type State = Arc<AppState>;
@@ -52,7 +56,18 @@ impl AppState {
                 tracing::warn!("clickhouse did not answer at start-up; row validation stays off")
             }
         }
+        let events = jobs::storage(
+            redis.clone(),
+            jobs::queue_config(
+                &config.redis_namespace,
+                portal_shared::events::EVENTS_QUEUE,
+                config.worker_heartbeat,
+                config.worker_missed_heartbeats,
+            ),
+        );
         Ok(Arc::new(Self {
+            catalogue: portal_shared::events::Catalogue::default(),
+            events,
             jwt: JwtKeys::new(config.jwt_secret.expose()),
             api_keys: ApiKeyCache::new(config.api_key_cache_ttl),
             throttle: Throttle::new(redis.clone(), config.redis_namespace.clone()),

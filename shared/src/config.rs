@@ -54,6 +54,12 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Apply migrations when api/worker start (Postgres and ClickHouse).
     pub migrate_on_start: bool,
+    /// The worker inserts buffered watch events into ClickHouse when this many rows are waiting…
+    pub events_flush_rows: usize,
+    /// …or when the oldest has waited this long.
+    pub events_flush_interval: Duration,
+    /// Watch-event jobs one worker process holds at once (they wait in the insert buffer).
+    pub events_concurrency: usize,
 }
 
 /// All problems found in the environment, one per line.
@@ -233,6 +239,24 @@ impl Config {
         let worker_missed_heartbeats: u32 = r.parse("WORKER_MISSED_HEARTBEATS", 10, "a number");
         let shutdown_timeout = r.seconds("SHUTDOWN_TIMEOUT_SECS", 30, 1, 3600);
         let migrate_on_start = r.flag("MIGRATE_ON_START", true);
+        let events_flush_rows: usize = r.parse("EVENTS_FLUSH_ROWS", 50_000, "a number");
+        if !(1..=1_000_000).contains(&events_flush_rows) {
+            r.errors.push(format!(
+                "EVENTS_FLUSH_ROWS must be between 1 and 1000000 (got {events_flush_rows})"
+            ));
+        }
+        let flush_ms: u64 = r.parse("EVENTS_FLUSH_MS", 500, "a number of milliseconds");
+        if !(10..=60_000).contains(&flush_ms) {
+            r.errors.push(format!(
+                "EVENTS_FLUSH_MS must be between 10 and 60000 (got {flush_ms})"
+            ));
+        }
+        let events_concurrency: usize = r.parse("EVENTS_CONCURRENCY", 256, "a number");
+        if !(1..=10_000).contains(&events_concurrency) {
+            r.errors.push(format!(
+                "EVENTS_CONCURRENCY must be between 1 and 10000 (got {events_concurrency})"
+            ));
+        }
 
         if !r.errors.is_empty() {
             return Err(ConfigErrors(r.errors));
@@ -255,6 +279,9 @@ impl Config {
             worker_missed_heartbeats,
             shutdown_timeout,
             migrate_on_start,
+            events_flush_rows,
+            events_flush_interval: Duration::from_millis(flush_ms),
+            events_concurrency,
         })
     }
 }

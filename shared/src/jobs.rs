@@ -42,7 +42,11 @@ pub fn queue_config(
 ) -> QueueConfig {
     QueueConfig::default()
         .queue(queue_key(namespace, queue))
-        .batch_size(10)
+        .batch_size(if queue == crate::events::EVENTS_QUEUE {
+            100
+        } else {
+            10
+        })
         .heartbeat_interval(heartbeat)
         .missed_heartbeats(missed_heartbeats.max(1) as usize)
 }
@@ -62,6 +66,7 @@ pub struct Housekeeping {
 pub struct HousekeepingReport {
     pub refresh_tokens_deleted: u64,
     pub idempotency_keys_deleted: u64,
+    pub event_receipts_deleted: u64,
 }
 
 pub async fn run_housekeeping(pool: &PgPool) -> AppResult<HousekeepingReport> {
@@ -70,6 +75,7 @@ pub async fn run_housekeeping(pool: &PgPool) -> AppResult<HousekeepingReport> {
             .execute(pool)
             .await?
             .rows_affected();
+    let receipts = crate::events::prune_receipts(pool).await?;
     let keys =
         sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
             .execute(pool)
@@ -78,6 +84,7 @@ pub async fn run_housekeeping(pool: &PgPool) -> AppResult<HousekeepingReport> {
     Ok(HousekeepingReport {
         refresh_tokens_deleted: tokens,
         idempotency_keys_deleted: keys,
+        event_receipts_deleted: receipts,
     })
 }
 

@@ -4,11 +4,13 @@
 //! Repository functions take the caller's client id first: there is no finder for tenant-owned
 //! rows without it.
 
+pub mod analytics;
 pub mod auth;
 pub mod ch;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod jobs;
 pub mod pagination;
 pub mod repo;

@@ -2,6 +2,8 @@
 //! the same queues; each registers under its own id, so the tasks of a worker that dies are picked
 //! up by the others once its heartbeats stop.
 
+pub mod events;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,7 @@ pub struct WorkerState {
     pub db: PgPool,
     pub redis: ConnectionManager,
     pub ch: ClickHouse,
+    pub catalogue: portal_shared::events::Catalogue,
 }
 
 impl WorkerState {
@@ -38,6 +41,7 @@ impl WorkerState {
             db,
             redis,
             ch,
+            catalogue: portal_shared::events::Catalogue::default(),
         })
     }
 }
@@ -137,10 +141,33 @@ where
             cfg.worker_missed_heartbeats,
         ),
     );
+    let (ingest, flusher) = events::start(state.clone(), stop_rx.clone());
+    let events_storage = jobs::storage::<portal_shared::events::WatchBatch>(
+        state.redis.clone(),
+        jobs::queue_config(
+            &cfg.redis_namespace,
+            portal_shared::events::EVENTS_QUEUE,
+            cfg.worker_heartbeat,
+            cfg.worker_missed_heartbeats,
+        ),
+    );
     let id = worker_id("housekeeping");
+    let events_id = worker_id("events");
     tracing::info!(worker = %id, namespace = %cfg.redis_namespace, "portal-worker starting");
     let st = state.clone();
+    let events_concurrency = cfg.events_concurrency;
     let monitor = Monitor::new()
+        .register(move |restarts| {
+            WorkerBuilder::new(format!("{events_id}-{restarts}"))
+                .backend(
+                    events_storage
+                        .clone()
+                        .poll_with_interval(Duration::from_millis(100)),
+                )
+                .data(ingest.clone())
+                .concurrency(events_concurrency)
+                .build(events::handle)
+        })
         .register(move |restarts| {
             WorkerBuilder::new(format!("{id}-{restarts}"))
                 .backend(
@@ -166,6 +193,8 @@ where
     });
     let result = monitor.run_with_signal(signal).await;
     scheduler.abort();
+    // The flusher saw the stop signal too: it lands what it holds and answers the rest.
+    let _ = tokio::time::timeout(cfg.shutdown_timeout, flusher).await;
     let stopped_by_signal = *stop_rx.borrow();
     match result {
         Ok(()) if stopped_by_signal => {

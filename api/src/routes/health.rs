@@ -94,7 +94,10 @@ pub async fn ready(depot: &mut Depot, res: &mut Response) -> Json<serde_json::Va
 pub async fn prometheus(depot: &mut Depot, res: &mut Response) {
     let st = state(depot).clone();
     let mut conn = st.redis.clone();
-    for queue in [jobs::HOUSEKEEPING_QUEUE] {
+    for queue in [
+        jobs::HOUSEKEEPING_QUEUE,
+        portal_shared::events::EVENTS_QUEUE,
+    ] {
         if let Ok(Ok(d)) = tokio::time::timeout(
             Duration::from_secs(1),
             jobs::queue_depth(&mut conn, &st.config.redis_namespace, queue),

@@ -153,13 +153,35 @@ pub async fn detail(
     }))
 }
 
-/// The member's class views, newest first. Watch events are stored by the event pipeline; until a
-/// member has any, the history is empty.
+/// The member's class views, newest first (from ClickHouse).
 async fn viewing_history(
-    _st: &crate::state::AppState,
-    _client_id: Uuid,
-    _member_id: Uuid,
-    _page: Page,
+    st: &crate::state::AppState,
+    client_id: Uuid,
+    member_id: Uuid,
+    page: Page,
 ) -> ApiResult<(Vec<HistoryEntry>, i64)> {
-    Ok((Vec::new(), 0))
+    let (rows, total) = portal_shared::analytics::member_history(
+        &st.ch,
+        client_id,
+        member_id,
+        page.limit_i64(),
+        page.offset(),
+    )
+    .await?;
+    let catalogue = st.catalogue.get(&st.db).await?;
+    Ok((
+        rows.into_iter()
+            .map(|r| HistoryEntry {
+                title: catalogue
+                    .get(&r.class_id)
+                    .map(|c| c.title.clone())
+                    .unwrap_or_else(|| r.class_id.clone()),
+                class_id: r.class_id,
+                category: r.category,
+                watched_at: r.started_at,
+                watched_minutes: members::minutes(i64::from(r.watched_seconds)),
+            })
+            .collect(),
+        total,
+    ))
 }

@@ -3,7 +3,9 @@
 pub mod app_auth;
 pub mod audit_log;
 pub mod classes;
+pub mod events;
 pub mod health;
+pub mod insights;
 pub mod members;
 pub mod partner_auth;
 pub mod products;

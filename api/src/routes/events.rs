@@ -1,0 +1,104 @@
+//! `POST /app/events` (X-API-Key + member token): watch events, one or a batch of up to 500.
+
+use std::time::Duration;
+
+use apalis::prelude::TaskSink;
+use chrono::Utc;
+use portal_shared::error::AppError;
+use portal_shared::events::{self, WatchBatch};
+use salvo::oapi::extract::JsonBody;
+use salvo::oapi::ToSchema;
+use salvo::prelude::*;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::envelope::{ok, Envelope};
+use crate::error::ApiResult;
+use crate::middleware::{member, state};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventIn {
+    /// The app's own id for this view (UUID): the idempotency key.
+    pub event_id: Uuid,
+    /// A class id of the catalogue.
+    pub class_id: String,
+    /// RFC 3339; at most 30 days ago and not in the future.
+    pub started_at: String,
+    /// 1 to 86400.
+    pub watched_seconds: u32,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[salvo(schema(example = json!({"events": [{"eventId": "0b6f7c1e-8d0a-4c1e-9d5e-2f1a3b4c5d6e", "classId": "yoga-flow-1", "startedAt": "2026-11-25T07:30:00Z", "watchedSeconds": 1200}]})))]
+pub struct EventsIn {
+    /// 1 to 500 events.
+    pub events: Vec<EventIn>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    /// Events queued to be counted.
+    pub accepted: usize,
+    /// Events whose `eventId` was already received (in this batch or before): not counted again.
+    pub duplicates: usize,
+}
+
+/// Record watch events. The batch is accepted whole (202, once durably queued) or rejected whole
+/// with each invalid event's index and reason. `eventId` makes retries safe. 503 with
+/// `Retry-After` when the queue is unreachable: never a 202 for a lost event.
+#[endpoint(
+    tags("app"),
+    security(("api_key" = [], "bearer" = [])),
+    request_body = EventsIn,
+    status_codes(202, 400, 401, 503),
+    responses((status_code = 202, description = "Queued", body = Envelope<Accepted>))
+)]
+pub async fn ingest(
+    body: JsonBody<serde_json::Value>,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> ApiResult<Json<Envelope<Accepted>>> {
+    let st = state(depot).clone();
+    let m = member(depot)?;
+    let body = body.into_inner();
+    let catalogue = st.catalogue.get(&st.db).await?;
+    let now = Utc::now();
+    let (unique, in_batch_dups) = events::validate_batch(&body, &catalogue, now)?;
+    let ids: Vec<Uuid> = unique.iter().map(|e| e.event_id).collect();
+    let seen_before = events::already_received(&st.db, m.client_id, &ids).await?;
+    let accepted = unique.len() - seen_before.min(unique.len());
+    let batch = WatchBatch {
+        batch_id: Uuid::now_v7(),
+        client_id: m.client_id,
+        member_id: m.member_id,
+        received_at: now,
+        events: unique,
+    };
+    let mut storage = st.events.clone();
+    match tokio::time::timeout(Duration::from_secs(3), storage.push(batch)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not queue watch events");
+            return Err(AppError::Unavailable {
+                dependency: "queue",
+                retry_after: 5,
+            }
+            .into());
+        }
+        Err(_) => {
+            tracing::warn!("queueing watch events timed out");
+            return Err(AppError::Unavailable {
+                dependency: "queue",
+                retry_after: 5,
+            }
+            .into());
+        }
+    }
+    metrics::counter!("portal_events_ingested_total").increment(accepted as u64);
+    res.status_code(StatusCode::ACCEPTED);
+    Ok(ok(Accepted {
+        accepted,
+        duplicates: in_batch_dups + seen_before,
+    }))
+}

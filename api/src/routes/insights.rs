@@ -1,0 +1,211 @@
+//! `GET /partner/dashboard` and `GET /partner/analytics` (partner JWT).
+
+use chrono::Utc;
+use portal_shared::analytics::{self as stats, DayRange};
+use portal_shared::repo::{
+    clients,
+    members::{self, minutes},
+};
+use salvo::oapi::extract::QueryParam;
+use salvo::oapi::ToSchema;
+use salvo::prelude::*;
+use serde::Serialize;
+
+use crate::envelope::{ok, Envelope};
+use crate::error::ApiResult;
+use crate::middleware::{staff, state};
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Trends {
+    /// New members, last 30 days against the 30 before (`"+12%"`), null when the earlier is 0.
+    pub members_change: Option<String>,
+    /// Watch time, last 30 days against the 30 before.
+    pub watch_time_change: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[salvo(schema(example = json!({"totalMembers": 250, "activeMembers": 180, "totalWatchTimeMinutes": 45000, "totalClassesWatched": 1200, "trends": {"membersChange": "+12%", "watchTimeChange": "+8%"}})))]
+pub struct Dashboard {
+    pub total_members: i64,
+    /// Members who watched anything in the last 30 days (client's timezone).
+    pub active_members: i64,
+    /// All time.
+    pub total_watch_time_minutes: i64,
+    /// All time; class views.
+    pub total_classes_watched: i64,
+    pub trends: Trends,
+}
+
+/// The partner's overview.
+#[endpoint(tags("insights"), security(("bearer" = [])))]
+pub async fn dashboard(depot: &mut Depot) -> ApiResult<Json<Envelope<Dashboard>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    let client = clients::get(&st.db, s.client_id).await?;
+    let tz = client.tz();
+    let now = Utc::now();
+    let since = members::active_since(tz, now);
+    let today = now.with_timezone(&tz).date_naive();
+    let current = DayRange::last(30, today);
+    let previous = DayRange::last(30, current.start.pred_opt().unwrap_or(current.start));
+    let prev_since = members::active_since(tz, now - chrono::Duration::days(30));
+    let (total, active, seconds, views, new_now, new_before): (i64, i64, i64, i64, i64, i64) =
+        sqlx::query_as(
+            "SELECT count(*),
+                    count(*) FILTER (WHERE last_active_at >= $2),
+                    COALESCE(sum(watch_seconds), 0)::bigint,
+                    COALESCE(sum(class_views), 0)::bigint,
+                    count(*) FILTER (WHERE registered_at >= $2),
+                    count(*) FILTER (WHERE registered_at >= $3 AND registered_at < $2)
+             FROM members WHERE client_id = $1",
+        )
+        .bind(s.client_id)
+        .bind(since)
+        .bind(prev_since)
+        .fetch_one(&st.db)
+        .await?;
+    let (w_now, w_before) = tokio::try_join!(
+        stats::watched_seconds(&st.ch, s.client_id, current),
+        stats::watched_seconds(&st.ch, s.client_id, previous),
+    )?;
+    Ok(ok(Dashboard {
+        total_members: total,
+        active_members: active,
+        total_watch_time_minutes: minutes(seconds),
+        total_classes_watched: views,
+        trends: Trends {
+            members_change: stats::trend(new_now as f64, new_before as f64),
+            watch_time_change: stats::trend(w_now as f64, w_before as f64),
+        },
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Range {
+    pub start_date: String,
+    pub end_date: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalyticsTotals {
+    pub watch_time_minutes: i64,
+    pub classes_watched: u64,
+    pub active_members: u64,
+    pub avg_watch_time_minutes_per_active_member: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DayPoint {
+    pub date: String,
+    pub watch_time_minutes: i64,
+    pub classes_watched: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryStat {
+    pub category: String,
+    pub watch_time_minutes: i64,
+    pub views: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassStat {
+    pub class_id: String,
+    pub title: String,
+    pub category: String,
+    pub views: u64,
+    pub watch_time_minutes: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Analytics {
+    pub range: Range,
+    pub totals: AnalyticsTotals,
+    /// Every day of the range, zeros included.
+    pub watch_time_by_day: Vec<DayPoint>,
+    /// Top 10 by watch time.
+    pub popular_categories: Vec<CategoryStat>,
+    /// Top 10 by views.
+    pub popular_classes: Vec<ClassStat>,
+}
+
+/// Usage analytics: `period` = week | month | quarter (the last 7 / 30 / 90 days including today,
+/// default month) or `startDate` + `endDate` (YYYY-MM-DD, inclusive, at most 366 days). Days are
+/// the client's timezone days.
+#[endpoint(tags("insights"), security(("bearer" = [])))]
+pub async fn analytics(
+    period: QueryParam<String, false>,
+    #[allow(non_snake_case)] startDate: QueryParam<String, false>,
+    #[allow(non_snake_case)] endDate: QueryParam<String, false>,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<Analytics>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    let client = clients::get(&st.db, s.client_id).await?;
+    let today = Utc::now().with_timezone(&client.tz()).date_naive();
+    let r = stats::parse_range(
+        period.as_deref(),
+        startDate.as_deref(),
+        endDate.as_deref(),
+        today,
+    )?;
+    let catalogue = st.catalogue.get(&st.db).await?;
+    let (totals, days, cats, classes) = tokio::try_join!(
+        stats::totals(&st.ch, s.client_id, r),
+        stats::by_day(&st.ch, s.client_id, r),
+        stats::top_categories(&st.ch, s.client_id, r),
+        stats::top_classes(&st.ch, s.client_id, r, &catalogue),
+    )?;
+    let avg = if totals.active_members == 0 {
+        0
+    } else {
+        let n = totals.active_members as i64;
+        (totals.watched_seconds as i64 + 30 * n) / (60 * n)
+    };
+    Ok(ok(Analytics {
+        range: Range {
+            start_date: r.start.to_string(),
+            end_date: r.end.to_string(),
+        },
+        totals: AnalyticsTotals {
+            watch_time_minutes: minutes(totals.watched_seconds as i64),
+            classes_watched: totals.views,
+            active_members: totals.active_members,
+            avg_watch_time_minutes_per_active_member: avg,
+        },
+        watch_time_by_day: days
+            .into_iter()
+            .map(|d| DayPoint {
+                date: d.date,
+                watch_time_minutes: d.watch_time_minutes,
+                classes_watched: d.classes_watched,
+            })
+            .collect(),
+        popular_categories: cats
+            .into_iter()
+            .map(|c| CategoryStat {
+                category: c.category,
+                watch_time_minutes: c.watch_time_minutes,
+                views: c.views,
+            })
+            .collect(),
+        popular_classes: classes
+            .into_iter()
+            .map(|c| ClassStat {
+                class_id: c.class_id,
+                title: c.title,
+                category: c.category,
+                views: c.views,
+                watch_time_minutes: c.watch_time_minutes,
+            })
+            .collect(),
+    }))
+}

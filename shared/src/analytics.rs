@@ -1,0 +1,440 @@
+//! Reads over ClickHouse (and the Postgres summaries) for the dashboard, analytics, member
+//! history and billing. Days are the client's timezone days (`local_date`, fixed at ingest).
+//! Units (SPEC §4): a class view is one deduplicated event; minutes are round-half-up of the
+//! summed seconds ÷ 60, applied once.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::ch::ClickHouse;
+use crate::error::{AppError, AppResult};
+use crate::events::ClassInfo;
+use crate::repo::members::minutes;
+
+/// An inclusive range of local days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayRange {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
+impl DayRange {
+    pub fn days(&self) -> i64 {
+        (self.end - self.start).num_days() + 1
+    }
+
+    /// The last `n` days including `today`.
+    pub fn last(n: u64, today: NaiveDate) -> Self {
+        Self {
+            start: today.checked_sub_days(Days::new(n - 1)).unwrap_or(today),
+            end: today,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = NaiveDate> {
+        let start = self.start;
+        (0..self.days()).filter_map(move |i| start.checked_add_days(Days::new(i as u64)))
+    }
+}
+
+pub const MAX_RANGE_DAYS: i64 = 366;
+
+/// `period` (week | month | quarter: the last 7 / 30 / 90 days including today) or
+/// `startDate` + `endDate` (inclusive, ≤ 366 days, start ≤ end). Default `month`.
+pub fn parse_range(
+    period: Option<&str>,
+    start: Option<&str>,
+    end: Option<&str>,
+    today: NaiveDate,
+) -> AppResult<DayRange> {
+    let (period, start, end) = (nonempty(period), nonempty(start), nonempty(end));
+    fn nonempty(s: Option<&str>) -> Option<&str> {
+        s.map(str::trim).filter(|s| !s.is_empty())
+    }
+    match (period, start, end) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(AppError::validation(
+            "period",
+            "send either period or startDate and endDate, not both",
+        )),
+        (p, None, None) => match p.unwrap_or("month") {
+            "week" => Ok(DayRange::last(7, today)),
+            "month" => Ok(DayRange::last(30, today)),
+            "quarter" => Ok(DayRange::last(90, today)),
+            _ => Err(AppError::validation(
+                "period",
+                "must be week, month or quarter",
+            )),
+        },
+        (None, Some(_), None) => Err(AppError::validation(
+            "endDate",
+            "is required with startDate",
+        )),
+        (None, None, Some(_)) => Err(AppError::validation(
+            "startDate",
+            "is required with endDate",
+        )),
+        (None, Some(s), Some(e)) => {
+            let parse = |v: &str, f: &str| {
+                NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                    .map_err(|_| AppError::validation(f, "must be a date as YYYY-MM-DD"))
+            };
+            let (s, e) = (parse(s, "startDate")?, parse(e, "endDate")?);
+            if s > e {
+                return Err(AppError::validation(
+                    "startDate",
+                    "must not be after endDate",
+                ));
+            }
+            let r = DayRange { start: s, end: e };
+            if r.days() > MAX_RANGE_DAYS {
+                return Err(AppError::validation(
+                    "endDate",
+                    format!("the range may span at most {MAX_RANGE_DAYS} days"),
+                ));
+            }
+            Ok(r)
+        }
+    }
+}
+
+fn d(s: NaiveDate) -> String {
+    s.format("%Y-%m-%d").to_string()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub watched_seconds: u64,
+    pub views: u64,
+    pub active_members: u64,
+}
+
+pub async fn totals(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> AppResult<Totals> {
+    let (s, v, m): (u64, u64, u64) = ch
+        .client
+        .query(
+            "SELECT sum(watched_seconds), sum(views), uniqExact(member_id) FROM daily_member_stats
+             WHERE client_id = ? AND day >= toDate(?) AND day <= toDate(?)",
+        )
+        .bind(client_id.to_string())
+        .bind(d(r.start))
+        .bind(d(r.end))
+        .fetch_one()
+        .await?;
+    Ok(Totals {
+        watched_seconds: s,
+        views: v,
+        active_members: m,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DayPoint {
+    pub date: String,
+    pub watch_time_minutes: i64,
+    pub classes_watched: u64,
+}
+
+/// Every day of the range, zeros included.
+pub async fn by_day(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> AppResult<Vec<DayPoint>> {
+    let rows: Vec<(String, u64, u64)> = ch
+        .client
+        .query(
+            "SELECT toString(day), sum(watched_seconds), sum(views) FROM daily_class_stats
+             WHERE client_id = ? AND day >= toDate(?) AND day <= toDate(?)
+             GROUP BY day ORDER BY day",
+        )
+        .bind(client_id.to_string())
+        .bind(d(r.start))
+        .bind(d(r.end))
+        .fetch_all()
+        .await?;
+    let found: HashMap<String, (u64, u64)> =
+        rows.into_iter().map(|(day, s, v)| (day, (s, v))).collect();
+    Ok(r.iter()
+        .map(|day| {
+            let key = d(day);
+            let (s, v) = found.get(&key).copied().unwrap_or((0, 0));
+            DayPoint {
+                date: key,
+                watch_time_minutes: minutes(s as i64),
+                classes_watched: v,
+            }
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryStat {
+    pub category: String,
+    pub watch_time_minutes: i64,
+    pub views: u64,
+}
+
+pub async fn top_categories(
+    ch: &ClickHouse,
+    client_id: Uuid,
+    r: DayRange,
+) -> AppResult<Vec<CategoryStat>> {
+    let rows: Vec<(String, u64, u64)> = ch
+        .client
+        .query(
+            "SELECT category, sum(watched_seconds) AS s, sum(views) AS v FROM daily_class_stats
+             WHERE client_id = ? AND day >= toDate(?) AND day <= toDate(?)
+             GROUP BY category ORDER BY s DESC, v DESC, category LIMIT 10",
+        )
+        .bind(client_id.to_string())
+        .bind(d(r.start))
+        .bind(d(r.end))
+        .fetch_all()
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(category, s, v)| CategoryStat {
+            category,
+            watch_time_minutes: minutes(s as i64),
+            views: v,
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassStat {
+    pub class_id: String,
+    pub title: String,
+    pub category: String,
+    pub views: u64,
+    pub watch_time_minutes: i64,
+}
+
+pub async fn top_classes(
+    ch: &ClickHouse,
+    client_id: Uuid,
+    r: DayRange,
+    catalogue: &HashMap<String, ClassInfo>,
+) -> AppResult<Vec<ClassStat>> {
+    let rows: Vec<(String, String, u64, u64)> = ch
+        .client
+        .query(
+            "SELECT class_id, any(category), sum(views) AS v, sum(watched_seconds) AS s FROM daily_class_stats
+             WHERE client_id = ? AND day >= toDate(?) AND day <= toDate(?)
+             GROUP BY class_id ORDER BY v DESC, s DESC, class_id LIMIT 10",
+        )
+        .bind(client_id.to_string())
+        .bind(d(r.start))
+        .bind(d(r.end))
+        .fetch_all()
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(class_id, category, v, s)| ClassStat {
+            title: catalogue
+                .get(&class_id)
+                .map(|c| c.title.clone())
+                .unwrap_or_else(|| class_id.clone()),
+            class_id,
+            category,
+            views: v,
+            watch_time_minutes: minutes(s as i64),
+        })
+        .collect())
+}
+
+/// Watch seconds of the client over a range (dashboard trends).
+pub async fn watched_seconds(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> AppResult<u64> {
+    Ok(ch
+        .client
+        .query(
+            "SELECT sum(watched_seconds) FROM daily_member_stats
+             WHERE client_id = ? AND day >= toDate(?) AND day <= toDate(?)",
+        )
+        .bind(client_id.to_string())
+        .bind(d(r.start))
+        .bind(d(r.end))
+        .fetch_one()
+        .await?)
+}
+
+/// `"+12%"`, `"-5%"`, `"0%"`; `None` when the earlier period is zero.
+pub fn trend(current: f64, previous: f64) -> Option<String> {
+    if previous <= 0.0 {
+        return None;
+    }
+    let pct = ((current - previous) / previous * 100.0).round() as i64;
+    Some(match pct {
+        0 => "0%".into(),
+        p if p > 0 => format!("+{p}%"),
+        p => format!("{p}%"),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryRow {
+    pub class_id: String,
+    pub category: String,
+    pub started_at: DateTime<Utc>,
+    pub watched_seconds: u32,
+}
+
+/// A member's class views, newest first.
+pub async fn member_history(
+    ch: &ClickHouse,
+    client_id: Uuid,
+    member_id: Uuid,
+    limit: i64,
+    offset: i64,
+) -> AppResult<(Vec<HistoryRow>, i64)> {
+    let total: u64 = ch
+        .client
+        .query("SELECT count() FROM member_watch_history WHERE client_id = ? AND member_id = ?")
+        .bind(client_id.to_string())
+        .bind(member_id.to_string())
+        .fetch_one()
+        .await?;
+    let rows: Vec<(String, String, u32, u32)> = ch
+        .client
+        .query(
+            "SELECT class_id, category, toUInt32(started_at), watched_seconds FROM member_watch_history
+             WHERE client_id = ? AND member_id = ?
+             ORDER BY started_at DESC, event_id DESC LIMIT ? OFFSET ?",
+        )
+        .bind(client_id.to_string())
+        .bind(member_id.to_string())
+        .bind(limit.max(0) as u64)
+        .bind(offset.max(0) as u64)
+        .fetch_all()
+        .await?;
+    Ok((
+        rows.into_iter()
+            .map(|(class_id, category, ts, watched_seconds)| HistoryRow {
+                class_id,
+                category,
+                started_at: DateTime::from_timestamp(i64::from(ts), 0).unwrap_or_default(),
+                watched_seconds,
+            })
+            .collect(),
+        total as i64,
+    ))
+}
+
+/// Which of `ids` are already in `watch_events` (used when finishing an interrupted batch).
+pub async fn existing_events(
+    ch: &ClickHouse,
+    client_id: Uuid,
+    ids: &[Uuid],
+) -> AppResult<Vec<Uuid>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let strs: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    let found: Vec<String> = ch
+        .client
+        .query(
+            "SELECT toString(event_id) FROM watch_events
+             WHERE client_id = ? AND has(arrayMap(x -> toUUID(x), ?), event_id)",
+        )
+        .bind(client_id.to_string())
+        .bind(strs)
+        .fetch_all()
+        .await?;
+    Ok(found
+        .iter()
+        .filter_map(|s| Uuid::parse_str(s).ok())
+        .collect())
+}
+
+/// Active days and favourite category per member, recomputed from ClickHouse.
+pub async fn member_profiles(
+    ch: &ClickHouse,
+    client_id: Uuid,
+    members: &[Uuid],
+) -> AppResult<Vec<(Uuid, i32, Option<String>)>> {
+    if members.is_empty() {
+        return Ok(Vec::new());
+    }
+    let strs: Vec<String> = members.iter().map(Uuid::to_string).collect();
+    let rows: Vec<(String, String, u64, u64)> = ch
+        .client
+        .query(
+            "SELECT toString(member_id), category, sum(watched_seconds), uniqExact(local_date)
+             FROM member_watch_history
+             WHERE client_id = ? AND has(arrayMap(x -> toUUID(x), ?), member_id)
+             GROUP BY member_id, category",
+        )
+        .bind(client_id.to_string())
+        .bind(strs.clone())
+        .fetch_all()
+        .await?;
+    let days: Vec<(String, u64)> = ch
+        .client
+        .query(
+            "SELECT toString(member_id), uniqExact(local_date) FROM member_watch_history
+             WHERE client_id = ? AND has(arrayMap(x -> toUUID(x), ?), member_id)
+             GROUP BY member_id",
+        )
+        .bind(client_id.to_string())
+        .bind(strs)
+        .fetch_all()
+        .await?;
+    let mut best: HashMap<String, (String, u64)> = HashMap::new();
+    for (m, cat, secs, _) in rows {
+        let e = best.entry(m).or_insert((cat.clone(), secs));
+        if secs > e.1 || (secs == e.1 && cat < e.0) {
+            *e = (cat, secs);
+        }
+    }
+    Ok(days
+        .into_iter()
+        .filter_map(|(m, n)| {
+            let id = Uuid::parse_str(&m).ok()?;
+            Some((id, n as i32, best.get(&m).map(|(c, _)| c.clone())))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        let r = parse_range(None, None, None, today).unwrap();
+        assert_eq!((r.start.to_string(), r.days()), ("2026-10-27".into(), 30));
+        assert_eq!(
+            parse_range(Some("week"), None, None, today).unwrap().days(),
+            7
+        );
+        assert_eq!(
+            parse_range(Some("quarter"), None, None, today)
+                .unwrap()
+                .days(),
+            90
+        );
+        let c = parse_range(None, Some("2026-01-01"), Some("2026-12-31"), today).unwrap();
+        assert_eq!(c.days(), 365);
+        for (p, s, e) in [
+            (Some("year"), None, None),
+            (Some("week"), Some("2026-01-01"), Some("2026-01-02")),
+            (None, Some("2026-01-02"), Some("2026-01-01")),
+            (None, Some("2025-01-01"), Some("2026-01-03")),
+            (None, Some("2026-01-01"), None),
+            (None, Some("01/02/2026"), Some("2026-01-03")),
+        ] {
+            assert!(parse_range(p, s, e, today).is_err(), "{p:?} {s:?} {e:?}");
+        }
+    }
+
+    #[test]
+    fn trends_are_signed_whole_percentages() {
+        assert_eq!(trend(112.0, 100.0).as_deref(), Some("+12%"));
+        assert_eq!(trend(95.0, 100.0).as_deref(), Some("-5%"));
+        assert_eq!(trend(100.0, 100.0).as_deref(), Some("0%"));
+        assert_eq!(trend(5.0, 0.0), None);
+    }
+}

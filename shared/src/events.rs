@@ -1,0 +1,458 @@
+//! Watch events: what the app sends, the job that carries a batch from the API to a worker, the
+//! ClickHouse row, and the receipt ledger that makes every event count exactly once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
+use clickhouse::Row;
+use moka::future::Cache;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult, FieldError};
+
+pub const EVENTS_QUEUE: &str = "watch-events";
+pub const MAX_BATCH: usize = 500;
+/// Events that started longer ago than this are refused: the receipt ledger (kept 35 days)
+/// always covers every event the API accepts.
+pub const MAX_AGE_DAYS: i64 = 30;
+/// Clock skew tolerated for events "from the future".
+pub const MAX_SKEW_SECS: i64 = 300;
+pub const MAX_WATCHED_SECONDS: i64 = 24 * 3600;
+
+/// One event as queued (validated by the API).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WatchEvent {
+    pub event_id: Uuid,
+    pub class_id: String,
+    pub started_at: DateTime<Utc>,
+    pub watched_seconds: u32,
+}
+
+/// The job: one accepted API batch. `batch_id` ties its receipts together across redeliveries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WatchBatch {
+    pub batch_id: Uuid,
+    pub client_id: Uuid,
+    pub member_id: Uuid,
+    pub received_at: DateTime<Utc>,
+    pub events: Vec<WatchEvent>,
+}
+
+/// The class catalogue as a map, reloaded at most every 30 s (classes change rarely).
+#[derive(Clone)]
+pub struct Catalogue {
+    cache: Cache<(), Arc<HashMap<String, ClassInfo>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassInfo {
+    pub title: String,
+    pub category: String,
+}
+
+impl Default for Catalogue {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(30))
+    }
+}
+
+impl Catalogue {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            cache: Cache::builder().max_capacity(1).time_to_live(ttl).build(),
+        }
+    }
+
+    pub async fn get(&self, pool: &PgPool) -> AppResult<Arc<HashMap<String, ClassInfo>>> {
+        self.cache
+            .try_get_with((), async {
+                let rows: Vec<(String, String, String)> =
+                    sqlx::query_as("SELECT id, title, category FROM classes")
+                        .fetch_all(pool)
+                        .await?;
+                Ok::<_, AppError>(Arc::new(
+                    rows.into_iter()
+                        .map(|(id, title, category)| (id, ClassInfo { title, category }))
+                        .collect(),
+                ))
+            })
+            .await
+            .map_err(|e| match &*e {
+                AppError::Unavailable {
+                    dependency,
+                    retry_after,
+                } => AppError::Unavailable {
+                    dependency,
+                    retry_after: *retry_after,
+                },
+                other => AppError::internal(other),
+            })
+    }
+
+    pub fn invalidate(&self) {
+        self.cache.invalidate_all();
+    }
+}
+
+/// Validates a raw `{"events": [...]}` body. The batch is accepted whole or not at all: every
+/// invalid event is reported with its index and reason. Returns the unique events and how many
+/// repeated an `eventId` of an earlier event in the same batch.
+pub fn validate_batch(
+    body: &serde_json::Value,
+    classes: &HashMap<String, ClassInfo>,
+    now: DateTime<Utc>,
+) -> AppResult<(Vec<WatchEvent>, usize)> {
+    let Some(events) = body.get("events").and_then(|e| e.as_array()) else {
+        return Err(AppError::validation(
+            "events",
+            "must be an array of 1 to 500 events",
+        ));
+    };
+    if events.is_empty() || events.len() > MAX_BATCH {
+        return Err(AppError::validation(
+            "events",
+            format!("must hold 1 to {MAX_BATCH} events (got {})", events.len()),
+        ));
+    }
+    let mut errors = Vec::new();
+    let mut out = Vec::with_capacity(events.len());
+    let mut seen = HashSet::with_capacity(events.len());
+    let mut duplicates = 0;
+    for (i, e) in events.iter().enumerate() {
+        let field = |name: &str| format!("events[{i}].{name}");
+        let Some(obj) = e.as_object() else {
+            errors.push(FieldError::new(format!("events[{i}]"), "must be an object"));
+            continue;
+        };
+        let before = errors.len();
+        let event_id = match obj
+            .get("eventId")
+            .and_then(|v| v.as_str())
+            .map(Uuid::parse_str)
+        {
+            Some(Ok(id)) => Some(id),
+            _ => {
+                errors.push(FieldError::new(field("eventId"), "must be a UUID"));
+                None
+            }
+        };
+        let class_id = match obj.get("classId").and_then(|v| v.as_str()) {
+            Some(c) if classes.contains_key(c) => Some(c.to_string()),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    field("classId"),
+                    "is not a class of the catalogue",
+                ));
+                None
+            }
+            None => {
+                errors.push(FieldError::new(field("classId"), "must be a string"));
+                None
+            }
+        };
+        let started_at = match obj
+            .get("startedAt")
+            .and_then(|v| v.as_str())
+            .map(DateTime::parse_from_rfc3339)
+        {
+            Some(Ok(t)) => {
+                let t = t.with_timezone(&Utc);
+                if t > now + ChronoDuration::seconds(MAX_SKEW_SECS) {
+                    errors.push(FieldError::new(field("startedAt"), "is in the future"));
+                    None
+                } else if t < now - ChronoDuration::days(MAX_AGE_DAYS) {
+                    errors.push(FieldError::new(
+                        field("startedAt"),
+                        format!("is more than {MAX_AGE_DAYS} days ago"),
+                    ));
+                    None
+                } else {
+                    Some(t)
+                }
+            }
+            _ => {
+                errors.push(FieldError::new(
+                    field("startedAt"),
+                    "must be an RFC 3339 timestamp such as 2026-11-25T07:30:00Z",
+                ));
+                None
+            }
+        };
+        let watched = match obj.get("watchedSeconds").and_then(|v| v.as_i64()) {
+            Some(s) if (1..=MAX_WATCHED_SECONDS).contains(&s) => Some(s as u32),
+            _ => {
+                errors.push(FieldError::new(
+                    field("watchedSeconds"),
+                    format!("must be a whole number from 1 to {MAX_WATCHED_SECONDS}"),
+                ));
+                None
+            }
+        };
+        if let Some(unknown) = obj
+            .keys()
+            .find(|k| !["eventId", "classId", "startedAt", "watchedSeconds"].contains(&k.as_str()))
+        {
+            errors.push(FieldError::new(field(unknown), "is not an event field"));
+        }
+        if errors.len() > before {
+            continue;
+        }
+        if let (Some(event_id), Some(class_id), Some(started_at), Some(watched_seconds)) =
+            (event_id, class_id, started_at, watched)
+        {
+            if seen.insert(event_id) {
+                out.push(WatchEvent {
+                    event_id,
+                    class_id,
+                    started_at,
+                    watched_seconds,
+                });
+            } else {
+                duplicates += 1;
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok((out, duplicates))
+    } else {
+        Err(AppError::validation_many(errors))
+    }
+}
+
+/// How many of these events of `client_id` are already counted (or being counted).
+pub async fn already_received(pool: &PgPool, client_id: Uuid, ids: &[Uuid]) -> AppResult<usize> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM watch_event_receipts WHERE client_id = $1 AND event_id = ANY($2)",
+    )
+    .bind(client_id)
+    .bind(ids)
+    .fetch_one(pool)
+    .await?;
+    Ok(n as usize)
+}
+
+/// A row of `watch_events` in ClickHouse.
+#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChEvent {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub client_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub member_id: Uuid,
+    pub class_id: String,
+    pub category: String,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub started_at: DateTime<Utc>,
+    #[serde(with = "clickhouse::serde::chrono::date")]
+    pub local_date: NaiveDate,
+    pub watched_seconds: u32,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub received_at: DateTime<Utc>,
+}
+
+/// One event a worker is about to land, with the batch it came in.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub batch_id: Uuid,
+    pub row: ChEvent,
+}
+
+/// The outcome of claiming: events this flush owns (`fresh` were never seen before; `resumed`
+/// belong to an earlier, interrupted delivery of the same batch and may already be in ClickHouse).
+#[derive(Debug, Default)]
+pub struct Claim {
+    pub fresh: HashSet<(Uuid, Uuid)>,
+    pub resumed: HashSet<(Uuid, Uuid)>,
+}
+
+/// Claims events by inserting their receipts; the first claim of an event wins.
+pub async fn claim(pool: &PgPool, events: &[Pending]) -> AppResult<Claim> {
+    let clients: Vec<Uuid> = events.iter().map(|p| p.row.client_id).collect();
+    let ids: Vec<Uuid> = events.iter().map(|p| p.row.event_id).collect();
+    let batches: Vec<Uuid> = events.iter().map(|p| p.batch_id).collect();
+    let rows: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(
+        "WITH input AS (
+             SELECT DISTINCT ON (client_id, event_id) client_id, event_id, batch_id
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) AS t(client_id, event_id, batch_id)
+         ), ins AS (
+             INSERT INTO watch_event_receipts (client_id, event_id, batch_id)
+             SELECT client_id, event_id, batch_id FROM input
+             ON CONFLICT (client_id, event_id) DO NOTHING
+             RETURNING client_id, event_id
+         )
+         SELECT i.client_id, i.event_id, (n.event_id IS NOT NULL) AS fresh
+         FROM input i
+         LEFT JOIN ins n ON n.client_id = i.client_id AND n.event_id = i.event_id
+         LEFT JOIN watch_event_receipts r ON r.client_id = i.client_id AND r.event_id = i.event_id
+         WHERE n.event_id IS NOT NULL OR (r.batch_id = i.batch_id AND NOT r.landed)",
+    )
+    .bind(&clients)
+    .bind(&ids)
+    .bind(&batches)
+    .fetch_all(pool)
+    .await?;
+    let mut c = Claim::default();
+    for (client, event, fresh) in rows {
+        if fresh {
+            c.fresh.insert((client, event));
+        } else {
+            c.resumed.insert((client, event));
+        }
+    }
+    Ok(c)
+}
+
+/// Marks claimed events landed and adds them to the member activity summaries, in one
+/// transaction; only events that flip from pending to landed are counted. Returns that number.
+pub async fn land(pool: &PgPool, events: &[&ChEvent]) -> AppResult<usize> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let clients: Vec<Uuid> = events.iter().map(|e| e.client_id).collect();
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let mut tx = pool.begin().await?;
+    let flipped: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "UPDATE watch_event_receipts r SET landed = true
+         FROM UNNEST($1::uuid[], $2::uuid[]) AS t(client_id, event_id)
+         WHERE r.client_id = t.client_id AND r.event_id = t.event_id AND NOT r.landed
+         RETURNING r.client_id, r.event_id",
+    )
+    .bind(&clients)
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let flipped: HashSet<(Uuid, Uuid)> = flipped.into_iter().collect();
+    #[derive(Default)]
+    struct Acc {
+        seconds: i64,
+        views: i64,
+        first: Option<DateTime<Utc>>,
+        last: Option<DateTime<Utc>>,
+    }
+    let mut per_member: HashMap<(Uuid, Uuid), Acc> = HashMap::new();
+    for e in events {
+        if !flipped.contains(&(e.client_id, e.event_id)) {
+            continue;
+        }
+        let a = per_member.entry((e.client_id, e.member_id)).or_default();
+        a.seconds += i64::from(e.watched_seconds);
+        a.views += 1;
+        a.first = Some(a.first.map_or(e.started_at, |f| f.min(e.started_at)));
+        a.last = Some(a.last.map_or(e.started_at, |l| l.max(e.started_at)));
+    }
+    if !per_member.is_empty() {
+        let mut c = Vec::new();
+        let mut m = Vec::new();
+        let mut s = Vec::new();
+        let mut v = Vec::new();
+        let mut f = Vec::new();
+        let mut l = Vec::new();
+        for ((client, member), a) in &per_member {
+            c.push(*client);
+            m.push(*member);
+            s.push(a.seconds);
+            v.push(a.views);
+            f.push(a.first);
+            l.push(a.last);
+        }
+        sqlx::query(
+            "UPDATE members m SET
+                 watch_seconds = m.watch_seconds + d.seconds,
+                 class_views = m.class_views + d.views,
+                 first_active_at = LEAST(m.first_active_at, d.first_at),
+                 last_active_at = GREATEST(m.last_active_at, d.last_at),
+                 updated_at = now()
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[])
+                  AS d(client_id, member_id, seconds, views, first_at, last_at)
+             WHERE m.id = d.member_id AND m.client_id = d.client_id",
+        )
+        .bind(&c)
+        .bind(&m)
+        .bind(&s)
+        .bind(&v)
+        .bind(&f)
+        .bind(&l)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(flipped.len())
+}
+
+/// Receipts older than 35 days are no longer needed (events that old are refused).
+pub async fn prune_receipts(pool: &PgPool) -> AppResult<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM watch_event_receipts WHERE landed AND received_at < now() - interval '35 days'",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn catalogue() -> HashMap<String, ClassInfo> {
+        [(
+            "yoga-1".to_string(),
+            ClassInfo {
+                title: "Flow".into(),
+                category: "Yoga".into(),
+            },
+        )]
+        .into_iter()
+        .collect()
+    }
+
+    #[test]
+    fn valid_batches_dedupe_repeated_ids() {
+        let now = Utc::now();
+        let id = Uuid::new_v4();
+        let ev = json!({"eventId": id, "classId": "yoga-1", "startedAt": (now - ChronoDuration::hours(1)).to_rfc3339(), "watchedSeconds": 1200});
+        let (events, dups) =
+            validate_batch(&json!({"events": [ev.clone(), ev]}), &catalogue(), now).unwrap();
+        assert_eq!((events.len(), dups), (1, 1));
+    }
+
+    #[test]
+    fn every_bad_event_is_reported_with_its_index() {
+        let now = Utc::now();
+        let good = json!({"eventId": Uuid::new_v4(), "classId": "yoga-1", "startedAt": now.to_rfc3339(), "watchedSeconds": 60});
+        let body = json!({"events": [
+            good,
+            {"eventId": "nope", "classId": "yoga-1", "startedAt": now.to_rfc3339(), "watchedSeconds": 60},
+            {"eventId": Uuid::new_v4(), "classId": "unknown", "startedAt": now.to_rfc3339(), "watchedSeconds": 60},
+            {"eventId": Uuid::new_v4(), "classId": "yoga-1", "startedAt": (now + ChronoDuration::hours(1)).to_rfc3339(), "watchedSeconds": 60},
+            {"eventId": Uuid::new_v4(), "classId": "yoga-1", "startedAt": (now - ChronoDuration::days(31)).to_rfc3339(), "watchedSeconds": 60},
+            {"eventId": Uuid::new_v4(), "classId": "yoga-1", "startedAt": now.to_rfc3339(), "watchedSeconds": 0},
+            {"eventId": Uuid::new_v4(), "classId": "yoga-1", "startedAt": now.to_rfc3339(), "watchedSeconds": 60, "extra": 1},
+            7
+        ]});
+        let e = validate_batch(&body, &catalogue(), now).unwrap_err();
+        let fields: Vec<String> = e.details().iter().map(|d| d.field.clone()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "events[1].eventId",
+                "events[2].classId",
+                "events[3].startedAt",
+                "events[4].startedAt",
+                "events[5].watchedSeconds",
+                "events[6].extra",
+                "events[7]"
+            ]
+        );
+        assert!(validate_batch(&json!({"events": []}), &catalogue(), now).is_err());
+        assert!(
+            validate_batch(&json!({"events": vec![json!({}); 501]}), &catalogue(), now).is_err()
+        );
+        assert!(validate_batch(&json!([1]), &catalogue(), now).is_err());
+    }
+}
