@@ -307,9 +307,19 @@ pub async fn claim(pool: &PgPool, events: &[Pending]) -> AppResult<Claim> {
     Ok(c)
 }
 
-/// Marks claimed events landed and adds them to the member activity summaries, in one
-/// transaction; only events that flip from pending to landed are counted. Returns that number.
-pub async fn land(pool: &PgPool, events: &[&ChEvent]) -> AppResult<usize> {
+/// Active days and favourite category of a member, recomputed from ClickHouse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub client_id: Uuid,
+    pub member_id: Uuid,
+    pub active_days: i32,
+    pub favorite_category: Option<String>,
+}
+
+/// Marks claimed events landed and adds them to the member activity summaries (and sets the
+/// recomputed profile fields), in one transaction; only events that flip from pending to landed
+/// are counted. Returns that number.
+pub async fn land(pool: &PgPool, events: &[&ChEvent], profiles: &[Profile]) -> AppResult<usize> {
     if events.is_empty() {
         return Ok(0);
     }
@@ -377,6 +387,26 @@ pub async fn land(pool: &PgPool, events: &[&ChEvent]) -> AppResult<usize> {
         .bind(&v)
         .bind(&f)
         .bind(&l)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !profiles.is_empty() {
+        let c: Vec<Uuid> = profiles.iter().map(|p| p.client_id).collect();
+        let m: Vec<Uuid> = profiles.iter().map(|p| p.member_id).collect();
+        let d: Vec<i32> = profiles.iter().map(|p| p.active_days).collect();
+        let f: Vec<Option<String>> = profiles
+            .iter()
+            .map(|p| p.favorite_category.clone())
+            .collect();
+        sqlx::query(
+            "UPDATE members m SET active_days = d.days, favorite_category = d.category
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::int[], $4::text[]) AS d(client_id, id, days, category)
+             WHERE m.client_id = d.client_id AND m.id = d.id",
+        )
+        .bind(&c)
+        .bind(&m)
+        .bind(&d)
+        .bind(&f)
         .execute(&mut *tx)
         .await?;
     }

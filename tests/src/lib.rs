@@ -206,6 +206,7 @@ impl TestApp {
         vars.insert("WORKER_HEARTBEAT_SECS".into(), "1".into());
         vars.insert("WORKER_MISSED_HEARTBEATS".into(), "3".into());
         vars.insert("SHUTDOWN_TIMEOUT_SECS".into(), "5".into());
+        vars.insert("EVENTS_FLUSH_MS".into(), "100".into());
         tweak(&mut vars);
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
         let state = portal_api::AppState::new(config).await.expect("state");
@@ -388,5 +389,163 @@ impl TestApp {
             .fetch_one(&self.db)
             .await
             .unwrap()
+    }
+}
+
+/// A worker running in this process against the app's queues.
+pub struct RunningWorker {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningWorker {
+    /// Stops gracefully and returns the worker's result.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(20), &mut self.handle)
+            .await
+            .expect("worker stops within 20 s")
+            .expect("worker task")
+    }
+}
+
+impl TestApp {
+    /// Starts a worker with this app's configuration, optionally changed by `tweak`.
+    pub async fn worker_with(
+        &self,
+        tweak: impl FnOnce(&mut HashMap<String, String>),
+    ) -> RunningWorker {
+        let mut vars = self.vars.clone();
+        tweak(&mut vars);
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        let state = portal_worker::WorkerState::new(config).await.unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(portal_worker::run_until(state, async move {
+            let _ = rx.await;
+        }));
+        RunningWorker {
+            stop: Some(tx),
+            handle,
+        }
+    }
+
+    pub async fn worker(&self) -> RunningWorker {
+        self.worker_with(|_| {}).await
+    }
+
+    /// Imports a small catalogue: yoga-1, yoga-2 (Yoga), hiit-1 (HIIT), pilates-1 (Pilates).
+    pub async fn catalogue(&self) {
+        let csv = "id,title,category,instructor,durationMinutes\n\
+                   yoga-1,Morning Flow,Yoga,Ana,30\nyoga-2,Evening Calm,Yoga,Ana,20\n\
+                   hiit-1,Burn,HIIT,Bo,25\npilates-1,Core,Pilates,Cy,40\n";
+        portal_shared::repo::classes::import_csv(&self.db, csv.as_bytes())
+            .await
+            .unwrap();
+        self.state.catalogue.invalidate();
+    }
+
+    /// Posts watch events as a member.
+    pub async fn post_events(&self, p: &Partner, member_token: &str, events: Value) -> Resp {
+        self.send(
+            bearer(key(self.post("/app/events"), &p.t.api_key), member_token)
+                .json(&serde_json::json!({ "events": events })),
+        )
+        .await
+    }
+
+    /// Waits until `sql` (bound to `client_id`) returns `want`, up to `secs` seconds.
+    pub async fn wait_for_count(
+        &self,
+        sql: &'static str,
+        client_id: Uuid,
+        want: i64,
+        secs: u64,
+    ) -> i64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let n = self.count(sql, client_id).await;
+            if n == want || std::time::Instant::now() > deadline {
+                return n;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Landed events of a client (receipts marked landed).
+pub const LANDED: &str =
+    "SELECT count(*) FROM watch_event_receipts WHERE client_id = $1 AND landed";
+
+/// One watch event as the app sends it.
+pub fn event(class_id: &str, started_at: chrono::DateTime<chrono::Utc>, seconds: u32) -> Value {
+    serde_json::json!({
+        "eventId": Uuid::new_v4(),
+        "classId": class_id,
+        "startedAt": started_at.to_rfc3339(),
+        "watchedSeconds": seconds,
+    })
+}
+
+/// A TCP proxy in front of a real service that a test can cut and restore, to simulate the
+/// service going away without stopping the shared server.
+pub struct Cuttable {
+    pub addr: std::net::SocketAddr,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Cuttable {
+    pub async fn new(target: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let target = target.to_string();
+        let flag = up.clone();
+        let task = tokio::spawn(async move {
+            let mut conns: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    break;
+                };
+                if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(inbound);
+                    for c in conns.drain(..) {
+                        c.abort();
+                    }
+                    continue;
+                }
+                let target = target.clone();
+                let flag = flag.clone();
+                conns.push(tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
+                    let watch = async {
+                        while flag.load(std::sync::atomic::Ordering::SeqCst) {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! { _ = copy => {}, _ = watch => {} }
+                }));
+            }
+        });
+        Self { addr, up, task }
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Cuttable {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

@@ -8,8 +8,9 @@
 //!    pending receipts);
 //! 2. insert the claimed events into ClickHouse in one INSERT (for resumed events, only those
 //!    not already there);
-//! 3. land: mark receipts landed and add the events to member summaries, one transaction;
-//! 4. refresh members' active days and favourite category from ClickHouse.
+//! 3. recompute the affected members' active days and favourite category from ClickHouse;
+//! 4. land: mark receipts landed, add the events to member summaries and store the recomputed
+//!    fields, in one transaction.
 //!
 //! While Postgres or ClickHouse is unreachable the flusher keeps retrying with backoff; tasks stay
 //! in flight (their worker keeps heartbeating), and nothing is acknowledged until it lands.
@@ -264,9 +265,7 @@ pub async fn flush(
         }
         insert.end().await?;
     }
-    // 3. Land and count.
-    let counted = events::land(&state.db, &owned).await?;
-    // 4. Derived member profile fields.
+    // 3. Derived member profile fields, from what ClickHouse now holds.
     let mut members_by_client: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
     for r in &owned {
         members_by_client
@@ -274,27 +273,24 @@ pub async fn flush(
             .or_default()
             .insert(r.member_id);
     }
+    let mut profiles = Vec::new();
     for (client, members) in members_by_client {
         let members: Vec<Uuid> = members.into_iter().collect();
-        let profiles = analytics::member_profiles(&state.ch, client, &members).await?;
-        if profiles.is_empty() {
-            continue;
+        for chunk in members.chunks(5000) {
+            for (member_id, active_days, favorite_category) in
+                analytics::member_profiles(&state.ch, client, chunk).await?
+            {
+                profiles.push(events::Profile {
+                    client_id: client,
+                    member_id,
+                    active_days,
+                    favorite_category,
+                });
+            }
         }
-        let ids: Vec<Uuid> = profiles.iter().map(|p| p.0).collect();
-        let days: Vec<i32> = profiles.iter().map(|p| p.1).collect();
-        let cats: Vec<Option<String>> = profiles.iter().map(|p| p.2.clone()).collect();
-        sqlx::query(
-            "UPDATE members m SET active_days = d.days, favorite_category = d.category
-             FROM UNNEST($2::uuid[], $3::int[], $4::text[]) AS d(id, days, category)
-             WHERE m.client_id = $1 AND m.id = d.id",
-        )
-        .bind(client)
-        .bind(&ids)
-        .bind(&days)
-        .bind(&cats)
-        .execute(&state.db)
-        .await?;
     }
+    // 4. Land and count, with the profiles, in one transaction.
+    let counted = events::land(&state.db, &owned, &profiles).await?;
     tracing::debug!(rows = to_insert.len(), counted, at = %Utc::now(), "watch events landed");
     Ok(Flushed {
         rows_inserted: to_insert.len(),

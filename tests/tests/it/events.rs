@@ -1,0 +1,463 @@
+//! The watch-event pipeline end to end: app → API → Redis → worker → ClickHouse + Postgres, and
+//! the partner's dashboard, analytics and member figures computed from it.
+
+use chrono::{Duration, TimeZone, Utc};
+use portal_tests::{bearer, event, Cuttable, TestApp, LANDED};
+use serde_json::json;
+
+#[tokio::test]
+async fn events_appear_in_analytics_dashboard_and_member_figures() {
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let (ann, ann_token) = app.member(&p, "ann@example.com", "Ann").await;
+    let (_bob, bob_token) = app.member(&p, "bob@example.com", "Bob").await;
+    let worker = app.worker().await;
+    let now = Utc::now();
+    let r = app
+        .post_events(
+            &p,
+            &ann_token,
+            json!([
+                event("yoga-1", now - Duration::hours(2), 1200),
+                event("yoga-2", now - Duration::hours(1), 630),
+                event("hiit-1", now - Duration::days(3), 1500),
+            ]),
+        )
+        .await;
+    r.assert_status(202);
+    assert_eq!(r.body["data"], json!({"accepted": 3, "duplicates": 0}));
+    app.post_events(
+        &p,
+        &bob_token,
+        json!([event("yoga-1", now - Duration::hours(5), 45)]),
+    )
+    .await
+    .assert_status(202);
+    assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 4, 20).await, 4);
+
+    // Analytics over the last week.
+    let a = app
+        .send(bearer(app.get("/partner/analytics?period=week"), &p.viewer))
+        .await;
+    a.assert_status(200);
+    let d = &a.body["data"];
+    // 1200 + 630 + 1500 + 45 = 3375 s = 56.25 min → 56.
+    assert_eq!(d["totals"]["watchTimeMinutes"], 56);
+    assert_eq!(d["totals"]["classesWatched"], 4);
+    assert_eq!(d["totals"]["activeMembers"], 2);
+    assert_eq!(d["totals"]["avgWatchTimeMinutesPerActiveMember"], 28);
+    assert_eq!(d["watchTimeByDay"].as_array().unwrap().len(), 7);
+    let day_views: u64 = d["watchTimeByDay"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["classesWatched"].as_u64().unwrap())
+        .sum();
+    assert_eq!(day_views, 4);
+    assert_eq!(
+        d["popularCategories"][0],
+        json!({"category": "Yoga", "watchTimeMinutes": 31, "views": 3})
+    );
+    assert_eq!(
+        d["popularCategories"][1],
+        json!({"category": "HIIT", "watchTimeMinutes": 25, "views": 1})
+    );
+    assert_eq!(d["popularClasses"][0]["classId"], "yoga-1");
+    assert_eq!(d["popularClasses"][0]["title"], "Morning Flow");
+    assert_eq!(d["popularClasses"][0]["views"], 2);
+
+    // Dashboard (all-time totals) agrees.
+    let dash = app
+        .send(bearer(app.get("/partner/dashboard"), &p.viewer))
+        .await;
+    dash.assert_status(200);
+    let dd = &dash.body["data"];
+    assert_eq!(dd["totalMembers"], 2);
+    assert_eq!(dd["activeMembers"], 2);
+    assert_eq!(dd["totalWatchTimeMinutes"], 56);
+    assert_eq!(dd["totalClassesWatched"], 4);
+    assert_eq!(dd["trends"]["membersChange"], serde_json::Value::Null);
+    assert_eq!(dd["trends"]["watchTimeChange"], serde_json::Value::Null);
+
+    // Member figures.
+    let m = app
+        .send(bearer(
+            app.get(&format!("/partner/members/{ann}?historyLimit=2")),
+            &p.viewer,
+        ))
+        .await;
+    m.assert_status(200);
+    let md = &m.body["data"];
+    assert_eq!(md["status"], "active");
+    assert_eq!(md["stats"]["classesWatched"], 3);
+    // 1200 + 630 + 1500 = 3330 s = 55.5 min → 56 (half up, once, on the sum).
+    assert_eq!(md["stats"]["totalWatchTimeMinutes"], 56);
+    assert_eq!(md["stats"]["favoriteCategory"], "Yoga");
+    assert_eq!(md["stats"]["activeDays"], 2);
+    let history = md["viewingHistory"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["classId"], "yoga-2");
+    assert_eq!(history[0]["title"], "Evening Calm");
+    assert_eq!(history[0]["watchedMinutes"], 11);
+    assert_eq!(md["historyPagination"]["total"], 3);
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn duplicates_are_counted_once_within_and_across_batches() {
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let (_m, token) = app.member(&p, "dup@example.com", "Dup").await;
+    let worker = app.worker().await;
+    let e1 = event("yoga-1", Utc::now() - Duration::minutes(30), 600);
+    let e2 = event("hiit-1", Utc::now() - Duration::minutes(20), 300);
+    let r = app.post_events(&p, &token, json!([e1, e1, e2])).await;
+    assert_eq!(r.body["data"], json!({"accepted": 2, "duplicates": 1}));
+    assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 2, 20).await, 2);
+    // The app retries the whole batch: everything is a duplicate now.
+    let r = app.post_events(&p, &token, json!([e1, e2])).await;
+    r.assert_status(202);
+    assert_eq!(r.body["data"], json!({"accepted": 0, "duplicates": 2}));
+    // Retries racing each other before any landed are also counted once.
+    let e3 = event("pilates-1", Utc::now() - Duration::minutes(5), 120);
+    for _ in 0..5 {
+        app.post_events(&p, &token, json!([e3]))
+            .await
+            .assert_status(202);
+    }
+    assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 3, 20).await, 3);
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let views: i64 = sqlx::query_scalar("SELECT class_views FROM members WHERE client_id = $1")
+        .bind(p.t.client_id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(views, 3);
+    let ch_rows: u64 = app
+        .state
+        .ch
+        .client
+        .query("SELECT count() FROM watch_events WHERE client_id = ?")
+        .bind(p.t.client_id.to_string())
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(ch_rows, 3);
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_day_boundary_in_the_clients_timezone_lands_on_the_local_day() {
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    // Pacific/Auckland is UTC+13 in November: 11:30 UTC on day D is 00:30 on D+1 there.
+    sqlx::query("UPDATE clients SET timezone = 'Pacific/Auckland' WHERE id = $1")
+        .bind(p.t.client_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let (_m, token) = app.member(&p, "kiwi@example.com", "Kiwi").await;
+    let worker = app.worker().await;
+    let base = (Utc::now() - Duration::days(3)).date_naive();
+    let before = Utc.from_utc_datetime(&base.and_hms_opt(10, 30, 0).unwrap()); // 23:30 local, day D
+    let after = Utc.from_utc_datetime(&base.and_hms_opt(11, 30, 0).unwrap()); // 00:30 local, day D+1
+    app.post_events(
+        &p,
+        &token,
+        json!([event("yoga-1", before, 60), event("yoga-1", after, 120)]),
+    )
+    .await
+    .assert_status(202);
+    assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 2, 20).await, 2);
+    let d = |s: chrono::NaiveDate| s.format("%Y-%m-%d").to_string();
+    let q = format!(
+        "/partner/analytics?startDate={}&endDate={}",
+        d(base),
+        d(base.succ_opt().unwrap().succ_opt().unwrap())
+    );
+    let r = app.send(bearer(app.get(&q), &p.admin)).await;
+    r.assert_status(200);
+    let days = r.body["data"]["watchTimeByDay"].as_array().unwrap().clone();
+    // 10:30 UTC on `base` is 23:30 on `base` in Auckland; 11:30 UTC is 00:30 on base+1.
+    let views: Vec<(String, u64)> = days
+        .iter()
+        .map(|p| {
+            (
+                p["date"].as_str().unwrap().to_string(),
+                p["classesWatched"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        views,
+        vec![
+            (d(base), 1),
+            (d(base.succ_opt().unwrap()), 1),
+            (d(base.succ_opt().unwrap().succ_opt().unwrap()), 0)
+        ]
+    );
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn analytics_ranges_are_validated() {
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    for q in [
+        "period=year",
+        "period=week&startDate=2026-01-01&endDate=2026-01-02",
+        "startDate=2026-01-02&endDate=2026-01-01",
+        "startDate=2024-01-01&endDate=2026-01-01",
+        "startDate=2026-01-01",
+        "endDate=2026-01-01",
+        "startDate=01-01-2026&endDate=2026-01-02",
+    ] {
+        app.send(bearer(
+            app.get(&format!("/partner/analytics?{q}")),
+            &p.admin,
+        ))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+    }
+    let r = app
+        .send(bearer(
+            app.get("/partner/analytics?startDate=2026-01-01&endDate=2026-12-31"),
+            &p.admin,
+        ))
+        .await;
+    r.assert_status(200);
+    assert_eq!(
+        r.body["data"]["watchTimeByDay"].as_array().unwrap().len(),
+        365
+    );
+    assert_eq!(
+        r.body["data"]["range"],
+        json!({"startDate": "2026-01-01", "endDate": "2026-12-31"})
+    );
+    let r = app
+        .send(bearer(app.get("/partner/analytics"), &p.admin))
+        .await;
+    assert_eq!(
+        r.body["data"]["watchTimeByDay"].as_array().unwrap().len(),
+        30
+    );
+    assert_eq!(r.body["data"]["totals"]["activeMembers"], 0);
+}
+
+#[tokio::test]
+async fn bad_event_batches_are_rejected_whole() {
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let (_m, token) = app.member(&p, "bad@example.com", "Bad").await;
+    let now = Utc::now();
+    let r = app
+        .post_events(
+            &p,
+            &token,
+            json!([event("yoga-1", now, 60), event("nope", now, 60), {"eventId": "x"}]),
+        )
+        .await;
+    r.assert_error(400, "VALIDATION_ERROR");
+    let fields: Vec<&str> = r.body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"events[1].classId") && fields.contains(&"events[2].eventId"),
+        "{fields:?}"
+    );
+    app.post_events(&p, &token, json!([]))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+    let many: Vec<_> = (0..501).map(|_| event("yoga-1", now, 60)).collect();
+    app.post_events(&p, &token, json!(many))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+    // Partner tokens, missing tokens and other clients' member tokens are refused.
+    let q = app.partner().await;
+    let (_o, other_token) = app.member(&q, "other@example.com", "Other").await;
+    app.post_events(&p, &other_token, json!([event("yoga-1", now, 60)]))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+    app.post_events(&p, &p.admin, json!([event("yoga-1", now, 60)]))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+    let depth: i64 = {
+        let mut c = app.state.redis.clone();
+        let d = portal_shared::jobs::queue_depth(
+            &mut c,
+            &app.namespace,
+            portal_shared::events::EVENTS_QUEUE,
+        )
+        .await
+        .unwrap();
+        (d.pending + d.running) as i64
+    };
+    assert_eq!(depth, 0, "nothing was queued");
+}
+
+#[tokio::test]
+async fn redis_down_answers_503_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let (_m, token) = app.member(&p, "r@example.com", "R").await;
+    let proxy = Cuttable::new("127.0.0.1:6379").await;
+    let down = TestApp::spawn_with(|v| {
+        v.insert("DATABASE_URL".into(), app.vars["DATABASE_URL"].clone());
+        v.insert("JWT_SECRET".into(), app.vars["JWT_SECRET"].clone());
+        v.insert("REDIS_NAMESPACE".into(), app.namespace.clone());
+        v.insert("REDIS_URL".into(), format!("redis://{}", proxy.addr));
+    })
+    .await;
+    proxy.cut();
+    let r = down
+        .post_events(&p, &token, json!([event("yoga-1", Utc::now(), 60)]))
+        .await;
+    r.assert_error(503, "SERVICE_UNAVAILABLE");
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM watch_event_receipts WHERE client_id = $1",
+            p.t.client_id
+        )
+        .await,
+        0
+    );
+    // Back up: the same request is accepted.
+    proxy.restore();
+    let mut status = 0;
+    for _ in 0..40 {
+        status = down
+            .post_events(&p, &token, json!([event("yoga-1", Utc::now(), 60)]))
+            .await
+            .status;
+        if status == 202 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 202);
+}
+
+#[tokio::test]
+async fn events_wait_while_clickhouse_is_down_and_land_once_it_returns() {
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let (_m, token) = app.member(&p, "ch@example.com", "CH").await;
+    let proxy = Cuttable::new("127.0.0.1:8123").await;
+    let worker = app
+        .worker_with(|v| {
+            v.insert("CLICKHOUSE_URL".into(), format!("http://{}", proxy.addr));
+        })
+        .await;
+    proxy.cut();
+    for i in 0..5 {
+        app.post_events(
+            &p,
+            &token,
+            json!([event("yoga-1", Utc::now() - Duration::minutes(i), 60)]),
+        )
+        .await
+        .assert_status(202);
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        app.count(LANDED, p.t.client_id).await,
+        0,
+        "nothing lands while ClickHouse is down"
+    );
+    proxy.restore();
+    assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 5, 30).await, 5);
+    let views: i64 = sqlx::query_scalar("SELECT class_views FROM members WHERE client_id = $1")
+        .bind(p.t.client_id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(views, 5);
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_workers_on_one_queue_count_each_event_once() {
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let (_m, token) = app.member(&p, "two@example.com", "Two").await;
+    let w1 = app.worker().await;
+    let w2 = app.worker().await;
+    let mut all = Vec::new();
+    for b in 0..20 {
+        let batch: Vec<_> = (0..25)
+            .map(|i| event("yoga-1", Utc::now() - Duration::minutes(b * 25 + i), 60))
+            .collect();
+        all.extend(batch.clone());
+        app.post_events(&p, &token, json!(batch))
+            .await
+            .assert_status(202);
+    }
+    // Every batch again (app retries) while both workers consume.
+    for chunk in all.chunks(100) {
+        app.post_events(&p, &token, json!(chunk))
+            .await
+            .assert_status(202);
+    }
+    assert_eq!(
+        app.wait_for_count(LANDED, p.t.client_id, 500, 30).await,
+        500
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let views: i64 = sqlx::query_scalar("SELECT class_views FROM members WHERE client_id = $1")
+        .bind(p.t.client_id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(views, 500);
+    let ch_rows: u64 = app
+        .state
+        .ch
+        .client
+        .query("SELECT count() FROM watch_events WHERE client_id = ?")
+        .bind(p.t.client_id.to_string())
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(ch_rows, 500);
+    w1.stop().await.unwrap();
+    w2.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn no_partner_sees_another_partners_events() {
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let a = app.partner().await;
+    let b = app.partner().await;
+    let (_m, token) = app.member(&a, "a@example.com", "A").await;
+    let worker = app.worker().await;
+    app.post_events(&a, &token, json!([event("hiit-1", Utc::now(), 900)]))
+        .await
+        .assert_status(202);
+    assert_eq!(app.wait_for_count(LANDED, a.t.client_id, 1, 20).await, 1);
+    let r = app
+        .send(bearer(app.get("/partner/analytics"), &b.admin))
+        .await;
+    assert_eq!(r.body["data"]["totals"]["classesWatched"], 0);
+    assert_eq!(r.body["data"]["popularClasses"], json!([]));
+    let r = app
+        .send(bearer(app.get("/partner/dashboard"), &b.admin))
+        .await;
+    assert_eq!(r.body["data"]["totalClassesWatched"], 0);
+    let r = app
+        .send(bearer(app.get("/partner/analytics"), &a.admin))
+        .await;
+    assert_eq!(r.body["data"]["totals"]["classesWatched"], 1);
+    worker.stop().await.unwrap();
+}
