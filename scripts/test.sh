@@ -21,6 +21,8 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 bash scripts/test-cleanup.sh
+# The crash tests run the real portal-worker binary (and SIGKILL it).
+cargo build --workspace --bins --locked
 status=0
 cargo test --workspace --locked -- "$@" || status=$?
 bash scripts/test-cleanup.sh

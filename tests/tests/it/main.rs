@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod auth;
+mod crash;
 mod events;
 mod members;
 mod migrations;

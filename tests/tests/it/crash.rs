@@ -1,0 +1,192 @@
+//! Crashes: a worker killed with SIGKILL mid-task, and a flush interrupted between the ClickHouse
+//! insert and the Postgres landing. Nothing is lost and nothing is counted twice.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use apalis::prelude::TaskSink;
+use chrono::Utc;
+use portal_shared::events::{self, ChEvent, WatchBatch, WatchEvent};
+use portal_tests::{event, TestApp, LANDED};
+use serde_json::json;
+use uuid::Uuid;
+
+fn worker_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let bin = dir.join("portal-worker");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (scripts/test.sh runs `cargo build --bins`)",
+        bin.display()
+    );
+    bin
+}
+
+#[tokio::test]
+async fn tasks_of_a_killed_worker_are_processed_by_another_and_counted_once() {
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let (_m, token) = app.member(&p, "kill@example.com", "Kill").await;
+    // A worker process that takes tasks and holds them (flushes only after a minute).
+    let mut child = tokio::process::Command::new(worker_binary())
+        .env_clear()
+        .envs(app.vars.iter())
+        .env("EVENTS_FLUSH_MS", "60000")
+        .env("EVENTS_FLUSH_ROWS", "1000000")
+        .env("WORKER_HEARTBEAT_SECS", "1")
+        .env("WORKER_MISSED_HEARTBEATS", "2")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for b in 0..4 {
+        let batch: Vec<_> = (0..10)
+            .map(|i| {
+                event(
+                    "yoga-1",
+                    Utc::now() - chrono::Duration::minutes(b * 10 + i),
+                    60,
+                )
+            })
+            .collect();
+        app.post_events(&p, &token, json!(batch))
+            .await
+            .assert_status(202);
+    }
+    // Wait until the process holds the tasks.
+    let mut running = 0;
+    for _ in 0..100 {
+        let mut c = app.state.redis.clone();
+        let d = portal_shared::jobs::queue_depth(&mut c, &app.namespace, events::EVENTS_QUEUE)
+            .await
+            .unwrap();
+        running = d.running;
+        if d.running == 4 && d.pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(running, 4, "the doomed worker took the tasks");
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    assert_eq!(app.count(LANDED, p.t.client_id).await, 0);
+    // Another worker (same heartbeat settings) re-queues and lands them.
+    let rescuer = app
+        .worker_with(|v| {
+            v.insert("WORKER_HEARTBEAT_SECS".into(), "1".into());
+            v.insert("WORKER_MISSED_HEARTBEATS".into(), "2".into());
+        })
+        .await;
+    assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 40, 30).await, 40);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let views: i64 = sqlx::query_scalar("SELECT class_views FROM members WHERE client_id = $1")
+        .bind(p.t.client_id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(views, 40);
+    rescuer.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_flush_interrupted_after_the_clickhouse_insert_is_finished_without_duplicates() {
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let (member, _) = app.member(&p, "resume@example.com", "Resume").await;
+    let member = Uuid::parse_str(&member).unwrap();
+    let now = Utc::now();
+    let batch = WatchBatch {
+        batch_id: Uuid::now_v7(),
+        client_id: p.t.client_id,
+        member_id: member,
+        received_at: now,
+        events: (0..3)
+            .map(|i| WatchEvent {
+                event_id: Uuid::new_v4(),
+                class_id: "yoga-1".into(),
+                started_at: now - chrono::Duration::minutes(i),
+                watched_seconds: 100,
+            })
+            .collect(),
+    };
+    // What a worker did before it died: claimed all three, inserted two into ClickHouse.
+    let pending: Vec<events::Pending> = batch
+        .events
+        .iter()
+        .map(|e| events::Pending {
+            batch_id: batch.batch_id,
+            row: ChEvent {
+                client_id: batch.client_id,
+                event_id: e.event_id,
+                member_id: member,
+                class_id: e.class_id.clone(),
+                category: "Yoga".into(),
+                started_at: e.started_at,
+                local_date: e.started_at.date_naive(),
+                watched_seconds: e.watched_seconds,
+                received_at: now,
+            },
+        })
+        .collect();
+    let claim = events::claim(&app.db, &pending).await.unwrap();
+    assert_eq!(claim.fresh.len(), 3);
+    let mut insert = app
+        .state
+        .ch
+        .client
+        .insert::<ChEvent>("watch_events")
+        .await
+        .unwrap();
+    for p in &pending[..2] {
+        insert.write(&p.row).await.unwrap();
+    }
+    insert.end().await.unwrap();
+    // The task is redelivered.
+    let cfg = app.config();
+    let mut storage = portal_shared::jobs::storage::<WatchBatch>(
+        app.state.redis.clone(),
+        portal_shared::jobs::queue_config(
+            &cfg.redis_namespace,
+            events::EVENTS_QUEUE,
+            cfg.worker_heartbeat,
+            cfg.worker_missed_heartbeats,
+        ),
+    );
+    storage.push(batch.clone()).await.unwrap();
+    let worker = app.worker().await;
+    assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 3, 20).await, 3);
+    let rows: u64 = app
+        .state
+        .ch
+        .client
+        .query("SELECT count() FROM watch_events WHERE client_id = ?")
+        .bind(p.t.client_id.to_string())
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        rows, 3,
+        "the two rows already in ClickHouse were not inserted again"
+    );
+    let views: i64 = sqlx::query_scalar("SELECT class_views FROM members WHERE id = $1")
+        .bind(member)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(views, 3);
+    // A second redelivery (e.g. the ack was lost) changes nothing.
+    storage.push(batch).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let views: i64 = sqlx::query_scalar("SELECT class_views FROM members WHERE id = $1")
+        .bind(member)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(views, 3);
+    worker.stop().await.unwrap();
+}
