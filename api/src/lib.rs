@@ -47,6 +47,7 @@ pub fn api_router() -> Router {
                 .get(vouchers::list)
                 .post(vouchers::generate)
                 .push(Router::with_path("stats").get(vouchers::stats))
+                .push(Router::with_path("export").get(exports::vouchers_export))
                 .push(Router::with_path("{id}").delete(vouchers::revoke)),
         )
         .push(
@@ -57,6 +58,7 @@ pub fn api_router() -> Router {
         .push(
             Router::with_path("members")
                 .get(members::list)
+                .push(Router::with_path("export").get(exports::members_export))
                 .push(Router::with_path("{id}").get(members::detail)),
         )
         .push(
@@ -71,6 +73,18 @@ pub fn api_router() -> Router {
                 ),
         )
         .push(Router::with_path("dashboard").get(insights::dashboard))
+        .push(
+            Router::with_path("billing")
+                .get(billing::report)
+                .push(Router::with_path("export").get(exports::billing_export)),
+        )
+        .push(
+            Router::with_path("exports").get(exports::list).push(
+                Router::with_path("{jobId}")
+                    .get(exports::job_status)
+                    .push(Router::with_path("download").get(exports::download)),
+            ),
+        )
         .push(Router::with_path("analytics").get(insights::analytics))
         .push(
             Router::with_path("audit-log")

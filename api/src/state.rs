@@ -36,6 +36,10 @@ pub struct AppState {
     pub catalogue: portal_shared::events::Catalogue,
     /// Producer side of the watch-event queue.
     pub events: apalis_redis::RedisStorage<portal_shared::events::WatchBatch>,
+    /// Producer side of the export queue.
+    pub exports: apalis_redis::RedisStorage<portal_shared::exports::ExportJob>,
+    /// Where export files are.
+    pub storage: portal_shared::storage::Storage,
 }
 
 pub type State = Arc<AppState>;
@@ -65,7 +69,19 @@ impl AppState {
                 config.worker_missed_heartbeats,
             ),
         );
+        let exports = jobs::storage(
+            redis.clone(),
+            jobs::queue_config(
+                &config.redis_namespace,
+                portal_shared::exports::EXPORTS_QUEUE,
+                config.worker_heartbeat,
+                config.worker_missed_heartbeats,
+            ),
+        );
+        let storage = portal_shared::storage::Storage::from_config(&config)?;
         Ok(Arc::new(Self {
+            exports,
+            storage,
             catalogue: portal_shared::events::Catalogue::default(),
             events,
             jwt: JwtKeys::new(config.jwt_secret.expose()),

@@ -44,6 +44,8 @@ pub struct Config {
     pub jwt_secret: Secret,
     pub bind: SocketAddr,
     pub export_dir: PathBuf,
+    /// `s3://bucket[/prefix]` to keep exports in S3-compatible storage instead of `export_dir`.
+    pub export_store: Option<String>,
     pub log_format: LogFormat,
     /// How long a looked-up API key (or its absence) is trusted before Postgres is asked again.
     pub api_key_cache_ttl: Duration,
@@ -209,6 +211,14 @@ impl Config {
             r.raw("EXPORT_DIR")
                 .unwrap_or_else(|| "./data/exports".into()),
         );
+        let export_store = r.raw("EXPORT_STORE");
+        if let Some(s) = &export_store {
+            if !s.starts_with("s3://") || s.len() <= 5 {
+                r.errors.push(format!(
+                    "EXPORT_STORE must look like s3://bucket[/prefix] (got {s:?})"
+                ));
+            }
+        }
         let log_format = match r.raw("LOG_FORMAT").map(|v| v.to_ascii_lowercase()) {
             None => LogFormat::Text,
             Some(v) if v == "text" || v == "pretty" => LogFormat::Text,
@@ -273,6 +283,7 @@ impl Config {
             jwt_secret: Secret::new(jwt_secret),
             bind,
             export_dir,
+            export_store,
             log_format,
             api_key_cache_ttl,
             worker_heartbeat,

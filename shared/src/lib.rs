@@ -6,14 +6,17 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod billing;
 pub mod ch;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod exports;
 pub mod jobs;
 pub mod pagination;
 pub mod repo;
+pub mod storage;
 pub mod telemetry;
 pub mod throttle;
 

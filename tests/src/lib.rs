@@ -549,3 +549,65 @@ impl Drop for Cuttable {
         self.task.abort();
     }
 }
+
+impl TestApp {
+    /// Queues a watch batch directly (as the API would, without its 30-day age check): for tests
+    /// that need events in earlier months.
+    pub async fn push_batch(
+        &self,
+        client_id: Uuid,
+        member_id: Uuid,
+        events: Vec<portal_shared::events::WatchEvent>,
+    ) {
+        use apalis::prelude::TaskSink;
+        let cfg = self.config();
+        let mut storage = portal_shared::jobs::storage::<portal_shared::events::WatchBatch>(
+            self.state.redis.clone(),
+            portal_shared::jobs::queue_config(
+                &cfg.redis_namespace,
+                portal_shared::events::EVENTS_QUEUE,
+                cfg.worker_heartbeat,
+                cfg.worker_missed_heartbeats,
+            ),
+        );
+        storage
+            .push(portal_shared::events::WatchBatch {
+                batch_id: Uuid::now_v7(),
+                client_id,
+                member_id,
+                received_at: chrono::Utc::now(),
+                events,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Polls an export until it is completed or failed; returns its last status body.
+    pub async fn wait_export(&self, token: &str, job: &str, secs: u64) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let r = self
+                .send(bearer(self.get(&format!("/partner/exports/{job}")), token))
+                .await;
+            let status = r.body["data"]["status"].as_str().unwrap_or("").to_string();
+            if status == "completed" || status == "failed" || std::time::Instant::now() > deadline {
+                return r.body["data"].clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// One watch event for [`TestApp::push_batch`].
+pub fn watch(
+    class_id: &str,
+    started_at: chrono::DateTime<chrono::Utc>,
+    seconds: u32,
+) -> portal_shared::events::WatchEvent {
+    portal_shared::events::WatchEvent {
+        event_id: Uuid::new_v4(),
+        class_id: class_id.into(),
+        started_at,
+        watched_seconds: seconds,
+    }
+}

@@ -26,6 +26,7 @@ pub struct WorkerState {
     pub redis: ConnectionManager,
     pub ch: ClickHouse,
     pub catalogue: portal_shared::events::Catalogue,
+    pub storage: portal_shared::storage::Storage,
 }
 
 impl WorkerState {
@@ -36,7 +37,9 @@ impl WorkerState {
         if let Err(e) = ch.detect_version().await {
             tracing::warn!(error = %e, "clickhouse not reachable at start-up");
         }
+        let storage = portal_shared::storage::Storage::from_config(&config)?;
         Ok(Self {
+            storage,
             config: Arc::new(config),
             db,
             redis,
@@ -78,9 +81,20 @@ async fn housekeeping(
     state: Data<WorkerState>,
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
-    match jobs::run_housekeeping(&state.db).await {
-        Ok(report) => {
-            tracing::info!(?report, "housekeeping done");
+    let result = async {
+        let report = jobs::run_housekeeping(&state.db).await?;
+        let files = portal_shared::exports::cleanup(&state.db, &state.storage).await?;
+        Ok::<_, portal_shared::AppError>((report, files))
+    }
+    .await;
+    match result {
+        Ok((report, (files, rows))) => {
+            tracing::info!(
+                ?report,
+                export_files_deleted = files,
+                export_rows_deleted = rows,
+                "housekeeping done"
+            );
             metrics::counter!("portal_jobs_total", "queue" => HOUSEKEEPING_QUEUE, "outcome" => "done").increment(1);
             Ok(())
         }
@@ -91,6 +105,45 @@ async fn housekeeping(
         Err(e) => {
             metrics::counter!("portal_jobs_total", "queue" => HOUSEKEEPING_QUEUE, "outcome" => "retry").increment(1);
             Err(e.into())
+        }
+    }
+}
+
+/// Builds one export file. Gives up (job `failed`, task dead) after
+/// [`portal_shared::exports::MAX_ATTEMPTS`] attempts.
+async fn export(
+    job: portal_shared::exports::ExportJob,
+    state: Data<WorkerState>,
+) -> Result<(), BoxDynError> {
+    let ctx = portal_shared::exports::ExportCtx {
+        db: &state.db,
+        ch: &state.ch,
+        storage: &state.storage,
+    };
+    match portal_shared::exports::run(&ctx, job.job_id).await {
+        Ok(_) => {
+            metrics::counter!("portal_jobs_total", "queue" => portal_shared::exports::EXPORTS_QUEUE, "outcome" => "done").increment(1);
+            Ok(())
+        }
+        Err(e) => {
+            let attempts: i32 =
+                sqlx::query_scalar("SELECT attempts FROM export_jobs WHERE id = $1")
+                    .bind(job.job_id)
+                    .fetch_optional(&state.db)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+            tracing::warn!(job = %job.job_id, attempts, error = %e, "export failed");
+            if attempts >= portal_shared::exports::MAX_ATTEMPTS {
+                let _ =
+                    portal_shared::exports::fail(&state.db, job.job_id, &e.public_message()).await;
+                metrics::counter!("portal_jobs_total", "queue" => portal_shared::exports::EXPORTS_QUEUE, "outcome" => "failed").increment(1);
+                Err(AbortError::new(e).into())
+            } else {
+                metrics::counter!("portal_jobs_total", "queue" => portal_shared::exports::EXPORTS_QUEUE, "outcome" => "retry").increment(1);
+                Err(e.into())
+            }
         }
     }
 }
@@ -151,8 +204,19 @@ where
             cfg.worker_missed_heartbeats,
         ),
     );
+    let exports_storage = jobs::storage::<portal_shared::exports::ExportJob>(
+        state.redis.clone(),
+        jobs::queue_config(
+            &cfg.redis_namespace,
+            portal_shared::exports::EXPORTS_QUEUE,
+            cfg.worker_heartbeat,
+            cfg.worker_missed_heartbeats,
+        ),
+    );
     let id = worker_id("housekeeping");
     let events_id = worker_id("events");
+    let exports_id = worker_id("exports");
+    let st_exports = state.clone();
     tracing::info!(worker = %id, namespace = %cfg.redis_namespace, "portal-worker starting");
     let st = state.clone();
     let events_concurrency = cfg.events_concurrency;
@@ -167,6 +231,18 @@ where
                 .data(ingest.clone())
                 .concurrency(events_concurrency)
                 .build(events::handle)
+        })
+        .register(move |restarts| {
+            WorkerBuilder::new(format!("{exports_id}-{restarts}"))
+                .backend(
+                    exports_storage
+                        .clone()
+                        .poll_with_interval(Duration::from_millis(200)),
+                )
+                .data(st_exports.clone())
+                .concurrency(2)
+                .retry(retry_policy())
+                .build(export)
         })
         .register(move |restarts| {
             WorkerBuilder::new(format!("{id}-{restarts}"))

@@ -2,8 +2,10 @@
 
 pub mod app_auth;
 pub mod audit_log;
+pub mod billing;
 pub mod classes;
 pub mod events;
+pub mod exports;
 pub mod health;
 pub mod insights;
 pub mod members;

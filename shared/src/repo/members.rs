@@ -78,7 +78,7 @@ impl MemberRow {
     }
 }
 
-const SELECT: &str = "SELECT m.id, m.client_id, m.email, m.name, m.registered_at, v.code AS voucher_code,
+pub const SELECT: &str = "SELECT m.id, m.client_id, m.email, m.name, m.registered_at, v.code AS voucher_code,
         m.first_active_at, m.last_active_at, m.watch_seconds, m.class_views, m.active_days, m.favorite_category
     FROM members m LEFT JOIN vouchers v ON v.id = m.voucher_id AND v.client_id = m.client_id";
 

@@ -36,7 +36,7 @@ pub struct Voucher {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-const SELECT: &str = "SELECT v.id, v.code,
+pub const SELECT: &str = "SELECT v.id, v.code,
         CASE WHEN v.status = 'active' AND v.expires_at <= now() THEN 'expired' ELSE v.status END AS status,
         v.batch_id, v.expires_at, v.created_at, v.redeemed_at,
         m.id AS redeemed_by_id, m.name AS redeemed_by_name, m.email AS redeemed_by_email, v.revoked_at

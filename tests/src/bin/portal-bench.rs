@@ -20,7 +20,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -66,13 +69,19 @@ async fn main() -> anyhow::Result<()> {
             let events: Vec<_> = (0..batch_size)
                 .map(|i| {
                     let n = b * batch_size + i;
-                    event(classes[n % 4], now - ChronoDuration::seconds((n % 86_400) as i64), 60 + (n % 1200) as u32)
+                    event(
+                        classes[n % 4],
+                        now - ChronoDuration::seconds((n % 86_400) as i64),
+                        60 + (n % 1200) as u32,
+                    )
                 })
                 .collect();
             json!({ "events": events })
         })
         .collect();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
     let queue = Arc::new(tokio::sync::Mutex::new(batches.clone().into_iter()));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -83,7 +92,9 @@ async fn main() -> anyhow::Result<()> {
         let (key, token) = (p.t.api_key.clone(), token.clone());
         tasks.push(tokio::spawn(async move {
             loop {
-                let Some(body) = queue.lock().await.next() else { break };
+                let Some(body) = queue.lock().await.next() else {
+                    break;
+                };
                 let r = client
                     .post(&url)
                     .header("x-api-key", &key)
@@ -92,7 +103,12 @@ async fn main() -> anyhow::Result<()> {
                     .send()
                     .await
                     .expect("request");
-                assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap_or_default());
+                assert_eq!(
+                    r.status().as_u16(),
+                    202,
+                    "{}",
+                    r.text().await.unwrap_or_default()
+                );
             }
         }));
     }
@@ -100,7 +116,9 @@ async fn main() -> anyhow::Result<()> {
         t.await?;
     }
     let api_done = started.elapsed();
-    let landed = app.wait_for_count(LANDED, p.t.client_id, total_events as i64, 600).await;
+    let landed = app
+        .wait_for_count(LANDED, p.t.client_id, total_events as i64, 600)
+        .await;
     let e2e = started.elapsed();
     assert_eq!(landed as usize, total_events, "all events landed");
     worker.stop().await?;
@@ -199,7 +217,9 @@ async fn main() -> anyhow::Result<()> {
         check = r.json().await?;
         api.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    let views = check["data"]["totals"]["classesWatched"].as_u64().unwrap_or(0);
+    let views = check["data"]["totals"]["classesWatched"]
+        .as_u64()
+        .unwrap_or(0);
     bare.sort_by(|a, b| a.total_cmp(b));
     api.sort_by(|a, b| a.total_cmp(b));
     handle.stop_graceful(Duration::from_secs(5));
@@ -227,6 +247,9 @@ async fn main() -> anyhow::Result<()> {
         percentile(&api, 0.95) / percentile(&bare, 0.95)
     );
     println!();
-    println!("(generating {analytics_events} analytics events inside ClickHouse took {:.1} s)", generated.as_secs_f64());
+    println!(
+        "(generating {analytics_events} analytics events inside ClickHouse took {:.1} s)",
+        generated.as_secs_f64()
+    );
     Ok(())
 }

@@ -4,6 +4,7 @@ mod api_keys;
 mod auth;
 mod crash;
 mod events;
+mod exports;
 mod members;
 mod migrations;
 mod onboarding;

@@ -1,0 +1,290 @@
+//! Asynchronous exports: `GET /partner/{vouchers,members,billing}/export` answer 202 with a job;
+//! `GET /partner/exports/{jobId}` polls it; `…/download` streams the CSV.
+
+use std::time::Duration;
+
+use apalis::prelude::TaskSink;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use portal_shared::billing::Month;
+use portal_shared::error::AppError;
+use portal_shared::exports::{self, ExportJob, ExportRow};
+use portal_shared::pagination::Page;
+use portal_shared::repo::{audit, clients, vouchers};
+use portal_shared::storage::Storage;
+use salvo::oapi::extract::{PathParam, QueryParam};
+use salvo::oapi::ToSchema;
+use salvo::prelude::*;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::envelope::{ok, Envelope, PaginationDoc};
+use crate::error::ApiResult;
+use crate::middleware::{client_ip, request_id, staff, state, Staff};
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Queued {
+    pub job_id: Uuid,
+    /// `vouchers | members | billing`.
+    pub kind: String,
+    /// Always `queued`.
+    pub status: String,
+    pub status_url: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportStatus {
+    pub job_id: Uuid,
+    pub kind: String,
+    /// `queued | running | completed | failed`.
+    pub status: String,
+    pub rows_written: i64,
+    pub rows_total: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Set once completed (until expiry).
+    pub download_url: Option<String>,
+    pub error: Option<String>,
+    pub file_name: String,
+}
+
+fn status_of(r: ExportRow) -> ExportStatus {
+    let expired = r.expires_at.is_some_and(|e| e <= Utc::now());
+    ExportStatus {
+        download_url: (r.status == "completed" && !expired)
+            .then(|| format!("/partner/exports/{}/download", r.id)),
+        job_id: r.id,
+        kind: r.kind,
+        status: r.status,
+        rows_written: r.rows_written,
+        rows_total: r.rows_total,
+        created_at: r.created_at,
+        completed_at: r.completed_at,
+        expires_at: r.expires_at,
+        error: r.error,
+        file_name: r.file_name,
+    }
+}
+
+/// Writes the job row, then enqueues its id (after commit). If Redis is down the job is marked
+/// failed and the caller gets 503.
+async fn start(
+    depot: &Depot,
+    req: &Request,
+    res: &mut Response,
+    s: Staff,
+    kind: &'static str,
+    params: serde_json::Value,
+    file_name: String,
+) -> ApiResult<Json<Envelope<Queued>>> {
+    let st = state(depot).clone();
+    let row = exports::create(
+        &st.db,
+        s.client_id,
+        s.staff_id,
+        kind,
+        params.clone(),
+        &file_name,
+    )
+    .await?;
+    let mut q = st.exports.clone();
+    let pushed =
+        tokio::time::timeout(Duration::from_secs(3), q.push(ExportJob { job_id: row.id })).await;
+    if !matches!(pushed, Ok(Ok(()))) {
+        exports::fail(
+            &st.db,
+            row.id,
+            "the job queue was unreachable; start the export again",
+        )
+        .await?;
+        return Err(AppError::Unavailable {
+            dependency: "queue",
+            retry_after: 5,
+        }
+        .into());
+    }
+    let entry = audit::Entry::new(
+        s.client_id,
+        audit::Actor::Staff(s.staff_id),
+        "exports.create",
+    )
+    .target("export", row.id)
+    .details(serde_json::json!({ "kind": kind, "params": params }))
+    .origin(client_ip(req), request_id(depot));
+    audit::record(&st.db, &entry).await?;
+    let status_url = format!("/partner/exports/{}", row.id);
+    res.status_code(StatusCode::ACCEPTED);
+    res.add_header("location", &status_url, true).ok();
+    Ok(ok(Queued {
+        job_id: row.id,
+        kind: kind.to_string(),
+        status: "queued".into(),
+        status_url,
+    }))
+}
+
+async fn today(depot: &Depot, client_id: Uuid) -> ApiResult<chrono::NaiveDate> {
+    let st = state(depot).clone();
+    let tz = clients::get(&st.db, client_id).await?.tz();
+    Ok(Utc::now().with_timezone(&tz).date_naive())
+}
+
+/// Export vouchers as CSV (optional `status` filter). Answers 202 with a job to poll.
+#[endpoint(tags("exports"), security(("bearer" = [], "api_key" = [])), status_codes(202, 400, 401, 403, 503),
+    responses((status_code = 202, description = "Export queued", body = Envelope<Queued>)))]
+pub async fn vouchers_export(
+    status: QueryParam<String, false>,
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> ApiResult<Json<Envelope<Queued>>> {
+    let s = staff(depot)?;
+    let status = vouchers::parse_status(status.as_deref())?;
+    let day = today(depot, s.client_id).await?;
+    start(
+        depot,
+        req,
+        res,
+        s,
+        "vouchers",
+        serde_json::json!({ "status": status }),
+        format!("vouchers-{day}.csv"),
+    )
+    .await
+}
+
+/// Export all members with activity data as CSV. Answers 202 with a job to poll.
+#[endpoint(tags("exports"), security(("bearer" = [])), status_codes(202, 401, 503),
+    responses((status_code = 202, description = "Export queued", body = Envelope<Queued>)))]
+pub async fn members_export(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> ApiResult<Json<Envelope<Queued>>> {
+    let s = staff(depot)?;
+    let day = today(depot, s.client_id).await?;
+    start(
+        depot,
+        req,
+        res,
+        s,
+        "members",
+        serde_json::json!({}),
+        format!("members-{day}.csv"),
+    )
+    .await
+}
+
+/// Export a month's billing report as CSV (`month`, `year`; default the current month).
+#[endpoint(tags("exports"), security(("bearer" = [])), status_codes(202, 400, 401, 503),
+    responses((status_code = 202, description = "Export queued", body = Envelope<Queued>)))]
+pub async fn billing_export(
+    month: QueryParam<String, false>,
+    year: QueryParam<String, false>,
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> ApiResult<Json<Envelope<Queued>>> {
+    let s = staff(depot)?;
+    let day = today(depot, s.client_id).await?;
+    let m = Month::parse(month.as_deref(), year.as_deref(), day)?;
+    let name = format!("billing-{}-{:02}.csv", m.year, m.month);
+    start(depot, req, res, s, "billing", m.params(), name).await
+}
+
+fn job_id(raw: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(raw.trim()).map_err(|_| AppError::not_found("export"))
+}
+
+/// Poll an export job.
+#[endpoint(tags("exports"), security(("bearer" = [])))]
+pub async fn job_status(
+    #[allow(non_snake_case)] jobId: PathParam<String>,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<ExportStatus>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    Ok(ok(status_of(
+        exports::get(&st.db, s.client_id, job_id(&jobId)?).await?,
+    )))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ExportList {
+    pub exports: Vec<ExportStatus>,
+    pub pagination: PaginationDoc,
+}
+
+/// The client's recent exports, newest first.
+#[endpoint(tags("exports"), security(("bearer" = [])))]
+pub async fn list(
+    page: QueryParam<String, false>,
+    limit: QueryParam<String, false>,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<ExportList>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
+    let (rows, total) = exports::list(&st.db, s.client_id, p).await?;
+    Ok(ok(ExportList {
+        exports: rows.into_iter().map(status_of).collect(),
+        pagination: p.pagination(total).into(),
+    }))
+}
+
+/// Download a completed export (streamed `text/csv`). 409 until it is completed, 410 once expired.
+#[endpoint(tags("exports"), security(("bearer" = [])), status_codes(200, 401, 404, 409, 410),
+    responses((status_code = 200, description = "The CSV file", body = String, content_type = "text/csv")))]
+pub async fn download(
+    #[allow(non_snake_case)] jobId: PathParam<String>,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> ApiResult<()> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    let job = exports::get(&st.db, s.client_id, job_id(&jobId)?).await?;
+    if job.status != "completed" {
+        return Err(AppError::conflict(
+            "EXPORT_NOT_READY",
+            format!(
+                "the export is {}; poll its status until it is completed",
+                job.status
+            ),
+        )
+        .into());
+    }
+    let expired = job.expires_at.is_none_or(|e| e <= Utc::now());
+    let Some(key) = job.storage_key.filter(|_| !expired) else {
+        return Err(AppError::Gone("the export has expired; start a new one".into()).into());
+    };
+    let file = st
+        .storage
+        .store
+        .get(&Storage::path(&key))
+        .await
+        .map_err(|e| match e {
+            object_store::Error::NotFound { .. } => {
+                AppError::Gone("the export file is gone; start a new one".into())
+            }
+            other => AppError::internal(format!("storage: {other}")),
+        })?;
+    res.add_header("content-type", "text/csv; charset=utf-8", true)
+        .ok();
+    res.add_header(
+        "content-disposition",
+        format!(
+            "attachment; filename=\"{}\"",
+            job.file_name.replace('"', "")
+        ),
+        true,
+    )
+    .ok();
+    res.add_header("content-length", file.meta.size.to_string(), true)
+        .ok();
+    res.stream(file.into_stream().map(|r| r.map_err(std::io::Error::other)));
+    Ok(())
+}

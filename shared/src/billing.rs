@@ -1,0 +1,187 @@
+//! Monthly billing: a member is billable for a month when they watched at least one class in it
+//! (the partner's timezone days). Figures come from the same landed events as analytics.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::ch::ClickHouse;
+use crate::error::{AppError, AppResult, FieldError};
+use crate::repo::members::minutes;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Month {
+    pub year: i32,
+    pub month: u32,
+}
+
+impl Month {
+    pub fn first_day(&self) -> NaiveDate {
+        NaiveDate::from_ymd_opt(self.year, self.month, 1).unwrap_or_default()
+    }
+
+    pub fn last_day(&self) -> NaiveDate {
+        let (y, m) = if self.month == 12 {
+            (self.year + 1, 1)
+        } else {
+            (self.year, self.month + 1)
+        };
+        NaiveDate::from_ymd_opt(y, m, 1)
+            .and_then(|d| d.pred_opt())
+            .unwrap_or_default()
+    }
+
+    /// `month`/`year` query values; default is the current month in the partner's timezone;
+    /// a month after it answers 400.
+    pub fn parse(month: Option<&str>, year: Option<&str>, today: NaiveDate) -> AppResult<Self> {
+        let mut errors = Vec::new();
+        let month = match month.map(str::trim).filter(|s| !s.is_empty()) {
+            None => today.month(),
+            Some(m) => match m.parse::<u32>() {
+                Ok(v) if (1..=12).contains(&v) => v,
+                _ => {
+                    errors.push(FieldError::new(
+                        "month",
+                        "must be a whole number from 1 to 12",
+                    ));
+                    1
+                }
+            },
+        };
+        let year = match year.map(str::trim).filter(|s| !s.is_empty()) {
+            None => today.year(),
+            Some(y) => match y.parse::<i32>() {
+                Ok(v) if (2000..=2100).contains(&v) => v,
+                _ => {
+                    errors.push(FieldError::new("year", "must be a year from 2000 to 2100"));
+                    today.year()
+                }
+            },
+        };
+        if !errors.is_empty() {
+            return Err(AppError::validation_many(errors));
+        }
+        let m = Month { year, month };
+        if m.first_day() > today {
+            return Err(AppError::validation("month", "must not be in the future"));
+        }
+        Ok(m)
+    }
+
+    pub fn params(&self) -> serde_json::Value {
+        serde_json::json!({ "month": self.month, "year": self.year })
+    }
+
+    pub fn from_params(p: &serde_json::Value) -> Option<Self> {
+        Some(Month {
+            month: p.get("month")?.as_u64()? as u32,
+            year: p.get("year")?.as_i64()? as i32,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BillableMember {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub registered_at: DateTime<Utc>,
+    pub watch_time_minutes: i64,
+    pub classes_watched: u64,
+    pub first_active_at: DateTime<Utc>,
+    pub last_active_at: DateTime<Utc>,
+}
+
+/// Every billable member of the month, ordered by name then id.
+pub async fn billable(
+    db: &PgPool,
+    ch: &ClickHouse,
+    client_id: Uuid,
+    _tz: chrono_tz::Tz,
+    month: Month,
+) -> AppResult<Vec<BillableMember>> {
+    let rows: Vec<(String, u64, u64, u32, u32)> = ch
+        .client
+        .query(
+            "SELECT toString(member_id), sum(watched_seconds), count(), toUInt32(min(started_at)), toUInt32(max(started_at))
+             FROM watch_events
+             WHERE client_id = ? AND local_date >= toDate(?) AND local_date <= toDate(?)
+             GROUP BY member_id",
+        )
+        .bind(client_id.to_string())
+        .bind(month.first_day().format("%Y-%m-%d").to_string())
+        .bind(month.last_day().format("%Y-%m-%d").to_string())
+        .fetch_all()
+        .await?;
+    let agg: HashMap<Uuid, (u64, u64, u32, u32)> = rows
+        .into_iter()
+        .filter_map(|(m, s, c, f, l)| Uuid::parse_str(&m).ok().map(|id| (id, (s, c, f, l))))
+        .collect();
+    let ids: Vec<Uuid> = agg.keys().copied().collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(10_000) {
+        let people: Vec<(Uuid, String, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, name, email, registered_at FROM members WHERE client_id = $1 AND id = ANY($2)",
+        )
+        .bind(client_id)
+        .bind(chunk)
+        .fetch_all(db)
+        .await?;
+        for (id, name, email, registered_at) in people {
+            let (s, c, f, l) = agg[&id];
+            out.push(BillableMember {
+                id,
+                name,
+                email,
+                registered_at,
+                watch_time_minutes: minutes(s as i64),
+                classes_watched: c,
+                first_active_at: DateTime::from_timestamp(i64::from(f), 0).unwrap_or_default(),
+                last_active_at: DateTime::from_timestamp(i64::from(l), 0).unwrap_or_default(),
+            });
+        }
+    }
+    out.sort_by(|a, b| {
+        a.name
+            .to_lowercase()
+            .cmp(&b.name.to_lowercase())
+            .then(a.id.cmp(&b.id))
+    });
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        assert_eq!(
+            Month::parse(None, None, today).unwrap(),
+            Month {
+                year: 2026,
+                month: 11
+            }
+        );
+        let feb = Month::parse(Some("2"), Some("2024"), today).unwrap();
+        assert_eq!(feb.last_day().to_string(), "2024-02-29");
+        assert_eq!(
+            Month {
+                year: 2026,
+                month: 12
+            }
+            .last_day()
+            .to_string(),
+            "2026-12-31"
+        );
+        assert!(Month::parse(Some("12"), Some("2026"), today).is_err());
+        assert!(Month::parse(Some("13"), None, today).is_err());
+        assert!(Month::parse(Some("x"), None, today).is_err());
+        assert!(Month::parse(None, Some("1999"), today).is_err());
+    }
+}

@@ -1,0 +1,492 @@
+//! Asynchronous CSV exports: job rows in Postgres, ids on the apalis queue, files in [`Storage`].
+//! CSV is RFC 4180 with a header row (the `csv` crate), UTF-8, timestamps in ISO 8601 with the
+//! partner's offset, and cells that a spreadsheet would run as a formula neutralised with `'`.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Duration, Utc};
+use futures::TryStreamExt;
+use object_store::{ObjectStoreExt, WriteMultipart};
+use serde::{Deserialize, Serialize};
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+
+use crate::billing::{self, Month};
+use crate::ch::ClickHouse;
+use crate::error::{AppError, AppResult};
+use crate::pagination::Page;
+use crate::repo::{members, vouchers};
+use crate::storage::Storage;
+
+pub const EXPORTS_QUEUE: &str = "exports";
+/// Files can be downloaded for 24 hours.
+pub const RETENTION_HOURS: i64 = 24;
+/// Give up after this many attempts (the job ends `failed` with the last error).
+pub const MAX_ATTEMPTS: i32 = 3;
+/// Rows between progress updates.
+const PROGRESS_EVERY: u64 = 1000;
+/// Bytes buffered before a part is handed to the store.
+const PART_BYTES: usize = 1 << 20;
+
+/// The job on the queue: only the id; the worker reloads the row.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExportJob {
+    pub job_id: Uuid,
+}
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportRow {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub kind: String,
+    pub params: sqlx::types::Json<serde_json::Value>,
+    pub status: String,
+    pub rows_written: i64,
+    pub rows_total: Option<i64>,
+    pub file_name: String,
+    pub storage_key: Option<String>,
+    pub error: Option<String>,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str =
+    "id, client_id, kind, params, status, rows_written, rows_total, file_name, storage_key,
+    error, attempts, created_at, completed_at, expires_at";
+
+pub async fn create(
+    pool: &PgPool,
+    client_id: Uuid,
+    staff_id: Uuid,
+    kind: &str,
+    params: serde_json::Value,
+    file_name: &str,
+) -> AppResult<ExportRow> {
+    Ok(sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO export_jobs (id, client_id, kind, params, file_name, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(client_id)
+    .bind(kind)
+    .bind(sqlx::types::Json(params))
+    .bind(file_name)
+    .bind(staff_id)
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<ExportRow> {
+    sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM export_jobs WHERE client_id = $1 AND id = $2"
+    )))
+    .bind(client_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| AppError::not_found("export"))
+}
+
+pub async fn list(pool: &PgPool, client_id: Uuid, page: Page) -> AppResult<(Vec<ExportRow>, i64)> {
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM export_jobs WHERE client_id = $1")
+        .bind(client_id)
+        .fetch_one(pool)
+        .await?;
+    let rows = sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM export_jobs WHERE client_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+    )))
+    .bind(client_id)
+    .bind(page.limit_i64())
+    .bind(page.offset())
+    .fetch_all(pool)
+    .await?;
+    Ok((rows, total))
+}
+
+/// A spreadsheet runs cells that start with `= + - @`, tab or carriage return as formulas:
+/// such cells are prefixed with `'`.
+pub fn safe_cell(s: &str) -> Cow<'_, str> {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => Cow::Owned(format!("'{s}")),
+        _ => Cow::Borrowed(s),
+    }
+}
+
+fn ts(t: Option<DateTime<Utc>>, tz: chrono_tz::Tz) -> String {
+    t.map(|t| {
+        t.with_timezone(&tz)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    })
+    .unwrap_or_default()
+}
+
+/// Streams CSV records into a multipart upload, a part at a time, so memory stays flat.
+struct CsvSink {
+    buf: csv::Writer<Vec<u8>>,
+    upload: WriteMultipart,
+}
+
+impl CsvSink {
+    fn writer() -> csv::Writer<Vec<u8>> {
+        csv::WriterBuilder::new().from_writer(Vec::with_capacity(PART_BYTES + 4096))
+    }
+
+    fn new(upload: WriteMultipart) -> Self {
+        Self {
+            buf: Self::writer(),
+            upload,
+        }
+    }
+
+    async fn record<I, T>(&mut self, fields: I) -> AppResult<()>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        self.buf
+            .write_record(
+                fields
+                    .into_iter()
+                    .map(|f| safe_cell(f.as_ref()).into_owned()),
+            )
+            .map_err(AppError::internal)?;
+        if self.buf.get_ref().len() >= PART_BYTES {
+            self.flush_part().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_part(&mut self) -> AppResult<()> {
+        let full = std::mem::replace(&mut self.buf, Self::writer());
+        let bytes = full.into_inner().map_err(AppError::internal)?;
+        self.upload
+            .wait_for_capacity(2)
+            .await
+            .map_err(|e| AppError::internal(format!("storage: {e}")))?;
+        self.upload.write(&bytes);
+        Ok(())
+    }
+
+    async fn finish(mut self) -> AppResult<()> {
+        self.flush_part().await?;
+        self.upload
+            .finish()
+            .await
+            .map_err(|e| AppError::internal(format!("storage: {e}")))?;
+        Ok(())
+    }
+}
+
+/// Context a worker needs to build an export.
+pub struct ExportCtx<'a> {
+    pub db: &'a PgPool,
+    pub ch: &'a ClickHouse,
+    pub storage: &'a Storage,
+}
+
+async fn progress(db: &PgPool, id: Uuid, written: u64) -> AppResult<()> {
+    sqlx::query("UPDATE export_jobs SET rows_written = $2 WHERE id = $1")
+        .bind(id)
+        .bind(written as i64)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Builds the file of job `id`. Idempotent: a completed job is left alone; a retried one starts
+/// its file over. Returns `Ok(false)` when the job no longer exists.
+pub async fn run(ctx: &ExportCtx<'_>, id: Uuid) -> AppResult<bool> {
+    let row: Option<ExportRow> = sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE export_jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
+                rows_written = 0, error = NULL
+         WHERE id = $1 AND status IN ('queued', 'running') RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .fetch_optional(ctx.db)
+    .await?;
+    let Some(job) = row else {
+        return Ok(false);
+    };
+    let tz: chrono_tz::Tz =
+        sqlx::query_scalar::<_, String>("SELECT timezone FROM clients WHERE id = $1")
+            .bind(job.client_id)
+            .fetch_one(ctx.db)
+            .await?
+            .parse()
+            .unwrap_or(chrono_tz::UTC);
+    let key = ctx.storage.key(job.client_id, job.id);
+    let upload = ctx
+        .storage
+        .store
+        .put_multipart(&Storage::path(&key))
+        .await
+        .map_err(|e| AppError::internal(format!("storage: {e}")))?;
+    let mut sink = CsvSink::new(WriteMultipart::new_with_chunk_size(upload, 5 * PART_BYTES));
+    let written = match job.kind.as_str() {
+        "members" => members_csv(ctx, &job, tz, &mut sink).await?,
+        "vouchers" => vouchers_csv(ctx, &job, tz, &mut sink).await?,
+        "billing" => billing_csv(ctx, &job, tz, &mut sink).await?,
+        other => return Err(AppError::internal(format!("unknown export kind {other}"))),
+    };
+    sink.finish().await?;
+    sqlx::query(
+        "UPDATE export_jobs SET status = 'completed', rows_written = $2, rows_total = $2,
+                storage_key = $3, completed_at = now(), expires_at = now() + make_interval(hours => $4)
+         WHERE id = $1",
+    )
+    .bind(job.id)
+    .bind(written as i64)
+    .bind(&key)
+    .bind(RETENTION_HOURS as i32)
+    .execute(ctx.db)
+    .await?;
+    Ok(true)
+}
+
+/// Records a permanent failure.
+pub async fn fail(db: &PgPool, id: Uuid, error: &str) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE export_jobs SET status = 'failed', error = $2, completed_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error.chars().take(500).collect::<String>())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+async fn set_total(db: &PgPool, id: Uuid, total: i64) -> AppResult<()> {
+    sqlx::query("UPDATE export_jobs SET rows_total = $2 WHERE id = $1")
+        .bind(id)
+        .bind(total)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+async fn members_csv(
+    ctx: &ExportCtx<'_>,
+    job: &ExportRow,
+    tz: chrono_tz::Tz,
+    sink: &mut CsvSink,
+) -> AppResult<u64> {
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM members WHERE client_id = $1")
+        .bind(job.client_id)
+        .fetch_one(ctx.db)
+        .await?;
+    set_total(ctx.db, job.id, total).await?;
+    let since = members::active_since(tz, Utc::now());
+    sink.record([
+        "id",
+        "name",
+        "email",
+        "status",
+        "voucherCode",
+        "registeredAt",
+        "firstActiveAt",
+        "lastActiveAt",
+        "totalWatchTimeMinutes",
+        "classesWatched",
+        "activeDays",
+        "favoriteCategory",
+    ])
+    .await?;
+    let mut rows = sqlx::query_as::<_, members::MemberRow>(sqlx::AssertSqlSafe(format!(
+        "{} WHERE m.client_id = $1 ORDER BY m.registered_at, m.id",
+        members::SELECT
+    )))
+    .bind(job.client_id)
+    .fetch(ctx.db);
+    let mut n = 0u64;
+    while let Some(m) = rows.try_next().await? {
+        let s = m.summary(since);
+        sink.record([
+            m.id.to_string(),
+            m.name.clone(),
+            m.email.clone(),
+            s.status.to_string(),
+            m.voucher_code.clone().unwrap_or_default(),
+            ts(Some(m.registered_at), tz),
+            ts(m.first_active_at, tz),
+            ts(m.last_active_at, tz),
+            s.total_watch_time_minutes.to_string(),
+            m.class_views.to_string(),
+            m.active_days.to_string(),
+            m.favorite_category.clone().unwrap_or_default(),
+        ])
+        .await?;
+        n += 1;
+        if n % PROGRESS_EVERY == 0 {
+            progress(ctx.db, job.id, n).await?;
+        }
+    }
+    Ok(n)
+}
+
+async fn vouchers_csv(
+    ctx: &ExportCtx<'_>,
+    job: &ExportRow,
+    tz: chrono_tz::Tz,
+    sink: &mut CsvSink,
+) -> AppResult<u64> {
+    let status = job
+        .params
+        .0
+        .get("status")
+        .and_then(|s| s.as_str())
+        .map(str::to_string);
+    let filter = format!(
+        "WHERE v.client_id = $1 AND ($2::text IS NULL OR ({}) = $2)",
+        vouchers::STATUS_SQL
+    );
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM vouchers v {filter}"
+    )))
+    .bind(job.client_id)
+    .bind(&status)
+    .fetch_one(ctx.db)
+    .await?;
+    set_total(ctx.db, job.id, total).await?;
+    sink.record([
+        "id",
+        "code",
+        "status",
+        "batchId",
+        "expiresAt",
+        "createdAt",
+        "redeemedAt",
+        "redeemedByName",
+        "redeemedByEmail",
+        "revokedAt",
+    ])
+    .await?;
+    let mut rows = sqlx::query_as::<_, vouchers::Voucher>(sqlx::AssertSqlSafe(format!(
+        "{} {filter} ORDER BY v.id",
+        vouchers::SELECT
+    )))
+    .bind(job.client_id)
+    .bind(&status)
+    .fetch(ctx.db);
+    let mut n = 0u64;
+    while let Some(v) = rows.try_next().await? {
+        sink.record([
+            v.id.to_string(),
+            v.code.clone(),
+            v.status.clone(),
+            v.batch_id.to_string(),
+            ts(v.expires_at, tz),
+            ts(Some(v.created_at), tz),
+            ts(v.redeemed_at, tz),
+            v.redeemed_by_name.clone().unwrap_or_default(),
+            v.redeemed_by_email.clone().unwrap_or_default(),
+            ts(v.revoked_at, tz),
+        ])
+        .await?;
+        n += 1;
+        if n % PROGRESS_EVERY == 0 {
+            progress(ctx.db, job.id, n).await?;
+        }
+    }
+    Ok(n)
+}
+
+async fn billing_csv(
+    ctx: &ExportCtx<'_>,
+    job: &ExportRow,
+    tz: chrono_tz::Tz,
+    sink: &mut CsvSink,
+) -> AppResult<u64> {
+    let month = Month::from_params(&job.params.0).ok_or_else(|| AppError::Unprocessable {
+        code: "BAD_EXPORT",
+        message: "a billing export needs a month and a year".into(),
+    })?;
+    let all = billing::billable(ctx.db, ctx.ch, job.client_id, tz, month).await?;
+    set_total(ctx.db, job.id, all.len() as i64).await?;
+    sink.record([
+        "id",
+        "name",
+        "email",
+        "registeredAt",
+        "watchTimeMinutes",
+        "classesWatched",
+        "firstActiveAt",
+        "lastActiveAt",
+    ])
+    .await?;
+    let mut n = 0u64;
+    for m in &all {
+        sink.record([
+            m.id.to_string(),
+            m.name.clone(),
+            m.email.clone(),
+            ts(Some(m.registered_at), tz),
+            m.watch_time_minutes.to_string(),
+            m.classes_watched.to_string(),
+            ts(Some(m.first_active_at), tz),
+            ts(Some(m.last_active_at), tz),
+        ])
+        .await?;
+        n += 1;
+        if n % PROGRESS_EVERY == 0 {
+            progress(ctx.db, job.id, n).await?;
+        }
+    }
+    Ok(n)
+}
+
+/// Deletes files of expired exports (rows stay 7 days more so downloads answer 410, not 404),
+/// then old rows. Returns (files deleted, rows deleted).
+pub async fn cleanup(db: &PgPool, storage: &Storage) -> AppResult<(u64, u64)> {
+    let expired: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, storage_key FROM export_jobs WHERE expires_at < now() AND storage_key IS NOT NULL LIMIT 10000",
+    )
+    .fetch_all(db)
+    .await?;
+    let mut files = 0;
+    for (id, key) in expired {
+        match storage.store.delete(&Storage::path(&key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, %key, "could not delete an expired export");
+                continue;
+            }
+        }
+        sqlx::query("UPDATE export_jobs SET storage_key = NULL WHERE id = $1")
+            .bind(id)
+            .execute(db)
+            .await?;
+        files += 1;
+    }
+    let rows = sqlx::query(
+        "DELETE FROM export_jobs WHERE created_at < now() - interval '8 days' AND storage_key IS NULL",
+    )
+    .execute(db)
+    .await?
+    .rows_affected();
+    let _ = Duration::hours(RETENTION_HOURS);
+    Ok((files, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        for s in [
+            "=HYPERLINK(\"http://x\")",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ] {
+            assert!(safe_cell(s).starts_with('\''), "{s}");
+        }
+        assert_eq!(safe_cell("Ann"), "Ann");
+        assert_eq!(safe_cell(""), "");
+    }
+}

@@ -1,0 +1,462 @@
+//! Billing report and asynchronous CSV exports.
+
+use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
+use portal_tests::{bearer, key, watch, TestApp, LANDED};
+use serde_json::json;
+use uuid::Uuid;
+
+/// First day of the month `back` months before the current one.
+fn month_start(today: NaiveDate, back: u32) -> NaiveDate {
+    let mut y = today.year();
+    let mut m = today.month() as i32 - back as i32;
+    while m <= 0 {
+        m += 12;
+        y -= 1;
+    }
+    NaiveDate::from_ymd_opt(y, m as u32, 1).unwrap()
+}
+
+#[tokio::test]
+async fn billing_counts_members_active_in_the_month_of_the_clients_timezone() {
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let (ann, _) = app.member(&p, "ann@example.com", "Ann").await;
+    let (bob, _) = app.member(&p, "bob@example.com", "Bob").await;
+    let (_cy, _) = app.member(&p, "cy@example.com", "Cy").await;
+    let (ann, bob) = (
+        Uuid::parse_str(&ann).unwrap(),
+        Uuid::parse_str(&bob).unwrap(),
+    );
+    let worker = app.worker().await;
+    // Berlin (the test tenant's timezone). Month M = two months ago; its first local midnight:
+    let today = Utc::now()
+        .with_timezone(&chrono_tz::Europe::Berlin)
+        .date_naive();
+    let m_start = month_start(today, 2);
+    let next_start = month_start(today, 1);
+    let berlin = |d: NaiveDate, h: u32, min: u32| {
+        chrono_tz::Europe::Berlin
+            .from_local_datetime(&d.and_hms_opt(h, min, 0).unwrap())
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    // Ann: 00:30 local on the 1st of M (still the previous UTC day) and mid-month.
+    app.push_batch(
+        p.t.client_id,
+        ann,
+        vec![
+            watch("yoga-1", berlin(m_start, 0, 30), 1200),
+            watch("hiit-1", berlin(m_start + Duration::days(10), 18, 0), 630),
+        ],
+    )
+    .await;
+    // Bob: 23:30 local on the last day before M (previous month) and 00:10 on the 1st of M+1.
+    app.push_batch(
+        p.t.client_id,
+        bob,
+        vec![
+            watch("yoga-1", berlin(m_start - Duration::days(1), 23, 30), 300),
+            watch("yoga-2", berlin(next_start, 0, 10), 300),
+        ],
+    )
+    .await;
+    assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 4, 20).await, 4);
+    let q = format!(
+        "/partner/billing?month={}&year={}",
+        m_start.month(),
+        m_start.year()
+    );
+    let r = app.send(bearer(app.get(&q), &p.viewer)).await;
+    r.assert_status(200);
+    let d = &r.body["data"];
+    assert_eq!(d["activeMemberCount"], 1, "{}", r.text);
+    assert_eq!(d["members"][0]["email"], "ann@example.com");
+    assert_eq!(d["members"][0]["classesWatched"], 2);
+    assert_eq!(
+        d["members"][0]["watchTimeMinutes"], 31,
+        "1830 s = 30.5 → 31"
+    );
+    assert_eq!(d["month"], m_start.month());
+    assert_eq!(d["pagination"]["total"], 1);
+    // The same month's analytics agree.
+    let last = next_start.pred_opt().unwrap();
+    let a = app
+        .send(bearer(
+            app.get(&format!(
+                "/partner/analytics?startDate={m_start}&endDate={last}"
+            )),
+            &p.viewer,
+        ))
+        .await;
+    assert_eq!(a.body["data"]["totals"]["activeMembers"], 1);
+    assert_eq!(a.body["data"]["totals"]["classesWatched"], 2);
+    assert_eq!(a.body["data"]["totals"]["watchTimeMinutes"], 31);
+    // Month M+1: Bob only.
+    let q = format!(
+        "/partner/billing?month={}&year={}",
+        next_start.month(),
+        next_start.year()
+    );
+    let r = app.send(bearer(app.get(&q), &p.viewer)).await;
+    assert_eq!(r.body["data"]["members"][0]["email"], "bob@example.com");
+    // Default: the current month (nobody); bad and future months are 400.
+    let r = app
+        .send(bearer(app.get("/partner/billing"), &p.viewer))
+        .await;
+    assert_eq!(r.body["data"]["month"], today.month());
+    assert_eq!(r.body["data"]["activeMemberCount"], 0);
+    let next = month_start(today, 0) + Duration::days(40);
+    for q in [
+        format!("month={}&year={}", next.month(), next.year()),
+        "month=13".into(),
+        "month=0".into(),
+        "month=x".into(),
+        "year=1999".into(),
+    ] {
+        app.send(bearer(app.get(&format!("/partner/billing?{q}")), &p.viewer))
+            .await
+            .assert_error(400, "VALIDATION_ERROR");
+    }
+    worker.stop().await.unwrap();
+}
+
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn members_export_lifecycle_and_content() {
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    app.member(
+        &p,
+        "ann@example.com",
+        "=HYPERLINK(\"http://evil.example\",\"click\")",
+    )
+    .await;
+    app.member(&p, "bob@example.com", "Bob, \"the\" builder")
+        .await;
+    sqlx::query("UPDATE members SET watch_seconds = 5430, class_views = 4, last_active_at = now() - interval '1 day', active_days = 2, favorite_category = 'Yoga' WHERE email = 'ann@example.com'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    // No worker yet: the job stays queued and cannot be downloaded.
+    let r = app
+        .send(bearer(app.get("/partner/members/export"), &p.viewer))
+        .await;
+    r.assert_status(202);
+    let job = r.body["data"]["jobId"].as_str().unwrap().to_string();
+    assert_eq!(r.body["data"]["status"], "queued");
+    assert_eq!(r.body["data"]["kind"], "members");
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/partner/exports/{job}").as_str())
+    );
+    assert_eq!(
+        r.body["data"]["statusUrl"],
+        format!("/partner/exports/{job}")
+    );
+    let s = app
+        .send(bearer(
+            app.get(&format!("/partner/exports/{job}")),
+            &p.viewer,
+        ))
+        .await;
+    assert_eq!(s.body["data"]["status"], "queued");
+    app.send(bearer(
+        app.get(&format!("/partner/exports/{job}/download")),
+        &p.viewer,
+    ))
+    .await
+    .assert_error(409, "EXPORT_NOT_READY");
+    // Another partner cannot see it.
+    let q = app.partner().await;
+    app.send(bearer(
+        app.get(&format!("/partner/exports/{job}")),
+        &q.admin,
+    ))
+    .await
+    .assert_error(404, "NOT_FOUND");
+    app.send(bearer(
+        app.get(&format!("/partner/exports/{job}/download")),
+        &q.admin,
+    ))
+    .await
+    .assert_error(404, "NOT_FOUND");
+    // The worker builds it.
+    let worker = app.worker().await;
+    let done = app.wait_export(&p.viewer, &job, 20).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["rowsWritten"], 2);
+    assert_eq!(done["rowsTotal"], 2);
+    assert_eq!(
+        done["downloadUrl"],
+        format!("/partner/exports/{job}/download")
+    );
+    assert!(done["expiresAt"].is_string());
+    let r = app
+        .send(bearer(
+            app.get(&format!("/partner/exports/{job}/download")),
+            &p.viewer,
+        ))
+        .await;
+    r.assert_status(200);
+    assert_eq!(r.header("content-type"), Some("text/csv; charset=utf-8"));
+    let today = Utc::now()
+        .with_timezone(&chrono_tz::Europe::Berlin)
+        .date_naive();
+    assert_eq!(
+        r.header("content-disposition"),
+        Some(format!("attachment; filename=\"members-{today}.csv\"").as_str())
+    );
+    let rows = parse_csv(&r.text);
+    assert_eq!(rows[0][..4], ["id", "name", "email", "status"]);
+    assert_eq!(rows.len(), 3);
+    // Row by row against the database.
+    let db: Vec<(Uuid, String, String, chrono::DateTime<Utc>, i64, i64)> = sqlx::query_as(
+        "SELECT id, name, email, registered_at, watch_seconds, class_views FROM members WHERE client_id = $1 ORDER BY registered_at, id",
+    )
+    .bind(p.t.client_id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    for (row, (id, name, email, registered, secs, views)) in rows[1..].iter().zip(&db) {
+        assert_eq!(row[0], id.to_string());
+        let expected_name = if name.starts_with('=') {
+            format!("'{name}")
+        } else {
+            name.clone()
+        };
+        assert_eq!(row[1], expected_name);
+        assert_eq!(&row[2], email);
+        let reg = chrono::DateTime::parse_from_rfc3339(&row[5]).unwrap();
+        assert_eq!(reg.with_timezone(&Utc).timestamp(), registered.timestamp());
+        assert!(
+            row[5].ends_with("+01:00") || row[5].ends_with("+02:00"),
+            "Berlin offset: {}",
+            row[5]
+        );
+        assert_eq!(row[8], ((secs + 30) / 60).to_string());
+        assert_eq!(row[9], views.to_string());
+    }
+    assert_eq!(rows[1][1], "'=HYPERLINK(\"http://evil.example\",\"click\")");
+    assert!(
+        r.text.contains("\"Bob, \"\"the\"\" builder\""),
+        "RFC 4180 quoting: {}",
+        r.text
+    );
+    // Listed, then expired: 410.
+    let l = app
+        .send(bearer(app.get("/partner/exports"), &p.viewer))
+        .await;
+    assert_eq!(l.body["data"]["exports"][0]["jobId"], job.as_str());
+    sqlx::query("UPDATE export_jobs SET expires_at = now() - interval '1 minute' WHERE id = $1")
+        .bind(Uuid::parse_str(&job).unwrap())
+        .execute(&app.db)
+        .await
+        .unwrap();
+    app.send(bearer(
+        app.get(&format!("/partner/exports/{job}/download")),
+        &p.viewer,
+    ))
+    .await
+    .assert_error(410, "GONE");
+    // Housekeeping removes the expired file.
+    let (files, _) = portal_shared::exports::cleanup(&app.db, &app.state.storage)
+        .await
+        .unwrap();
+    assert_eq!(files, 1);
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn vouchers_and_billing_exports() {
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    app.vouchers(&p, 3, Some("EXP")).await;
+    let (m, _) = app.member(&p, "payer@example.com", "Payer").await;
+    let worker = app.worker().await;
+    app.push_batch(
+        p.t.client_id,
+        Uuid::parse_str(&m).unwrap(),
+        vec![watch("yoga-1", Utc::now() - Duration::minutes(5), 90)],
+    )
+    .await;
+    assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 1, 20).await, 1);
+    // Vouchers: the key of the staff member's client is required, like every voucher route.
+    app.send(bearer(app.get("/partner/vouchers/export"), &p.admin))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+    let r = app
+        .send(key(
+            bearer(app.get("/partner/vouchers/export?status=active"), &p.admin),
+            &p.t.api_key,
+        ))
+        .await;
+    r.assert_status(202);
+    let job = r.body["data"]["jobId"].as_str().unwrap().to_string();
+    let done = app.wait_export(&p.admin, &job, 20).await;
+    assert_eq!(done["rowsWritten"], 3, "{done}");
+    let csv = app
+        .send(bearer(
+            app.get(&format!("/partner/exports/{job}/download")),
+            &p.admin,
+        ))
+        .await;
+    let rows = parse_csv(&csv.text);
+    assert_eq!(rows.len(), 4);
+    assert!(rows[1..]
+        .iter()
+        .all(|r| r[1].starts_with("EXP-") && r[2] == "active"));
+    app.send(key(
+        bearer(app.get("/partner/vouchers/export?status=bogus"), &p.admin),
+        &p.t.api_key,
+    ))
+    .await
+    .assert_error(400, "VALIDATION_ERROR");
+    // Billing of this month.
+    let today = Utc::now()
+        .with_timezone(&chrono_tz::Europe::Berlin)
+        .date_naive();
+    let r = app
+        .send(bearer(
+            app.get(&format!(
+                "/partner/billing/export?month={}&year={}",
+                today.month(),
+                today.year()
+            )),
+            &p.admin,
+        ))
+        .await;
+    r.assert_status(202);
+    let job = r.body["data"]["jobId"].as_str().unwrap().to_string();
+    let done = app.wait_export(&p.admin, &job, 20).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let csv = app
+        .send(bearer(
+            app.get(&format!("/partner/exports/{job}/download")),
+            &p.admin,
+        ))
+        .await;
+    assert_eq!(
+        csv.header("content-disposition"),
+        Some(
+            format!(
+                "attachment; filename=\"billing-{}-{:02}.csv\"",
+                today.year(),
+                today.month()
+            )
+            .as_str()
+        )
+    );
+    let rows = parse_csv(&csv.text);
+    assert_eq!(
+        rows[0],
+        [
+            "id",
+            "name",
+            "email",
+            "registeredAt",
+            "watchTimeMinutes",
+            "classesWatched",
+            "firstActiveAt",
+            "lastActiveAt"
+        ]
+    );
+    assert_eq!(rows[1][2], "payer@example.com");
+    assert_eq!(rows[1][4], "2");
+    assert_eq!(rows[1][5], "1");
+    app.send(bearer(
+        app.get("/partner/billing/export?month=13"),
+        &p.admin,
+    ))
+    .await
+    .assert_error(400, "VALIDATION_ERROR");
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_export_that_cannot_succeed_fails_readably_and_an_interrupted_one_is_redone() {
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    app.member(&p, "x@example.com", "X").await;
+    let staff_id: Uuid = sqlx::query_scalar("SELECT id FROM staff WHERE email = $1")
+        .bind(&p.t.admin_email)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    // A billing job without its month: can never succeed.
+    let bad = portal_shared::exports::create(
+        &app.db,
+        p.t.client_id,
+        staff_id,
+        "billing",
+        json!({}),
+        "billing-x.csv",
+    )
+    .await
+    .unwrap();
+    // A members job whose previous worker died mid-way (running, a partial file).
+    let half = portal_shared::exports::create(
+        &app.db,
+        p.t.client_id,
+        staff_id,
+        "members",
+        json!({}),
+        "members-x.csv",
+    )
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE export_jobs SET status = 'running', attempts = 1, rows_written = 1 WHERE id = $1",
+    )
+    .bind(half.id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let cfg = app.config();
+    let mut q = portal_shared::jobs::storage::<portal_shared::exports::ExportJob>(
+        app.state.redis.clone(),
+        portal_shared::jobs::queue_config(
+            &cfg.redis_namespace,
+            portal_shared::exports::EXPORTS_QUEUE,
+            cfg.worker_heartbeat,
+            cfg.worker_missed_heartbeats,
+        ),
+    );
+    use apalis::prelude::TaskSink;
+    q.push(portal_shared::exports::ExportJob { job_id: bad.id })
+        .await
+        .unwrap();
+    q.push(portal_shared::exports::ExportJob { job_id: half.id })
+        .await
+        .unwrap();
+    let worker = app.worker().await;
+    let failed = app.wait_export(&p.admin, &bad.id.to_string(), 40).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["error"], "a billing export needs a month and a year");
+    app.send(bearer(
+        app.get(&format!("/partner/exports/{}/download", bad.id)),
+        &p.admin,
+    ))
+    .await
+    .assert_error(409, "EXPORT_NOT_READY");
+    let redone = app.wait_export(&p.admin, &half.id.to_string(), 20).await;
+    assert_eq!(redone["status"], "completed", "{redone}");
+    assert_eq!(redone["rowsWritten"], 1);
+    let csv = app
+        .send(bearer(
+            app.get(&format!("/partner/exports/{}/download", half.id)),
+            &p.admin,
+        ))
+        .await;
+    assert_eq!(parse_csv(&csv.text).len(), 2);
+    worker.stop().await.unwrap();
+}
