@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use object_store::{ObjectStoreExt, WriteMultipart};
 use serde::{Deserialize, Serialize};
@@ -319,7 +319,7 @@ async fn members_csv(
         ])
         .await?;
         n += 1;
-        if n % PROGRESS_EVERY == 0 {
+        if n.is_multiple_of(PROGRESS_EVERY) {
             progress(ctx.db, job.id, n).await?;
         }
     }
@@ -386,7 +386,7 @@ async fn vouchers_csv(
         ])
         .await?;
         n += 1;
-        if n % PROGRESS_EVERY == 0 {
+        if n.is_multiple_of(PROGRESS_EVERY) {
             progress(ctx.db, job.id, n).await?;
         }
     }
@@ -430,7 +430,7 @@ async fn billing_csv(
         ])
         .await?;
         n += 1;
-        if n % PROGRESS_EVERY == 0 {
+        if n.is_multiple_of(PROGRESS_EVERY) {
             progress(ctx.db, job.id, n).await?;
         }
     }
@@ -466,7 +466,6 @@ pub async fn cleanup(db: &PgPool, storage: &Storage) -> AppResult<(u64, u64)> {
     .execute(db)
     .await?
     .rows_affected();
-    let _ = Duration::hours(RETENTION_HOURS);
     Ok((files, rows))
 }
 
