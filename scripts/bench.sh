@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Benchmarks (release build) against the real services; prints a table. See
-# tests/src/bin/portal-bench.rs for what is measured. Sizes via BENCH_EVENTS,
-# BENCH_ANALYTICS_EVENTS, BENCH_CONCURRENCY.
+# Benchmarks (release build) against the real services; each prints a table next to the limit
+# measured in the same run. See tests/src/bin/portal-bench*.rs for what is measured. Sizes via
+# BENCH_EVENTS, BENCH_ANALYTICS_EVENTS, BENCH_CONCURRENCY, BENCH_EXPORT_ROWS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://portal:portal@127.0.0.1:5432/portal}
 export RUST_LOG=${RUST_LOG:-warn}
-cargo run --release --locked -p portal-tests --bin portal-bench
+cargo build --release --locked --workspace --bins
+target/release/portal-bench
+target/release/portal-bench-exports
 bash scripts/test-cleanup.sh

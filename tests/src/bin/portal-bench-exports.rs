@@ -1,0 +1,105 @@
+//! Export benchmark: a members export of 100,000 rows built by the real `portal-worker` process —
+//! wall time (request → completed) and the worker's peak RSS — next to Postgres
+//! `COPY (same query) TO STDOUT CSV` measured in the same run.
+//!
+//! Run: `bash scripts/bench.sh` (builds release binaries first). Size: BENCH_EXPORT_ROWS.
+
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use portal_tests::{bearer, TestApp};
+use sqlx::Connection;
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let rows: i64 = std::env::var("BENCH_EXPORT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    sqlx::query(
+        "INSERT INTO members (id, client_id, email, name, password_hash, registered_at, last_active_at,
+                              first_active_at, watch_seconds, class_views, active_days, favorite_category)
+         SELECT gen_random_uuid(), $1, 'member' || g || '@example.com',
+                CASE WHEN g % 10 = 0 THEN 'Name, \"quoted\" ' || g WHEN g % 17 = 0 THEN '=SUM(A' || g || ')' ELSE 'Member ' || g END,
+                'x', now() - (g || ' minutes')::interval, now() - (g % 90 || ' days')::interval,
+                now() - (g % 200 || ' days')::interval, g * 7 % 100000, g % 300, g % 60, 'Yoga'
+         FROM generate_series(1, $2) AS g",
+    )
+    .bind(p.t.client_id)
+    .bind(rows)
+    .execute(&app.db)
+    .await?;
+
+    // The limit: COPY of the same query, consumed as a stream.
+    let mut conn = sqlx::PgConnection::connect(&app.vars["DATABASE_URL"]).await?;
+    let copy_sql = format!(
+        "COPY (SELECT m.id, m.name, m.email, CASE WHEN m.last_active_at >= now() - interval '30 days' THEN 'active' ELSE 'inactive' END,
+                      v.code, m.registered_at, m.first_active_at, m.last_active_at, (m.watch_seconds + 30) / 60,
+                      m.class_views, m.active_days, m.favorite_category
+               FROM members m LEFT JOIN vouchers v ON v.id = m.voucher_id AND v.client_id = m.client_id
+               WHERE m.client_id = '{}' ORDER BY m.registered_at, m.id) TO STDOUT WITH (FORMAT csv, HEADER)",
+        p.t.client_id
+    );
+    let started = Instant::now();
+    let mut stream = conn.copy_out_raw(sqlx::AssertSqlSafe(copy_sql)).await?;
+    let mut copy_bytes = 0usize;
+    while let Some(chunk) = stream.try_next().await? {
+        copy_bytes += chunk.len();
+    }
+    drop(stream);
+    let copy = started.elapsed();
+
+    // The product: the worker process builds the export.
+    let bin = std::env::current_exe()?.parent().unwrap().join("portal-worker");
+    let mut child = tokio::process::Command::new(&bin)
+        .env_clear()
+        .envs(app.vars.iter())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss = peak_rss_kib(pid).unwrap_or(0);
+    let started = Instant::now();
+    let r = app.send(bearer(app.get("/partner/members/export"), &p.admin)).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let job = r.body["data"]["jobId"].as_str().unwrap().to_string();
+    let done = app.wait_export(&p.admin, &job, 600).await;
+    let wall = started.elapsed();
+    let peak_rss = peak_rss_kib(pid).unwrap_or(0);
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["rowsWritten"].as_i64(), Some(rows));
+    let size = std::fs::metadata(
+        std::path::Path::new(&app.vars.get("EXPORT_DIR").cloned().unwrap_or_else(|| "./data/exports".into()))
+            .join(format!("exports/{}/{job}.csv", p.t.client_id)),
+    )
+    .map(|m| m.len())
+    .unwrap_or(0);
+    let _ = child.start_kill();
+
+    println!();
+    println!("| measurement | value | limit measured in this run | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| members export, {rows} rows (request → completed, worker process) | {:.2} s ({size} bytes) | Postgres COPY (same query) TO STDOUT CSV: {:.2} s ({copy_bytes} bytes) | {:.2} × |",
+        wall.as_secs_f64(),
+        copy.as_secs_f64(),
+        wall.as_secs_f64() / copy.as_secs_f64()
+    );
+    println!(
+        "| worker peak RSS | {:.1} MiB (idle before the job: {:.1} MiB) | target < 100 MiB | |",
+        peak_rss as f64 / 1024.0,
+        idle_rss as f64 / 1024.0
+    );
+    Ok(())
+}
