@@ -21,7 +21,10 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let rows: i64 = std::env::var("BENCH_EXPORT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let rows: i64 = std::env::var("BENCH_EXPORT_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let app = TestApp::spawn().await;
     let p = app.partner().await;
     sqlx::query(
@@ -49,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
         p.t.client_id
     );
     let started = Instant::now();
-    let mut stream = conn.copy_out_raw(sqlx::AssertSqlSafe(copy_sql)).await?;
+    let mut stream = conn.copy_out_raw(&copy_sql).await?;
     let mut copy_bytes = 0usize;
     while let Some(chunk) = stream.try_next().await? {
         copy_bytes += chunk.len();
@@ -58,7 +61,10 @@ async fn main() -> anyhow::Result<()> {
     let copy = started.elapsed();
 
     // The product: the worker process builds the export.
-    let bin = std::env::current_exe()?.parent().unwrap().join("portal-worker");
+    let bin = std::env::current_exe()?
+        .parent()
+        .unwrap()
+        .join("portal-worker");
     let mut child = tokio::process::Command::new(&bin)
         .env_clear()
         .envs(app.vars.iter())
@@ -71,7 +77,9 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rss = peak_rss_kib(pid).unwrap_or(0);
     let started = Instant::now();
-    let r = app.send(bearer(app.get("/partner/members/export"), &p.admin)).await;
+    let r = app
+        .send(bearer(app.get("/partner/members/export"), &p.admin))
+        .await;
     assert_eq!(r.status, 202, "{}", r.text);
     let job = r.body["data"]["jobId"].as_str().unwrap().to_string();
     let done = app.wait_export(&p.admin, &job, 600).await;
@@ -80,8 +88,13 @@ async fn main() -> anyhow::Result<()> {
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["rowsWritten"].as_i64(), Some(rows));
     let size = std::fs::metadata(
-        std::path::Path::new(&app.vars.get("EXPORT_DIR").cloned().unwrap_or_else(|| "./data/exports".into()))
-            .join(format!("exports/{}/{job}.csv", p.t.client_id)),
+        std::path::Path::new(
+            &app.vars
+                .get("EXPORT_DIR")
+                .cloned()
+                .unwrap_or_else(|| "./data/exports".into()),
+        )
+        .join(format!("exports/{}/{job}.csv", p.t.client_id)),
     )
     .map(|m| m.len())
     .unwrap_or(0);
