@@ -112,17 +112,27 @@ pub struct Totals {
 }
 
 pub async fn totals(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> AppResult<Totals> {
-    let (s, v, m): (u64, u64, u64) = ch
+    let sums = ch
         .client
         .query(
-            "SELECT sum(watched_seconds), sum(views), uniqExact(member_id) FROM daily_member_stats
+            "SELECT sum(watched_seconds), sum(views) FROM daily_class_stats
              WHERE client_id = ? AND day >= toDate(?) AND day <= toDate(?)",
         )
         .bind(client_id.to_string())
         .bind(d(r.start))
         .bind(d(r.end))
-        .fetch_one()
-        .await?;
+        .fetch_one::<(u64, u64)>();
+    let active = ch
+        .client
+        .query(
+            "SELECT uniqExactMerge(members) FROM daily_active_members
+             WHERE client_id = ? AND day >= toDate(?) AND day <= toDate(?)",
+        )
+        .bind(client_id.to_string())
+        .bind(d(r.start))
+        .bind(d(r.end))
+        .fetch_one::<u64>();
+    let ((s, v), m) = tokio::try_join!(sums, active)?;
     Ok(Totals {
         watched_seconds: s,
         views: v,
@@ -250,7 +260,7 @@ pub async fn watched_seconds(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> A
     Ok(ch
         .client
         .query(
-            "SELECT sum(watched_seconds) FROM daily_member_stats
+            "SELECT sum(watched_seconds) FROM daily_class_stats
              WHERE client_id = ? AND day >= toDate(?) AND day <= toDate(?)",
         )
         .bind(client_id.to_string())

@@ -320,7 +320,7 @@ pub struct Profile {
 /// recomputed profile fields), in one transaction; only events that flip from pending to landed
 /// are counted. Returns that number.
 pub async fn land(pool: &PgPool, events: &[&ChEvent], profiles: &[Profile]) -> AppResult<usize> {
-    if events.is_empty() {
+    if events.is_empty() && profiles.is_empty() {
         return Ok(0);
     }
     let clients: Vec<Uuid> = events.iter().map(|e| e.client_id).collect();

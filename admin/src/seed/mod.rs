@@ -5,6 +5,7 @@
 //! watch events) are added as modules called from [`demo`], and their results as fields of
 //! [`DemoSummary`] (which is both the `--json` output and the credentials file).
 
+pub mod activity;
 pub mod api_key;
 pub mod classes;
 pub mod client;
@@ -89,6 +90,7 @@ pub async fn demo(ctx: &Ctx, credentials_file: &Path) -> CliResult<Outcome> {
     staff::ensure(ctx, &client, DEMO_VIEWER, &mut report).await?;
     classes::import(ctx, Path::new(DEMO_CLASSES_CSV), &mut report).await?;
     let api_key = api_key::ensure(ctx, &client, saved.as_ref(), &mut report).await?;
+    activity::ensure(ctx, &client, &mut report).await?;
 
     let summary = DemoSummary {
         client_id: client.id,
