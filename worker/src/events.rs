@@ -228,8 +228,10 @@ pub async fn flush(
         return Ok(Flushed::default());
     }
 
+    let t0 = std::time::Instant::now();
     // 1. Claim.
     let claim = events::claim(&state.db, &pending).await?;
+    let t_claim = t0.elapsed();
     // 2. Insert what is not in ClickHouse yet.
     let mut already: HashSet<(Uuid, Uuid)> = HashSet::new();
     if !claim.resumed.is_empty() {
@@ -265,6 +267,7 @@ pub async fn flush(
         }
         insert.end().await?;
     }
+    let t_insert = t0.elapsed();
     // 3. Derived member profile fields, from what ClickHouse now holds.
     let mut members_by_client: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
     for r in &owned {
@@ -289,8 +292,19 @@ pub async fn flush(
             }
         }
     }
+    let t_profiles = t0.elapsed();
     // 4. Land and count, with the profiles, in one transaction.
     let counted = events::land(&state.db, &owned, &profiles).await?;
+    let t_land = t0.elapsed();
+    metrics::histogram!("portal_events_flush_seconds").record(t_land.as_secs_f64());
+    tracing::debug!(
+        rows = pending.len(),
+        claim_ms = t_claim.as_millis() as u64,
+        insert_ms = (t_insert - t_claim).as_millis() as u64,
+        profiles_ms = (t_profiles - t_insert).as_millis() as u64,
+        land_ms = (t_land - t_profiles).as_millis() as u64,
+        "flush timings"
+    );
     tracing::debug!(rows = to_insert.len(), counted, at = %Utc::now(), "watch events landed");
     Ok(Flushed {
         rows_inserted: to_insert.len(),

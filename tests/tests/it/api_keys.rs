@@ -57,13 +57,26 @@ async fn a_revoked_key_stops_working_on_every_instance() {
     app.send(key(app.get("/classes"), &t.api_key))
         .await
         .assert_status(200);
-    // Give the revocation listener time to subscribe.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait until the revocation listener has subscribed.
+    let channel = api_keys::revocation_channel(&app.namespace);
+    let mut conn = app.state.redis.clone();
+    for _ in 0..100 {
+        let (_, n): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async::<Vec<(String, i64)>>(&mut conn)
+            .await
+            .unwrap()
+            .remove(0);
+        if n > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // What `portal-admin api-key revoke` does: revoke in Postgres, announce on Redis.
     let (_, hash) = api_keys::revoke(&app.db, t.api_key_id).await.unwrap();
-    let mut conn = app.state.redis.clone();
     let _: i64 = redis::cmd("PUBLISH")
-        .arg(api_keys::revocation_channel(&app.namespace))
+        .arg(&channel)
         .arg(hex::encode(hash))
         .query_async(&mut conn)
         .await
