@@ -270,39 +270,58 @@ pub struct Claim {
     pub resumed: HashSet<(Uuid, Uuid)>,
 }
 
-/// Claims events by inserting their receipts; the first claim of an event wins.
+/// Claims events by inserting their receipts; the first claim of an event wins. Events whose
+/// receipt already exists are owned only when it is of the same batch and that batch has not
+/// landed (a redelivery resuming an interrupted flush).
 pub async fn claim(pool: &PgPool, events: &[Pending]) -> AppResult<Claim> {
-    let clients: Vec<Uuid> = events.iter().map(|p| p.row.client_id).collect();
-    let ids: Vec<Uuid> = events.iter().map(|p| p.row.event_id).collect();
-    let batches: Vec<Uuid> = events.iter().map(|p| p.batch_id).collect();
-    let rows: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(
-        "WITH input AS (
-             SELECT DISTINCT ON (client_id, event_id) client_id, event_id, batch_id
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) AS t(client_id, event_id, batch_id)
-         ), ins AS (
-             INSERT INTO watch_event_receipts (client_id, event_id, batch_id)
-             SELECT client_id, event_id, batch_id FROM input
-             ON CONFLICT (client_id, event_id) DO NOTHING
-             RETURNING client_id, event_id
-         )
-         SELECT i.client_id, i.event_id, (n.event_id IS NOT NULL) AS fresh
-         FROM input i
-         LEFT JOIN ins n ON n.client_id = i.client_id AND n.event_id = i.event_id
-         LEFT JOIN watch_event_receipts r ON r.client_id = i.client_id AND r.event_id = i.event_id
-         WHERE n.event_id IS NOT NULL OR (r.batch_id = i.batch_id AND NOT r.landed)",
+    let mut seen = HashSet::with_capacity(events.len());
+    let mut clients = Vec::with_capacity(events.len());
+    let mut ids = Vec::with_capacity(events.len());
+    let mut batches = Vec::with_capacity(events.len());
+    for p in events {
+        if seen.insert((p.row.client_id, p.row.event_id)) {
+            clients.push(p.row.client_id);
+            ids.push(p.row.event_id);
+            batches.push(p.batch_id);
+        }
+    }
+    let fresh: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "INSERT INTO watch_event_receipts (client_id, event_id, batch_id)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[])
+         ON CONFLICT (client_id, event_id) DO NOTHING
+         RETURNING client_id, event_id",
     )
     .bind(&clients)
     .bind(&ids)
     .bind(&batches)
     .fetch_all(pool)
     .await?;
-    let mut c = Claim::default();
-    for (client, event, fresh) in rows {
-        if fresh {
-            c.fresh.insert((client, event));
-        } else {
-            c.resumed.insert((client, event));
+    let mut c = Claim {
+        fresh: fresh.into_iter().collect(),
+        resumed: HashSet::new(),
+    };
+    if c.fresh.len() < clients.len() {
+        let (mut rc, mut ri, mut rb) = (Vec::new(), Vec::new(), Vec::new());
+        for ((client, id), batch) in clients.iter().zip(&ids).zip(&batches) {
+            if !c.fresh.contains(&(*client, *id)) {
+                rc.push(*client);
+                ri.push(*id);
+                rb.push(*batch);
+            }
         }
+        let resumed: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT r.client_id, r.event_id
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) AS t(client_id, event_id, batch_id)
+             JOIN watch_event_receipts r
+               ON r.client_id = t.client_id AND r.event_id = t.event_id AND r.batch_id = t.batch_id
+             WHERE NOT EXISTS (SELECT 1 FROM landed_watch_batches l WHERE l.batch_id = r.batch_id)",
+        )
+        .bind(&rc)
+        .bind(&ri)
+        .bind(&rb)
+        .fetch_all(pool)
+        .await?;
+        c.resumed = resumed.into_iter().collect();
     }
     Ok(c)
 }
@@ -316,27 +335,32 @@ pub struct Profile {
     pub favorite_category: Option<String>,
 }
 
-/// Marks claimed events landed and adds them to the member activity summaries (and sets the
-/// recomputed profile fields), in one transaction; only events that flip from pending to landed
-/// are counted. Returns that number.
-pub async fn land(pool: &PgPool, events: &[&ChEvent], profiles: &[Profile]) -> AppResult<usize> {
+/// Marks the batches of claimed events landed and adds their events to the member activity
+/// summaries (and sets the recomputed profile fields), in one transaction. Only batches that were
+/// not landed before are counted, so a repeated landing counts nothing. Returns the events counted.
+pub async fn land(
+    pool: &PgPool,
+    events: &[(&Uuid, &ChEvent)],
+    profiles: &[Profile],
+) -> AppResult<usize> {
     if events.is_empty() && profiles.is_empty() {
         return Ok(0);
     }
-    let clients: Vec<Uuid> = events.iter().map(|e| e.client_id).collect();
-    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let batch_ids: Vec<Uuid> = events
+        .iter()
+        .map(|(b, _)| **b)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
     let mut tx = pool.begin().await?;
-    let flipped: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "UPDATE watch_event_receipts r SET landed = true
-         FROM UNNEST($1::uuid[], $2::uuid[]) AS t(client_id, event_id)
-         WHERE r.client_id = t.client_id AND r.event_id = t.event_id AND NOT r.landed
-         RETURNING r.client_id, r.event_id",
+    let newly: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO landed_watch_batches (batch_id) SELECT * FROM UNNEST($1::uuid[])
+         ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id",
     )
-    .bind(&clients)
-    .bind(&ids)
+    .bind(&batch_ids)
     .fetch_all(&mut *tx)
     .await?;
-    let flipped: HashSet<(Uuid, Uuid)> = flipped.into_iter().collect();
+    let newly: HashSet<Uuid> = newly.into_iter().collect();
     #[derive(Default)]
     struct Acc {
         seconds: i64,
@@ -345,10 +369,12 @@ pub async fn land(pool: &PgPool, events: &[&ChEvent], profiles: &[Profile]) -> A
         last: Option<DateTime<Utc>>,
     }
     let mut per_member: HashMap<(Uuid, Uuid), Acc> = HashMap::new();
-    for e in events {
-        if !flipped.contains(&(e.client_id, e.event_id)) {
+    let mut counted = 0;
+    for (batch, e) in events {
+        if !newly.contains(batch) {
             continue;
         }
+        counted += 1;
         let a = per_member.entry((e.client_id, e.member_id)).or_default();
         a.seconds += i64::from(e.watched_seconds);
         a.views += 1;
@@ -411,17 +437,21 @@ pub async fn land(pool: &PgPool, events: &[&ChEvent], profiles: &[Profile]) -> A
         .await?;
     }
     tx.commit().await?;
-    Ok(flipped.len())
+    Ok(counted)
 }
 
 /// Receipts older than 35 days are no longer needed (events that old are refused).
 pub async fn prune_receipts(pool: &PgPool) -> AppResult<u64> {
-    Ok(sqlx::query(
-        "DELETE FROM watch_event_receipts WHERE landed AND received_at < now() - interval '35 days'",
+    let receipts = sqlx::query(
+        "DELETE FROM watch_event_receipts WHERE received_at < now() - interval '35 days'",
     )
     .execute(pool)
     .await?
-    .rows_affected())
+    .rows_affected();
+    sqlx::query("DELETE FROM landed_watch_batches WHERE landed_at < now() - interval '35 days'")
+        .execute(pool)
+        .await?;
+    Ok(receipts)
 }
 
 #[cfg(test)]

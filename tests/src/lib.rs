@@ -474,9 +474,9 @@ impl TestApp {
     }
 }
 
-/// Landed events of a client (receipts marked landed).
-pub const LANDED: &str =
-    "SELECT count(*) FROM watch_event_receipts WHERE client_id = $1 AND landed";
+/// Landed (counted) events of a client: receipts whose batch has landed.
+pub const LANDED: &str = "SELECT count(*) FROM watch_event_receipts r
+     JOIN landed_watch_batches b ON b.batch_id = r.batch_id WHERE r.client_id = $1";
 
 /// One watch event as the app sends it.
 pub fn event(class_id: &str, started_at: chrono::DateTime<chrono::Utc>, seconds: u32) -> Value {

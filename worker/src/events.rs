@@ -9,8 +9,8 @@
 //! 2. insert the claimed events into ClickHouse in one INSERT (for resumed events, only those
 //!    not already there);
 //! 3. recompute the affected members' active days and favourite category from ClickHouse;
-//! 4. land: mark receipts landed, add the events to member summaries and store the recomputed
-//!    fields, in one transaction.
+//! 4. land: record the batches as landed, add their events to member summaries and store the
+//!    recomputed fields, in one transaction.
 //!
 //! While Postgres or ClickHouse is unreachable the flusher keeps retrying with backoff; tasks stay
 //! in flight (their worker keeps heartbeating), and nothing is acknowledged until it lands.
@@ -247,17 +247,17 @@ pub async fn flush(
             }
         }
     }
-    let mut owned: Vec<&ChEvent> = Vec::with_capacity(pending.len());
+    let mut owned: Vec<(&Uuid, &ChEvent)> = Vec::with_capacity(pending.len());
     let mut seen = HashSet::with_capacity(pending.len());
     for p in &pending {
         let key = (p.row.client_id, p.row.event_id);
         if (claim.fresh.contains(&key) || claim.resumed.contains(&key)) && seen.insert(key) {
-            owned.push(&p.row);
+            owned.push((&p.batch_id, &p.row));
         }
     }
     let to_insert: Vec<&ChEvent> = owned
         .iter()
-        .copied()
+        .map(|(_, r)| *r)
         .filter(|r| !already.contains(&(r.client_id, r.event_id)))
         .collect();
     if !to_insert.is_empty() {
@@ -270,7 +270,7 @@ pub async fn flush(
     let t_insert = t0.elapsed();
     // 3. Derived member profile fields, from what ClickHouse now holds.
     let mut members_by_client: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
-    for r in &owned {
+    for (_, r) in &owned {
         members_by_client
             .entry(r.client_id)
             .or_default()

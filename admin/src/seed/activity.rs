@@ -171,7 +171,6 @@ pub async fn ensure(ctx: &Ctx, client: &Client, report: &mut Report) -> CliResul
     // Watch events: members are active with different habits since they registered.
     let tz = client.tz();
     let now = Utc::now();
-    let batch_id = Uuid::now_v7();
     let mut pending = Vec::new();
     for (idx, (member_id, since_days)) in member_ids.iter().enumerate() {
         let habit = 2 + (idx % 6) as u64; // watches on about 1 day in `habit`
@@ -184,7 +183,8 @@ pub async fn ensure(ctx: &Ctx, client: &Client, report: &mut Report) -> CliResul
                 let started_at =
                     now - Duration::days(day) - Duration::minutes(rng.below(600) as i64 + 30);
                 pending.push(Pending {
-                    batch_id,
+                    // One batch per member: a batch lands (and is counted) once.
+                    batch_id: *member_id,
                     row: ChEvent {
                         client_id: client.id,
                         event_id: Uuid::new_v4(),
@@ -207,7 +207,18 @@ pub async fn ensure(ctx: &Ctx, client: &Client, report: &mut Report) -> CliResul
             format!("clickhouse is unavailable: {e}"),
         )
     })?;
-    for chunk in pending.chunks(5000) {
+    // Chunks never split a member's batch: a batch is landed (and counted) exactly once.
+    let mut chunks: Vec<&[Pending]> = Vec::new();
+    let mut start = 0;
+    while start < pending.len() {
+        let mut end = (start + 5000).min(pending.len());
+        while end < pending.len() && pending[end].batch_id == pending[end - 1].batch_id {
+            end += 1;
+        }
+        chunks.push(&pending[start..end]);
+        start = end;
+    }
+    for chunk in chunks {
         events::claim(&ctx.pool, chunk).await?;
         let mut insert = ch
             .client
@@ -221,7 +232,7 @@ pub async fn ensure(ctx: &Ctx, client: &Client, report: &mut Report) -> CliResul
                 .map_err(portal_shared::AppError::from)?;
         }
         insert.end().await.map_err(portal_shared::AppError::from)?;
-        let rows: Vec<&ChEvent> = chunk.iter().map(|p| &p.row).collect();
+        let rows: Vec<(&Uuid, &ChEvent)> = chunk.iter().map(|p| (&p.batch_id, &p.row)).collect();
         events::land(&ctx.pool, &rows, &[]).await?;
     }
     let ids: Vec<Uuid> = member_ids.iter().map(|(id, _)| *id).collect();
