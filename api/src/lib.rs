@@ -251,17 +251,4 @@ pub async fn migrate_clickhouse_until_done(state: &AppState) {
     }
 }
 
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => futures::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = term => {},
-        _ = tokio::signal::ctrl_c() => {},
-    }
-}
+pub use portal_shared::telemetry::shutdown_signal;

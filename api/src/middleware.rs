@@ -149,19 +149,7 @@ pub async fn require_staff(
         .await;
     let status = match status {
         Ok(s) => s,
-        Err(e) => {
-            let err = match &*e {
-                AppError::Unavailable {
-                    dependency,
-                    retry_after,
-                } => AppError::Unavailable {
-                    dependency,
-                    retry_after: *retry_after,
-                },
-                other => AppError::internal(other),
-            };
-            return deny(err, depot, res, ctrl);
-        }
+        Err(e) => return deny(AppError::from(e), depot, res, ctrl),
     };
     match status {
         Some(s) if s.active && s.client_id == claims.client => {

@@ -180,6 +180,23 @@ impl AppError {
     }
 }
 
+/// Errors shared by a cache loader (moka hands them out as `Arc<AppError>`): dependency outages
+/// keep their meaning, anything else becomes an internal error.
+impl From<std::sync::Arc<AppError>> for AppError {
+    fn from(e: std::sync::Arc<AppError>) -> Self {
+        match &*e {
+            AppError::Unavailable {
+                dependency,
+                retry_after,
+            } => AppError::Unavailable {
+                dependency,
+                retry_after: *retry_after,
+            },
+            other => AppError::internal(other),
+        }
+    }
+}
+
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
         match &e {

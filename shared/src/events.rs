@@ -81,16 +81,7 @@ impl Catalogue {
                 ))
             })
             .await
-            .map_err(|e| match &*e {
-                AppError::Unavailable {
-                    dependency,
-                    retry_after,
-                } => AppError::Unavailable {
-                    dependency,
-                    retry_after: *retry_after,
-                },
-                other => AppError::internal(other),
-            })
+            .map_err(AppError::from)
     }
 
     pub fn invalidate(&self) {

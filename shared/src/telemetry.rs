@@ -78,3 +78,20 @@ fn describe() {
         "Watch events accepted by the API"
     );
 }
+
+/// Resolves on SIGTERM or Ctrl-C (both binaries stop gracefully on either).
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -296,18 +296,4 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     run_until(state, shutdown_signal()).await
 }
 
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => futures::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = term => {},
-        _ = tokio::signal::ctrl_c() => {},
-    }
-    tracing::info!("shutdown signal received; finishing jobs in flight");
-}
+pub use portal_shared::telemetry::shutdown_signal;

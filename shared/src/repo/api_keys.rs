@@ -163,16 +163,7 @@ impl ApiKeyCache {
                 Ok::<_, AppError>(row.map(|(key_id, client_id)| KeyPrincipal { key_id, client_id }))
             })
             .await
-            .map_err(|e: Arc<AppError>| match &*e {
-                AppError::Unavailable {
-                    dependency,
-                    retry_after,
-                } => AppError::Unavailable {
-                    dependency,
-                    retry_after: *retry_after,
-                },
-                other => AppError::internal(other),
-            })?;
+            .map_err(AppError::from)?;
         found.ok_or_else(|| AppError::unauthorized("X-API-Key is not a valid key"))
     }
 }
