@@ -49,6 +49,37 @@ impl WorkerState {
     }
 }
 
+/// Polls the queue every `interval`. apalis's own interval strategy re-arms its timer without
+/// polling it and can stall until the next heartbeat (seconds); this one drains the tokio
+/// interval, so every tick wakes the consumer.
+pub struct Tick(tokio::time::Interval);
+
+impl Tick {
+    pub fn new(every: Duration) -> Self {
+        let mut i = tokio::time::interval(every);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Tick(i)
+    }
+}
+
+impl apalis_core::backend::ext::poll_strategy::PollStrategy for Tick {
+    fn poll_drive(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        _snapshot: &apalis_core::backend::ext::poll_strategy::PollSnapshot,
+    ) -> std::task::Poll<Option<()>> {
+        let mut fired = false;
+        while self.0.poll_tick(cx).is_ready() {
+            fired = true;
+        }
+        if fired {
+            std::task::Poll::Ready(Some(()))
+        } else {
+            std::task::Poll::Pending
+        }
+    }
+}
+
 /// A worker id unique to this process (apalis re-queues a dead worker's tasks only when a
 /// restarted process does not reuse its id).
 pub fn worker_id(role: &str) -> String {
@@ -226,7 +257,7 @@ where
                 .backend(
                     events_storage
                         .clone()
-                        .poll_with_interval(Duration::from_millis(100)),
+                        .poll_with_strategy(Tick::new(Duration::from_millis(100))),
                 )
                 .data(ingest.clone())
                 .concurrency(events_concurrency)
@@ -237,7 +268,7 @@ where
                 .backend(
                     exports_storage
                         .clone()
-                        .poll_with_interval(Duration::from_millis(200)),
+                        .poll_with_strategy(Tick::new(Duration::from_millis(200))),
                 )
                 .data(st_exports.clone())
                 .concurrency(2)
@@ -249,7 +280,7 @@ where
                 .backend(
                     housekeeping_storage
                         .clone()
-                        .poll_with_interval(Duration::from_millis(500)),
+                        .poll_with_strategy(Tick::new(Duration::from_millis(500))),
                 )
                 .data(st.clone())
                 .concurrency(2)
