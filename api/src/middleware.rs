@@ -61,6 +61,43 @@ pub fn app_client(depot: &Depot) -> Result<AppClient, crate::error::ApiError> {
         .map_err(|_| AppError::unauthorized("X-API-Key is required").into())
 }
 
+/// `X-RateLimit-Limit` / `X-RateLimit-Remaining` of a throttle window.
+pub fn rate_headers(res: &mut Response, w: &portal_shared::throttle::Window) {
+    res.add_header("x-ratelimit-limit", w.limit.to_string(), true)
+        .ok();
+    res.add_header("x-ratelimit-remaining", w.remaining.to_string(), true)
+        .ok();
+}
+
+/// The answer to a refused refresh token (staff or member). A reused token has revoked its family:
+/// that is logged and audited before the 401.
+pub async fn refresh_refused(
+    st: &crate::state::AppState,
+    failure: portal_shared::repo::sessions::RotateFailure,
+    req: &Request,
+    depot: &Depot,
+) -> crate::error::ApiError {
+    use portal_shared::repo::{audit, sessions};
+    if let sessions::RotateFailure::Reused {
+        family_id,
+        client_id,
+    } = failure
+    {
+        tracing::warn!(%family_id, "refresh token reuse detected; family revoked");
+        let entry = audit::Entry::new(
+            client_id,
+            audit::Actor::System,
+            "auth.refresh_reuse_detected",
+        )
+        .target("session", family_id)
+        .origin(client_ip(req), request_id(depot));
+        if let Err(e) = audit::record(&st.db, &entry).await {
+            return e.into();
+        }
+    }
+    sessions::failure_error(failure).into()
+}
+
 fn deny(err: AppError, depot: &Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
     write_error(&err, depot, res);
     ctrl.skip_rest();

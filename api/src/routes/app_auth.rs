@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use portal_shared::auth::{verify_password, TokenType};
 use portal_shared::error::AppError;
 use portal_shared::repo::{audit, members, sessions, staff::normalize_email, vouchers};
-use portal_shared::throttle::{self, Window};
+use portal_shared::throttle;
 use salvo::oapi::extract::JsonBody;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
@@ -13,14 +13,7 @@ use uuid::Uuid;
 
 use crate::envelope::{ok, Envelope};
 use crate::error::ApiResult;
-use crate::middleware::{app_client, client_ip, request_id, state};
-
-fn rate_headers(res: &mut Response, w: &Window) {
-    res.add_header("x-ratelimit-limit", w.limit.to_string(), true)
-        .ok();
-    res.add_header("x-ratelimit-remaining", w.remaining.to_string(), true)
-        .ok();
-}
+use crate::middleware::{app_client, client_ip, rate_headers, refresh_refused, request_id, state};
 
 fn address(req: &Request) -> String {
     client_ip(req)
@@ -267,23 +260,7 @@ pub async fn refresh(
             sessions::revoke_family(&st.db, &r.refresh_token).await?;
             return Err(AppError::unauthorized("refresh token is invalid").into());
         }
-        Err(f) => {
-            if let sessions::RotateFailure::Reused {
-                family_id,
-                client_id,
-            } = f
-            {
-                let entry = audit::Entry::new(
-                    client_id,
-                    audit::Actor::System,
-                    "auth.refresh_reuse_detected",
-                )
-                .target("session", family_id)
-                .origin(client_ip(req), request_id(depot));
-                audit::record(&st.db, &entry).await?;
-            }
-            return Err(sessions::failure_error(f).into());
-        }
+        Err(f) => return Err(refresh_refused(&st, f, req, depot).await),
     };
     let sessions::Subject::Member(member_id) = rotated.subject else {
         return Err(AppError::unauthorized("refresh token is invalid").into());

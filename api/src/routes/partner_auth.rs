@@ -3,7 +3,7 @@
 use portal_shared::auth::TokenType;
 use portal_shared::error::AppError;
 use portal_shared::repo::{audit, clients, sessions, staff as staff_repo};
-use portal_shared::throttle::{self, Window};
+use portal_shared::throttle;
 use salvo::oapi::extract::JsonBody;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::envelope::{ok, Envelope};
 use crate::error::ApiResult;
-use crate::middleware::{client_ip, request_id, staff, state};
+use crate::middleware::{client_ip, rate_headers, refresh_refused, request_id, staff, state};
 
 #[derive(Deserialize, ToSchema)]
 #[salvo(schema(example = json!({"email": "admin@studio-north.example", "password": "correct horse battery"})))]
@@ -95,13 +95,6 @@ async fn me(st: &crate::state::AppState, client_id: Uuid, staff_id: Uuid) -> Api
             features: c.features.0,
         },
     })
-}
-
-fn rate_headers(res: &mut Response, w: &Window) {
-    res.add_header("x-ratelimit-limit", w.limit.to_string(), true)
-        .ok();
-    res.add_header("x-ratelimit-remaining", w.remaining.to_string(), true)
-        .ok();
 }
 
 /// Log in with email and password.
@@ -214,24 +207,7 @@ pub async fn refresh(
     let token = body.into_inner().refresh_token;
     let rotated = match sessions::rotate(&st.db, &token, true).await? {
         Ok(r) => r,
-        Err(failure) => {
-            if let sessions::RotateFailure::Reused {
-                family_id,
-                client_id,
-            } = failure
-            {
-                tracing::warn!(%family_id, "refresh token reuse detected; family revoked");
-                let entry = audit::Entry::new(
-                    client_id,
-                    audit::Actor::System,
-                    "auth.refresh_reuse_detected",
-                )
-                .target("session", family_id)
-                .origin(client_ip(req), request_id(depot));
-                audit::record(&st.db, &entry).await?;
-            }
-            return Err(sessions::failure_error(failure).into());
-        }
+        Err(failure) => return Err(refresh_refused(&st, failure, req, depot).await),
     };
     let sessions::Subject::Staff(staff_id) = rotated.subject else {
         return Err(AppError::unauthorized("refresh token is invalid").into());
