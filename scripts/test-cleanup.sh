@@ -10,4 +10,5 @@ for db in $(curl -fsS "$ch/" --data-binary "SELECT name FROM system.databases WH
   curl -fsS "$ch/" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
 done
 redis-cli -h 127.0.0.1 --scan --pattern 'portal_t_*' 2>/dev/null | xargs -r -n 500 redis-cli -h 127.0.0.1 del >/dev/null 2>&1 || true
+rm -rf "${TMPDIR:-/tmp}/portal-tests" 2>/dev/null || true
 exit 0

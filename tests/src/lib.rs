@@ -207,6 +207,14 @@ impl TestApp {
         vars.insert("WORKER_MISSED_HEARTBEATS".into(), "3".into());
         vars.insert("SHUTDOWN_TIMEOUT_SECS".into(), "5".into());
         vars.insert("EVENTS_FLUSH_MS".into(), "100".into());
+        vars.insert(
+            "EXPORT_DIR".into(),
+            std::env::temp_dir()
+                .join("portal-tests")
+                .join(&db_name)
+                .display()
+                .to_string(),
+        );
         tweak(&mut vars);
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
         let state = portal_api::AppState::new(config).await.expect("state");
