@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Benchmarks (release build) against the real services; each prints a table next to the limit
 # measured in the same run. See tests/src/bin/portal-bench*.rs for what is measured. Sizes via
-# BENCH_EVENTS, BENCH_ANALYTICS_EVENTS, BENCH_CONCURRENCY, BENCH_EXPORT_ROWS.
+# BENCH_EVENTS, BENCH_ANALYTICS_EVENTS, BENCH_CONCURRENCY, BENCH_EXPORT_ROWS; BENCH_S3=0 skips the
+# export run against the S3-compatible store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
+if [ -z "${TEST_S3_URL:-}" ] && [ "${BENCH_S3:-1}" != "0" ]; then
+  bash scripts/s3-test-server.sh
+fi
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://portal:portal@127.0.0.1:5432/portal}
 export RUST_LOG=${RUST_LOG:-warn}
 cargo build --release --locked --workspace --bins

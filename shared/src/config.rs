@@ -23,6 +23,22 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Connection settings of an S3-compatible export store, from the variables every S3 tool reads.
+/// Unset values fall back to what `object_store` finds itself (instance or container credentials,
+/// web identity). An `http://` endpoint (MinIO, a local test server) allows plain HTTP.
+#[derive(Clone, Debug, Default)]
+pub struct S3Settings {
+    /// `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT`): a non-AWS service such as MinIO, R2 or Ceph.
+    pub endpoint: Option<String>,
+    /// `AWS_REGION` (or `AWS_DEFAULT_REGION`).
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    pub session_token: Option<Secret>,
+    /// `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`: `bucket.host` instead of `host/bucket` addressing.
+    pub virtual_hosted_style: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -46,6 +62,8 @@ pub struct Config {
     pub export_dir: PathBuf,
     /// `s3://bucket[/prefix]` to keep exports in S3-compatible storage instead of `export_dir`.
     pub export_store: Option<String>,
+    /// How to reach that store (the usual `AWS_*` variables).
+    pub s3: S3Settings,
     pub log_format: LogFormat,
     /// How long a looked-up API key (or its absence) is trusted before Postgres is asked again.
     pub api_key_cache_ttl: Duration,
@@ -219,6 +237,22 @@ impl Config {
                 ));
             }
         }
+        let s3 = S3Settings {
+            endpoint: ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+                .into_iter()
+                .find(|name| r.raw(name).is_some())
+                .map(|name| r.url(name, &["http", "https"], None)),
+            region: r.raw("AWS_REGION").or_else(|| r.raw("AWS_DEFAULT_REGION")),
+            access_key_id: r.raw("AWS_ACCESS_KEY_ID"),
+            secret_access_key: r.raw("AWS_SECRET_ACCESS_KEY").map(Secret::new),
+            session_token: r.raw("AWS_SESSION_TOKEN").map(Secret::new),
+            virtual_hosted_style: r.flag("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", false),
+        };
+        if s3.access_key_id.is_some() != s3.secret_access_key.is_some() {
+            r.errors.push(
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together".to_string(),
+            );
+        }
         let log_format = match r.raw("LOG_FORMAT").map(|v| v.to_ascii_lowercase()) {
             None => LogFormat::Text,
             Some(v) if v == "text" || v == "pretty" => LogFormat::Text,
@@ -284,6 +318,7 @@ impl Config {
             bind,
             export_dir,
             export_store,
+            s3,
             log_format,
             api_key_cache_ttl,
             worker_heartbeat,
@@ -364,9 +399,47 @@ mod tests {
 
     #[test]
     fn secrets_do_not_show_in_debug_output() {
-        let c = Config::from_lookup(lookup(GOOD)).unwrap();
+        let mut vars = GOOD.to_vec();
+        vars.extend([
+            ("EXPORT_STORE", "s3://bucket/prefix"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMIsecretKEY"),
+            ("AWS_SESSION_TOKEN", "sessionTOKENvalue"),
+        ]);
+        let c = Config::from_lookup(lookup(&vars)).unwrap();
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("0123456789abcdef"), "{dbg}");
         assert!(!dbg.contains("u:p@"), "{dbg}");
+        assert!(!dbg.contains("wJalrXUtnFEMIsecretKEY"), "{dbg}");
+        assert!(!dbg.contains("sessionTOKENvalue"), "{dbg}");
+    }
+
+    #[test]
+    fn s3_settings_are_read_and_checked() {
+        let mut vars = GOOD.to_vec();
+        vars.extend([
+            ("EXPORT_STORE", "s3://exports/portal"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+            ("AWS_DEFAULT_REGION", "eu-central-1"),
+            ("AWS_ACCESS_KEY_ID", "id"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ]);
+        let c = Config::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(c.export_store.as_deref(), Some("s3://exports/portal"));
+        assert_eq!(c.s3.endpoint.as_deref(), Some("http://127.0.0.1:4566"));
+        assert_eq!(c.s3.region.as_deref(), Some("eu-central-1"));
+        assert_eq!(c.s3.access_key_id.as_deref(), Some("id"));
+
+        let mut bad = GOOD.to_vec();
+        bad.extend([
+            ("EXPORT_STORE", "gs://elsewhere"),
+            ("AWS_ENDPOINT", "ftp://host"),
+            ("AWS_ACCESS_KEY_ID", "id-without-secret"),
+        ]);
+        let text = Config::from_lookup(lookup(&bad)).unwrap_err().to_string();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(text.contains("EXPORT_STORE"), "{text}");
+        assert!(text.contains("AWS_ENDPOINT must be a URL"), "{text}");
+        assert!(text.contains("AWS_SECRET_ACCESS_KEY"), "{text}");
     }
 }

@@ -170,6 +170,12 @@ impl CsvSink {
         Ok(())
     }
 
+    async fn abort(self) {
+        if let Err(e) = self.upload.abort().await {
+            tracing::warn!(error = %e, "could not abort an export upload");
+        }
+    }
+
     async fn finish(mut self) -> AppResult<()> {
         self.flush_part().await?;
         self.upload
@@ -225,11 +231,19 @@ pub async fn run(ctx: &ExportCtx<'_>, id: Uuid) -> AppResult<bool> {
         .await
         .map_err(|e| AppError::internal(format!("storage: {e}")))?;
     let mut sink = CsvSink::new(WriteMultipart::new_with_chunk_size(upload, 5 * PART_BYTES));
-    let written = match job.kind.as_str() {
-        "members" => members_csv(ctx, &job, tz, &mut sink).await?,
-        "vouchers" => vouchers_csv(ctx, &job, tz, &mut sink).await?,
-        "billing" => billing_csv(ctx, &job, tz, &mut sink).await?,
-        other => return Err(AppError::internal(format!("unknown export kind {other}"))),
+    let built = match job.kind.as_str() {
+        "members" => members_csv(ctx, &job, tz, &mut sink).await,
+        "vouchers" => vouchers_csv(ctx, &job, tz, &mut sink).await,
+        "billing" => billing_csv(ctx, &job, tz, &mut sink).await,
+        other => Err(AppError::internal(format!("unknown export kind {other}"))),
+    };
+    let written = match built {
+        Ok(n) => n,
+        Err(e) => {
+            // Leave no half-written object (or unfinished S3 multipart upload) behind.
+            sink.abort().await;
+            return Err(e);
+        }
     };
     sink.finish().await?;
     sqlx::query(

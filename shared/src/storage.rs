@@ -1,14 +1,15 @@
 //! Where export files live: one `object_store` interface over a local directory (default,
 //! `EXPORT_DIR`) or an S3-compatible bucket (`EXPORT_STORE=s3://bucket[/prefix]`, credentials and
-//! endpoint from the usual `AWS_*` variables; needs the `s3` cargo feature).
+//! endpoint from the usual `AWS_*` variables, see [`S3Settings`]).
 
 use std::sync::Arc;
 
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::ObjectStore;
 
-use crate::config::Config;
+use crate::config::{Config, S3Settings};
 
 pub type Store = Arc<dyn ObjectStore>;
 
@@ -35,7 +36,7 @@ impl Storage {
                     prefix: String::new(),
                 })
             }
-            Some(url) => s3(url),
+            Some(url) => s3(url, &config.s3),
         }
     }
 
@@ -52,26 +53,50 @@ impl Storage {
     pub fn path(key: &str) -> Path {
         Path::from(key)
     }
+
+    /// Whether the store answers: lists a prefix that holds nothing. An empty answer is healthy;
+    /// a missing bucket, refused credentials or an unreachable host are not.
+    pub async fn check(&self) -> Result<(), String> {
+        let nil = uuid::Uuid::nil();
+        let key = self.key(nil, nil);
+        let dir = key.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        self.store
+            .list_with_delimiter(Some(&Self::path(dir)))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
 }
 
-#[cfg(feature = "s3")]
-fn s3(url: &str) -> anyhow::Result<Storage> {
+fn s3(url: &str, settings: &S3Settings) -> anyhow::Result<Storage> {
     let rest = url
         .strip_prefix("s3://")
         .ok_or_else(|| anyhow::anyhow!("EXPORT_STORE must look like s3://bucket[/prefix]"))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    let s3 = object_store::aws::AmazonS3Builder::from_env()
-        .with_bucket_name(bucket)
-        .build()?;
+    // What the process environment says (instance/container credentials, web identity…), then
+    // what the configuration says on top.
+    let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(endpoint) = &settings.endpoint {
+        b = b
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"));
+    }
+    if let Some(region) = &settings.region {
+        b = b.with_region(region);
+    }
+    if let (Some(id), Some(secret)) = (&settings.access_key_id, &settings.secret_access_key) {
+        b = b
+            .with_access_key_id(id)
+            .with_secret_access_key(secret.expose());
+    }
+    if let Some(token) = &settings.session_token {
+        b = b.with_token(token.expose());
+    }
+    if settings.virtual_hosted_style {
+        b = b.with_virtual_hosted_style_request(true);
+    }
     Ok(Storage {
-        store: Arc::new(s3),
-        prefix: prefix.to_string(),
+        store: Arc::new(b.build()?),
+        prefix: prefix.trim_matches('/').to_string(),
     })
-}
-
-#[cfg(not(feature = "s3"))]
-fn s3(url: &str) -> anyhow::Result<Storage> {
-    Err(anyhow::anyhow!(
-        "EXPORT_STORE={url} needs S3 support: build with `--features portal-shared/s3`"
-    ))
 }

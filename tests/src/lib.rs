@@ -36,6 +36,31 @@ pub fn clickhouse_url() -> String {
     env_or("TEST_CLICKHOUSE_URL", "http://127.0.0.1:8123")
 }
 
+/// Keeps exports in the S3-compatible test store, under a prefix of this test's own
+/// (`scripts/s3-test-server.sh` starts one; `TEST_S3_URL` and friends name another).
+pub fn s3_vars(v: &mut HashMap<String, String>) {
+    let prefix = format!("t-{}", Uuid::new_v4().simple());
+    let bucket = env_or("TEST_S3_BUCKET", "portal-test");
+    for (name, value) in [
+        ("EXPORT_STORE", format!("s3://{bucket}/{prefix}")),
+        (
+            "AWS_ENDPOINT_URL",
+            env_or("TEST_S3_URL", "http://127.0.0.1:4566"),
+        ),
+        ("AWS_REGION", env_or("TEST_S3_REGION", "us-east-1")),
+        (
+            "AWS_ACCESS_KEY_ID",
+            env_or("TEST_S3_ACCESS_KEY_ID", "portal-test"),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            env_or("TEST_S3_SECRET_ACCESS_KEY", "portal-test-secret"),
+        ),
+    ] {
+        v.insert(name.into(), value);
+    }
+}
+
 /// Name of the migrated template database for the current set of migrations.
 fn template_name() -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -236,6 +261,11 @@ impl TestApp {
             vars,
             watcher,
         }
+    }
+
+    /// Like [`TestApp::spawn`], with exports kept in the S3-compatible test store (see [`s3_vars`]).
+    pub async fn spawn_s3() -> Self {
+        Self::spawn_with(s3_vars).await
     }
 
     pub fn config(&self) -> Config {
@@ -592,16 +622,29 @@ impl TestApp {
 
     /// Polls an export until it is completed or failed; returns its last status body.
     pub async fn wait_export(&self, token: &str, job: &str, secs: u64) -> Value {
+        self.wait_export_status(token, job, &["completed", "failed"], secs)
+            .await
+    }
+
+    /// Polls an export until its status is one of `statuses` (or `secs` pass); returns its last
+    /// status body.
+    pub async fn wait_export_status(
+        &self,
+        token: &str,
+        job: &str,
+        statuses: &[&str],
+        secs: u64,
+    ) -> Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
         loop {
             let r = self
                 .send(bearer(self.get(&format!("/partner/exports/{job}")), token))
                 .await;
-            let status = r.body["data"]["status"].as_str().unwrap_or("").to_string();
-            if status == "completed" || status == "failed" || std::time::Instant::now() > deadline {
+            let status = r.body["data"]["status"].as_str().unwrap_or("");
+            if statuses.contains(&status) || std::time::Instant::now() > deadline {
                 return r.body["data"].clone();
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 }

@@ -31,9 +31,12 @@ pub struct Readiness {
     postgres: String,
     redis: String,
     clickhouse: String,
+    /// The export store (local directory or S3-compatible bucket).
+    storage: String,
 }
 
-/// Readiness: Postgres, Redis and ClickHouse all answer. 503 names the ones that do not.
+/// Readiness: Postgres, Redis, ClickHouse and the export store all answer. 503 names the ones
+/// that do not.
 #[endpoint(tags("operations"), status_codes(200, 503))]
 pub async fn ready(depot: &mut Depot, res: &mut Response) -> Json<serde_json::Value> {
     let st = state(depot).clone();
@@ -57,8 +60,19 @@ pub async fn ready(depot: &mut Depot, res: &mut Response) -> Json<serde_json::Va
         .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()))
     };
     let ch = st.ch.ping();
-    let (pg, rd, ch) = tokio::join!(pg, rd, ch);
-    let checks = [("postgres", pg), ("redis", rd), ("clickhouse", ch)];
+    let store = async {
+        tokio::time::timeout(Duration::from_secs(2), st.storage.check())
+            .await
+            .map_err(|_| "timed out".to_string())
+            .and_then(|r| r)
+    };
+    let (pg, rd, ch, store) = tokio::join!(pg, rd, ch, store);
+    let checks = [
+        ("postgres", pg),
+        ("redis", rd),
+        ("clickhouse", ch),
+        ("storage", store),
+    ];
     let failing: Vec<_> = checks
         .iter()
         .filter_map(|(name, r)| r.as_ref().err().map(|e| (*name, e.clone())))
@@ -66,7 +80,7 @@ pub async fn ready(depot: &mut Depot, res: &mut Response) -> Json<serde_json::Va
     if failing.is_empty() {
         return Json(serde_json::json!({
             "success": true,
-            "data": { "postgres": "ok", "redis": "ok", "clickhouse": "ok" }
+            "data": { "postgres": "ok", "redis": "ok", "clickhouse": "ok", "storage": "ok" }
         }));
     }
     for (name, err) in &failing {
@@ -97,6 +111,7 @@ pub async fn prometheus(depot: &mut Depot, res: &mut Response) {
     for queue in [
         jobs::HOUSEKEEPING_QUEUE,
         portal_shared::events::EVENTS_QUEUE,
+        portal_shared::exports::EXPORTS_QUEUE,
     ] {
         if let Ok(Ok(d)) = tokio::time::timeout(
             Duration::from_secs(1),

@@ -1,13 +1,17 @@
 //! Export benchmark: a members export of 100,000 rows built by the real `portal-worker` process —
 //! wall time (request → completed) and the worker's peak RSS — next to Postgres
-//! `COPY (same query) TO STDOUT CSV` measured in the same run.
+//! `COPY (same query) TO STDOUT CSV` measured in the same run; once with the local export directory
+//! and once with the S3-compatible store (skipped when `BENCH_S3=0`).
 //!
-//! Run: `bash scripts/bench.sh` (builds release binaries first). Size: BENCH_EXPORT_ROWS.
+//! Run: `bash scripts/bench.sh` (builds release binaries first, starts the S3-compatible test
+//! server). Size: BENCH_EXPORT_ROWS.
 
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use portal_tests::{bearer, TestApp};
+use object_store::ObjectStoreExt;
+use portal_shared::storage::Storage;
+use portal_tests::{bearer, s3_vars, TestApp};
 use sqlx::Connection;
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
@@ -19,13 +23,53 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+struct Measured {
+    wall: Duration,
+    size: u64,
+    copy: Duration,
+    copy_bytes: usize,
+    peak_rss_kib: u64,
+    idle_rss_kib: u64,
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let rows: i64 = std::env::var("BENCH_EXPORT_ROWS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let app = TestApp::spawn().await;
+    let mut runs = vec![(
+        "local directory",
+        measure(TestApp::spawn().await, rows).await?,
+    )];
+    if std::env::var("BENCH_S3").as_deref() != Ok("0") {
+        runs.push((
+            "S3-compatible store",
+            measure(TestApp::spawn_with(s3_vars).await, rows).await?,
+        ));
+    }
+    println!();
+    println!("| measurement | value | limit measured in this run | ratio |");
+    println!("|---|---|---|---|");
+    for (store, m) in &runs {
+        println!(
+            "| members export, {rows} rows, {store} (request → completed, worker process) | {:.2} s ({} bytes) | Postgres COPY (same query) TO STDOUT CSV: {:.2} s ({} bytes) | {:.2} × |",
+            m.wall.as_secs_f64(),
+            m.size,
+            m.copy.as_secs_f64(),
+            m.copy_bytes,
+            m.wall.as_secs_f64() / m.copy.as_secs_f64()
+        );
+        println!(
+            "| worker peak RSS, {store} | {:.1} MiB (idle before the job: {:.1} MiB) | target < 100 MiB | |",
+            m.peak_rss_kib as f64 / 1024.0,
+            m.idle_rss_kib as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
+
+async fn measure(app: TestApp, rows: i64) -> anyhow::Result<Measured> {
     let p = app.partner().await;
     sqlx::query(
         "INSERT INTO members (id, client_id, email, name, password_hash, registered_at, last_active_at,
@@ -87,32 +131,24 @@ async fn main() -> anyhow::Result<()> {
     let peak_rss = peak_rss_kib(pid).unwrap_or(0);
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["rowsWritten"].as_i64(), Some(rows));
-    let size = std::fs::metadata(
-        std::path::Path::new(
-            &app.vars
-                .get("EXPORT_DIR")
-                .cloned()
-                .unwrap_or_else(|| "./data/exports".into()),
-        )
-        .join(format!("exports/{}/{job}.csv", p.t.client_id)),
-    )
-    .map(|m| m.len())
-    .unwrap_or(0);
+    let key: String = sqlx::query_scalar("SELECT storage_key FROM export_jobs WHERE id = $1::uuid")
+        .bind(&job)
+        .fetch_one(&app.db)
+        .await?;
+    let size = app
+        .state
+        .storage
+        .store
+        .head(&Storage::path(&key))
+        .await?
+        .size;
     let _ = child.start_kill();
-
-    println!();
-    println!("| measurement | value | limit measured in this run | ratio |");
-    println!("|---|---|---|---|");
-    println!(
-        "| members export, {rows} rows (request → completed, worker process) | {:.2} s ({size} bytes) | Postgres COPY (same query) TO STDOUT CSV: {:.2} s ({copy_bytes} bytes) | {:.2} × |",
-        wall.as_secs_f64(),
-        copy.as_secs_f64(),
-        wall.as_secs_f64() / copy.as_secs_f64()
-    );
-    println!(
-        "| worker peak RSS | {:.1} MiB (idle before the job: {:.1} MiB) | target < 100 MiB | |",
-        peak_rss as f64 / 1024.0,
-        idle_rss as f64 / 1024.0
-    );
-    Ok(())
+    Ok(Measured {
+        wall,
+        size,
+        copy,
+        copy_bytes,
+        peak_rss_kib: peak_rss,
+        idle_rss_kib: idle_rss,
+    })
 }

@@ -1,5 +1,6 @@
 //! Crashes: a worker killed with SIGKILL mid-task, and a flush interrupted between the ClickHouse
-//! insert and the Postgres landing. Nothing is lost and nothing is counted twice.
+//! insert and the Postgres landing, and an export whose worker is killed while building it. Nothing
+//! is lost and nothing is counted twice.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -189,4 +190,83 @@ async fn a_flush_interrupted_after_the_clickhouse_insert_is_finished_without_dup
         .unwrap();
     assert_eq!(views, 3);
     worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_export_whose_worker_is_killed_mid_way_is_finished_by_another() {
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    for i in 0..25 {
+        app.member(&p, &format!("m{i}@example.com"), &format!("Member {i}"))
+            .await;
+    }
+    // The doomed worker takes the job and is caught mid-way: the members table is locked, so
+    // the job is `running` with its file begun and nothing written yet.
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE members IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let mut child = tokio::process::Command::new(worker_binary())
+        .env_clear()
+        .envs(app.vars.iter())
+        .env("WORKER_HEARTBEAT_SECS", "1")
+        .env("WORKER_MISSED_HEARTBEATS", "2")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let r = app
+        .send(portal_tests::bearer(
+            app.get("/partner/members/export"),
+            &p.admin,
+        ))
+        .await;
+    r.assert_status(202);
+    let job = r.body["data"]["jobId"].as_str().unwrap().to_string();
+    let running = app
+        .wait_export_status(&p.admin, &job, &["running"], 30)
+        .await;
+    assert_eq!(running["status"], "running", "{running}");
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    lock.rollback().await.unwrap();
+    // Another worker re-queues the dead one's task and builds the whole file.
+    let rescuer = app
+        .worker_with(|v| {
+            v.insert("WORKER_HEARTBEAT_SECS".into(), "1".into());
+            v.insert("WORKER_MISSED_HEARTBEATS".into(), "2".into());
+        })
+        .await;
+    let done = app.wait_export(&p.admin, &job, 60).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["rowsWritten"], 25);
+    let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM export_jobs WHERE id = $1")
+        .bind(Uuid::parse_str(&job).unwrap())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 2, "built once by each worker");
+    let csv = app
+        .send(portal_tests::bearer(
+            app.get(&format!("/partner/exports/{job}/download")),
+            &p.admin,
+        ))
+        .await;
+    csv.assert_status(200);
+    let ids: Vec<String> = csv::Reader::from_reader(csv.text.as_bytes())
+        .records()
+        .map(|r| r.unwrap()[0].to_string())
+        .collect();
+    let expected: Vec<String> = sqlx::query_scalar(
+        "SELECT id::text FROM members WHERE client_id = $1 ORDER BY registered_at, id",
+    )
+    .bind(p.t.client_id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(ids, expected, "every member once, in order");
+    rescuer.stop().await.unwrap();
 }

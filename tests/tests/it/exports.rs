@@ -1,6 +1,8 @@
 //! Billing report and asynchronous CSV exports.
 
 use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
+use object_store::ObjectStoreExt;
+use portal_shared::storage::Storage;
 use portal_tests::{bearer, key, watch, TestApp, LANDED};
 use serde_json::json;
 use uuid::Uuid;
@@ -132,7 +134,24 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 
 #[tokio::test]
 async fn members_export_lifecycle_and_content() {
-    let app = TestApp::spawn().await;
+    members_export_lifecycle(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn members_export_through_an_s3_compatible_store() {
+    let app = TestApp::spawn_s3().await;
+    assert!(app.vars["EXPORT_STORE"].starts_with("s3://"));
+    assert!(!app.state.storage.prefix.is_empty());
+    // Readiness covers the bucket.
+    let r = app.send(app.get("/ready")).await;
+    r.assert_status(200);
+    assert_eq!(r.body["data"]["storage"], "ok");
+    members_export_lifecycle(app).await;
+}
+
+/// Queued → running → completed, content row by row, download, 409/410/404, expiry removing the
+/// file; the same for every store.
+async fn members_export_lifecycle(app: TestApp) {
     let p = app.partner().await;
     app.member(
         &p,
@@ -189,8 +208,26 @@ async fn members_export_lifecycle_and_content() {
     ))
     .await
     .assert_error(404, "NOT_FOUND");
-    // The worker builds it.
+    // A worker takes it (running) but cannot read the members while a lock holds the table.
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE members IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
     let worker = app.worker().await;
+    let running = app
+        .wait_export_status(&p.viewer, &job, &["running"], 20)
+        .await;
+    assert_eq!(running["status"], "running", "{running}");
+    assert_eq!(running["rowsWritten"], 0);
+    app.send(bearer(
+        app.get(&format!("/partner/exports/{job}/download")),
+        &p.viewer,
+    ))
+    .await
+    .assert_error(409, "EXPORT_NOT_READY");
+    // Released: the worker builds it.
+    lock.rollback().await.unwrap();
     let done = app.wait_export(&p.viewer, &job, 20).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["rowsWritten"], 2);
@@ -251,6 +288,21 @@ async fn members_export_lifecycle_and_content() {
         "RFC 4180 quoting: {}",
         r.text
     );
+    // The file is in the store under the job's key (and the store's prefix), whole.
+    let key: String = sqlx::query_scalar("SELECT storage_key FROM export_jobs WHERE id = $1")
+        .bind(Uuid::parse_str(&job).unwrap())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let storage = &app.state.storage;
+    assert!(key.starts_with(&storage.prefix), "{key}");
+    assert!(
+        key.ends_with(&format!("{}/{job}.csv", p.t.client_id)),
+        "{key}"
+    );
+    let object = Storage::path(&key);
+    let meta = storage.store.head(&object).await.unwrap();
+    assert_eq!(meta.size, r.text.len() as u64);
     // Listed, then expired: 410.
     let l = app
         .send(bearer(app.get("/partner/exports"), &p.viewer))
@@ -272,6 +324,13 @@ async fn members_export_lifecycle_and_content() {
         .await
         .unwrap();
     assert_eq!(files, 1);
+    assert!(
+        matches!(
+            storage.store.head(&object).await,
+            Err(object_store::Error::NotFound { .. })
+        ),
+        "the expired file is gone"
+    );
     worker.stop().await.unwrap();
 }
 

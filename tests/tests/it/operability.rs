@@ -1,6 +1,6 @@
 //! Health, readiness, metrics, OpenAPI, error envelope, request ids.
 
-use portal_tests::{key, TestApp};
+use portal_tests::{key, s3_vars, TestApp};
 
 #[tokio::test]
 async fn health_and_ready_when_everything_runs() {
@@ -11,7 +11,30 @@ async fn health_and_ready_when_everything_runs() {
     let r = app.send(app.get("/ready")).await;
     r.assert_status(200);
     assert_eq!(r.body["data"]["clickhouse"], "ok");
+    assert_eq!(r.body["data"]["storage"], "ok");
     assert!(r.header("x-request-id").is_some_and(|v| !v.is_empty()));
+}
+
+#[tokio::test]
+async fn ready_names_a_missing_export_bucket() {
+    let app = TestApp::spawn_with(|v| {
+        s3_vars(v);
+        v.insert(
+            "EXPORT_STORE".into(),
+            format!(
+                "s3://no-such-bucket-{}/exports",
+                uuid::Uuid::new_v4().simple()
+            ),
+        );
+    })
+    .await;
+    let r = app.send(app.get("/ready")).await;
+    r.assert_error(503, "SERVICE_UNAVAILABLE");
+    let msg = r.body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("storage") && !msg.contains("postgres"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Starts an S3-compatible server for the storage tests (moto's standalone server, from PyPI, in its
+# own virtualenv) on 127.0.0.1:${S3_TEST_PORT:-4566} and creates the bucket the tests use. Idempotent:
+# when the server already answers it only makes sure the bucket exists.
+# The tests use any S3-compatible endpoint given as TEST_S3_URL (MinIO, Ceph, a real bucket's
+# endpoint…) with TEST_S3_BUCKET, TEST_S3_ACCESS_KEY_ID and TEST_S3_SECRET_ACCESS_KEY; this script is
+# only the default.
+set -euo pipefail
+
+log() { printf '[s3-test-server] %s\n' "$*" >&2; }
+
+PORT=${S3_TEST_PORT:-4566}
+BUCKET=${TEST_S3_BUCKET:-portal-test}
+MOTO_VERSION=5.2.5
+TOOLS=${PORTAL_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/partner-portal}
+VENV="$TOOLS/moto-$MOTO_VERSION"
+URL="http://127.0.0.1:$PORT"
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+apt_install() {
+  log "apt-get install $*"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+up() { curl -fsS -o /dev/null "$URL/moto-api/" 2>/dev/null; }
+
+if ! up; then
+  if [ ! -x "$VENV/bin/moto_server" ]; then
+    command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
+    command -v python3 >/dev/null 2>&1 || apt_install python3
+    mkdir -p "$TOOLS"
+    rm -rf "$VENV"
+    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+      # Debian ships venv/ensurepip separately.
+      rm -rf "$VENV"
+      apt_install python3-venv
+      python3 -m venv "$VENV"
+    fi
+    log "installing moto[server]==$MOTO_VERSION into $VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  fi
+  log "starting the S3-compatible test server on $URL"
+  mkdir -p "$TOOLS/log"
+  setsid nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" \
+    >"$TOOLS/log/moto.log" 2>&1 </dev/null &
+  for _ in $(seq 1 60); do
+    if up; then break; fi
+    sleep 0.5
+  done
+  up || { log "the S3 test server did not answer; see $TOOLS/log/moto.log"; exit 1; }
+fi
+# Creating an existing bucket is answered 200 (us-east-1) or 409: both leave it there.
+code=$(curl -sS -o /dev/null -w '%{http_code}' -X PUT "$URL/$BUCKET")
+case "$code" in
+  200|409) log "S3 test server up at $URL, bucket $BUCKET" ;;
+  *) log "could not create bucket $BUCKET (HTTP $code)"; exit 1 ;;
+esac
