@@ -474,6 +474,15 @@ pub async fn cleanup(db: &PgPool, storage: &Storage) -> AppResult<(u64, u64)> {
             .await?;
         files += 1;
     }
+    let abandoned = storage
+        .sweep_abandoned(std::time::Duration::from_secs(24 * 3600))
+        .await;
+    if abandoned > 0 {
+        tracing::info!(
+            files = abandoned,
+            "removed partial export files of interrupted uploads"
+        );
+    }
     let rows = sqlx::query(
         "DELETE FROM export_jobs WHERE created_at < now() - interval '8 days' AND storage_key IS NULL",
     )

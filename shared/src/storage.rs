@@ -2,7 +2,9 @@
 //! `EXPORT_DIR`) or an S3-compatible bucket (`EXPORT_STORE=s3://bucket[/prefix]`, credentials and
 //! endpoint from the usual `AWS_*` variables, see [`S3Settings`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
@@ -18,6 +20,8 @@ pub struct Storage {
     pub store: Store,
     /// Key prefix inside the store (for buckets shared with other data).
     pub prefix: String,
+    /// The directory of a local store.
+    local_root: Option<PathBuf>,
 }
 
 impl Storage {
@@ -34,6 +38,7 @@ impl Storage {
                 Ok(Self {
                     store: Arc::new(fs),
                     prefix: String::new(),
+                    local_root: Some(config.export_dir.clone()),
                 })
             }
             Some(url) => s3(url, &config.s3),
@@ -54,6 +59,19 @@ impl Storage {
         Path::from(key)
     }
 
+    /// Removes the partial files that workers killed mid-upload left in a local store
+    /// (`<key>#<n>`, which the store itself never lists) once they are older than `age`; returns
+    /// how many. An S3 bucket keeps such uploads as unfinished multipart uploads instead: its
+    /// lifecycle rule ("abort incomplete multipart uploads") removes those.
+    pub async fn sweep_abandoned(&self, age: Duration) -> u64 {
+        let Some(root) = self.local_root.clone() else {
+            return 0;
+        };
+        tokio::task::spawn_blocking(move || sweep_staged(&root.join("exports"), age))
+            .await
+            .unwrap_or(0)
+    }
+
     /// Whether the store answers: lists a prefix that holds nothing. An empty answer is healthy;
     /// a missing bucket, refused credentials or an unreachable host are not.
     pub async fn check(&self) -> Result<(), String> {
@@ -66,6 +84,36 @@ impl Storage {
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
+}
+
+/// `exports/<client>/<job>.csv#<n>` files older than `age` under `dir`.
+fn sweep_staged(dir: &std::path::Path, age: Duration) -> u64 {
+    let Ok(clients) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for client in clients.flatten() {
+        let Ok(files) = std::fs::read_dir(client.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let name = file.file_name();
+            let staged = name
+                .to_string_lossy()
+                .rsplit_once('#')
+                .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            let old = file
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|elapsed| elapsed >= age);
+            if staged && old && std::fs::remove_file(file.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
 }
 
 fn s3(url: &str, settings: &S3Settings) -> anyhow::Result<Storage> {
@@ -98,5 +146,6 @@ fn s3(url: &str, settings: &S3Settings) -> anyhow::Result<Storage> {
     Ok(Storage {
         store: Arc::new(b.build()?),
         prefix: prefix.trim_matches('/').to_string(),
+        local_root: None,
     })
 }

@@ -230,6 +230,17 @@ async fn an_export_whose_worker_is_killed_mid_way_is_finished_by_another() {
         .wait_export_status(&p.admin, &job, &["running"], 30)
         .await;
     assert_eq!(running["status"], "running", "{running}");
+    let dir = std::path::Path::new(&app.vars["EXPORT_DIR"])
+        .join("exports")
+        .join(p.t.client_id.to_string());
+    let staged = dir.join(format!("{job}.csv#1"));
+    for _ in 0..200 {
+        if staged.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(staged.exists(), "the doomed worker began the file");
     child.start_kill().unwrap();
     child.wait().await.unwrap();
     lock.rollback().await.unwrap();
@@ -268,5 +279,19 @@ async fn an_export_whose_worker_is_killed_mid_way_is_finished_by_another() {
     .await
     .unwrap();
     assert_eq!(ids, expected, "every member once, in order");
+    // The killed worker's partial file is left beside the finished one until housekeeping
+    // sweeps it (after a day; here at once).
+    assert!(staged.exists(), "the interrupted upload's partial file");
+    assert_eq!(
+        app.state
+            .storage
+            .sweep_abandoned(Duration::from_secs(3600))
+            .await,
+        0,
+        "a fresh partial file is kept (it may be an upload in progress)"
+    );
+    assert_eq!(app.state.storage.sweep_abandoned(Duration::ZERO).await, 1);
+    assert!(!staged.exists());
+    assert!(dir.join(format!("{job}.csv")).exists(), "the export stays");
     rescuer.stop().await.unwrap();
 }
