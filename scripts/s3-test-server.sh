@@ -12,7 +12,7 @@ log() { printf '[s3-test-server] %s\n' "$*" >&2; }
 PORT=${S3_TEST_PORT:-4566}
 BUCKET=${TEST_S3_BUCKET:-portal-test}
 MOTO_VERSION=5.2.5
-TOOLS=${PORTAL_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/partner-portal}
+TOOLS=${PORTAL_TOOLS_DIR:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/partner-portal}
 VENV="$TOOLS/moto-$MOTO_VERSION"
 URL="http://127.0.0.1:$PORT"
 
@@ -26,9 +26,10 @@ apt_install() {
 
 up() { curl -fsS -o /dev/null "$URL/moto-api/" 2>/dev/null; }
 
+command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
 if ! up; then
-  if [ ! -x "$VENV/bin/moto_server" ]; then
-    command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
+  # `installed` is written only after pip succeeded: an interrupted install is redone.
+  if [ ! -f "$VENV/installed" ] || ! "$VENV/bin/python" -c 'import moto.server' 2>/dev/null; then
     command -v python3 >/dev/null 2>&1 || apt_install python3
     mkdir -p "$TOOLS"
     rm -rf "$VENV"
@@ -40,6 +41,7 @@ if ! up; then
     fi
     log "installing moto[server]==$MOTO_VERSION into $VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    touch "$VENV/installed"
   fi
   log "starting the S3-compatible test server on $URL"
   mkdir -p "$TOOLS/log"

@@ -79,6 +79,9 @@ impl AppState {
             ),
         );
         let storage = portal_shared::storage::Storage::from_config(&config)?;
+        if let Err(e) = storage.check().await {
+            tracing::warn!(error = %e, "export storage does not answer; exports fail until it does");
+        }
         Ok(Arc::new(Self {
             exports,
             storage,

@@ -23,9 +23,10 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Connection settings of an S3-compatible export store, from the variables every S3 tool reads.
-/// Unset values fall back to what `object_store` finds itself (instance or container credentials,
-/// web identity). An `http://` endpoint (MinIO, a local test server) allows plain HTTP.
+/// Connection settings of an S3-compatible export store, from the variables every S3 tool reads
+/// (read only when `EXPORT_STORE` is set). Without keys, `object_store` looks for container,
+/// web-identity or instance credentials. An `http://` endpoint (MinIO, a local test server) allows
+/// plain HTTP.
 #[derive(Clone, Debug, Default)]
 pub struct S3Settings {
     /// `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT`): a non-AWS service such as MinIO, R2 or Ceph.
@@ -35,9 +36,33 @@ pub struct S3Settings {
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<Secret>,
     pub session_token: Option<Secret>,
-    /// `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`: `bucket.host` instead of `host/bucket` addressing.
+    /// `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`: `bucket.host` instead of `host/bucket` addressing
+    /// (with `AWS_ENDPOINT_URL`, give the endpoint with the bucket in its host name).
     pub virtual_hosted_style: bool,
+    /// Further settings passed to `object_store` as they are ([`S3_PASSTHROUGH`]).
+    pub other: Vec<(String, String)>,
 }
+
+/// `AWS_*` variables handed to `object_store` unchanged: credential discovery (containers, web
+/// identity, instance metadata), encryption and request options. Nothing else of the process
+/// environment is read, so the configuration is the whole truth.
+pub const S3_PASSTHROUGH: &[&str] = &[
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_METADATA_ENDPOINT",
+    "AWS_IMDSV1_FALLBACK",
+    "AWS_SERVER_SIDE_ENCRYPTION",
+    "AWS_SSE_KMS_KEY_ID",
+    "AWS_SSE_BUCKET_KEY_ENABLED",
+    "AWS_REQUEST_PAYER",
+    "AWS_CHECKSUM_ALGORITHM",
+    "AWS_UNSIGNED_PAYLOAD",
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -237,22 +262,33 @@ impl Config {
                 ));
             }
         }
-        let s3 = S3Settings {
-            endpoint: ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
-                .into_iter()
-                .find(|name| r.raw(name).is_some())
-                .map(|name| r.url(name, &["http", "https"], None)),
-            region: r.raw("AWS_REGION").or_else(|| r.raw("AWS_DEFAULT_REGION")),
-            access_key_id: r.raw("AWS_ACCESS_KEY_ID"),
-            secret_access_key: r.raw("AWS_SECRET_ACCESS_KEY").map(Secret::new),
-            session_token: r.raw("AWS_SESSION_TOKEN").map(Secret::new),
-            virtual_hosted_style: r.flag("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", false),
+        // The AWS_* variables matter only with an S3 store (a stray one must not stop a
+        // deployment that keeps exports in a directory).
+        let s3 = if export_store.is_some() {
+            let s3 = S3Settings {
+                endpoint: ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+                    .into_iter()
+                    .find(|name| r.raw(name).is_some())
+                    .map(|name| r.url(name, &["http", "https"], None)),
+                region: r.raw("AWS_REGION").or_else(|| r.raw("AWS_DEFAULT_REGION")),
+                access_key_id: r.raw("AWS_ACCESS_KEY_ID"),
+                secret_access_key: r.raw("AWS_SECRET_ACCESS_KEY").map(Secret::new),
+                session_token: r.raw("AWS_SESSION_TOKEN").map(Secret::new),
+                virtual_hosted_style: r.flag("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", false),
+                other: S3_PASSTHROUGH
+                    .iter()
+                    .filter_map(|name| r.raw(name).map(|v| (name.to_string(), v)))
+                    .collect(),
+            };
+            if s3.access_key_id.is_some() != s3.secret_access_key.is_some() {
+                r.errors.push(
+                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together".to_string(),
+                );
+            }
+            s3
+        } else {
+            S3Settings::default()
         };
-        if s3.access_key_id.is_some() != s3.secret_access_key.is_some() {
-            r.errors.push(
-                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together".to_string(),
-            );
-        }
         let log_format = match r.raw("LOG_FORMAT").map(|v| v.to_ascii_lowercase()) {
             None => LogFormat::Text,
             Some(v) if v == "text" || v == "pretty" => LogFormat::Text,
@@ -423,12 +459,26 @@ mod tests {
             ("AWS_DEFAULT_REGION", "eu-central-1"),
             ("AWS_ACCESS_KEY_ID", "id"),
             ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SSE_KMS_KEY_ID", "key-1"),
         ]);
         let c = Config::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(
+            c.s3.other,
+            vec![("AWS_SSE_KMS_KEY_ID".to_string(), "key-1".to_string())]
+        );
         assert_eq!(c.export_store.as_deref(), Some("s3://exports/portal"));
         assert_eq!(c.s3.endpoint.as_deref(), Some("http://127.0.0.1:4566"));
         assert_eq!(c.s3.region.as_deref(), Some("eu-central-1"));
         assert_eq!(c.s3.access_key_id.as_deref(), Some("id"));
+
+        // Without an S3 store the AWS_* variables are not looked at.
+        let mut stray = GOOD.to_vec();
+        stray.extend([
+            ("AWS_ACCESS_KEY_ID", "id-without-secret"),
+            ("AWS_ENDPOINT", "x"),
+        ]);
+        let c = Config::from_lookup(lookup(&stray)).unwrap();
+        assert!(c.s3.access_key_id.is_none() && c.s3.endpoint.is_none());
 
         let mut bad = GOOD.to_vec();
         bad.extend([

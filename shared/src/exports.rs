@@ -177,7 +177,10 @@ impl CsvSink {
     }
 
     async fn finish(mut self) -> AppResult<()> {
-        self.flush_part().await?;
+        if let Err(e) = self.flush_part().await {
+            self.abort().await;
+            return Err(e);
+        }
         self.upload
             .finish()
             .await

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::ObjectStore;
@@ -72,9 +72,18 @@ impl Storage {
             .unwrap_or(0)
     }
 
-    /// Whether the store answers: lists a prefix that holds nothing. An empty answer is healthy;
-    /// a missing bucket, refused credentials or an unreachable host are not.
+    /// Whether the store answers. A bucket: a listing of a prefix that holds nothing (a missing
+    /// bucket, refused credentials or an unreachable host fail; needs `s3:ListBucket`). A local
+    /// directory: it exists and takes a file.
     pub async fn check(&self) -> Result<(), String> {
+        if let Some(root) = &self.local_root {
+            let probe = root.join(format!(".ready-{}", uuid::Uuid::new_v4().simple()));
+            tokio::fs::write(&probe, b"")
+                .await
+                .map_err(|e| format!("{}: {e}", root.display()))?;
+            let _ = tokio::fs::remove_file(&probe).await;
+            return Ok(());
+        }
         let nil = uuid::Uuid::nil();
         let key = self.key(nil, nil);
         let dir = key.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
@@ -121,9 +130,15 @@ fn s3(url: &str, settings: &S3Settings) -> anyhow::Result<Storage> {
         .strip_prefix("s3://")
         .ok_or_else(|| anyhow::anyhow!("EXPORT_STORE must look like s3://bucket[/prefix]"))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    // What the process environment says (instance/container credentials, web identity…), then
-    // what the configuration says on top.
-    let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    // Only what the configuration says: a variable it does not know cannot change the store.
+    let mut b = AmazonS3Builder::new().with_bucket_name(bucket);
+    for (name, value) in &settings.other {
+        let key: AmazonS3ConfigKey = name
+            .to_ascii_lowercase()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        b = b.with_config(key, value);
+    }
     if let Some(endpoint) = &settings.endpoint {
         b = b
             .with_endpoint(endpoint)

@@ -38,6 +38,9 @@ impl WorkerState {
             tracing::warn!(error = %e, "clickhouse not reachable at start-up");
         }
         let storage = portal_shared::storage::Storage::from_config(&config)?;
+        if let Err(e) = storage.check().await {
+            tracing::warn!(error = %e, "export storage does not answer; exports fail until it does");
+        }
         Ok(Self {
             storage,
             config: Arc::new(config),

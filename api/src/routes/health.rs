@@ -31,12 +31,12 @@ pub struct Readiness {
     postgres: String,
     redis: String,
     clickhouse: String,
-    /// The export store (local directory or S3-compatible bucket).
+    /// The export store (local directory or S3-compatible bucket): `ok` or `unavailable`.
     storage: String,
 }
 
-/// Readiness: Postgres, Redis, ClickHouse and the export store all answer. 503 names the ones
-/// that do not.
+/// Readiness: Postgres, Redis and ClickHouse answer (503 names the ones that do not); the export
+/// store is reported as `ok` or `unavailable` without failing readiness (only exports need it).
 #[endpoint(tags("operations"), status_codes(200, 503))]
 pub async fn ready(depot: &mut Depot, res: &mut Response) -> Json<serde_json::Value> {
     let st = state(depot).clone();
@@ -67,12 +67,16 @@ pub async fn ready(depot: &mut Depot, res: &mut Response) -> Json<serde_json::Va
             .and_then(|r| r)
     };
     let (pg, rd, ch, store) = tokio::join!(pg, rd, ch, store);
-    let checks = [
-        ("postgres", pg),
-        ("redis", rd),
-        ("clickhouse", ch),
-        ("storage", store),
-    ];
+    // The export store is reported but does not take the API out of rotation: only exports
+    // need it.
+    let storage = match &store {
+        Ok(()) => "ok",
+        Err(e) => {
+            tracing::warn!(dependency = "storage", error = %e, "export storage check failed");
+            "unavailable"
+        }
+    };
+    let checks = [("postgres", pg), ("redis", rd), ("clickhouse", ch)];
     let failing: Vec<_> = checks
         .iter()
         .filter_map(|(name, r)| r.as_ref().err().map(|e| (*name, e.clone())))
@@ -80,7 +84,7 @@ pub async fn ready(depot: &mut Depot, res: &mut Response) -> Json<serde_json::Va
     if failing.is_empty() {
         return Json(serde_json::json!({
             "success": true,
-            "data": { "postgres": "ok", "redis": "ok", "clickhouse": "ok", "storage": "ok" }
+            "data": { "postgres": "ok", "redis": "ok", "clickhouse": "ok", "storage": storage }
         }));
     }
     for (name, err) in &failing {
