@@ -1,24 +1,6 @@
 use std::process::ExitCode;
 
-use portal_shared::config::Config;
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let _ = dotenvy::dotenv();
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    portal_shared::telemetry::init_tracing(config.log_format);
-    match portal_api::run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "portal-api failed");
-            eprintln!("portal-api: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    portal_shared::telemetry::serve("portal-api", portal_api::run).await
 }

@@ -7,7 +7,33 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
-use crate::config::LogFormat;
+use crate::config::{Config, LogFormat};
+
+/// The start of a long-running binary: `.env`, the configuration (exit code 2 with one line per
+/// problem), tracing; then `run`, whose error is logged and printed (exit code 1).
+pub async fn serve<F, Fut>(name: &str, run: F) -> std::process::ExitCode
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let _ = dotenvy::dotenv();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_tracing(config.log_format);
+    match run(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "{name} failed");
+            eprintln!("{name}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
 
 /// Installs the global tracing subscriber (writing to stderr, so stdout stays clean for `--json`
 /// output). Safe to call more than once (later calls do nothing).

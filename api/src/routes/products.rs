@@ -125,19 +125,52 @@ pub async fn list(
 ) -> ApiResult<Json<Envelope<ProductList>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let p = Page::parse(page.as_deref(), limit.as_deref(), products::MAX_LIMIT)?;
-    let order = products::parse_sort(sort.as_deref())?;
+    let status = products::parse_status(status.as_deref())?;
+    list_page(
+        &st.db,
+        s.client_id,
+        status,
+        ListQuery {
+            product_type: productType.as_deref(),
+            search: search.as_deref(),
+            featured: featured.as_deref(),
+            sort: sort.as_deref(),
+            page: page.as_deref(),
+            limit: limit.as_deref(),
+        },
+    )
+    .await
+}
+
+/// The query both lists take (the app's has no `status`: it sees active products only).
+struct ListQuery<'a> {
+    product_type: Option<&'a str>,
+    search: Option<&'a str>,
+    featured: Option<&'a str>,
+    sort: Option<&'a str>,
+    page: Option<&'a str>,
+    limit: Option<&'a str>,
+}
+
+async fn list_page(
+    db: &sqlx::PgPool,
+    client_id: Uuid,
+    status: Option<String>,
+    q: ListQuery<'_>,
+) -> ApiResult<Json<Envelope<ProductList>>> {
+    let p = Page::parse(q.page, q.limit, products::MAX_LIMIT)?;
+    let order = products::parse_sort(q.sort)?;
     let filter = products::ListFilter {
-        status: products::parse_status(status.as_deref())?,
-        product_type: productType
-            .as_deref()
+        status,
+        product_type: q
+            .product_type
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_string),
-        search: search_param(search.as_deref())?,
-        featured: parse_featured(featured.as_deref())?,
+        search: search_param(q.search)?,
+        featured: parse_featured(q.featured)?,
     };
-    let (rows, total) = products::list(&st.db, s.client_id, &filter, order, p).await?;
+    let (rows, total) = products::list(db, client_id, &filter, order, p).await?;
     Ok(ok(ProductList {
         products: rows.into_iter().map(Into::into).collect(),
         pagination: p.pagination(total).into(),
@@ -267,23 +300,20 @@ pub async fn app_list(
 ) -> ApiResult<Json<Envelope<ProductList>>> {
     let st = state(depot).clone();
     let c = app_client(depot)?;
-    let p = Page::parse(page.as_deref(), limit.as_deref(), products::MAX_LIMIT)?;
-    let order = products::parse_sort(sort.as_deref())?;
-    let filter = products::ListFilter {
-        status: Some("active".into()),
-        product_type: productType
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_string),
-        search: search_param(search.as_deref())?,
-        featured: parse_featured(featured.as_deref())?,
-    };
-    let (rows, total) = products::list(&st.db, c.client_id, &filter, order, p).await?;
-    Ok(ok(ProductList {
-        products: rows.into_iter().map(Into::into).collect(),
-        pagination: p.pagination(total).into(),
-    }))
+    list_page(
+        &st.db,
+        c.client_id,
+        Some("active".into()),
+        ListQuery {
+            product_type: productType.as_deref(),
+            search: search.as_deref(),
+            featured: featured.as_deref(),
+            sort: sort.as_deref(),
+            page: page.as_deref(),
+            limit: limit.as_deref(),
+        },
+    )
+    .await
 }
 
 /// One active product of the key's client.

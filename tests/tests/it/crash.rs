@@ -24,6 +24,29 @@ fn worker_binary() -> std::path::PathBuf {
     bin
 }
 
+/// A worker that beats every second and counts as dead after two missed beats, so another one
+/// re-queues its tasks within seconds.
+const QUICK_HEARTBEAT: [(&str, &str); 2] = [
+    ("WORKER_HEARTBEAT_SECS", "1"),
+    ("WORKER_MISSED_HEARTBEATS", "2"),
+];
+
+/// The real `portal-worker` process with the app's configuration, [`QUICK_HEARTBEAT`] and `extra`
+/// variables.
+fn worker_process(app: &TestApp, extra: &[(&str, &str)]) -> tokio::process::Child {
+    tokio::process::Command::new(worker_binary())
+        .env_clear()
+        .envs(app.vars.iter())
+        .envs(QUICK_HEARTBEAT.iter().copied())
+        .env("RUST_LOG", "warn")
+        .envs(extra.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn tasks_of_a_killed_worker_are_processed_by_another_and_counted_once() {
     let app = TestApp::spawn().await;
@@ -31,19 +54,13 @@ async fn tasks_of_a_killed_worker_are_processed_by_another_and_counted_once() {
     let p = app.partner().await;
     let (_m, token) = app.member(&p, "kill@example.com", "Kill").await;
     // A worker process that takes tasks and holds them (flushes only after a minute).
-    let mut child = tokio::process::Command::new(worker_binary())
-        .env_clear()
-        .envs(app.vars.iter())
-        .env("EVENTS_FLUSH_MS", "60000")
-        .env("EVENTS_FLUSH_ROWS", "1000000")
-        .env("WORKER_HEARTBEAT_SECS", "1")
-        .env("WORKER_MISSED_HEARTBEATS", "2")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = worker_process(
+        &app,
+        &[
+            ("EVENTS_FLUSH_MS", "60000"),
+            ("EVENTS_FLUSH_ROWS", "1000000"),
+        ],
+    );
     for b in 0..4 {
         let batch: Vec<_> = (0..10)
             .map(|i| {
@@ -78,8 +95,9 @@ async fn tasks_of_a_killed_worker_are_processed_by_another_and_counted_once() {
     // Another worker (same heartbeat settings) re-queues and lands them.
     let rescuer = app
         .worker_with(|v| {
-            v.insert("WORKER_HEARTBEAT_SECS".into(), "1".into());
-            v.insert("WORKER_MISSED_HEARTBEATS".into(), "2".into());
+            for (k, val) in QUICK_HEARTBEAT {
+                v.insert(k.into(), val.into());
+            }
         })
         .await;
     assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 40, 30).await, 40);
@@ -207,17 +225,7 @@ async fn an_export_whose_worker_is_killed_mid_way_is_finished_by_another() {
         .execute(&mut *lock)
         .await
         .unwrap();
-    let mut child = tokio::process::Command::new(worker_binary())
-        .env_clear()
-        .envs(app.vars.iter())
-        .env("WORKER_HEARTBEAT_SECS", "1")
-        .env("WORKER_MISSED_HEARTBEATS", "2")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = worker_process(&app, &[]);
     let r = app
         .send(portal_tests::bearer(
             app.get("/partner/members/export"),
@@ -247,8 +255,9 @@ async fn an_export_whose_worker_is_killed_mid_way_is_finished_by_another() {
     // Another worker re-queues the dead one's task and builds the whole file.
     let rescuer = app
         .worker_with(|v| {
-            v.insert("WORKER_HEARTBEAT_SECS".into(), "1".into());
-            v.insert("WORKER_MISSED_HEARTBEATS".into(), "2".into());
+            for (k, val) in QUICK_HEARTBEAT {
+                v.insert(k.into(), val.into());
+            }
         })
         .await;
     let done = app.wait_export(&p.admin, &job, 60).await;
