@@ -264,18 +264,39 @@ pub struct Claim {
 /// Claims events by inserting their receipts; the first claim of an event wins. Events whose
 /// receipt already exists are owned only when it is of the same batch and that batch has not
 /// landed (a redelivery resuming an interrupted flush).
+///
+/// Large flushes are claimed in parallel chunks, each in key order (so two workers claiming the
+/// same events cannot deadlock). A chunk is its own statement: after a failure some chunks may be
+/// committed, which the retry finds as its own pending receipts (resumed), as after a crash.
 pub async fn claim(pool: &PgPool, events: &[Pending]) -> AppResult<Claim> {
+    // The first delivery of an event wins within one flush, as it does across flushes.
     let mut seen = HashSet::with_capacity(events.len());
-    let mut clients = Vec::with_capacity(events.len());
-    let mut ids = Vec::with_capacity(events.len());
-    let mut batches = Vec::with_capacity(events.len());
-    for p in events {
-        if seen.insert((p.row.client_id, p.row.event_id)) {
-            clients.push(p.row.client_id);
-            ids.push(p.row.event_id);
-            batches.push(p.batch_id);
-        }
+    let mut keyed: Vec<(Uuid, Uuid, Uuid)> = events
+        .iter()
+        .filter(|p| seen.insert((p.row.client_id, p.row.event_id)))
+        .map(|p| (p.row.client_id, p.row.event_id, p.batch_id))
+        .collect();
+    keyed.sort_unstable();
+    let chunk = keyed.len().div_ceil(CLAIM_CHUNKS).max(CLAIM_CHUNK_MIN_ROWS);
+    let parts =
+        futures::future::try_join_all(keyed.chunks(chunk).map(|c| claim_chunk(pool, c))).await?;
+    let mut out = Claim::default();
+    for c in parts {
+        out.fresh.extend(c.fresh);
+        out.resumed.extend(c.resumed);
     }
+    Ok(out)
+}
+
+/// Parallel statements one claim is split into at most…
+const CLAIM_CHUNKS: usize = 4;
+/// …each of at least this many rows.
+const CLAIM_CHUNK_MIN_ROWS: usize = 5_000;
+
+async fn claim_chunk(pool: &PgPool, keyed: &[(Uuid, Uuid, Uuid)]) -> AppResult<Claim> {
+    let clients: Vec<Uuid> = keyed.iter().map(|k| k.0).collect();
+    let ids: Vec<Uuid> = keyed.iter().map(|k| k.1).collect();
+    let batches: Vec<Uuid> = keyed.iter().map(|k| k.2).collect();
     let fresh: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "INSERT INTO watch_event_receipts (client_id, event_id, batch_id)
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[])

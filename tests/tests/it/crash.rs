@@ -1,6 +1,7 @@
-//! Crashes: a worker killed with SIGKILL mid-task, and a flush interrupted between the ClickHouse
-//! insert and the Postgres landing, and an export whose worker is killed while building it. Nothing
-//! is lost and nothing is counted twice.
+//! Crashes and their recovery: a worker killed with SIGKILL mid-task, a flush interrupted between
+//! the ClickHouse insert and the Postgres landing, an export whose worker is killed while building
+//! it, and a large claim (split into parallel chunks) resuming an interrupted one. Nothing is lost
+//! and nothing is counted twice.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -303,4 +304,80 @@ async fn an_export_whose_worker_is_killed_mid_way_is_finished_by_another() {
     assert!(!staged.exists());
     assert!(dir.join(format!("{job}.csv")).exists(), "the export stays");
     rescuer.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_large_claim_in_parallel_chunks_owns_each_event_once() {
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    let (member, _) = app.member(&p, "bulk@example.com", "Bulk").await;
+    let member = Uuid::parse_str(&member).unwrap();
+    let now = Utc::now();
+    // 12,000 events in batches of 100: more than one claim chunk.
+    let batches: Vec<Uuid> = (0..120).map(|_| Uuid::now_v7()).collect();
+    let pending: Vec<events::Pending> = (0..12_000)
+        .map(|i| events::Pending {
+            batch_id: batches[i / 100],
+            row: ChEvent {
+                client_id: p.t.client_id,
+                event_id: Uuid::new_v4(),
+                member_id: member,
+                class_id: "yoga-1".into(),
+                category: "Yoga".into(),
+                started_at: now,
+                local_date: now.date_naive(),
+                watched_seconds: 60,
+                received_at: now,
+            },
+        })
+        .collect();
+    // An earlier delivery of the same batches claimed the first 3,000 and died (resumable)…
+    let earlier = events::claim(&app.db, &pending[..3_000]).await.unwrap();
+    assert_eq!(earlier.fresh.len(), 3_000);
+    // …and another batch, already landed, holds 500 of the event ids (not ours to count).
+    let other = Uuid::now_v7();
+    let foreign: Vec<events::Pending> = pending[3_000..3_500]
+        .iter()
+        .map(|e| events::Pending {
+            batch_id: other,
+            row: e.row.clone(),
+        })
+        .collect();
+    assert_eq!(
+        events::claim(&app.db, &foreign).await.unwrap().fresh.len(),
+        500
+    );
+    sqlx::query("INSERT INTO landed_watch_batches (batch_id) VALUES ($1)")
+        .bind(other)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    // The same event twice in one flush is claimed once.
+    let mut all = pending.clone();
+    all.push(pending[11_999].clone());
+    let claim = events::claim(&app.db, &all).await.unwrap();
+    assert_eq!(claim.fresh.len(), 8_500);
+    assert_eq!(claim.resumed.len(), 3_000);
+    for e in &pending[3_000..3_500] {
+        let key = (e.row.client_id, e.row.event_id);
+        assert!(!claim.fresh.contains(&key) && !claim.resumed.contains(&key));
+    }
+    for e in &pending[..3_000] {
+        assert!(claim.resumed.contains(&(e.row.client_id, e.row.event_id)));
+    }
+    let receipts: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM watch_event_receipts WHERE client_id = $1")
+            .bind(p.t.client_id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(receipts, 12_000);
+    // Claimed again (a redelivery after everything landed), nothing is owned.
+    sqlx::query("INSERT INTO landed_watch_batches (batch_id) SELECT * FROM UNNEST($1::uuid[])")
+        .bind(&batches)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let again = events::claim(&app.db, &pending).await.unwrap();
+    assert!(again.fresh.is_empty() && again.resumed.is_empty());
 }
