@@ -368,19 +368,18 @@ pub async fn member_profiles(
         return Ok(Vec::new());
     }
     let strs: Vec<String> = members.iter().map(Uuid::to_string).collect();
-    let rows: Vec<(String, String, u64, u64)> = ch
+    let by_category = ch
         .client
         .query(
-            "SELECT toString(member_id), category, sum(watched_seconds), uniqExact(local_date)
+            "SELECT toString(member_id), category, sum(watched_seconds)
              FROM member_watch_history
              WHERE client_id = ? AND has(arrayMap(x -> toUUID(x), ?), member_id)
              GROUP BY member_id, category",
         )
         .bind(client_id.to_string())
-        .bind(strs.clone())
-        .fetch_all()
-        .await?;
-    let days: Vec<(String, u64)> = ch
+        .bind(&strs)
+        .fetch_all::<(String, String, u64)>();
+    let active_days = ch
         .client
         .query(
             "SELECT toString(member_id), uniqExact(local_date) FROM member_watch_history
@@ -388,11 +387,11 @@ pub async fn member_profiles(
              GROUP BY member_id",
         )
         .bind(client_id.to_string())
-        .bind(strs)
-        .fetch_all()
-        .await?;
+        .bind(&strs)
+        .fetch_all::<(String, u64)>();
+    let (rows, days) = tokio::try_join!(by_category, active_days)?;
     let mut best: HashMap<String, (String, u64)> = HashMap::new();
-    for (m, cat, secs, _) in rows {
+    for (m, cat, secs) in rows {
         let e = best.entry(m).or_insert((cat.clone(), secs));
         if secs > e.1 || (secs == e.1 && cat < e.0) {
             *e = (cat, secs);

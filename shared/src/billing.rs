@@ -101,7 +101,6 @@ pub async fn billable(
     db: &PgPool,
     ch: &ClickHouse,
     client_id: Uuid,
-    _tz: chrono_tz::Tz,
     month: Month,
 ) -> AppResult<Vec<BillableMember>> {
     let rows: Vec<(String, u64, u64, u32, u32)> = ch
@@ -145,12 +144,7 @@ pub async fn billable(
             });
         }
     }
-    out.sort_by(|a, b| {
-        a.name
-            .to_lowercase()
-            .cmp(&b.name.to_lowercase())
-            .then(a.id.cmp(&b.id))
-    });
+    out.sort_by_cached_key(|m| (m.name.to_lowercase(), m.id));
     Ok(out)
 }
 

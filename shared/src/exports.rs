@@ -15,7 +15,7 @@ use crate::billing::{self, Month};
 use crate::ch::ClickHouse;
 use crate::error::{AppError, AppResult};
 use crate::pagination::Page;
-use crate::repo::{members, vouchers};
+use crate::repo::{clients, members, vouchers};
 use crate::storage::Storage;
 
 pub const EXPORTS_QUEUE: &str = "exports";
@@ -123,10 +123,15 @@ fn ts(t: Option<DateTime<Utc>>, tz: chrono_tz::Tz) -> String {
     .unwrap_or_default()
 }
 
-/// Streams CSV records into a multipart upload, a part at a time, so memory stays flat.
+/// Streams CSV records into a multipart upload, a part at a time, so memory stays flat, and
+/// reports the job's progress every [`PROGRESS_EVERY`] rows.
 struct CsvSink {
     buf: csv::Writer<Vec<u8>>,
     upload: WriteMultipart,
+    db: PgPool,
+    job_id: Uuid,
+    /// Data rows written (the header is not counted).
+    rows: u64,
 }
 
 impl CsvSink {
@@ -134,24 +139,43 @@ impl CsvSink {
         csv::WriterBuilder::new().from_writer(Vec::with_capacity(PART_BYTES + 4096))
     }
 
-    fn new(upload: WriteMultipart) -> Self {
+    fn new(upload: WriteMultipart, db: &PgPool, job_id: Uuid) -> Self {
         Self {
             buf: Self::writer(),
             upload,
+            db: db.clone(),
+            job_id,
+            rows: 0,
         }
     }
 
+    /// One data row.
+    async fn row<I, T>(&mut self, fields: I) -> AppResult<()>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        self.record(fields).await?;
+        self.rows += 1;
+        if self.rows.is_multiple_of(PROGRESS_EVERY) {
+            progress(&self.db, self.job_id, self.rows).await?;
+        }
+        Ok(())
+    }
+
+    /// A record that is not counted (the header).
     async fn record<I, T>(&mut self, fields: I) -> AppResult<()>
     where
         I: IntoIterator<Item = T>,
         T: AsRef<str>,
     {
+        for f in fields {
+            self.buf
+                .write_field(safe_cell(f.as_ref()).as_ref())
+                .map_err(AppError::internal)?;
+        }
         self.buf
-            .write_record(
-                fields
-                    .into_iter()
-                    .map(|f| safe_cell(f.as_ref()).into_owned()),
-            )
+            .write_record(None::<&[u8]>)
             .map_err(AppError::internal)?;
         if self.buf.get_ref().len() >= PART_BYTES {
             self.flush_part().await?;
@@ -219,13 +243,7 @@ pub async fn run(ctx: &ExportCtx<'_>, id: Uuid) -> AppResult<bool> {
     let Some(job) = row else {
         return Ok(false);
     };
-    let tz: chrono_tz::Tz =
-        sqlx::query_scalar::<_, String>("SELECT timezone FROM clients WHERE id = $1")
-            .bind(job.client_id)
-            .fetch_one(ctx.db)
-            .await?
-            .parse()
-            .unwrap_or(chrono_tz::UTC);
+    let tz = clients::get(ctx.db, job.client_id).await?.tz();
     let key = ctx.storage.key(job.client_id, job.id);
     let upload = ctx
         .storage
@@ -233,21 +251,23 @@ pub async fn run(ctx: &ExportCtx<'_>, id: Uuid) -> AppResult<bool> {
         .put_multipart(&Storage::path(&key))
         .await
         .map_err(|e| AppError::internal(format!("storage: {e}")))?;
-    let mut sink = CsvSink::new(WriteMultipart::new_with_chunk_size(upload, 5 * PART_BYTES));
+    let mut sink = CsvSink::new(
+        WriteMultipart::new_with_chunk_size(upload, 5 * PART_BYTES),
+        ctx.db,
+        job.id,
+    );
     let built = match job.kind.as_str() {
         "members" => members_csv(ctx, &job, tz, &mut sink).await,
         "vouchers" => vouchers_csv(ctx, &job, tz, &mut sink).await,
         "billing" => billing_csv(ctx, &job, tz, &mut sink).await,
         other => Err(AppError::internal(format!("unknown export kind {other}"))),
     };
-    let written = match built {
-        Ok(n) => n,
-        Err(e) => {
-            // Leave no half-written object (or unfinished S3 multipart upload) behind.
-            sink.abort().await;
-            return Err(e);
-        }
-    };
+    if let Err(e) = built {
+        // Leave no half-written object (or unfinished S3 multipart upload) behind.
+        sink.abort().await;
+        return Err(e);
+    }
+    let written = sink.rows;
     sink.finish().await?;
     sqlx::query(
         "UPDATE export_jobs SET status = 'completed', rows_written = $2, rows_total = $2,
@@ -289,7 +309,7 @@ async fn members_csv(
     job: &ExportRow,
     tz: chrono_tz::Tz,
     sink: &mut CsvSink,
-) -> AppResult<u64> {
+) -> AppResult<()> {
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM members WHERE client_id = $1")
         .bind(job.client_id)
         .fetch_one(ctx.db)
@@ -317,10 +337,9 @@ async fn members_csv(
     )))
     .bind(job.client_id)
     .fetch(ctx.db);
-    let mut n = 0u64;
     while let Some(m) = rows.try_next().await? {
         let s = m.summary(since);
-        sink.record([
+        sink.row([
             m.id.to_string(),
             m.name.clone(),
             m.email.clone(),
@@ -335,12 +354,8 @@ async fn members_csv(
             m.favorite_category.clone().unwrap_or_default(),
         ])
         .await?;
-        n += 1;
-        if n.is_multiple_of(PROGRESS_EVERY) {
-            progress(ctx.db, job.id, n).await?;
-        }
     }
-    Ok(n)
+    Ok(())
 }
 
 async fn vouchers_csv(
@@ -348,7 +363,7 @@ async fn vouchers_csv(
     job: &ExportRow,
     tz: chrono_tz::Tz,
     sink: &mut CsvSink,
-) -> AppResult<u64> {
+) -> AppResult<()> {
     let status = job
         .params
         .0
@@ -387,9 +402,8 @@ async fn vouchers_csv(
     .bind(job.client_id)
     .bind(&status)
     .fetch(ctx.db);
-    let mut n = 0u64;
     while let Some(v) = rows.try_next().await? {
-        sink.record([
+        sink.row([
             v.id.to_string(),
             v.code.clone(),
             v.status.clone(),
@@ -402,12 +416,8 @@ async fn vouchers_csv(
             ts(v.revoked_at, tz),
         ])
         .await?;
-        n += 1;
-        if n.is_multiple_of(PROGRESS_EVERY) {
-            progress(ctx.db, job.id, n).await?;
-        }
     }
-    Ok(n)
+    Ok(())
 }
 
 async fn billing_csv(
@@ -415,12 +425,12 @@ async fn billing_csv(
     job: &ExportRow,
     tz: chrono_tz::Tz,
     sink: &mut CsvSink,
-) -> AppResult<u64> {
+) -> AppResult<()> {
     let month = Month::from_params(&job.params.0).ok_or_else(|| AppError::Unprocessable {
         code: "BAD_EXPORT",
         message: "a billing export needs a month and a year".into(),
     })?;
-    let all = billing::billable(ctx.db, ctx.ch, job.client_id, tz, month).await?;
+    let all = billing::billable(ctx.db, ctx.ch, job.client_id, month).await?;
     set_total(ctx.db, job.id, all.len() as i64).await?;
     sink.record([
         "id",
@@ -433,9 +443,8 @@ async fn billing_csv(
         "lastActiveAt",
     ])
     .await?;
-    let mut n = 0u64;
     for m in &all {
-        sink.record([
+        sink.row([
             m.id.to_string(),
             m.name.clone(),
             m.email.clone(),
@@ -446,12 +455,8 @@ async fn billing_csv(
             ts(Some(m.last_active_at), tz),
         ])
         .await?;
-        n += 1;
-        if n.is_multiple_of(PROGRESS_EVERY) {
-            progress(ctx.db, job.id, n).await?;
-        }
     }
-    Ok(n)
+    Ok(())
 }
 
 /// Deletes files of expired exports (rows stay 7 days more so downloads answer 410, not 404),

@@ -54,7 +54,7 @@ pub async fn report(
     let tz = clients::get(&st.db, s.client_id).await?.tz();
     let today = Utc::now().with_timezone(&tz).date_naive();
     let m = Month::parse(month.as_deref(), year.as_deref(), today)?;
-    let all = billing::billable(&st.db, &st.ch, s.client_id, tz, m).await?;
+    let all = billing::billable(&st.db, &st.ch, s.client_id, m).await?;
     let total = all.len();
     let members = all
         .into_iter()
