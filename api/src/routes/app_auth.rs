@@ -192,8 +192,8 @@ pub async fn login(
         }
     }
     let found = members::find_for_login(&st.db, c.client_id, &email).await?;
-    let ok_pw = verify_password(b.password, found.as_ref().map(|(_, h)| h.clone())).await;
-    let Some((member_id, _)) = found.filter(|_| ok_pw) else {
+    let ok_pw = verify_password(b.password, found.as_ref().map(|l| l.password_hash.clone())).await;
+    let Some(m) = found.filter(|_| ok_pw).map(|l| l.member) else {
         let w = st
             .throttle
             .hit(&throttle::LOGIN_PER_EMAIL, &subject)
@@ -207,12 +207,12 @@ pub async fn login(
     st.throttle
         .reset(&throttle::LOGIN_PER_EMAIL, &subject)
         .await?;
+    let member_id = m.id;
     let refresh_token =
         sessions::issue_new(&st.db, c.client_id, sessions::Subject::Member(member_id)).await?;
     let (access_token, expires_in) =
         st.jwt
             .issue(TokenType::Member, member_id, c.client_id, None)?;
-    let m = members::get(&st.db, c.client_id, member_id).await?;
     let entry = audit::Entry::new(c.client_id, audit::Actor::Member(member_id), "member.login")
         .email(&m.email)
         .origin(client_ip(req), request_id(depot));

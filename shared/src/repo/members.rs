@@ -78,9 +78,27 @@ impl MemberRow {
     }
 }
 
-pub const SELECT: &str = "SELECT m.id, m.client_id, m.email, m.name, m.registered_at, v.code AS voucher_code,
-        m.first_active_at, m.last_active_at, m.watch_seconds, m.class_views, m.active_days, m.favorite_category
-    FROM members m LEFT JOIN vouchers v ON v.id = m.voucher_id AND v.client_id = m.client_id";
+macro_rules! member_columns {
+    () => {
+        "m.id, m.client_id, m.email, m.name, m.registered_at, v.code AS voucher_code,
+        m.first_active_at, m.last_active_at, m.watch_seconds, m.class_views, m.active_days, m.favorite_category"
+    };
+}
+macro_rules! member_from {
+    () => {
+        "FROM members m LEFT JOIN vouchers v ON v.id = m.voucher_id AND v.client_id = m.client_id"
+    };
+}
+
+pub const SELECT: &str = concat!("SELECT ", member_columns!(), "\n    ", member_from!());
+
+/// A member row with its password hash, for login.
+#[derive(Debug, Clone, FromRow)]
+pub struct LoginRow {
+    #[sqlx(flatten)]
+    pub member: MemberRow,
+    pub password_hash: String,
+}
 
 pub struct Registration<'a> {
     pub client_id: Uuid,
@@ -201,19 +219,23 @@ pub async fn register(
     Ok((get(pool, r.client_id, id).await?, refresh))
 }
 
-/// Member login lookup within the key's client.
+/// Member login lookup within the key's client: the member and its password hash, in one query.
 pub async fn find_for_login(
     pool: &PgPool,
     client_id: Uuid,
     email: &str,
-) -> AppResult<Option<(Uuid, String)>> {
-    Ok(
-        sqlx::query_as("SELECT id, password_hash FROM members WHERE client_id = $1 AND email = $2")
-            .bind(client_id)
-            .bind(email)
-            .fetch_optional(pool)
-            .await?,
-    )
+) -> AppResult<Option<LoginRow>> {
+    Ok(sqlx::query_as::<_, LoginRow>(concat!(
+        "SELECT ",
+        member_columns!(),
+        ", m.password_hash ",
+        member_from!(),
+        " WHERE m.client_id = $1 AND m.email = $2"
+    ))
+    .bind(client_id)
+    .bind(email)
+    .fetch_optional(pool)
+    .await?)
 }
 
 pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<MemberRow> {

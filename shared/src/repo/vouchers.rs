@@ -16,9 +16,14 @@ pub const CODE_LEN: usize = 8;
 pub const MAX_QUANTITY: i64 = 500;
 pub const MAX_PREFIX: usize = 16;
 
+macro_rules! status_sql {
+    () => {
+        "CASE WHEN v.status = 'active' AND v.expires_at <= now() THEN 'expired' ELSE v.status END"
+    };
+}
+
 /// `status` as the API shows it: `expired` follows from `expires_at` at read time.
-pub const STATUS_SQL: &str =
-    "CASE WHEN v.status = 'active' AND v.expires_at <= now() THEN 'expired' ELSE v.status END";
+pub const STATUS_SQL: &str = status_sql!();
 
 #[derive(Debug, Clone, FromRow, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -36,11 +41,15 @@ pub struct Voucher {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-pub const SELECT: &str = "SELECT v.id, v.code,
-        CASE WHEN v.status = 'active' AND v.expires_at <= now() THEN 'expired' ELSE v.status END AS status,
+pub const SELECT: &str = concat!(
+    "SELECT v.id, v.code,
+        ",
+    status_sql!(),
+    " AS status,
         v.batch_id, v.expires_at, v.created_at, v.redeemed_at,
         m.id AS redeemed_by_id, m.name AS redeemed_by_name, m.email AS redeemed_by_email, v.revoked_at
-    FROM vouchers v LEFT JOIN members m ON m.id = v.redeemed_by AND m.client_id = v.client_id";
+    FROM vouchers v LEFT JOIN members m ON m.id = v.redeemed_by AND m.client_id = v.client_id"
+);
 
 /// A validated generation request.
 #[derive(Debug, Clone, PartialEq, Eq)]
