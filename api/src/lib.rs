@@ -225,7 +225,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let grace = state.config.shutdown_timeout;
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutdown signal received; finishing requests in flight");
+        tracing::info!(grace_secs = grace.as_secs(), "finishing requests in flight");
         handle.stop_graceful(grace);
     });
     server.serve(service(state)).await;
