@@ -469,6 +469,35 @@ impl TestApp {
         }
     }
 
+    /// The real `portal-worker` process (built beside the running test or bench binary) with this
+    /// app's configuration, warnings-only logs and `extra` variables.
+    pub fn worker_process(&self, extra: &[(&str, &str)]) -> tokio::process::Child {
+        let exe = std::env::current_exe().unwrap();
+        // Benches run from target/<profile>/, tests from target/<profile>/deps/.
+        let bin = exe
+            .ancestors()
+            .skip(1)
+            .take(2)
+            .map(|d| d.join("portal-worker"))
+            .find(|b| b.exists())
+            .unwrap_or_else(|| {
+                panic!(
+                    "portal-worker is missing beside {}: build it first (scripts/test.sh runs `cargo build --bins`)",
+                    exe.display()
+                )
+            });
+        tokio::process::Command::new(bin)
+            .env_clear()
+            .envs(self.vars.iter())
+            .env("RUST_LOG", "warn")
+            .envs(extra.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+
     pub async fn worker(&self) -> RunningWorker {
         self.worker_with(|_| {}).await
     }
@@ -598,17 +627,9 @@ impl TestApp {
         events: Vec<portal_shared::events::WatchEvent>,
     ) {
         use apalis::prelude::TaskSink;
-        let cfg = self.config();
-        let mut storage = portal_shared::jobs::storage::<portal_shared::events::WatchBatch>(
-            self.state.redis.clone(),
-            portal_shared::jobs::queue_config(
-                &cfg.redis_namespace,
-                portal_shared::events::EVENTS_QUEUE,
-                cfg.worker_heartbeat,
-                cfg.worker_missed_heartbeats,
-            ),
-        );
-        storage
+        self.state
+            .events
+            .clone()
             .push(portal_shared::events::WatchBatch {
                 batch_id: Uuid::now_v7(),
                 client_id,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use portal_shared::storage::Storage;
-use portal_tests::{bearer, s3_vars, TestApp};
+use portal_tests::{bearer, TestApp};
 use sqlx::Connection;
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     if std::env::var("BENCH_S3").as_deref() != Ok("0") {
         runs.push((
             "S3-compatible store",
-            measure(TestApp::spawn_with(s3_vars).await, rows).await?,
+            measure(TestApp::spawn_s3().await, rows).await?,
         ));
     }
     println!();
@@ -105,18 +105,7 @@ async fn measure(app: TestApp, rows: i64) -> anyhow::Result<Measured> {
     let copy = started.elapsed();
 
     // The product: the worker process builds the export.
-    let bin = std::env::current_exe()?
-        .parent()
-        .unwrap()
-        .join("portal-worker");
-    let mut child = tokio::process::Command::new(&bin)
-        .env_clear()
-        .envs(app.vars.iter())
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
+    let mut child = app.worker_process(&[]);
     let pid = child.id().unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rss = peak_rss_kib(pid).unwrap_or(0);

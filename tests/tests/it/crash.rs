@@ -3,7 +3,6 @@
 //! it, and a large claim (split into parallel chunks) resuming an interrupted one. Nothing is lost
 //! and nothing is counted twice.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use apalis::prelude::TaskSink;
@@ -13,18 +12,6 @@ use portal_tests::{event, TestApp, LANDED};
 use serde_json::json;
 use uuid::Uuid;
 
-fn worker_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let bin = dir.join("portal-worker");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (scripts/test.sh runs `cargo build --bins`)",
-        bin.display()
-    );
-    bin
-}
-
 /// A worker that beats every second and counts as dead after two missed beats, so another one
 /// re-queues its tasks within seconds.
 const QUICK_HEARTBEAT: [(&str, &str); 2] = [
@@ -32,20 +19,10 @@ const QUICK_HEARTBEAT: [(&str, &str); 2] = [
     ("WORKER_MISSED_HEARTBEATS", "2"),
 ];
 
-/// The real `portal-worker` process with the app's configuration, [`QUICK_HEARTBEAT`] and `extra`
-/// variables.
+/// The real `portal-worker` process with [`QUICK_HEARTBEAT`] and `extra` variables.
 fn worker_process(app: &TestApp, extra: &[(&str, &str)]) -> tokio::process::Child {
-    tokio::process::Command::new(worker_binary())
-        .env_clear()
-        .envs(app.vars.iter())
-        .envs(QUICK_HEARTBEAT.iter().copied())
-        .env("RUST_LOG", "warn")
-        .envs(extra.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
+    let vars: Vec<(&str, &str)> = QUICK_HEARTBEAT.iter().chain(extra).copied().collect();
+    app.worker_process(&vars)
 }
 
 #[tokio::test]
@@ -167,17 +144,7 @@ async fn a_flush_interrupted_after_the_clickhouse_insert_is_finished_without_dup
     }
     insert.end().await.unwrap();
     // The task is redelivered.
-    let cfg = app.config();
-    let mut storage = portal_shared::jobs::storage::<WatchBatch>(
-        app.state.redis.clone(),
-        portal_shared::jobs::queue_config(
-            &cfg.redis_namespace,
-            events::EVENTS_QUEUE,
-            cfg.worker_heartbeat,
-            cfg.worker_missed_heartbeats,
-        ),
-    );
-    storage.push(batch.clone()).await.unwrap();
+    app.state.events.clone().push(batch.clone()).await.unwrap();
     let worker = app.worker().await;
     assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 3, 20).await, 3);
     let rows: u64 = app
@@ -200,7 +167,7 @@ async fn a_flush_interrupted_after_the_clickhouse_insert_is_finished_without_dup
         .unwrap();
     assert_eq!(views, 3);
     // A second redelivery (e.g. the ack was lost) changes nothing.
-    storage.push(batch).await.unwrap();
+    app.state.events.clone().push(batch).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let views: i64 = sqlx::query_scalar("SELECT class_views FROM members WHERE id = $1")
         .bind(member)

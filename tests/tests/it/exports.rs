@@ -480,16 +480,7 @@ async fn an_export_that_cannot_succeed_fails_readably_and_an_interrupted_one_is_
     .execute(&app.db)
     .await
     .unwrap();
-    let cfg = app.config();
-    let mut q = portal_shared::jobs::storage::<portal_shared::exports::ExportJob>(
-        app.state.redis.clone(),
-        portal_shared::jobs::queue_config(
-            &cfg.redis_namespace,
-            portal_shared::exports::EXPORTS_QUEUE,
-            cfg.worker_heartbeat,
-            cfg.worker_missed_heartbeats,
-        ),
-    );
+    let mut q = app.state.exports.clone();
     use apalis::prelude::TaskSink;
     q.push(portal_shared::exports::ExportJob { job_id: bad.id })
         .await
