@@ -338,6 +338,108 @@ async fn claim_chunk(pool: &PgPool, keyed: &[(Uuid, Uuid, Uuid)]) -> AppResult<C
     Ok(c)
 }
 
+/// What one landing did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Flushed {
+    pub rows_inserted: usize,
+    pub events_counted: usize,
+}
+
+/// Lands `pending` events exactly once: claim their receipts, insert what ClickHouse does not
+/// hold yet, recompute the touched members' profiles, then record the batches landed and count
+/// them (see `worker/src/events.rs`). Safe to repeat: every step is idempotent.
+pub async fn land_pending(
+    db: &PgPool,
+    ch: &crate::ch::ClickHouse,
+    pending: &[Pending],
+) -> AppResult<Flushed> {
+    if pending.is_empty() {
+        return Ok(Flushed::default());
+    }
+    let t0 = std::time::Instant::now();
+    // 1. Claim.
+    let claimed = claim(db, pending).await?;
+    let t_claim = t0.elapsed();
+    // 2. Insert what is not in ClickHouse yet.
+    let mut already: HashSet<(Uuid, Uuid)> = HashSet::new();
+    if !claimed.resumed.is_empty() {
+        let mut by_client: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for (c, e) in &claimed.resumed {
+            by_client.entry(*c).or_default().push(*e);
+        }
+        for (c, ids) in by_client {
+            for chunk in ids.chunks(5000) {
+                for e in crate::analytics::existing_events(ch, c, chunk).await? {
+                    already.insert((c, e));
+                }
+            }
+        }
+    }
+    let mut owned: Vec<(&Uuid, &ChEvent)> = Vec::with_capacity(pending.len());
+    let mut seen = HashSet::with_capacity(pending.len());
+    for p in pending {
+        let key = (p.row.client_id, p.row.event_id);
+        if (claimed.fresh.contains(&key) || claimed.resumed.contains(&key)) && seen.insert(key) {
+            owned.push((&p.batch_id, &p.row));
+        }
+    }
+    let to_insert: Vec<&ChEvent> = owned
+        .iter()
+        .map(|(_, r)| *r)
+        .filter(|r| !already.contains(&(r.client_id, r.event_id)))
+        .collect();
+    if !to_insert.is_empty() {
+        let mut insert = ch.client.insert::<ChEvent>("watch_events").await?;
+        for r in &to_insert {
+            insert.write(r).await?;
+        }
+        insert.end().await?;
+    }
+    let t_insert = t0.elapsed();
+    // 3. Derived member profile fields, from what ClickHouse now holds.
+    let mut members_by_client: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
+    for (_, r) in &owned {
+        members_by_client
+            .entry(r.client_id)
+            .or_default()
+            .insert(r.member_id);
+    }
+    let mut profiles = Vec::new();
+    for (client, members) in members_by_client {
+        let members: Vec<Uuid> = members.into_iter().collect();
+        for chunk in members.chunks(5000) {
+            for (member_id, active_days, favorite_category) in
+                crate::analytics::member_profiles(ch, client, chunk).await?
+            {
+                profiles.push(Profile {
+                    client_id: client,
+                    member_id,
+                    active_days,
+                    favorite_category,
+                });
+            }
+        }
+    }
+    let t_profiles = t0.elapsed();
+    // 4. Land and count, with the profiles, in one transaction.
+    let counted = land(db, &owned, &profiles).await?;
+    let t_land = t0.elapsed();
+    metrics::histogram!("portal_events_flush_seconds").record(t_land.as_secs_f64());
+    tracing::debug!(
+        rows = pending.len(),
+        claim_ms = t_claim.as_millis() as u64,
+        insert_ms = (t_insert - t_claim).as_millis() as u64,
+        profiles_ms = (t_profiles - t_insert).as_millis() as u64,
+        land_ms = (t_land - t_profiles).as_millis() as u64,
+        "flush timings"
+    );
+    tracing::debug!(rows = to_insert.len(), counted, at = %Utc::now(), "watch events landed");
+    Ok(Flushed {
+        rows_inserted: to_insert.len(),
+        events_counted: counted,
+    })
+}
+
 /// Active days and favourite category of a member, recomputed from ClickHouse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {

@@ -2,7 +2,8 @@
 //! buffer and waits; the flusher lands the buffer when it holds `EVENTS_FLUSH_ROWS` rows or its
 //! oldest row has waited `EVENTS_FLUSH_MS`, then answers every waiting task. A task is
 //! acknowledged only after its events are in ClickHouse and counted in Postgres, so a crash at any
-//! point leaves it on the queue, and the receipt ledger makes the retry count nothing twice:
+//! point leaves it on the queue, and the receipt ledger makes the retry count nothing twice
+//! (`portal_shared::events::land_pending`, which the demo seed uses too):
 //!
 //! 1. claim: insert receipts (first claim of an event wins; a redelivered batch resumes its own
 //!    pending receipts);
@@ -19,11 +20,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use apalis::prelude::*;
-use chrono::Utc;
 use moka::future::Cache;
-use portal_shared::analytics;
 use portal_shared::error::AppError;
-use portal_shared::events::{self, ChEvent, Pending, WatchBatch};
+use portal_shared::events::{self, ChEvent, Flushed, Pending, WatchBatch};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
@@ -35,13 +34,6 @@ type Reply = oneshot::Sender<Result<usize, String>>;
 #[derive(Clone)]
 pub struct Ingest {
     tx: mpsc::Sender<(WatchBatch, Reply)>,
-}
-
-/// What one flush did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Flushed {
-    pub rows_inserted: usize,
-    pub events_counted: usize,
 }
 
 pub fn start(
@@ -228,86 +220,5 @@ pub async fn flush(
         return Ok(Flushed::default());
     }
 
-    let t0 = std::time::Instant::now();
-    // 1. Claim.
-    let claim = events::claim(&state.db, &pending).await?;
-    let t_claim = t0.elapsed();
-    // 2. Insert what is not in ClickHouse yet.
-    let mut already: HashSet<(Uuid, Uuid)> = HashSet::new();
-    if !claim.resumed.is_empty() {
-        let mut by_client: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-        for (c, e) in &claim.resumed {
-            by_client.entry(*c).or_default().push(*e);
-        }
-        for (c, ids) in by_client {
-            for chunk in ids.chunks(5000) {
-                for e in analytics::existing_events(&state.ch, c, chunk).await? {
-                    already.insert((c, e));
-                }
-            }
-        }
-    }
-    let mut owned: Vec<(&Uuid, &ChEvent)> = Vec::with_capacity(pending.len());
-    let mut seen = HashSet::with_capacity(pending.len());
-    for p in &pending {
-        let key = (p.row.client_id, p.row.event_id);
-        if (claim.fresh.contains(&key) || claim.resumed.contains(&key)) && seen.insert(key) {
-            owned.push((&p.batch_id, &p.row));
-        }
-    }
-    let to_insert: Vec<&ChEvent> = owned
-        .iter()
-        .map(|(_, r)| *r)
-        .filter(|r| !already.contains(&(r.client_id, r.event_id)))
-        .collect();
-    if !to_insert.is_empty() {
-        let mut insert = state.ch.client.insert::<ChEvent>("watch_events").await?;
-        for r in &to_insert {
-            insert.write(r).await?;
-        }
-        insert.end().await?;
-    }
-    let t_insert = t0.elapsed();
-    // 3. Derived member profile fields, from what ClickHouse now holds.
-    let mut members_by_client: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
-    for (_, r) in &owned {
-        members_by_client
-            .entry(r.client_id)
-            .or_default()
-            .insert(r.member_id);
-    }
-    let mut profiles = Vec::new();
-    for (client, members) in members_by_client {
-        let members: Vec<Uuid> = members.into_iter().collect();
-        for chunk in members.chunks(5000) {
-            for (member_id, active_days, favorite_category) in
-                analytics::member_profiles(&state.ch, client, chunk).await?
-            {
-                profiles.push(events::Profile {
-                    client_id: client,
-                    member_id,
-                    active_days,
-                    favorite_category,
-                });
-            }
-        }
-    }
-    let t_profiles = t0.elapsed();
-    // 4. Land and count, with the profiles, in one transaction.
-    let counted = events::land(&state.db, &owned, &profiles).await?;
-    let t_land = t0.elapsed();
-    metrics::histogram!("portal_events_flush_seconds").record(t_land.as_secs_f64());
-    tracing::debug!(
-        rows = pending.len(),
-        claim_ms = t_claim.as_millis() as u64,
-        insert_ms = (t_insert - t_claim).as_millis() as u64,
-        profiles_ms = (t_profiles - t_insert).as_millis() as u64,
-        land_ms = (t_land - t_profiles).as_millis() as u64,
-        "flush timings"
-    );
-    tracing::debug!(rows = to_insert.len(), counted, at = %Utc::now(), "watch events landed");
-    Ok(Flushed {
-        rows_inserted: to_insert.len(),
-        events_counted: counted,
-    })
+    events::land_pending(&state.db, &state.ch, &pending).await
 }

@@ -7,9 +7,8 @@
 //! only accepts events from the last 30 days.
 
 use chrono::{Duration, Utc};
-use portal_shared::analytics;
 use portal_shared::ch::ClickHouse;
-use portal_shared::events::{self, ChEvent, Pending, Profile};
+use portal_shared::events::{self, ChEvent, Pending};
 use portal_shared::repo::clients::Client;
 use portal_shared::repo::{audit, members, products, strings, vouchers};
 use uuid::Uuid;
@@ -218,35 +217,10 @@ pub async fn ensure(ctx: &Ctx, client: &Client, report: &mut Report) -> CliResul
         chunks.push(&pending[start..end]);
         start = end;
     }
+    // Through the worker's own landing (claim, insert, profiles, count), a chunk at a time.
     for chunk in chunks {
-        events::claim(&ctx.pool, chunk).await?;
-        let mut insert = ch
-            .client
-            .insert::<ChEvent>("watch_events")
-            .await
-            .map_err(portal_shared::AppError::from)?;
-        for p in chunk {
-            insert
-                .write(&p.row)
-                .await
-                .map_err(portal_shared::AppError::from)?;
-        }
-        insert.end().await.map_err(portal_shared::AppError::from)?;
-        let rows: Vec<(&Uuid, &ChEvent)> = chunk.iter().map(|p| (&p.batch_id, &p.row)).collect();
-        events::land(&ctx.pool, &rows, &[]).await?;
+        events::land_pending(&ctx.pool, &ch, chunk).await?;
     }
-    let ids: Vec<Uuid> = member_ids.iter().map(|(id, _)| *id).collect();
-    let profiles: Vec<Profile> = analytics::member_profiles(&ch, client.id, &ids)
-        .await?
-        .into_iter()
-        .map(|(member_id, active_days, favorite_category)| Profile {
-            client_id: client.id,
-            member_id,
-            active_days,
-            favorite_category,
-        })
-        .collect();
-    events::land(&ctx.pool, &[], &profiles).await?;
     report.note(format!(
         "activity: {MEMBERS} members, {} vouchers, 6 products, 2 content strings, {} watch events over {DAYS} days",
         MEMBERS + 20,
