@@ -69,6 +69,57 @@ pub fn rate_headers(res: &mut Response, w: &portal_shared::throttle::Window) {
         .ok();
 }
 
+/// The caller's address as the login throttles key it.
+pub fn address(req: &Request) -> String {
+    client_ip(req)
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Refuses a login (429 with `Retry-After`) while its subject (the email) or its address has failed
+/// too often; sets the rate-limit headers of the subject's window. `kind` labels the metric.
+pub async fn login_allowed(
+    st: &crate::state::AppState,
+    res: &mut Response,
+    kind: &'static str,
+    subject: &str,
+    addr: &str,
+) -> crate::error::ApiResult<()> {
+    use portal_shared::throttle;
+    let by_subject = st
+        .throttle
+        .peek(&throttle::LOGIN_PER_EMAIL, subject)
+        .await?;
+    let by_addr = st.throttle.peek(&throttle::LOGIN_PER_ADDRESS, addr).await?;
+    rate_headers(res, &by_subject);
+    for w in [by_subject, by_addr] {
+        if w.exceeded() {
+            metrics::counter!("portal_logins_total", "kind" => kind, "outcome" => "throttled")
+                .increment(1);
+            return Err(w
+                .into_error("too many failed logins; try again later")
+                .into());
+        }
+    }
+    Ok(())
+}
+
+/// Counts a failed login against its subject and its address, with the rate-limit headers.
+pub async fn login_failed(
+    st: &crate::state::AppState,
+    res: &mut Response,
+    kind: &'static str,
+    subject: &str,
+    addr: &str,
+) -> crate::error::ApiResult<()> {
+    use portal_shared::throttle;
+    let w = st.throttle.hit(&throttle::LOGIN_PER_EMAIL, subject).await?;
+    st.throttle.hit(&throttle::LOGIN_PER_ADDRESS, addr).await?;
+    rate_headers(res, &w);
+    metrics::counter!("portal_logins_total", "kind" => kind, "outcome" => "failed").increment(1);
+    Ok(())
+}
+
 /// The answer to a refused refresh token (staff or member). A reused token has revoked its family:
 /// that is logged and audited before the 401.
 pub async fn refresh_refused(

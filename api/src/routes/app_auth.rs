@@ -13,13 +13,10 @@ use uuid::Uuid;
 
 use crate::envelope::{ok, Envelope};
 use crate::error::ApiResult;
-use crate::middleware::{app_client, client_ip, rate_headers, refresh_refused, request_id, state};
-
-fn address(req: &Request) -> String {
-    client_ip(req)
-        .map(|i| i.to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
+use crate::middleware::{
+    address, app_client, client_ip, login_allowed, login_failed, rate_headers, refresh_refused,
+    request_id, state,
+};
 
 #[derive(Deserialize, ToSchema)]
 #[salvo(schema(example = json!({"code": "STUDIO-7K3M9Q2X"})))]
@@ -175,33 +172,11 @@ pub async fn login(
     }
     let subject = format!("{}:{email}", c.client_id);
     let addr = address(req);
-    let by_email = st
-        .throttle
-        .peek(&throttle::LOGIN_PER_EMAIL, &subject)
-        .await?;
-    let by_addr = st
-        .throttle
-        .peek(&throttle::LOGIN_PER_ADDRESS, &addr)
-        .await?;
-    rate_headers(res, &by_email);
-    for w in [by_email, by_addr] {
-        if w.exceeded() {
-            return Err(w
-                .into_error("too many failed logins; try again later")
-                .into());
-        }
-    }
+    login_allowed(&st, res, "member", &subject, &addr).await?;
     let found = members::find_for_login(&st.db, c.client_id, &email).await?;
     let ok_pw = verify_password(b.password, found.as_ref().map(|l| l.password_hash.clone())).await;
     let Some(m) = found.filter(|_| ok_pw).map(|l| l.member) else {
-        let w = st
-            .throttle
-            .hit(&throttle::LOGIN_PER_EMAIL, &subject)
-            .await?;
-        st.throttle.hit(&throttle::LOGIN_PER_ADDRESS, &addr).await?;
-        rate_headers(res, &w);
-        metrics::counter!("portal_logins_total", "kind" => "member", "outcome" => "failed")
-            .increment(1);
+        login_failed(&st, res, "member", &subject, &addr).await?;
         return Err(AppError::unauthorized("email or password is incorrect").into());
     };
     st.throttle

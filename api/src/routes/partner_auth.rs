@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 use crate::envelope::{ok, Envelope};
 use crate::error::ApiResult;
-use crate::middleware::{client_ip, rate_headers, refresh_refused, request_id, staff, state};
+use crate::middleware::{
+    address, client_ip, login_allowed, login_failed, refresh_refused, request_id, staff, state,
+};
 
 #[derive(Deserialize, ToSchema)]
 #[salvo(schema(example = json!({"email": "admin@studio-north.example", "password": "correct horse battery"})))]
@@ -115,24 +117,8 @@ pub async fn login(
         return Err(AppError::validation("password", "must be 1 to 1024 bytes").into());
     }
     let ip = client_ip(req);
-    let addr = ip
-        .map(|i| i.to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let by_email = st.throttle.peek(&throttle::LOGIN_PER_EMAIL, &email).await?;
-    let by_addr = st
-        .throttle
-        .peek(&throttle::LOGIN_PER_ADDRESS, &addr)
-        .await?;
-    rate_headers(res, &by_email);
-    for w in [by_email, by_addr] {
-        if w.exceeded() {
-            metrics::counter!("portal_logins_total", "kind" => "staff", "outcome" => "throttled")
-                .increment(1);
-            return Err(w
-                .into_error("too many failed logins; try again later")
-                .into());
-        }
-    }
+    let addr = address(req);
+    login_allowed(&st, res, "staff", &email, &addr).await?;
 
     let found = staff_repo::find_for_login(&st.db, &email).await?;
     let verified = portal_shared::auth::verify_password(
@@ -143,9 +129,7 @@ pub async fn login(
     let account = match found {
         Some(s) if verified && s.active => s,
         other => {
-            let after = st.throttle.hit(&throttle::LOGIN_PER_EMAIL, &email).await?;
-            st.throttle.hit(&throttle::LOGIN_PER_ADDRESS, &addr).await?;
-            rate_headers(res, &after);
+            login_failed(&st, res, "staff", &email, &addr).await?;
             if let Some(s) = other {
                 let entry =
                     audit::Entry::new(s.client_id, audit::Actor::Staff(s.id), "auth.login_failed")
@@ -153,8 +137,6 @@ pub async fn login(
                         .origin(ip, request_id(depot));
                 audit::record(&st.db, &entry).await?;
             }
-            metrics::counter!("portal_logins_total", "kind" => "staff", "outcome" => "failed")
-                .increment(1);
             return Err(AppError::unauthorized("email or password is incorrect").into());
         }
     };
