@@ -60,23 +60,11 @@ impl AppState {
                 tracing::warn!("clickhouse did not answer at start-up; row validation stays off")
             }
         }
-        let events = jobs::storage(
+        let events = jobs::queue(redis.clone(), &config, portal_shared::events::EVENTS_QUEUE);
+        let exports = jobs::queue(
             redis.clone(),
-            jobs::queue_config(
-                &config.redis_namespace,
-                portal_shared::events::EVENTS_QUEUE,
-                config.worker_heartbeat,
-                config.worker_missed_heartbeats,
-            ),
-        );
-        let exports = jobs::storage(
-            redis.clone(),
-            jobs::queue_config(
-                &config.redis_namespace,
-                portal_shared::exports::EXPORTS_QUEUE,
-                config.worker_heartbeat,
-                config.worker_missed_heartbeats,
-            ),
+            &config,
+            portal_shared::exports::EXPORTS_QUEUE,
         );
         let storage = portal_shared::storage::Storage::from_config(&config)?;
         if let Err(e) = storage.check().await {

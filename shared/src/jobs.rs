@@ -7,6 +7,8 @@ use apalis_redis::{Config as QueueConfig, RedisStorage};
 use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
 use sqlx::PgPool;
 
 use crate::error::AppResult;
@@ -34,7 +36,7 @@ pub fn redis_lazy(url: &str) -> redis::RedisResult<ConnectionManager> {
 }
 
 /// Queue settings shared by producers and consumers of one queue.
-pub fn queue_config(
+fn queue_config(
     namespace: &str,
     queue: &str,
     heartbeat: Duration,
@@ -53,6 +55,20 @@ pub fn queue_config(
 
 pub fn storage<T>(conn: ConnectionManager, config: QueueConfig) -> RedisStorage<T> {
     RedisStorage::new(conn).with_config(config)
+}
+
+/// Queue `name` as every producer and consumer of this deployment opens it (namespace and
+/// heartbeat settings from the configuration).
+pub fn queue<T>(conn: ConnectionManager, config: &Config, name: &str) -> RedisStorage<T> {
+    storage(
+        conn,
+        queue_config(
+            &config.redis_namespace,
+            name,
+            config.worker_heartbeat,
+            config.worker_missed_heartbeats,
+        ),
+    )
 }
 
 /// Periodic clean-up: expired refresh tokens (kept 7 days past expiry for reuse detection) and

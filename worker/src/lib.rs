@@ -184,13 +184,8 @@ async fn export(
 
 /// Enqueues housekeeping every `every` (every worker does; the job is idempotent and cheap).
 async fn schedule_housekeeping(state: WorkerState, every: Duration) {
-    let config = jobs::queue_config(
-        &state.config.redis_namespace,
-        HOUSEKEEPING_QUEUE,
-        state.config.worker_heartbeat,
-        state.config.worker_missed_heartbeats,
-    );
-    let mut storage = jobs::storage::<Housekeeping>(state.redis.clone(), config);
+    let mut storage =
+        jobs::queue::<Housekeeping>(state.redis.clone(), &state.config, HOUSEKEEPING_QUEUE);
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
@@ -219,33 +214,18 @@ where
         Duration::from_secs(3600),
     ));
 
-    let housekeeping_storage = jobs::storage::<Housekeeping>(
-        state.redis.clone(),
-        jobs::queue_config(
-            &cfg.redis_namespace,
-            HOUSEKEEPING_QUEUE,
-            cfg.worker_heartbeat,
-            cfg.worker_missed_heartbeats,
-        ),
-    );
+    let housekeeping_storage =
+        jobs::queue::<Housekeeping>(state.redis.clone(), &cfg, HOUSEKEEPING_QUEUE);
     let (ingest, flusher) = events::start(state.clone(), stop_rx.clone());
-    let events_storage = jobs::storage::<portal_shared::events::WatchBatch>(
+    let events_storage = jobs::queue::<portal_shared::events::WatchBatch>(
         state.redis.clone(),
-        jobs::queue_config(
-            &cfg.redis_namespace,
-            portal_shared::events::EVENTS_QUEUE,
-            cfg.worker_heartbeat,
-            cfg.worker_missed_heartbeats,
-        ),
+        &cfg,
+        portal_shared::events::EVENTS_QUEUE,
     );
-    let exports_storage = jobs::storage::<portal_shared::exports::ExportJob>(
+    let exports_storage = jobs::queue::<portal_shared::exports::ExportJob>(
         state.redis.clone(),
-        jobs::queue_config(
-            &cfg.redis_namespace,
-            portal_shared::exports::EXPORTS_QUEUE,
-            cfg.worker_heartbeat,
-            cfg.worker_missed_heartbeats,
-        ),
+        &cfg,
+        portal_shared::exports::EXPORTS_QUEUE,
     );
     let id = worker_id("housekeeping");
     let events_id = worker_id("events");

@@ -35,15 +35,8 @@ async fn worker_processes_housekeeping_and_shuts_down_gracefully() {
     }));
 
     let cfg = app.config();
-    let mut storage = jobs::storage::<Housekeeping>(
-        app.state.redis.clone(),
-        jobs::queue_config(
-            &cfg.redis_namespace,
-            HOUSEKEEPING_QUEUE,
-            cfg.worker_heartbeat,
-            cfg.worker_missed_heartbeats,
-        ),
-    );
+    let mut storage =
+        jobs::queue::<Housekeeping>(app.state.redis.clone(), &cfg, HOUSEKEEPING_QUEUE);
     storage
         .push(Housekeeping {
             requested_at: chrono::Utc::now(),
