@@ -4,6 +4,7 @@
 pub mod envelope;
 pub mod error;
 pub mod middleware;
+pub mod params;
 pub mod routes;
 pub mod state;
 

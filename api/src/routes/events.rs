@@ -76,24 +76,17 @@ pub async fn ingest(
         events: unique,
     };
     let mut storage = st.events.clone();
-    match tokio::time::timeout(Duration::from_secs(3), storage.push(batch)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "could not queue watch events");
-            return Err(AppError::Unavailable {
-                dependency: "queue",
-                retry_after: 5,
-            }
-            .into());
+    let pushed = match tokio::time::timeout(Duration::from_secs(3), storage.push(batch)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("redis timed out".to_string()),
+    };
+    if let Err(e) = pushed {
+        tracing::warn!(error = %e, "could not queue watch events");
+        return Err(AppError::Unavailable {
+            dependency: "queue",
+            retry_after: 5,
         }
-        Err(_) => {
-            tracing::warn!("queueing watch events timed out");
-            return Err(AppError::Unavailable {
-                dependency: "queue",
-                retry_after: 5,
-            }
-            .into());
-        }
+        .into());
     }
     metrics::counter!("portal_events_ingested_total").increment(accepted as u64);
     res.status_code(StatusCode::ACCEPTED);

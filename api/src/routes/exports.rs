@@ -197,7 +197,7 @@ pub async fn billing_export(
 }
 
 fn job_id(raw: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(raw.trim()).map_err(|_| AppError::not_found("export"))
+    crate::params::path_id(raw, "export")
 }
 
 /// Poll an export job.

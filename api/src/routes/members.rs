@@ -66,12 +66,8 @@ pub async fn list(
     let s = staff(depot)?;
     let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
     let sort = members::parse_sort(sort.as_deref())?;
-    let search = search.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    if search.is_some_and(|s| s.chars().count() > 100) {
-        return Err(AppError::validation("search", "must be at most 100 characters").into());
-    }
     let filter = members::ListFilter {
-        search: search.map(str::to_string),
+        search: crate::params::search(search.as_deref())?,
         active: members::parse_status(status.as_deref())?,
     };
     let client = clients::get(&st.db, s.client_id).await?;
@@ -132,8 +128,7 @@ pub async fn detail(
             "historyPage ≥ 1 and historyLimit 1 to 100",
         )
     })?;
-    // A malformed id cannot name anyone's member: same answer as an unknown one.
-    let id = Uuid::parse_str(id.trim()).map_err(|_| AppError::not_found("member"))?;
+    let id = crate::params::path_id(&id, "member")?;
     let m = members::get(&st.db, s.client_id, id).await?;
     let client = clients::get(&st.db, s.client_id).await?;
     let since = members::active_since(client.tz(), Utc::now());

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{app_client, client_ip, request_id, staff, state};
+use crate::params;
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -86,7 +87,7 @@ pub struct ProductList {
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(raw.trim()).map_err(|_| AppError::not_found("product"))
+    params::path_id(raw, "product")
 }
 
 fn parse_featured(raw: Option<&str>) -> Result<Option<bool>, AppError> {
@@ -96,17 +97,6 @@ fn parse_featured(raw: Option<&str>) -> Result<Option<bool>, AppError> {
         Some("false") => Ok(Some(false)),
         Some(_) => Err(AppError::validation("featured", "must be true or false")),
     }
-}
-
-fn search_param(raw: Option<&str>) -> Result<Option<String>, AppError> {
-    let s = raw.map(str::trim).filter(|s| !s.is_empty());
-    if s.is_some_and(|s| s.chars().count() > 100) {
-        return Err(AppError::validation(
-            "search",
-            "must be at most 100 characters",
-        ));
-    }
-    Ok(s.map(str::to_string))
 }
 
 /// List products: `status`, `productType`, `search` (name or description), `featured`;
@@ -167,7 +157,7 @@ async fn list_page(
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_string),
-        search: search_param(q.search)?,
+        search: params::search(q.search)?,
         featured: parse_featured(q.featured)?,
     };
     let (rows, total) = products::list(db, client_id, &filter, order, p).await?;
