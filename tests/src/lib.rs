@@ -428,6 +428,27 @@ impl TestApp {
             .await
             .unwrap()
     }
+
+    /// Views counted in the member summaries of a client (all its members together).
+    pub async fn class_views(&self, client_id: Uuid) -> i64 {
+        self.count(
+            "SELECT COALESCE(sum(class_views), 0)::bigint FROM members WHERE client_id = $1",
+            client_id,
+        )
+        .await
+    }
+
+    /// Rows of a client in ClickHouse's `watch_events`.
+    pub async fn ch_rows(&self, client_id: Uuid) -> u64 {
+        self.state
+            .ch
+            .client
+            .query("SELECT count() FROM watch_events WHERE client_id = ?")
+            .bind(client_id.to_string())
+            .fetch_one()
+            .await
+            .unwrap()
+    }
 }
 
 /// A worker running in this process against the app's queues.
@@ -639,6 +660,15 @@ impl TestApp {
             })
             .await
             .unwrap();
+    }
+
+    /// `GET /partner/exports/{job}/download` as the holder of `token`.
+    pub async fn download_export(&self, token: &str, job: &str) -> Resp {
+        self.send(bearer(
+            self.get(&format!("/partner/exports/{job}/download")),
+            token,
+        ))
+        .await
     }
 
     /// Polls an export until it is completed or failed; returns its last status body.

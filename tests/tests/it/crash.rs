@@ -80,11 +80,7 @@ async fn tasks_of_a_killed_worker_are_processed_by_another_and_counted_once() {
         .await;
     assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 40, 30).await, 40);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let views: i64 = sqlx::query_scalar("SELECT class_views FROM members WHERE client_id = $1")
-        .bind(p.t.client_id)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let views = app.class_views(p.t.client_id).await;
     assert_eq!(views, 40);
     rescuer.stop().await.unwrap();
 }
@@ -147,33 +143,17 @@ async fn a_flush_interrupted_after_the_clickhouse_insert_is_finished_without_dup
     app.state.events.clone().push(batch.clone()).await.unwrap();
     let worker = app.worker().await;
     assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 3, 20).await, 3);
-    let rows: u64 = app
-        .state
-        .ch
-        .client
-        .query("SELECT count() FROM watch_events WHERE client_id = ?")
-        .bind(p.t.client_id.to_string())
-        .fetch_one()
-        .await
-        .unwrap();
+    let rows = app.ch_rows(p.t.client_id).await;
     assert_eq!(
         rows, 3,
         "the two rows already in ClickHouse were not inserted again"
     );
-    let views: i64 = sqlx::query_scalar("SELECT class_views FROM members WHERE id = $1")
-        .bind(member)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let views = app.class_views(p.t.client_id).await;
     assert_eq!(views, 3);
     // A second redelivery (e.g. the ack was lost) changes nothing.
     app.state.events.clone().push(batch).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let views: i64 = sqlx::query_scalar("SELECT class_views FROM members WHERE id = $1")
-        .bind(member)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let views = app.class_views(p.t.client_id).await;
     assert_eq!(views, 3);
     worker.stop().await.unwrap();
 }
@@ -237,12 +217,7 @@ async fn an_export_whose_worker_is_killed_mid_way_is_finished_by_another() {
         .await
         .unwrap();
     assert_eq!(attempts, 2, "built once by each worker");
-    let csv = app
-        .send(portal_tests::bearer(
-            app.get(&format!("/partner/exports/{job}/download")),
-            &p.admin,
-        ))
-        .await;
+    let csv = app.download_export(&p.admin, &job).await;
     csv.assert_status(200);
     let ids: Vec<String> = csv::Reader::from_reader(csv.text.as_bytes())
         .records()

@@ -129,21 +129,9 @@ async fn duplicates_are_counted_once_within_and_across_batches() {
     }
     assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 3, 20).await, 3);
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-    let views: i64 = sqlx::query_scalar("SELECT class_views FROM members WHERE client_id = $1")
-        .bind(p.t.client_id)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let views = app.class_views(p.t.client_id).await;
     assert_eq!(views, 3);
-    let ch_rows: u64 = app
-        .state
-        .ch
-        .client
-        .query("SELECT count() FROM watch_events WHERE client_id = ?")
-        .bind(p.t.client_id.to_string())
-        .fetch_one()
-        .await
-        .unwrap();
+    let ch_rows = app.ch_rows(p.t.client_id).await;
     assert_eq!(ch_rows, 3);
     worker.stop().await.unwrap();
 }
@@ -376,11 +364,7 @@ async fn events_wait_while_clickhouse_is_down_and_land_once_it_returns() {
     );
     proxy.restore();
     assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 5, 30).await, 5);
-    let views: i64 = sqlx::query_scalar("SELECT class_views FROM members WHERE client_id = $1")
-        .bind(p.t.client_id)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let views = app.class_views(p.t.client_id).await;
     assert_eq!(views, 5);
     worker.stop().await.unwrap();
 }
@@ -414,21 +398,9 @@ async fn two_workers_on_one_queue_count_each_event_once() {
         500
     );
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    let views: i64 = sqlx::query_scalar("SELECT class_views FROM members WHERE client_id = $1")
-        .bind(p.t.client_id)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let views = app.class_views(p.t.client_id).await;
     assert_eq!(views, 500);
-    let ch_rows: u64 = app
-        .state
-        .ch
-        .client
-        .query("SELECT count() FROM watch_events WHERE client_id = ?")
-        .bind(p.t.client_id.to_string())
-        .fetch_one()
-        .await
-        .unwrap();
+    let ch_rows = app.ch_rows(p.t.client_id).await;
     assert_eq!(ch_rows, 500);
     w1.stop().await.unwrap();
     w2.stop().await.unwrap();

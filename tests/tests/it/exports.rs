@@ -3,7 +3,7 @@
 use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
 use object_store::ObjectStoreExt;
 use portal_shared::storage::Storage;
-use portal_tests::{bearer, key, watch, TestApp, LANDED};
+use portal_tests::{bearer, watch, TestApp, LANDED};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -188,12 +188,9 @@ async fn members_export_lifecycle(app: TestApp) {
         ))
         .await;
     assert_eq!(s.body["data"]["status"], "queued");
-    app.send(bearer(
-        app.get(&format!("/partner/exports/{job}/download")),
-        &p.viewer,
-    ))
-    .await
-    .assert_error(409, "EXPORT_NOT_READY");
+    app.download_export(&p.viewer, &job)
+        .await
+        .assert_error(409, "EXPORT_NOT_READY");
     // Another partner cannot see it.
     let q = app.partner().await;
     app.send(bearer(
@@ -202,12 +199,9 @@ async fn members_export_lifecycle(app: TestApp) {
     ))
     .await
     .assert_error(404, "NOT_FOUND");
-    app.send(bearer(
-        app.get(&format!("/partner/exports/{job}/download")),
-        &q.admin,
-    ))
-    .await
-    .assert_error(404, "NOT_FOUND");
+    app.download_export(&q.admin, &job)
+        .await
+        .assert_error(404, "NOT_FOUND");
     // A worker takes it (running) but cannot read the members while a lock holds the table.
     let mut lock = app.db.begin().await.unwrap();
     sqlx::query("LOCK TABLE members IN ACCESS EXCLUSIVE MODE")
@@ -220,12 +214,9 @@ async fn members_export_lifecycle(app: TestApp) {
         .await;
     assert_eq!(running["status"], "running", "{running}");
     assert_eq!(running["rowsWritten"], 0);
-    app.send(bearer(
-        app.get(&format!("/partner/exports/{job}/download")),
-        &p.viewer,
-    ))
-    .await
-    .assert_error(409, "EXPORT_NOT_READY");
+    app.download_export(&p.viewer, &job)
+        .await
+        .assert_error(409, "EXPORT_NOT_READY");
     // Released: the worker builds it.
     lock.rollback().await.unwrap();
     let done = app.wait_export(&p.viewer, &job, 20).await;
@@ -237,12 +228,7 @@ async fn members_export_lifecycle(app: TestApp) {
         format!("/partner/exports/{job}/download")
     );
     assert!(done["expiresAt"].is_string());
-    let r = app
-        .send(bearer(
-            app.get(&format!("/partner/exports/{job}/download")),
-            &p.viewer,
-        ))
-        .await;
+    let r = app.download_export(&p.viewer, &job).await;
     r.assert_status(200);
     assert_eq!(r.header("content-type"), Some("text/csv; charset=utf-8"));
     let today = Utc::now()
@@ -313,12 +299,9 @@ async fn members_export_lifecycle(app: TestApp) {
         .execute(&app.db)
         .await
         .unwrap();
-    app.send(bearer(
-        app.get(&format!("/partner/exports/{job}/download")),
-        &p.viewer,
-    ))
-    .await
-    .assert_error(410, "GONE");
+    app.download_export(&p.viewer, &job)
+        .await
+        .assert_error(410, "GONE");
     // Housekeeping removes the expired file.
     let (files, _) = portal_shared::exports::cleanup(&app.db, &app.state.storage)
         .await
@@ -354,32 +337,21 @@ async fn vouchers_and_billing_exports() {
         .await
         .assert_error(401, "UNAUTHORIZED");
     let r = app
-        .send(key(
-            bearer(app.get("/partner/vouchers/export?status=active"), &p.admin),
-            &p.t.api_key,
-        ))
+        .send(app.as_admin(&p, app.get("/partner/vouchers/export?status=active")))
         .await;
     r.assert_status(202);
     let job = r.body["data"]["jobId"].as_str().unwrap().to_string();
     let done = app.wait_export(&p.admin, &job, 20).await;
     assert_eq!(done["rowsWritten"], 3, "{done}");
-    let csv = app
-        .send(bearer(
-            app.get(&format!("/partner/exports/{job}/download")),
-            &p.admin,
-        ))
-        .await;
+    let csv = app.download_export(&p.admin, &job).await;
     let rows = parse_csv(&csv.text);
     assert_eq!(rows.len(), 4);
     assert!(rows[1..]
         .iter()
         .all(|r| r[1].starts_with("EXP-") && r[2] == "active"));
-    app.send(key(
-        bearer(app.get("/partner/vouchers/export?status=bogus"), &p.admin),
-        &p.t.api_key,
-    ))
-    .await
-    .assert_error(400, "VALIDATION_ERROR");
+    app.send(app.as_admin(&p, app.get("/partner/vouchers/export?status=bogus")))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
     // Billing of this month.
     let today = Utc::now()
         .with_timezone(&chrono_tz::Europe::Berlin)
@@ -398,12 +370,7 @@ async fn vouchers_and_billing_exports() {
     let job = r.body["data"]["jobId"].as_str().unwrap().to_string();
     let done = app.wait_export(&p.admin, &job, 20).await;
     assert_eq!(done["status"], "completed", "{done}");
-    let csv = app
-        .send(bearer(
-            app.get(&format!("/partner/exports/{job}/download")),
-            &p.admin,
-        ))
-        .await;
+    let csv = app.download_export(&p.admin, &job).await;
     assert_eq!(
         csv.header("content-disposition"),
         Some(
@@ -492,21 +459,13 @@ async fn an_export_that_cannot_succeed_fails_readably_and_an_interrupted_one_is_
     let failed = app.wait_export(&p.admin, &bad.id.to_string(), 40).await;
     assert_eq!(failed["status"], "failed", "{failed}");
     assert_eq!(failed["error"], "a billing export needs a month and a year");
-    app.send(bearer(
-        app.get(&format!("/partner/exports/{}/download", bad.id)),
-        &p.admin,
-    ))
-    .await
-    .assert_error(409, "EXPORT_NOT_READY");
+    app.download_export(&p.admin, &bad.id.to_string())
+        .await
+        .assert_error(409, "EXPORT_NOT_READY");
     let redone = app.wait_export(&p.admin, &half.id.to_string(), 20).await;
     assert_eq!(redone["status"], "completed", "{redone}");
     assert_eq!(redone["rowsWritten"], 1);
-    let csv = app
-        .send(bearer(
-            app.get(&format!("/partner/exports/{}/download", half.id)),
-            &p.admin,
-        ))
-        .await;
+    let csv = app.download_export(&p.admin, &half.id.to_string()).await;
     assert_eq!(parse_csv(&csv.text).len(), 2);
     worker.stop().await.unwrap();
 }

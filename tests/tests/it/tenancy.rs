@@ -40,7 +40,7 @@ async fn partner_b_never_sees_or_changes_partner_a() {
             "PUT" => app.put(&path).json(&json!({"name": "hijacked"})),
             _ => app.delete(&path),
         };
-        let r = app.send(key(bearer(req, &b.admin), &b.t.api_key)).await;
+        let r = app.send(app.as_admin(&b, req)).await;
         assert_eq!(r.status, 404, "{method} {path}: {}", r.text);
         assert!(!r.text.contains("only-a@example.com") && !r.text.contains("A's product"));
     }
@@ -58,9 +58,7 @@ async fn partner_b_never_sees_or_changes_partner_a() {
         "/partner/products",
         "/partner/audit-log",
     ] {
-        let r = app
-            .send(key(bearer(app.get(path), &b.admin), &b.t.api_key))
-            .await;
+        let r = app.send(app.as_admin(&b, app.get(path))).await;
         r.assert_status(200);
         assert!(
             !r.text.contains("only-a@example.com")
@@ -71,10 +69,7 @@ async fn partner_b_never_sees_or_changes_partner_a() {
         );
     }
     let s = app
-        .send(key(
-            bearer(app.get("/partner/vouchers/stats"), &b.admin),
-            &b.t.api_key,
-        ))
+        .send(app.as_admin(&b, app.get("/partner/vouchers/stats")))
         .await;
     assert_eq!(s.body["data"]["total"], 0);
     let r = app
