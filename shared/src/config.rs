@@ -189,14 +189,29 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
         }
     }
 
-    fn seconds(&mut self, name: &str, default: u64, min: u64, max: u64) -> Duration {
-        let v: u64 = self.parse(name, default, "a whole number of seconds");
-        if !(min..=max).contains(&v) {
+    /// A number within `min..=max`; `unit` follows the bounds in the message (e.g. " seconds").
+    fn ranged<T>(&mut self, name: &str, default: T, min: T, max: T, what: &str, unit: &str) -> T
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let v: T = self.parse(name, default, what);
+        if v < min || v > max {
             self.errors.push(format!(
-                "{name} must be between {min} and {max} seconds (got {v})"
+                "{name} must be between {min} and {max}{unit} (got {v})"
             ));
         }
-        Duration::from_secs(v)
+        v
+    }
+
+    fn seconds(&mut self, name: &str, default: u64, min: u64, max: u64) -> Duration {
+        Duration::from_secs(self.ranged(
+            name,
+            default,
+            min,
+            max,
+            "a whole number of seconds",
+            " seconds",
+        ))
     }
 
     fn flag(&mut self, name: &str, default: bool) -> bool {
@@ -308,35 +323,25 @@ impl Config {
                 "REDIS_NAMESPACE must be letters, digits, '_', '-' or ':' (got {redis_namespace:?})"
             ));
         }
-        let database_max_connections: u32 = r.parse("DATABASE_MAX_CONNECTIONS", 20, "a number");
-        if !(1..=500).contains(&database_max_connections) {
-            r.errors.push(format!(
-                "DATABASE_MAX_CONNECTIONS must be between 1 and 500 (got {database_max_connections})"
-            ));
-        }
+        let database_max_connections: u32 =
+            r.ranged("DATABASE_MAX_CONNECTIONS", 20, 1, 500, "a number", "");
         let api_key_cache_ttl = r.seconds("API_KEY_CACHE_TTL_SECS", 60, 1, 60);
         let worker_heartbeat = r.seconds("WORKER_HEARTBEAT_SECS", 30, 1, 3600);
         let worker_missed_heartbeats: u32 = r.parse("WORKER_MISSED_HEARTBEATS", 10, "a number");
         let shutdown_timeout = r.seconds("SHUTDOWN_TIMEOUT_SECS", 30, 1, 3600);
         let migrate_on_start = r.flag("MIGRATE_ON_START", true);
-        let events_flush_rows: usize = r.parse("EVENTS_FLUSH_ROWS", 50_000, "a number");
-        if !(1..=1_000_000).contains(&events_flush_rows) {
-            r.errors.push(format!(
-                "EVENTS_FLUSH_ROWS must be between 1 and 1000000 (got {events_flush_rows})"
-            ));
-        }
-        let flush_ms: u64 = r.parse("EVENTS_FLUSH_MS", 500, "a number of milliseconds");
-        if !(10..=60_000).contains(&flush_ms) {
-            r.errors.push(format!(
-                "EVENTS_FLUSH_MS must be between 10 and 60000 (got {flush_ms})"
-            ));
-        }
-        let events_concurrency: usize = r.parse("EVENTS_CONCURRENCY", 256, "a number");
-        if !(1..=10_000).contains(&events_concurrency) {
-            r.errors.push(format!(
-                "EVENTS_CONCURRENCY must be between 1 and 10000 (got {events_concurrency})"
-            ));
-        }
+        let events_flush_rows: usize =
+            r.ranged("EVENTS_FLUSH_ROWS", 50_000, 1, 1_000_000, "a number", "");
+        let flush_ms: u64 = r.ranged(
+            "EVENTS_FLUSH_MS",
+            500,
+            10,
+            60_000,
+            "a number of milliseconds",
+            "",
+        );
+        let events_concurrency: usize =
+            r.ranged("EVENTS_CONCURRENCY", 256, 1, 10_000, "a number", "");
 
         if !r.errors.is_empty() {
             return Err(ConfigErrors(r.errors));
