@@ -299,14 +299,13 @@ pub async fn member_history(
     limit: i64,
     offset: i64,
 ) -> AppResult<(Vec<HistoryRow>, i64)> {
-    let total: u64 = ch
+    let total = ch
         .client
         .query("SELECT count() FROM member_watch_history WHERE client_id = ? AND member_id = ?")
         .bind(client_id.to_string())
         .bind(member_id.to_string())
-        .fetch_one()
-        .await?;
-    let rows: Vec<(String, String, u32, u32)> = ch
+        .fetch_one::<u64>();
+    let rows = ch
         .client
         .query(
             "SELECT class_id, category, toUInt32(started_at), watched_seconds FROM member_watch_history
@@ -317,8 +316,8 @@ pub async fn member_history(
         .bind(member_id.to_string())
         .bind(limit.max(0) as u64)
         .bind(offset.max(0) as u64)
-        .fetch_all()
-        .await?;
+        .fetch_all::<(String, String, u32, u32)>();
+    let (total, rows) = tokio::try_join!(total, rows)?;
     Ok((
         rows.into_iter()
             .map(|(class_id, category, ts, watched_seconds)| HistoryRow {

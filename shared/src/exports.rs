@@ -243,7 +243,7 @@ pub async fn run(ctx: &ExportCtx<'_>, id: Uuid) -> AppResult<bool> {
     let Some(job) = row else {
         return Ok(false);
     };
-    let tz = clients::get(ctx.db, job.client_id).await?.tz();
+    let tz = clients::timezone(ctx.db, job.client_id).await?;
     let key = ctx.storage.key(job.client_id, job.id);
     let upload = ctx
         .storage

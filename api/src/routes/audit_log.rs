@@ -73,7 +73,7 @@ pub async fn list(
     let st = state(depot).clone();
     let s = staff(depot)?;
     let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
-    let tz = clients::get(&st.db, s.client_id).await?.tz();
+    let tz = clients::timezone(&st.db, s.client_id).await?;
     let from = bound(from.as_deref(), "from", tz, false)?;
     let to = bound(to.as_deref(), "to", tz, true)?;
     if let (Some(f), Some(t)) = (from, to) {

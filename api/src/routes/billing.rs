@@ -51,8 +51,7 @@ pub async fn report(
     let st = state(depot).clone();
     let s = staff(depot)?;
     let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
-    let tz = clients::get(&st.db, s.client_id).await?.tz();
-    let today = Utc::now().with_timezone(&tz).date_naive();
+    let today = clients::today(clients::timezone(&st.db, s.client_id).await?);
     let m = Month::parse(month.as_deref(), year.as_deref(), today)?;
     let all = billing::billable(&st.db, &st.ch, s.client_id, m).await?;
     let total = all.len();

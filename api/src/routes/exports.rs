@@ -129,8 +129,7 @@ async fn start(
 
 async fn today(depot: &Depot, client_id: Uuid) -> ApiResult<chrono::NaiveDate> {
     let st = state(depot).clone();
-    let tz = clients::get(&st.db, client_id).await?.tz();
-    Ok(Utc::now().with_timezone(&tz).date_naive())
+    Ok(clients::today(clients::timezone(&st.db, client_id).await?))
 }
 
 /// Export vouchers as CSV (optional `status` filter). Answers 202 with a job to poll.

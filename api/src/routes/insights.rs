@@ -43,8 +43,7 @@ pub struct Dashboard {
 pub async fn dashboard(depot: &mut Depot) -> ApiResult<Json<Envelope<Dashboard>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let client = clients::get(&st.db, s.client_id).await?;
-    let tz = client.tz();
+    let tz = clients::timezone(&st.db, s.client_id).await?;
     let now = Utc::now();
     let since = members::active_since(tz, now);
     let today = now.with_timezone(&tz).date_naive();
@@ -149,8 +148,7 @@ pub async fn analytics(
 ) -> ApiResult<Json<Envelope<Analytics>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let client = clients::get(&st.db, s.client_id).await?;
-    let today = Utc::now().with_timezone(&client.tz()).date_naive();
+    let today = clients::today(clients::timezone(&st.db, s.client_id).await?);
     let r = stats::parse_range(
         period.as_deref(),
         startDate.as_deref(),

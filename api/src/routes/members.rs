@@ -70,8 +70,8 @@ pub async fn list(
         search: crate::params::search(search.as_deref())?,
         active: members::parse_status(status.as_deref())?,
     };
-    let client = clients::get(&st.db, s.client_id).await?;
-    let since = members::active_since(client.tz(), Utc::now());
+    let tz = clients::timezone(&st.db, s.client_id).await?;
+    let since = members::active_since(tz, Utc::now());
     let (rows, total) = members::list(&st.db, s.client_id, since, &filter, sort, p).await?;
     Ok(ok(MemberList {
         members: rows.iter().map(|m| m.summary(since).into()).collect(),
@@ -130,8 +130,8 @@ pub async fn detail(
     })?;
     let id = crate::params::path_id(&id, "member")?;
     let m = members::get(&st.db, s.client_id, id).await?;
-    let client = clients::get(&st.db, s.client_id).await?;
-    let since = members::active_since(client.tz(), Utc::now());
+    let tz = clients::timezone(&st.db, s.client_id).await?;
+    let since = members::active_since(tz, Utc::now());
     let summary = m.summary(since);
     let (history, total) = viewing_history(&st, s.client_id, m.id, hp).await?;
     Ok(ok(MemberDetail {

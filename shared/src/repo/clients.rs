@@ -23,8 +23,27 @@ pub struct Client {
 impl Client {
     /// The client's timezone (validated on write; UTC if a stored value ever fails to parse).
     pub fn tz(&self) -> chrono_tz::Tz {
-        self.timezone.parse().unwrap_or(chrono_tz::UTC)
+        parse_tz(&self.timezone)
     }
+}
+
+fn parse_tz(name: &str) -> chrono_tz::Tz {
+    name.parse().unwrap_or(chrono_tz::UTC)
+}
+
+/// The client's timezone alone: what most partner reads need of the client.
+pub async fn timezone(pool: &PgPool, id: Uuid) -> AppResult<chrono_tz::Tz> {
+    let name: Option<String> = sqlx::query_scalar("SELECT timezone FROM clients WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    name.map(|n| parse_tz(&n))
+        .ok_or_else(|| AppError::not_found("client"))
+}
+
+/// Today's date in `tz`.
+pub fn today(tz: chrono_tz::Tz) -> chrono::NaiveDate {
+    Utc::now().with_timezone(&tz).date_naive()
 }
 
 #[derive(Debug, Clone)]
