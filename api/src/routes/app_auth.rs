@@ -17,6 +17,7 @@ use crate::middleware::{
     address, app_client, client_ip, login_allowed, login_failed, rate_headers, refresh_refused,
     request_id, state,
 };
+use crate::routes::partner_auth::TokenPair;
 
 #[derive(Deserialize, ToSchema)]
 #[salvo(schema(example = json!({"code": "STUDIO-7K3M9Q2X"})))]
@@ -90,11 +91,27 @@ pub struct MemberProfile {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberSession {
-    pub access_token: String,
-    pub refresh_token: String,
-    pub expires_in: i64,
-    pub token_type: &'static str,
+    #[serde(flatten)]
+    pub tokens: TokenPair,
     pub member: MemberProfile,
+}
+
+/// A member's new access token beside its refresh token.
+fn member_tokens(
+    st: &crate::state::AppState,
+    member_id: Uuid,
+    client_id: Uuid,
+    refresh_token: String,
+) -> ApiResult<TokenPair> {
+    let (access_token, expires_in) = st
+        .jwt
+        .issue(TokenType::Member, member_id, client_id, None)?;
+    Ok(TokenPair {
+        access_token,
+        refresh_token,
+        expires_in,
+        token_type: "Bearer",
+    })
 }
 
 fn profile(m: &members::MemberRow) -> MemberProfile {
@@ -136,15 +153,10 @@ pub async fn register(
         (client_ip(req), request_id(depot)),
     )
     .await?;
-    let (access_token, expires_in) =
-        st.jwt
-            .issue(TokenType::Member, member.id, c.client_id, None)?;
+    let tokens = member_tokens(&st, member.id, c.client_id, refresh_token)?;
     res.status_code(StatusCode::CREATED);
     Ok(ok(MemberSession {
-        access_token,
-        refresh_token,
-        expires_in,
-        token_type: "Bearer",
+        tokens,
         member: profile(&member),
     }))
 }
@@ -185,9 +197,7 @@ pub async fn login(
     let member_id = m.id;
     let refresh_token =
         sessions::issue_new(&st.db, c.client_id, sessions::Subject::Member(member_id)).await?;
-    let (access_token, expires_in) =
-        st.jwt
-            .issue(TokenType::Member, member_id, c.client_id, None)?;
+    let tokens = member_tokens(&st, member_id, c.client_id, refresh_token)?;
     let entry = audit::Entry::new(c.client_id, audit::Actor::Member(member_id), "member.login")
         .email(&m.email)
         .origin(client_ip(req), request_id(depot));
@@ -195,10 +205,7 @@ pub async fn login(
     metrics::counter!("portal_logins_total", "kind" => "member", "outcome" => "success")
         .increment(1);
     Ok(ok(MemberSession {
-        access_token,
-        refresh_token,
-        expires_in,
-        token_type: "Bearer",
+        tokens,
         member: profile(&m),
     }))
 }
@@ -209,22 +216,13 @@ pub struct MemberRefresh {
     pub refresh_token: String,
 }
 
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MemberTokens {
-    pub access_token: String,
-    pub refresh_token: String,
-    pub expires_in: i64,
-    pub token_type: &'static str,
-}
-
 /// Exchange a member refresh token for a new pair (rotation; reuse revokes the family).
 #[endpoint(tags("app"), security(("api_key" = [])))]
 pub async fn refresh(
     body: JsonBody<MemberRefresh>,
     req: &mut Request,
     depot: &mut Depot,
-) -> ApiResult<Json<Envelope<MemberTokens>>> {
+) -> ApiResult<Json<Envelope<TokenPair>>> {
     let st = state(depot).clone();
     let c = app_client(depot)?;
     let token = body.into_inner().refresh_token;
@@ -240,13 +238,10 @@ pub async fn refresh(
     let sessions::Subject::Member(member_id) = rotated.subject else {
         return Err(AppError::unauthorized("refresh token is invalid").into());
     };
-    let (access_token, expires_in) =
-        st.jwt
-            .issue(TokenType::Member, member_id, c.client_id, None)?;
-    Ok(ok(MemberTokens {
-        access_token,
-        refresh_token: rotated.refresh_token,
-        expires_in,
-        token_type: "Bearer",
-    }))
+    Ok(ok(member_tokens(
+        &st,
+        member_id,
+        c.client_id,
+        rotated.refresh_token,
+    )?))
 }

@@ -89,6 +89,9 @@ async fn registration_redeems_the_voucher_and_signs_the_member_in() {
         )
         .unwrap();
     assert_eq!(claims.client, p.t.client_id);
+    assert_eq!(d["tokenType"], "Bearer");
+    assert_eq!(d["expiresIn"], 900);
+    assert!(d["refreshToken"].as_str().is_some_and(|t| !t.is_empty()));
     // The member token is not a partner token.
     app.send(bearer(
         app.get("/partner-auth/me"),
@@ -109,6 +112,10 @@ async fn registration_redeems_the_voucher_and_signs_the_member_in() {
         .send(key(app.post("/auth/refresh"), &p.t.api_key).json(&json!({"refreshToken": rt})))
         .await;
     refreshed.assert_status(200);
+    assert_eq!(refreshed.body["data"]["tokenType"], "Bearer");
+    assert_eq!(refreshed.body["data"]["expiresIn"], 900);
+    assert!(refreshed.body["data"]["accessToken"].is_string());
+    assert_eq!(login.body["data"]["member"]["email"], "sam@example.com");
     app.send(key(app.post("/auth/refresh"), &p.t.api_key).json(&json!({"refreshToken": rt})))
         .await
         .assert_error(401, "UNAUTHORIZED");
