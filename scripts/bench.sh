@@ -5,11 +5,9 @@
 # export run against the S3-compatible store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 bash scripts/services.sh
-if [ -z "${TEST_S3_URL:-}" ] && [ "${BENCH_S3:-1}" != "0" ]; then
-  bash scripts/s3-test-server.sh
-  export TEST_S3_URL=http://127.0.0.1:${S3_TEST_PORT:-4566}
-fi
+if [ "${BENCH_S3:-1}" != "0" ]; then ensure_s3_test_server; fi
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://portal:portal@127.0.0.1:5432/portal}
 export RUST_LOG=${RUST_LOG:-warn}
 cargo build --release --locked --workspace --bins

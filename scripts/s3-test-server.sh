@@ -7,7 +7,9 @@
 # only the default.
 set -euo pipefail
 
-log() { printf '[s3-test-server] %s\n' "$*" >&2; }
+LOG_TAG=s3-test-server
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 PORT=${S3_TEST_PORT:-4566}
 BUCKET=${TEST_S3_BUCKET:-portal-test}
@@ -15,14 +17,6 @@ MOTO_VERSION=5.2.5
 TOOLS=${PORTAL_TOOLS_DIR:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/partner-portal}
 VENV="$TOOLS/moto-$MOTO_VERSION"
 URL="http://127.0.0.1:$PORT"
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-apt_install() {
-  log "apt-get install $*"
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
 
 up() { curl -fsS -o /dev/null "$URL/moto-api/" 2>/dev/null; }
 
@@ -47,11 +41,7 @@ if ! up; then
   mkdir -p "$TOOLS/log"
   setsid nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" \
     >"$TOOLS/log/moto.log" 2>&1 </dev/null &
-  for _ in $(seq 1 60); do
-    if up; then break; fi
-    sleep 0.5
-  done
-  up || { log "the S3 test server did not answer; see $TOOLS/log/moto.log"; exit 1; }
+  wait_for "the S3 test server" 30 up || { log "see $TOOLS/log/moto.log"; exit 1; }
 fi
 # Creating an existing bucket is answered 200 (us-east-1) or 409: both leave it there.
 code=$(curl -sS -o /dev/null -w '%{http_code}' -X PUT "$URL/$BUCKET")

@@ -4,29 +4,9 @@
 # Creates the `portal` role (LOGIN, CREATEDB) and the `portal` database used by the defaults in .env.example.
 set -euo pipefail
 
-log() { printf '[services] %s\n' "$*" >&2; }
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-APT_UPDATED=0
-apt_install() {
-  if [ "$APT_UPDATED" -eq 0 ]; then
-    log "apt-get update"
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    APT_UPDATED=1
-  fi
-  log "apt-get install $*"
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
-
-wait_for() { # name, tries, command...
-  local name=$1 tries=$2; shift 2
-  for _ in $(seq 1 "$tries"); do
-    if "$@" >/dev/null 2>&1; then log "$name is up"; return 0; fi
-    sleep 1
-  done
-  log "$name did not answer after ${tries}s"; return 1
-}
+LOG_TAG=services
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
 

@@ -6,12 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+source scripts/lib.sh
 bash scripts/services.sh
 # An S3-compatible server for the export-storage tests, unless TEST_S3_URL names one already.
-if [ -z "${TEST_S3_URL:-}" ]; then
-  bash scripts/s3-test-server.sh
-  export TEST_S3_URL=http://127.0.0.1:${S3_TEST_PORT:-4566}
-fi
+ensure_s3_test_server
 
 # Test defaults; any of these may be overridden from the environment.
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://portal:portal@127.0.0.1:5432/portal}

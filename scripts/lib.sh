@@ -1,0 +1,34 @@
+# Helpers the set-up scripts share; sourced, not run. Set LOG_TAG before sourcing to name the
+# script in its log lines.
+
+log() { printf '[%s] %s\n' "${LOG_TAG:-portal}" "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+APT_UPDATED=0
+apt_install() {
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    log "apt-get update"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+wait_for() { # name, tries (1 s apart), command...
+  local name=$1 tries=$2; shift 2
+  for _ in $(seq 1 "$tries"); do
+    if "$@" >/dev/null 2>&1; then log "$name is up"; return 0; fi
+    sleep 1
+  done
+  log "$name did not answer after ${tries}s"; return 1
+}
+
+# Starts the S3-compatible test server unless TEST_S3_URL names one already; exports TEST_S3_URL.
+ensure_s3_test_server() {
+  if [ -z "${TEST_S3_URL:-}" ]; then
+    bash "$(dirname "${BASH_SOURCE[0]}")/s3-test-server.sh"
+    export TEST_S3_URL=http://127.0.0.1:${S3_TEST_PORT:-4566}
+  fi
+}
