@@ -469,3 +469,49 @@ async fn an_export_that_cannot_succeed_fails_readably_and_an_interrupted_one_is_
     assert_eq!(parse_csv(&csv.text).len(), 2);
     worker.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_export_asked_for_while_redis_is_down_answers_503_and_is_marked_failed() {
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    let proxy = portal_tests::Cuttable::new("127.0.0.1:6379").await;
+    let down = TestApp::spawn_with(|v| {
+        v.insert("DATABASE_URL".into(), app.vars["DATABASE_URL"].clone());
+        v.insert("JWT_SECRET".into(), app.vars["JWT_SECRET"].clone());
+        v.insert("REDIS_NAMESPACE".into(), app.namespace.clone());
+        v.insert("REDIS_URL".into(), format!("redis://{}", proxy.addr));
+    })
+    .await;
+    proxy.cut();
+    let r = down
+        .send(bearer(down.get("/partner/members/export"), &p.admin))
+        .await;
+    r.assert_error(503, "SERVICE_UNAVAILABLE");
+    assert!(r.header("retry-after").is_some());
+    // The row written before the push says what happened; nothing waits on it.
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM export_jobs WHERE client_id = $1")
+            .bind(p.t.client_id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    assert_eq!(
+        error.as_deref(),
+        Some("the job queue was unreachable; start the export again")
+    );
+    // Back up: a new request is accepted.
+    proxy.restore();
+    let mut status = 0;
+    for _ in 0..40 {
+        status = down
+            .send(bearer(down.get("/partner/members/export"), &p.admin))
+            .await
+            .status;
+        if status == 202 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 202);
+}
