@@ -23,7 +23,9 @@ bash scripts/services.sh
 mkdir -p data/logs data/exports
 if [ ! -f .env ]; then
   cp .env.example .env
-  secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  # 48 random bytes in base64 without '/', '+' and '=': ~60 characters of 62 kinds (a hex
+  # string has only 16 kinds and may miss one, which start-up refuses).
+  secret=$(head -c 48 /dev/urandom | base64 -w0 | tr -d '/+=')
   sed -i "s/^JWT_SECRET=.*/JWT_SECRET=${secret}/" .env
   echo "[run] wrote .env with a fresh JWT_SECRET"
 fi

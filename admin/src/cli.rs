@@ -10,7 +10,7 @@ Configuration (environment, or a .env file in the current directory):
   DATABASE_URL     postgres://user:password@host:5432/db     (required)
   REDIS_URL        redis://host:6379                          (required)
   CLICKHOUSE_URL   http://host:8123                           (required)
-  JWT_SECRET       at least 32 characters                     (required)
+  JWT_SECRET       ≥ 32 bytes, ≥ 16 distinct characters       (required)
   CLICKHOUSE_DATABASE, CLICKHOUSE_USER, CLICKHOUSE_PASSWORD, REDIS_NAMESPACE  (optional)
 Every command reads the whole configuration, so all required variables must be set even when a
 command does not use a service.

@@ -157,6 +157,7 @@ pub fn service(state: State) -> Service {
     let doc = openapi(&api);
     let root = Router::new()
         .hoop(salvo::affix_state::inject(state))
+        .hoop(middleware::client_address)
         .push(api)
         .push(doc.into_router("/openapi.json"))
         .push(SwaggerUi::new("/openapi.json").into_router("/docs"));

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
+use ipnet::{IpNet, Ipv6Net};
 use portal_shared::auth::{Role, TokenType};
 use portal_shared::error::AppError;
 use portal_shared::repo::api_keys::KeyPrincipal;
@@ -22,10 +23,68 @@ pub fn state(depot: &Depot) -> &State {
         .expect("state is injected on the root router")
 }
 
-/// The caller's address (the direct peer; the API is meant to run behind nothing or a trusted
-/// proxy that terminates on the same host).
+/// The client's address, resolved once per request by [`client_address`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ClientAddr(IpAddr);
+
+/// The caller's address: the TCP peer, or, when the peer is one of `TRUSTED_PROXIES`, the
+/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
 pub fn client_ip(req: &Request) -> Option<IpAddr> {
-    req.remote_addr().ip()
+    req.extensions()
+        .get::<ClientAddr>()
+        .map(|c| c.0)
+        .or_else(|| req.remote_addr().ip().map(|ip| ip.to_canonical()))
+}
+
+/// Who sent a request, given its TCP peer, its `X-Forwarded-For` values (in order) and the
+/// trusted proxies. A forwarded address is believed only as far as trusted proxies vouch for it:
+/// the list is walked from the right and the first entry not in `trusted` is the client. An entry
+/// that is not an address ends the walk at the last trusted hop.
+pub fn resolve_client(peer: IpAddr, forwarded: &[&str], trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let mut client = peer.to_canonical();
+    if !is_trusted(&client) {
+        return client;
+    }
+    for entry in forwarded
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .rev()
+    {
+        match entry.parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip.to_canonical();
+                if !is_trusted(&client) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// Service hoop: resolves the client's address once (see [`resolve_client`]) for the throttles,
+/// the audit log and the access log.
+#[handler]
+pub async fn client_address(req: &mut Request, depot: &mut Depot) {
+    let Some(peer) = req.remote_addr().ip() else {
+        return;
+    };
+    let trusted = &state(depot).config.trusted_proxies;
+    let client = if trusted.is_empty() {
+        peer.to_canonical()
+    } else {
+        let forwarded: Vec<&str> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        resolve_client(peer, &forwarded, trusted)
+    };
+    req.extensions_mut().insert(ClientAddr(client));
 }
 
 pub fn request_id(depot: &Depot) -> Option<String> {
@@ -69,55 +128,84 @@ pub fn rate_headers(res: &mut Response, w: &portal_shared::throttle::Window) {
         .ok();
 }
 
-/// The caller's address as the login throttles key it.
+/// The caller's address as the throttles key it: an IPv4 address, or the /64 of an IPv6 one (a
+/// single host is routinely given a whole /64).
 pub fn address(req: &Request) -> String {
     client_ip(req)
-        .map(|i| i.to_string())
+        .map(throttle_subject)
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Refuses a login (429 with `Retry-After`) while its subject (the email) or its address has failed
-/// too often; sets the rate-limit headers of the subject's window. `kind` labels the metric.
-pub async fn login_allowed(
-    st: &crate::state::AppState,
-    res: &mut Response,
+pub fn throttle_subject(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => Ipv6Net::new(v6, 64)
+            .map(|n| n.trunc().to_string())
+            .unwrap_or_else(|_| v6.to_string()),
+    }
+}
+
+/// A login attempt, counted against its subject (the email) and its address before the password
+/// is checked: of any number of parallel guesses only the limit's worth are evaluated.
+pub struct LoginAttempt {
     kind: &'static str,
-    subject: &str,
-    addr: &str,
-) -> crate::error::ApiResult<()> {
-    use portal_shared::throttle;
-    let by_subject = st
-        .throttle
-        .peek(&throttle::LOGIN_PER_EMAIL, subject)
-        .await?;
-    let by_addr = st.throttle.peek(&throttle::LOGIN_PER_ADDRESS, addr).await?;
-    rate_headers(res, &by_subject);
-    for w in [by_subject, by_addr] {
-        if w.exceeded() {
+    subject: String,
+    addr: String,
+}
+
+impl LoginAttempt {
+    /// Counts the attempt (one Redis round trip) and refuses it (429 with `Retry-After`) when its
+    /// email or its address is over the limit; sets the rate-limit headers of the email's window.
+    /// `kind` labels the metric.
+    pub async fn begin(
+        st: &crate::state::AppState,
+        res: &mut Response,
+        kind: &'static str,
+        subject: String,
+        addr: String,
+    ) -> crate::error::ApiResult<Self> {
+        use portal_shared::throttle;
+        let windows = st
+            .throttle
+            .hit(&[
+                (&throttle::LOGIN_PER_EMAIL, &subject),
+                (&throttle::LOGIN_PER_ADDRESS, &addr),
+            ])
+            .await?;
+        rate_headers(res, &windows[0]);
+        if let Some(w) = throttle::first_over(&windows) {
             metrics::counter!("portal_logins_total", "kind" => kind, "outcome" => "throttled")
                 .increment(1);
             return Err(w
                 .into_error("too many failed logins; try again later")
                 .into());
         }
+        Ok(Self {
+            kind,
+            subject,
+            addr,
+        })
     }
-    Ok(())
-}
 
-/// Counts a failed login against its subject and its address, with the rate-limit headers.
-pub async fn login_failed(
-    st: &crate::state::AppState,
-    res: &mut Response,
-    kind: &'static str,
-    subject: &str,
-    addr: &str,
-) -> crate::error::ApiResult<()> {
-    use portal_shared::throttle;
-    let w = st.throttle.hit(&throttle::LOGIN_PER_EMAIL, subject).await?;
-    st.throttle.hit(&throttle::LOGIN_PER_ADDRESS, addr).await?;
-    rate_headers(res, &w);
-    metrics::counter!("portal_logins_total", "kind" => kind, "outcome" => "failed").increment(1);
-    Ok(())
+    /// The password was right: the email's window starts over and the address gets its attempt back.
+    pub async fn succeeded(self, st: &crate::state::AppState) -> crate::error::ApiResult<()> {
+        use portal_shared::throttle;
+        st.throttle
+            .reset(&throttle::LOGIN_PER_EMAIL, &self.subject)
+            .await?;
+        st.throttle
+            .refund(&[(&throttle::LOGIN_PER_ADDRESS, &self.addr)])
+            .await?;
+        metrics::counter!("portal_logins_total", "kind" => self.kind, "outcome" => "success")
+            .increment(1);
+        Ok(())
+    }
+
+    /// The email or password was wrong (the attempt stays counted).
+    pub fn failed(self) {
+        metrics::counter!("portal_logins_total", "kind" => self.kind, "outcome" => "failed")
+            .increment(1);
+    }
 }
 
 /// The answer to a refused refresh token (staff or member). A reused token has revoked its family:
@@ -405,5 +493,73 @@ pub async fn require_key_of_staff_client(
             res,
             ctrl,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &str) -> Vec<IpNet> {
+        portal_shared::config::parse_cidrs(list).unwrap()
+    }
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_peers() {
+        let trusted = nets("10.0.0.0/8, 127.0.0.1");
+        // An untrusted peer is the client, whatever it claims.
+        assert_eq!(
+            resolve_client(ip("203.0.113.9"), &["198.51.100.1"], &trusted),
+            ip("203.0.113.9")
+        );
+        // Right-most untrusted entry; entries left of it are the client's own claims.
+        assert_eq!(
+            resolve_client(
+                ip("127.0.0.1"),
+                &["1.1.1.1, 198.51.100.7", "10.0.0.5"],
+                &trusted
+            ),
+            ip("198.51.100.7")
+        );
+        // Only proxies in the chain: the left-most of them.
+        assert_eq!(
+            resolve_client(ip("127.0.0.1"), &["10.9.9.9"], &trusted),
+            ip("10.9.9.9")
+        );
+        // No header: the proxy itself.
+        assert_eq!(
+            resolve_client(ip("127.0.0.1"), &[], &trusted),
+            ip("127.0.0.1")
+        );
+        // Garbage stops the walk at the last trusted hop.
+        assert_eq!(
+            resolve_client(ip("127.0.0.1"), &["not-an-ip, 10.0.0.7"], &trusted),
+            ip("10.0.0.7")
+        );
+        // IPv4-mapped IPv6 peers and entries are plain IPv4.
+        assert_eq!(
+            resolve_client(ip("::ffff:127.0.0.1"), &["::ffff:198.51.100.2"], &trusted),
+            ip("198.51.100.2")
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        assert_eq!(
+            throttle_subject(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            throttle_subject(ip("2001:db8:1:2::1")),
+            throttle_subject(ip("2001:db8:1:2:ffff::1"))
+        );
+        assert_ne!(
+            throttle_subject(ip("2001:db8:1:2::1")),
+            throttle_subject(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(throttle_subject(ip("198.51.100.2")), "198.51.100.2");
     }
 }

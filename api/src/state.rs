@@ -48,6 +48,7 @@ impl AppState {
     /// Builds the state. Connections are lazy: the API starts (and `/ready` says what is missing)
     /// even when a dependency is down.
     pub async fn new(config: Config) -> anyhow::Result<State> {
+        portal_shared::auth::set_hash_wait(config.password_hash_wait);
         let db = portal_shared::db::pool(&config)?;
         let redis = jobs::redis_lazy(config.redis_url.expose())?;
         let mut ch = ClickHouse::from_config(&config);

@@ -1,6 +1,7 @@
 //! Credentials: argon2id passwords, HS256 access tokens, opaque random secrets (API keys, refresh
 //! tokens) stored only as SHA-256 digests.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
@@ -37,23 +38,69 @@ pub fn random_secret(prefix: &str) -> String {
     )
 }
 
+/// How long a password hash waits for a free slot before the request is refused with 503, in
+/// milliseconds (`PASSWORD_HASH_WAIT_MS`, set by [`set_hash_wait`]).
+static HASH_WAIT_MS: AtomicU64 = AtomicU64::new(2_000);
+
+/// Sets how long password work waits for a slot (a process-wide setting, like the slots).
+pub fn set_hash_wait(wait: std::time::Duration) {
+    HASH_WAIT_MS.store(
+        u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+}
+
+/// Slots for argon2 work: as many as the machine has cores. Each hash takes ~19 MiB and a core
+/// for tens of milliseconds, so without a bound a burst of logins or registrations fills the
+/// blocking pool and the memory of the process.
+fn hash_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+/// Runs argon2 work on the blocking pool once a slot is free; after the configured wait without one the
+/// caller gets 503 with `Retry-After` instead.
+async fn with_hash_slot<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> AppResult<T> {
+    let wait = std::time::Duration::from_millis(HASH_WAIT_MS.load(Ordering::Relaxed));
+    let permit = match tokio::time::timeout(wait, hash_slots().acquire()).await {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            metrics::counter!("portal_password_hash_refused_total").increment(1);
+            return Err(AppError::Unavailable {
+                dependency: "password checking (busy)",
+                retry_after: 1,
+            });
+        }
+    };
+    let result = tokio::task::spawn_blocking(work)
+        .await
+        .map_err(AppError::internal);
+    drop(permit);
+    result
+}
+
 /// Hashes a password with argon2id (default parameters, random salt). CPU-heavy: runs on the
-/// blocking pool.
+/// blocking pool, at most one per core at a time (see [`with_hash_slot`]).
 pub async fn hash_password(password: String) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || {
+    with_hash_slot(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
             .map_err(AppError::internal)
     })
-    .await
-    .map_err(AppError::internal)?
+    .await?
 }
 
 /// Verifies a password against a PHC string. With `phc = None` it still spends the same time on a
-/// dummy hash, so "no such account" and "wrong password" cannot be told apart by timing.
-pub async fn verify_password(password: String, phc: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
+/// dummy hash, so "no such account" and "wrong password" cannot be told apart by timing. Bounded
+/// like [`hash_password`].
+pub async fn verify_password(password: String, phc: Option<String>) -> AppResult<bool> {
+    with_hash_slot(move || {
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| dummy_hash().to_string());
         let ok = Argon2::default()
@@ -62,7 +109,6 @@ pub async fn verify_password(password: String, phc: Option<String>) -> bool {
         ok && known
     })
     .await
-    .unwrap_or(false)
 }
 
 fn dummy_hash() -> &'static str {
@@ -253,8 +299,10 @@ mod tests {
     async fn passwords_verify_only_with_the_right_password() {
         let h = hash_password("correct horse".into()).await.unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse".into(), Some(h.clone())).await);
-        assert!(!verify_password("wrong".into(), Some(h)).await);
-        assert!(!verify_password("x".into(), None).await);
+        assert!(verify_password("correct horse".into(), Some(h.clone()))
+            .await
+            .unwrap());
+        assert!(!verify_password("wrong".into(), Some(h)).await.unwrap());
+        assert!(!verify_password("x".into(), None).await.unwrap());
     }
 }

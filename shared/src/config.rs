@@ -4,6 +4,19 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
+/// What `Debug` shows in place of a secret.
+pub const REDACTED: Redacted = Redacted;
+
+/// Prints as `***`.
+#[derive(Clone, Copy)]
+pub struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
 /// A value that must never be printed (passwords, signing keys, URLs with credentials).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -105,6 +118,11 @@ pub struct Config {
     pub events_flush_interval: Duration,
     /// Watch-event jobs one worker process holds at once (they wait in the insert buffer).
     pub events_concurrency: usize,
+    /// Peers whose `X-Forwarded-For` is believed (reverse proxies, load balancers). Empty: the TCP
+    /// peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long a password check waits for a free hashing slot (one per core) before answering 503.
+    pub password_hash_wait: Duration,
 }
 
 /// All problems found in the environment, one per line.
@@ -254,11 +272,10 @@ impl Config {
         let clickhouse_user = r.raw("CLICKHOUSE_USER").unwrap_or_else(|| "default".into());
         let clickhouse_password = r.raw("CLICKHOUSE_PASSWORD").unwrap_or_default();
         let jwt_secret = r.required("JWT_SECRET");
-        if !jwt_secret.is_empty() && jwt_secret.len() < 32 {
-            r.errors.push(format!(
-                "JWT_SECRET must be at least 32 characters (got {})",
-                jwt_secret.len()
-            ));
+        if !jwt_secret.is_empty() {
+            if let Err(why) = check_jwt_secret(&jwt_secret) {
+                r.errors.push(format!("JWT_SECRET {why}"));
+            }
         }
         let bind = r.parse(
             "PORTAL_BIND",
@@ -342,6 +359,26 @@ impl Config {
         );
         let events_concurrency: usize =
             r.ranged("EVENTS_CONCURRENCY", 256, 1, 10_000, "a number", "");
+        let hash_wait_ms: u64 = r.ranged(
+            "PASSWORD_HASH_WAIT_MS",
+            2_000,
+            0,
+            60_000,
+            "a number of milliseconds",
+            "",
+        );
+        let trusted_proxies = match r.raw("TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(v) => match parse_cidrs(&v) {
+                Ok(nets) => nets,
+                Err(bad) => {
+                    r.errors.push(format!(
+                        "TRUSTED_PROXIES must be comma-separated addresses or CIDR blocks like 10.0.0.0/8, ::1 (got {bad:?})"
+                    ));
+                    Vec::new()
+                }
+            },
+        };
 
         if !r.errors.is_empty() {
             return Err(ConfigErrors(r.errors));
@@ -369,8 +406,55 @@ impl Config {
             events_flush_rows,
             events_flush_interval: Duration::from_millis(flush_ms),
             events_concurrency,
+            trusted_proxies,
+            password_hash_wait: Duration::from_millis(hash_wait_ms),
         })
     }
+}
+
+/// The placeholder `.env.example` ships: a server must never start with it.
+pub const JWT_SECRET_PLACEHOLDER: &str = "change-me-change-me-change-me-change-me";
+
+/// Why a signing key is unfit, if it is: the shipped placeholder, shorter than 32 bytes, or fewer
+/// than 16 distinct characters (a repeated word or a run of one letter).
+pub fn check_jwt_secret(secret: &str) -> Result<(), String> {
+    if secret == JWT_SECRET_PLACEHOLDER {
+        return Err(
+            "is the placeholder from .env.example; generate one with: openssl rand -base64 48"
+                .into(),
+        );
+    }
+    if secret.len() < 32 {
+        return Err(format!(
+            "must be at least 32 bytes (got {}); generate one with: openssl rand -base64 48",
+            secret.len()
+        ));
+    }
+    let distinct = secret
+        .chars()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if distinct < 16 {
+        return Err(format!(
+            "must have at least 16 distinct characters (got {distinct}); generate one with: openssl rand -base64 48"
+        ));
+    }
+    Ok(())
+}
+
+/// `10.0.0.0/8, 192.168.1.7, ::1` → networks (a bare address is a single-host network). Returns
+/// the first entry that is neither.
+pub fn parse_cidrs(list: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| s.to_string())
+        })
+        .collect()
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`, the names we accept for databases we interpolate into DDL.
@@ -436,6 +520,59 @@ mod tests {
             assert!(line.starts_with("configuration error: "), "{line}");
             assert!(line.contains(var), "{line} should name {var}");
         }
+    }
+
+    #[test]
+    fn weak_signing_keys_stop_start_up() {
+        for (secret, why) in [
+            (JWT_SECRET_PLACEHOLDER, "placeholder"),
+            ("0123456789abcdef0123456789abcde", "at least 32 bytes"),
+            ("abababababababababababababababababababab", "16 distinct"),
+            ("0123456789abcde00123456789abcde0", "16 distinct"),
+        ] {
+            let mut vars = GOOD.to_vec();
+            vars.retain(|(k, _)| *k != "JWT_SECRET");
+            vars.push(("JWT_SECRET", secret));
+            let text = Config::from_lookup(lookup(&vars)).unwrap_err().to_string();
+            assert_eq!(text.lines().count(), 1, "{text}");
+            assert!(text.contains("JWT_SECRET"), "{text}");
+            assert!(text.contains(why), "{secret}: {text}");
+            assert!(
+                !text.contains(secret),
+                "the secret itself is not printed: {text}"
+            );
+        }
+        // What run.sh writes (base64 of random bytes) passes.
+        let mut vars = GOOD.to_vec();
+        vars.retain(|(k, _)| *k != "JWT_SECRET");
+        vars.push(("JWT_SECRET", "q3Zx9LmT0vB7wK2cR8yN5hJ4fD1sA6gU"));
+        assert!(Config::from_lookup(lookup(&vars)).is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidr_lists() {
+        let mut vars = GOOD.to_vec();
+        vars.push((
+            "TRUSTED_PROXIES",
+            "10.0.0.0/8, 192.168.1.7 ,::1,2001:db8::/32",
+        ));
+        let c = Config::from_lookup(lookup(&vars)).unwrap();
+        let shown: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(
+            shown,
+            ["10.0.0.0/8", "192.168.1.7/32", "::1/128", "2001:db8::/32"]
+        );
+        assert!(Config::from_lookup(lookup(GOOD))
+            .unwrap()
+            .trusted_proxies
+            .is_empty());
+        let mut bad = GOOD.to_vec();
+        bad.push(("TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal"));
+        let text = Config::from_lookup(lookup(&bad)).unwrap_err().to_string();
+        assert!(
+            text.contains("TRUSTED_PROXIES") && text.contains("proxy.internal"),
+            "{text}"
+        );
     }
 
     #[test]

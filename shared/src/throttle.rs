@@ -28,9 +28,16 @@ pub const LOGIN_PER_ADDRESS: Limit = Limit {
     max: 20,
     window: Duration::from_secs(15 * 60),
 };
-/// Voucher validation attempts per address (codes must not be enumerable): 10 per minute.
-pub const VOUCHER_VALIDATE_PER_ADDRESS: Limit = Limit {
-    name: "voucher-validate",
+/// Voucher guesses (`/auth/voucher/validate` and registrations whose code is not usable) per
+/// client address, whatever API key they come with: 30 per minute.
+pub const VOUCHER_GUESS_PER_ADDRESS: Limit = Limit {
+    name: "voucher-guess-address",
+    max: 30,
+    window: Duration::from_secs(60),
+};
+/// Voucher guesses per API key and client address: 10 per minute.
+pub const VOUCHER_GUESS_PER_KEY_ADDRESS: Limit = Limit {
+    name: "voucher-guess-key",
     max: 10,
     window: Duration::from_secs(60),
 };
@@ -47,11 +54,6 @@ pub struct Window {
 }
 
 impl Window {
-    /// No attempt is left: the next one would be over the limit (use after [`Throttle::peek`]).
-    pub fn exceeded(&self) -> bool {
-        self.remaining == 0
-    }
-
     /// This attempt was over the limit (use after [`Throttle::hit`], which counted it).
     pub fn over(&self) -> bool {
         self.count > self.limit
@@ -89,34 +91,47 @@ impl Throttle {
         )
     }
 
-    /// Reads the window without counting.
-    pub async fn peek(&self, limit: &Limit, subject: &str) -> AppResult<Window> {
-        let key = self.key(limit, subject);
+    /// Counts one attempt against each `(limit, subject)` and returns every window after it, in
+    /// one atomic Redis round trip. Count first, decide after: of N parallel attempts exactly
+    /// `max` see a count within the limit, whatever their timing. A window opens at its first
+    /// attempt and is not extended by later ones.
+    pub async fn hit(&self, checks: &[(&Limit, &str)]) -> AppResult<Vec<Window>> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (limit, subject) in checks {
+            let key = self.key(limit, subject);
+            pipe.incr(&key, 1)
+                .cmd("EXPIRE")
+                .arg(&key)
+                .arg(limit.window.as_secs().max(1))
+                .arg("NX")
+                .ignore()
+                .pttl(&key);
+        }
         let mut conn = self.redis.clone();
-        let (count, pttl): (Option<u32>, i64) = redis::pipe()
-            .get(&key)
-            .pttl(&key)
-            .query_async(&mut conn)
-            .await?;
-        Ok(window(limit, count.unwrap_or(0), pttl))
+        // INCR and PTTL of each check, in order (EXPIRE's answers are ignored).
+        let replies: Vec<i64> = pipe.query_async(&mut conn).await?;
+        Ok(checks
+            .iter()
+            .zip(replies.chunks_exact(2))
+            .map(|((limit, _), r)| window(limit, u32::try_from(r[0]).unwrap_or(u32::MAX), r[1]))
+            .collect())
     }
 
-    /// Counts one attempt and returns the window after it. The window opens at the first attempt.
-    pub async fn hit(&self, limit: &Limit, subject: &str) -> AppResult<Window> {
-        let key = self.key(limit, subject);
+    /// Gives back one counted attempt of each window (an attempt that turned out to be
+    /// legitimate: a successful login, a registration with a usable code). Never below zero.
+    pub async fn refund(&self, checks: &[(&Limit, &str)]) -> AppResult<()> {
+        let mut pipe = redis::pipe();
+        for (limit, subject) in checks {
+            pipe.cmd("EVAL")
+                .arg(REFUND)
+                .arg(1)
+                .arg(self.key(limit, subject))
+                .ignore();
+        }
         let mut conn = self.redis.clone();
-        let secs = limit.window.as_secs().max(1) as i64;
-        let (count, _, pttl): (u32, i64, i64) = redis::pipe()
-            .atomic()
-            .incr(&key, 1)
-            .cmd("EXPIRE")
-            .arg(&key)
-            .arg(secs)
-            .arg("NX")
-            .pttl(&key)
-            .query_async(&mut conn)
-            .await?;
-        Ok(window(limit, count, pttl))
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
     }
 
     /// Forgets the window (e.g. after a successful login).
@@ -126,6 +141,18 @@ impl Throttle {
         let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await?;
         Ok(())
     }
+}
+
+/// Decrements a window's count unless it is gone or already zero.
+const REFUND: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+";
+
+/// The first window of `windows` that this attempt went over, if any.
+pub fn first_over(windows: &[Window]) -> Option<Window> {
+    windows.iter().copied().find(Window::over)
 }
 
 fn window(limit: &Limit, count: u32, pttl_ms: i64) -> Window {

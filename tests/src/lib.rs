@@ -225,9 +225,11 @@ impl TestApp {
         vars.insert("CLICKHOUSE_DATABASE".into(), db_name.clone());
         vars.insert(
             "JWT_SECRET".into(),
-            format!("test-secret-{}", Uuid::new_v4().simple()),
+            portal_shared::auth::random_secret("test-"),
         );
         vars.insert("MIGRATE_ON_START".into(), "false".into());
+        // Every test of this process shares the hashing slots: wait for them rather than 503.
+        vars.insert("PASSWORD_HASH_WAIT_MS".into(), "60000".into());
         vars.insert("WORKER_HEARTBEAT_SECS".into(), "1".into());
         vars.insert("WORKER_MISSED_HEARTBEATS".into(), "3".into());
         vars.insert("SHUTDOWN_TIMEOUT_SECS".into(), "5".into());
@@ -359,6 +361,23 @@ impl TestApp {
             r.body["data"]["refreshToken"].as_str().unwrap().to_string(),
         )
     }
+}
+
+/// A binary of this workspace beside the running test or bench (tests run from
+/// target/<profile>/deps/, benches from target/<profile>/).
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|d| d.join(name))
+        .find(|b| b.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is missing beside {}: build it first (scripts/test.sh runs `cargo build --bins`)",
+                exe.display()
+            )
+        })
 }
 
 /// Adds `Authorization: Bearer`.
@@ -493,21 +512,7 @@ impl TestApp {
     /// The real `portal-worker` process (built beside the running test or bench binary) with this
     /// app's configuration, warnings-only logs and `extra` variables.
     pub fn worker_process(&self, extra: &[(&str, &str)]) -> tokio::process::Child {
-        let exe = std::env::current_exe().unwrap();
-        // Benches run from target/<profile>/, tests from target/<profile>/deps/.
-        let bin = exe
-            .ancestors()
-            .skip(1)
-            .take(2)
-            .map(|d| d.join("portal-worker"))
-            .find(|b| b.exists())
-            .unwrap_or_else(|| {
-                panic!(
-                    "portal-worker is missing beside {}: build it first (scripts/test.sh runs `cargo build --bins`)",
-                    exe.display()
-                )
-            });
-        tokio::process::Command::new(bin)
+        tokio::process::Command::new(binary("portal-worker"))
             .env_clear()
             .envs(self.vars.iter())
             .env("RUST_LOG", "warn")
@@ -517,6 +522,41 @@ impl TestApp {
             .kill_on_drop(true)
             .spawn()
             .unwrap()
+    }
+
+    /// Starts the real `portal-api` binary on this app's configuration (plus `extra`) on a free
+    /// 127.0.0.1 port and waits until it answers; returns the process and its base URL.
+    pub async fn api_process(&self, extra: &[(&str, &str)]) -> (tokio::process::Child, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let child = tokio::process::Command::new(binary("portal-api"))
+            .env_clear()
+            .envs(self.vars.iter())
+            .env("RUST_LOG", "warn")
+            .env("PORTAL_BIND", format!("127.0.0.1:{port}"))
+            .envs(extra.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let http = reqwest::Client::new();
+        for _ in 0..300 {
+            if http
+                .get(format!("{base}/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return (child, base);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("portal-api did not answer on {base}");
     }
 
     pub async fn worker(&self) -> RunningWorker {
@@ -711,5 +751,18 @@ pub fn watch(
         class_id: class_id.into(),
         started_at,
         watched_seconds: seconds,
+    }
+}
+
+impl TestApp {
+    /// Serves this app's API on a real 127.0.0.1 port, for tests about the TCP peer (client
+    /// addresses, proxies); returns its base URL. The server lives as long as the test's runtime.
+    pub async fn serve_tcp(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = salvo::conn::tcp::TcpAcceptor::try_from(listener).unwrap();
+        let service = portal_api::service(self.state.clone());
+        tokio::spawn(async move { salvo::Server::new(acceptor).serve(service).await });
+        format!("http://{addr}")
     }
 }

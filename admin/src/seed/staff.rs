@@ -42,7 +42,7 @@ pub async fn ensure(
             DEMO_PASSWORD.to_string(),
             Some(existing.password_hash.clone()),
         )
-        .await
+        .await?
         {
             output::warn(&format!(
                 "{}'s password was changed; it is no longer {DEMO_PASSWORD}",

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use crate::envelope::{ok, Envelope};
 use crate::error::ApiResult;
 use crate::middleware::{
-    address, app_client, client_ip, login_allowed, login_failed, rate_headers, refresh_refused,
-    request_id, state,
+    address, app_client, client_ip, rate_headers, refresh_refused, request_id, state, AppClient,
+    LoginAttempt,
 };
 use crate::routes::partner_auth::TokenPair;
 
@@ -35,8 +35,49 @@ pub struct ValidateResult {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// One voucher guess of this caller, counted before the code is looked up against the budget it
+/// shares with registrations: per client address, and per API key and address (the key ships
+/// inside the app, so it alone identifies no one). Over either: 429 with `Retry-After`.
+async fn spend_guess(
+    st: &crate::state::AppState,
+    c: &AppClient,
+    req: &Request,
+    res: &mut Response,
+) -> ApiResult<()> {
+    let addr = address(req);
+    let by_key = format!("{}:{addr}", c.key_id);
+    let windows = st
+        .throttle
+        .hit(&[
+            (&throttle::VOUCHER_GUESS_PER_KEY_ADDRESS, &by_key),
+            (&throttle::VOUCHER_GUESS_PER_ADDRESS, &addr),
+        ])
+        .await?;
+    rate_headers(res, &windows[0]);
+    match throttle::first_over(&windows) {
+        Some(w) => Err(w
+            .into_error("too many voucher codes tried; try again later")
+            .into()),
+        None => Ok(()),
+    }
+}
+
+/// Gives a guess back: the code was usable, so the attempt was no guess.
+async fn refund_guess(st: &crate::state::AppState, c: &AppClient, req: &Request) -> ApiResult<()> {
+    let addr = address(req);
+    let by_key = format!("{}:{addr}", c.key_id);
+    st.throttle
+        .refund(&[
+            (&throttle::VOUCHER_GUESS_PER_KEY_ADDRESS, &by_key),
+            (&throttle::VOUCHER_GUESS_PER_ADDRESS, &addr),
+        ])
+        .await?;
+    Ok(())
+}
+
 /// Check a voucher code before registering (case-insensitive). Codes of other partners look
-/// exactly like codes that do not exist. Throttled per address.
+/// exactly like codes that do not exist. Every check spends the caller's voucher-guessing budget,
+/// which registrations with unusable codes share.
 #[endpoint(tags("app"), security(("api_key" = [])))]
 pub async fn validate(
     body: JsonBody<ValidateRequest>,
@@ -50,16 +91,7 @@ pub async fn validate(
     if code.trim().is_empty() || code.len() > 40 {
         return Err(AppError::validation("code", "must be 1 to 40 characters").into());
     }
-    let w = st
-        .throttle
-        .hit(&throttle::VOUCHER_VALIDATE_PER_ADDRESS, &address(req))
-        .await?;
-    rate_headers(res, &w);
-    if w.over() {
-        return Err(w
-            .into_error("too many voucher checks; try again later")
-            .into());
-    }
+    spend_guess(&st, &c, req, res).await?;
     let v = vouchers::validate_code(&st.db, c.client_id, &code).await?;
     Ok(ok(ValidateResult {
         valid: v.valid,
@@ -125,11 +157,13 @@ fn profile(m: &members::MemberRow) -> MemberProfile {
 }
 
 /// Register a member with a voucher code. The member and the redemption are one transaction: of
-/// concurrent registrations with one code exactly one succeeds, the rest get 409.
+/// concurrent registrations with one code exactly one succeeds, the rest get 409. A code that is
+/// unknown, used, expired or revoked spends the caller's voucher-guessing budget (shared with
+/// `/auth/voucher/validate`); over it: 429. The code is looked up before the password is hashed.
 #[endpoint(
     tags("app"),
     security(("api_key" = [])),
-    status_codes(201, 400, 401, 404, 409, 422, 503),
+    status_codes(201, 400, 401, 404, 409, 422, 429, 503),
     responses((status_code = 201, description = "Registered", body = Envelope<MemberSession>))
 )]
 pub async fn register(
@@ -141,18 +175,22 @@ pub async fn register(
     let st = state(depot).clone();
     let c = app_client(depot)?;
     let b = body.into_inner();
-    let (member, refresh_token) = members::register(
-        &st.db,
-        members::Registration {
-            client_id: c.client_id,
-            voucher_code: &b.voucher_code,
-            email: &b.email,
-            password: &b.password,
-            name: &b.name,
-        },
-        (client_ip(req), request_id(depot)),
-    )
-    .await?;
+    let registration = members::Registration {
+        client_id: c.client_id,
+        voucher_code: &b.voucher_code,
+        email: &b.email,
+        password: &b.password,
+        name: &b.name,
+    };
+    members::validate_registration(&registration)?;
+    spend_guess(&st, &c, req, res).await?;
+    let v = vouchers::validate_code(&st.db, c.client_id, &b.voucher_code).await?;
+    if !v.valid {
+        return Err(members::voucher_refusal(Some(&v.status)).into());
+    }
+    refund_guess(&st, &c, req).await?;
+    let (member, refresh_token) =
+        members::register(&st.db, registration, (client_ip(req), request_id(depot))).await?;
     let tokens = member_tokens(&st, member.id, c.client_id, refresh_token)?;
     res.status_code(StatusCode::CREATED);
     Ok(ok(MemberSession {
@@ -183,17 +221,15 @@ pub async fn login(
         return Err(AppError::validation("password", "must be 1 to 1024 bytes").into());
     }
     let subject = format!("{}:{email}", c.client_id);
-    let addr = address(req);
-    login_allowed(&st, res, "member", &subject, &addr).await?;
+    let attempt = LoginAttempt::begin(&st, res, "member", subject, address(req)).await?;
     let found = members::find_for_login(&st.db, c.client_id, &email).await?;
-    let ok_pw = verify_password(b.password, found.as_ref().map(|l| l.password_hash.clone())).await;
+    let ok_pw =
+        verify_password(b.password, found.as_ref().map(|l| l.password_hash.clone())).await?;
     let Some(m) = found.filter(|_| ok_pw).map(|l| l.member) else {
-        login_failed(&st, res, "member", &subject, &addr).await?;
+        attempt.failed();
         return Err(AppError::unauthorized("email or password is incorrect").into());
     };
-    st.throttle
-        .reset(&throttle::LOGIN_PER_EMAIL, &subject)
-        .await?;
+    attempt.succeeded(&st).await?;
     let member_id = m.id;
     let refresh_token =
         sessions::issue_new(&st.db, c.client_id, sessions::Subject::Member(member_id)).await?;
@@ -202,8 +238,6 @@ pub async fn login(
         .email(&m.email)
         .origin(client_ip(req), request_id(depot));
     audit::record(&st.db, &entry).await?;
-    metrics::counter!("portal_logins_total", "kind" => "member", "outcome" => "success")
-        .increment(1);
     Ok(ok(MemberSession {
         tokens,
         member: profile(&m),

@@ -3,7 +3,6 @@
 use portal_shared::auth::TokenType;
 use portal_shared::error::AppError;
 use portal_shared::repo::{audit, clients, sessions, staff as staff_repo};
-use portal_shared::throttle;
 use salvo::oapi::extract::JsonBody;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
@@ -13,7 +12,7 @@ use uuid::Uuid;
 use crate::envelope::{ok, Envelope};
 use crate::error::ApiResult;
 use crate::middleware::{
-    address, client_ip, login_allowed, login_failed, refresh_refused, request_id, staff, state,
+    address, client_ip, refresh_refused, request_id, staff, state, LoginAttempt,
 };
 
 #[derive(Deserialize, ToSchema)]
@@ -117,19 +116,18 @@ pub async fn login(
         return Err(AppError::validation("password", "must be 1 to 1024 bytes").into());
     }
     let ip = client_ip(req);
-    let addr = address(req);
-    login_allowed(&st, res, "staff", &email, &addr).await?;
+    let attempt = LoginAttempt::begin(&st, res, "staff", email.clone(), address(req)).await?;
 
     let found = staff_repo::find_for_login(&st.db, &email).await?;
     let verified = portal_shared::auth::verify_password(
         body.password,
         found.as_ref().map(|s| s.password_hash.clone()),
     )
-    .await;
+    .await?;
     let account = match found {
         Some(s) if verified && s.active => s,
         other => {
-            login_failed(&st, res, "staff", &email, &addr).await?;
+            attempt.failed();
             if let Some(s) = other {
                 let entry =
                     audit::Entry::new(s.client_id, audit::Actor::Staff(s.id), "auth.login_failed")
@@ -141,9 +139,7 @@ pub async fn login(
         }
     };
 
-    st.throttle
-        .reset(&throttle::LOGIN_PER_EMAIL, &email)
-        .await?;
+    attempt.succeeded(&st).await?;
     let (access, ttl) = st.jwt.issue(
         TokenType::Partner,
         account.id,
@@ -165,8 +161,6 @@ pub async fn login(
     .email(&account.email)
     .origin(ip, request_id(depot));
     audit::record(&st.db, &entry).await?;
-    metrics::counter!("portal_logins_total", "kind" => "staff", "outcome" => "success")
-        .increment(1);
     let staff_me = me(&st, account.client_id, account.id).await?;
     Ok(ok(LoginData {
         access_token: access,

@@ -26,13 +26,25 @@ pub struct ApiKey {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A key just created. `Debug` leaves the key out (it is serialised once, for its owner).
+#[derive(Clone, Serialize)]
 pub struct CreatedKey {
     pub id: Uuid,
     pub client_id: Uuid,
     pub prefix: String,
     /// The plaintext key: returned once, never stored.
     pub key: String,
+}
+
+impl std::fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedKey")
+            .field("id", &self.id)
+            .field("client_id", &self.client_id)
+            .field("prefix", &self.prefix)
+            .field("key", &crate::config::REDACTED)
+            .finish()
+    }
 }
 
 /// Who an authenticated key belongs to.

@@ -92,12 +92,21 @@ macro_rules! member_from {
 
 pub const SELECT: &str = concat!("SELECT ", member_columns!(), "\n    ", member_from!());
 
-/// A member row with its password hash, for login.
-#[derive(Debug, Clone, FromRow)]
+/// A member row with its password hash, for login. `Debug` leaves the hash out.
+#[derive(Clone, FromRow)]
 pub struct LoginRow {
     #[sqlx(flatten)]
     pub member: MemberRow,
     pub password_hash: String,
+}
+
+impl std::fmt::Debug for LoginRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRow")
+            .field("member", &self.member)
+            .field("password_hash", &crate::config::REDACTED)
+            .finish()
+    }
 }
 
 pub struct Registration<'a> {
@@ -134,6 +143,25 @@ pub fn validate_registration(r: &Registration<'_>) -> AppResult<String> {
     }
 }
 
+/// Why a registration with a voucher of this status (`None`: no such code) is refused.
+pub fn voucher_refusal(status: Option<&str>) -> AppError {
+    match status {
+        Some("redeemed") => AppError::conflict(
+            "VOUCHER_REDEEMED",
+            "this voucher code has already been used",
+        ),
+        Some("expired") => AppError::Unprocessable {
+            code: "VOUCHER_EXPIRED",
+            message: "this voucher code has expired".into(),
+        },
+        Some("revoked") => AppError::Unprocessable {
+            code: "VOUCHER_REVOKED",
+            message: "this voucher code has been revoked".into(),
+        },
+        _ => AppError::NotFound("voucher code not found".into()),
+    }
+}
+
 /// Creates the member and redeems the voucher in one transaction. Of any number of concurrent
 /// registrations with one code exactly one succeeds; the others get 409 and leave nothing behind.
 /// Returns the member and a new refresh token.
@@ -167,21 +195,7 @@ pub async fn register(
         .bind(&code)
         .fetch_optional(&mut *tx)
         .await?;
-        return Err(match status.as_deref() {
-            Some("redeemed") => AppError::conflict(
-                "VOUCHER_REDEEMED",
-                "this voucher code has already been used",
-            ),
-            Some("expired") => AppError::Unprocessable {
-                code: "VOUCHER_EXPIRED",
-                message: "this voucher code has expired".into(),
-            },
-            Some("revoked") => AppError::Unprocessable {
-                code: "VOUCHER_REVOKED",
-                message: "this voucher code has been revoked".into(),
-            },
-            _ => AppError::NotFound("voucher code not found".into()),
-        });
+        return Err(voucher_refusal(status.as_deref()));
     };
     let id = Uuid::now_v7();
     sqlx::query(

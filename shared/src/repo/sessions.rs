@@ -55,13 +55,24 @@ pub async fn issue_new(pool: &PgPool, client_id: Uuid, subject: Subject) -> AppR
     Ok(token)
 }
 
-/// The outcome of a successful rotation.
-#[derive(Debug, Clone)]
+/// The outcome of a successful rotation. `Debug` leaves the new token out.
+#[derive(Clone)]
 pub struct Rotated {
     pub client_id: Uuid,
     pub subject: Subject,
     pub family_id: Uuid,
     pub refresh_token: String,
+}
+
+impl std::fmt::Debug for Rotated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rotated")
+            .field("client_id", &self.client_id)
+            .field("subject", &self.subject)
+            .field("family_id", &self.family_id)
+            .field("refresh_token", &crate::config::REDACTED)
+            .finish()
+    }
 }
 
 /// What went wrong with a presented refresh token; all are 401 to the caller.
@@ -86,14 +97,18 @@ pub async fn rotate(
     if token.len() > 256 || !token.starts_with(REFRESH_TOKEN_PREFIX) {
         return Ok(Err(RotateFailure::Unknown));
     }
+    let hash = sha256(token.as_bytes());
     let mut tx = pool.begin().await?;
+    if !lock_family_of(&mut tx, &hash).await? {
+        return Ok(Err(RotateFailure::Unknown));
+    }
     #[allow(clippy::type_complexity)]
     let row: Option<(Uuid, Uuid, Option<Uuid>, Option<Uuid>, bool, bool, bool)> = sqlx::query_as(
         "SELECT family_id, client_id, staff_id, member_id,
                 used_at IS NOT NULL, revoked_at IS NOT NULL, expires_at <= now()
-         FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+         FROM refresh_tokens WHERE token_hash = $1",
     )
-    .bind(&sha256(token.as_bytes())[..])
+    .bind(&hash[..])
     .fetch_optional(&mut *tx)
     .await?;
     let Some((family_id, client_id, staff_id, member_id, used, revoked, expired)) = row else {
@@ -124,7 +139,7 @@ pub async fn rotate(
         return Ok(Err(RotateFailure::Expired));
     }
     sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1")
-        .bind(&sha256(token.as_bytes())[..])
+        .bind(&hash[..])
         .execute(&mut *tx)
         .await?;
     let next = issue(&mut tx, client_id, subject, Some(family_id)).await?;
@@ -137,17 +152,52 @@ pub async fn rotate(
     }))
 }
 
+/// Takes the transaction-scoped lock of the family `token_hash` belongs to; `false` when no such
+/// token exists. Rotation, reuse detection and logout of one family all hold it, so none of them
+/// can miss a token another one is minting at the same moment: a revocation either sees the
+/// successor committed (and revokes it) or runs first (and the rotation then finds its token
+/// revoked).
+async fn lock_family_of(
+    tx: &mut Transaction<'static, Postgres>,
+    token_hash: &[u8; 32],
+) -> AppResult<bool> {
+    let family: Option<Uuid> =
+        sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+            .bind(&token_hash[..])
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some(family) = family else {
+        return Ok(false);
+    };
+    // The two-key form keeps these locks apart from the single-key ones (migrations).
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
+        .bind(FAMILY_LOCK_CLASS)
+        .bind(family)
+        .execute(&mut **tx)
+        .await?;
+    Ok(true)
+}
+
+/// First key of the advisory locks on refresh-token families.
+const FAMILY_LOCK_CLASS: i32 = 0x5046_414d; // "PFAM"
+
 /// Revokes the family of `token` (logout). Unknown tokens are ignored: logout always succeeds.
 /// Returns the subject whose session ended, when known.
 pub async fn revoke_family(pool: &PgPool, token: &str) -> AppResult<Option<(Uuid, Subject)>> {
+    let hash = sha256(token.as_bytes());
+    let mut tx = pool.begin().await?;
+    if !lock_family_of(&mut tx, &hash).await? {
+        return Ok(None);
+    }
     let row: Option<(Uuid, Option<Uuid>, Option<Uuid>)> = sqlx::query_as(
         "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, now())
          WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)
          RETURNING client_id, staff_id, member_id",
     )
-    .bind(&sha256(token.as_bytes())[..])
-    .fetch_optional(pool)
+    .bind(&hash[..])
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(
         row.and_then(|(client, staff, member)| match (staff, member) {
             (Some(s), _) => Some((client, Subject::Staff(s))),

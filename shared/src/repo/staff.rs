@@ -8,7 +8,8 @@ use uuid::Uuid;
 use crate::auth::{hash_password, validate_password_strength, Role};
 use crate::error::{AppError, AppResult, FieldError};
 
-#[derive(Debug, Clone, FromRow)]
+/// A staff row. `Debug` leaves the password hash out.
+#[derive(Clone, FromRow)]
 pub struct StaffRow {
     pub id: Uuid,
     pub client_id: Uuid,
@@ -19,6 +20,22 @@ pub struct StaffRow {
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for StaffRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaffRow")
+            .field("id", &self.id)
+            .field("client_id", &self.client_id)
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("password_hash", &crate::config::REDACTED)
+            .field("role", &self.role)
+            .field("active", &self.active)
+            .field("created_at", &self.created_at)
+            .field("last_login_at", &self.last_login_at)
+            .finish()
+    }
 }
 
 impl StaffRow {

@@ -1,5 +1,6 @@
 //! One integration-test binary (faster to link than one per file); modules by area.
 
+mod abuse;
 mod api_keys;
 mod auth;
 mod crash;
