@@ -2,9 +2,10 @@
 //! tokens) stored only as SHA-256 digests.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Argon2, Block, Params, Version};
 use base64::Engine;
 use chrono::Utc;
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -61,64 +62,121 @@ fn hash_slots() -> &'static tokio::sync::Semaphore {
     })
 }
 
-/// Runs argon2 work on the blocking pool once a slot is free; after the configured wait without one the
-/// caller gets 503 with `Retry-After` instead.
+/// argon2's working memory (1 KiB blocks), kept from one hash to the next: at most one per slot
+/// exists, so the process's hashing memory is slots × 19 MiB however many hashes it runs (a fresh
+/// 19 MiB allocation per hash is kept by the allocator's arenas: ~450 MiB after a burst).
+type Memory = Vec<Block>;
+
+fn spare_memory() -> &'static Mutex<Vec<Memory>> {
+    static SPARE: OnceLock<Mutex<Vec<Memory>>> = OnceLock::new();
+    SPARE.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// The first `params.block_count()` blocks of `memory`, growing it when needed.
+fn blocks<'m>(memory: &'m mut Memory, params: &Params) -> &'m mut [Block] {
+    let n = params.block_count();
+    if memory.len() < n {
+        memory.resize(n, Block::new());
+    }
+    &mut memory[..n]
+}
+
+/// Runs argon2 work on the blocking pool, with a slot's memory, once a slot is free; after the
+/// configured wait without one the caller gets 503 with `Retry-After` instead.
 async fn with_hash_slot<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
+    work: impl FnOnce(&mut Memory) -> T + Send + 'static,
 ) -> AppResult<T> {
     let wait = std::time::Duration::from_millis(HASH_WAIT_MS.load(Ordering::Relaxed));
-    let permit = match tokio::time::timeout(wait, hash_slots().acquire()).await {
-        Ok(Ok(permit)) => permit,
-        _ => {
-            metrics::counter!("portal_password_hash_refused_total").increment(1);
-            return Err(AppError::Unavailable {
-                dependency: "password checking (busy)",
-                retry_after: 1,
-            });
-        }
+    let Ok(Ok(permit)) = tokio::time::timeout(wait, hash_slots().acquire()).await else {
+        metrics::counter!("portal_password_hash_refused_total").increment(1);
+        return Err(AppError::Unavailable {
+            dependency: "password checking (busy)",
+            retry_after: 1,
+        });
     };
-    let result = tokio::task::spawn_blocking(work)
-        .await
-        .map_err(AppError::internal);
+    let spare = || spare_memory().lock().unwrap_or_else(|e| e.into_inner());
+    let mut memory = spare().pop().unwrap_or_default();
+    let (result, memory) = tokio::task::spawn_blocking(move || {
+        let result = work(&mut memory);
+        (result, memory)
+    })
+    .await
+    .map_err(AppError::internal)?;
+    spare().push(memory);
     drop(permit);
-    result
+    Ok(result)
+}
+
+/// argon2id with the default parameters (19 MiB, 2 passes) and a random 16-byte salt, as a PHC
+/// string, computed in `memory`.
+fn hash_in(memory: &mut Memory, password: &[u8]) -> Result<String, String> {
+    let params = Params::default();
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    Argon2::default()
+        .hash_password_into_with_memory(password, &salt, &mut out, blocks(memory, &params))
+        .map_err(|e| e.to_string())?;
+    let phc = PasswordHash {
+        algorithm: argon2::Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| e.to_string())?,
+        salt: Some(Salt::new(&salt).map_err(|e| e.to_string())?),
+        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `phc` (any argon2 variant and parameters), computed
+/// in `memory`; the comparison is constant-time (`Output`'s equality).
+fn verify_in(memory: &mut Memory, password: &[u8], phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        argon2::Algorithm::try_from(parsed.algorithm.as_str()),
+        Params::try_from(&parsed),
+    ) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let mut out = vec![0u8; expected.as_bytes().len()];
+    Argon2::new(algorithm, version, params.clone())
+        .hash_password_into_with_memory(password, salt, &mut out, blocks(memory, &params))
+        .is_ok()
+        && Output::new(&out).is_ok_and(|computed| computed == *expected)
 }
 
 /// Hashes a password with argon2id (default parameters, random salt). CPU-heavy: runs on the
 /// blocking pool, at most one per core at a time (see [`with_hash_slot`]).
 pub async fn hash_password(password: String) -> AppResult<String> {
-    with_hash_slot(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-            .map_err(AppError::internal)
-    })
-    .await?
+    with_hash_slot(move |memory| hash_in(memory, password.as_bytes()))
+        .await?
+        .map_err(AppError::internal)
 }
 
 /// Verifies a password against a PHC string. With `phc = None` it still spends the same time on a
 /// dummy hash, so "no such account" and "wrong password" cannot be told apart by timing. Bounded
 /// like [`hash_password`].
 pub async fn verify_password(password: String, phc: Option<String>) -> AppResult<bool> {
-    with_hash_slot(move || {
+    with_hash_slot(move |memory| {
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| dummy_hash().to_string());
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), phc.as_str())
-            .is_ok();
-        ok && known
+        verify_in(memory, password.as_bytes(), &phc) && known
     })
     .await
 }
 
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| {
-        Argon2::default()
-            .hash_password(b"not-a-real-password")
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
+    DUMMY.get_or_init(|| hash_in(&mut Memory::new(), b"not-a-real-password").unwrap_or_default())
 }
 
 pub fn validate_password_strength(password: &str) -> AppResult<()> {
@@ -293,6 +351,35 @@ mod tests {
             other.verify(&t, TokenType::Partner).unwrap_err().status(),
             401
         );
+    }
+
+    /// Hashes made in a slot's memory and hashes made by the library's own `PasswordHasher` (all
+    /// hashes stored before slots existed) verify either way.
+    #[test]
+    fn slot_hashes_and_library_hashes_are_interchangeable() {
+        use argon2::{PasswordHasher, PasswordVerifier};
+        let mut memory = Memory::new();
+        let ours = hash_in(&mut memory, b"correct horse").unwrap();
+        assert!(
+            ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{ours}"
+        );
+        Argon2::default()
+            .verify_password(b"correct horse", ours.as_str())
+            .unwrap();
+        let theirs = Argon2::default()
+            .hash_password(b"correct horse")
+            .unwrap()
+            .to_string();
+        assert!(verify_in(&mut memory, b"correct horse", &theirs));
+        assert!(!verify_in(&mut memory, b"correct horsE", &theirs));
+        assert!(!verify_in(
+            &mut memory,
+            b"correct horse",
+            "not a phc string"
+        ));
+        // The memory was reused, not grown.
+        assert_eq!(memory.len(), Params::default().block_count());
     }
 
     #[tokio::test]
