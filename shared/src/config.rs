@@ -105,6 +105,8 @@ pub struct Config {
     pub events_flush_interval: Duration,
     /// Watch-event jobs one worker process holds at once (they wait in the insert buffer).
     pub events_concurrency: usize,
+    /// Watch events one member may send per minute (`/app/events`); 0 turns the limit off.
+    pub member_events_per_minute: u32,
 }
 
 /// All problems found in the environment, one per line.
@@ -342,6 +344,14 @@ impl Config {
         );
         let events_concurrency: usize =
             r.ranged("EVENTS_CONCURRENCY", 256, 1, 10_000, "a number", "");
+        let member_events_per_minute: u32 = r.ranged(
+            "MEMBER_EVENTS_PER_MINUTE",
+            1_000,
+            0,
+            1_000_000,
+            "a whole number (0 turns the limit off)",
+            "",
+        );
 
         if !r.errors.is_empty() {
             return Err(ConfigErrors(r.errors));
@@ -369,6 +379,7 @@ impl Config {
             events_flush_rows,
             events_flush_interval: Duration::from_millis(flush_ms),
             events_concurrency,
+            member_events_per_minute,
         })
     }
 }
@@ -409,6 +420,26 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.api_key_cache_ttl, Duration::from_secs(60));
         assert!(c.migrate_on_start);
+        assert_eq!(c.member_events_per_minute, 1_000);
+    }
+
+    #[test]
+    fn member_events_per_minute_is_a_number_and_zero_turns_it_off() {
+        let mut off = GOOD.to_vec();
+        off.push(("MEMBER_EVENTS_PER_MINUTE", "0"));
+        assert_eq!(
+            Config::from_lookup(lookup(&off))
+                .unwrap()
+                .member_events_per_minute,
+            0
+        );
+        for bad in ["-1", "many", "1000001"] {
+            let mut vars = GOOD.to_vec();
+            vars.push(("MEMBER_EVENTS_PER_MINUTE", bad));
+            let text = Config::from_lookup(lookup(&vars)).unwrap_err().to_string();
+            assert_eq!(text.lines().count(), 1, "{text}");
+            assert!(text.contains("MEMBER_EVENTS_PER_MINUTE"), "{text}");
+        }
     }
 
     #[test]

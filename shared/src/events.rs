@@ -22,6 +22,10 @@ pub const MAX_AGE_DAYS: i64 = 30;
 /// Clock skew tolerated for events "from the future".
 pub const MAX_SKEW_SECS: i64 = 300;
 pub const MAX_WATCHED_SECONDS: i64 = 24 * 3600;
+/// A view may not last longer than the time since it started plus this (clock skew, rounding).
+pub const WATCH_SLACK_SECS: i64 = 60;
+/// …nor longer than this many times the class's duration (replays, a paused player).
+pub const MAX_DURATION_FACTOR: i64 = 4;
 
 /// One event as queued (validated by the API).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -52,6 +56,7 @@ pub struct Catalogue {
 pub struct ClassInfo {
     pub title: String,
     pub category: String,
+    pub duration_minutes: i32,
 }
 
 impl Default for Catalogue {
@@ -70,13 +75,22 @@ impl Catalogue {
     pub async fn get(&self, pool: &PgPool) -> AppResult<Arc<HashMap<String, ClassInfo>>> {
         self.cache
             .try_get_with((), async {
-                let rows: Vec<(String, String, String)> =
-                    sqlx::query_as("SELECT id, title, category FROM classes")
+                let rows: Vec<(String, String, String, i32)> =
+                    sqlx::query_as("SELECT id, title, category, duration_minutes FROM classes")
                         .fetch_all(pool)
                         .await?;
                 Ok::<_, AppError>(Arc::new(
                     rows.into_iter()
-                        .map(|(id, title, category)| (id, ClassInfo { title, category }))
+                        .map(|(id, title, category, duration_minutes)| {
+                            (
+                                id,
+                                ClassInfo {
+                                    title,
+                                    category,
+                                    duration_minutes,
+                                },
+                            )
+                        })
                         .collect(),
                 ))
             })
@@ -92,6 +106,9 @@ impl Catalogue {
 /// Validates a raw `{"events": [...]}` body. The batch is accepted whole or not at all: every
 /// invalid event is reported with its index and reason. Returns the unique events and how many
 /// repeated an `eventId` of an earlier event in the same batch.
+///
+/// Beyond the shape, a view must be plausible: `watchedSeconds` at most the time since
+/// `startedAt` plus [`WATCH_SLACK_SECS`], and at most [`MAX_DURATION_FACTOR`] × the class's duration.
 pub fn validate_batch(
     body: &serde_json::Value,
     classes: &HashMap<String, ClassInfo>,
@@ -183,6 +200,15 @@ pub fn validate_batch(
                 None
             }
         };
+        if let (Some(class), Some(started_at), Some(watched)) = (
+            class_id.as_ref().and_then(|c| classes.get(c)),
+            started_at,
+            watched,
+        ) {
+            if let Some(reason) = implausible(class, started_at, watched, now) {
+                errors.push(FieldError::new(field("watchedSeconds"), reason));
+            }
+        }
         if let Some(unknown) = obj
             .keys()
             .find(|k| !["eventId", "classId", "startedAt", "watchedSeconds"].contains(&k.as_str()))
@@ -212,6 +238,31 @@ pub fn validate_batch(
     } else {
         Err(AppError::validation_many(errors))
     }
+}
+
+/// Why a view of `class` that started at `started_at` cannot have lasted `watched` seconds by
+/// `now`, if it cannot.
+fn implausible(
+    class: &ClassInfo,
+    started_at: DateTime<Utc>,
+    watched: u32,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let watched = i64::from(watched);
+    let since_start = (now - started_at).num_seconds();
+    if watched > since_start + WATCH_SLACK_SECS {
+        return Some(format!(
+            "must not exceed the time since startedAt plus {WATCH_SLACK_SECS} s ({} s here)",
+            (since_start + WATCH_SLACK_SECS).max(0)
+        ));
+    }
+    let most = MAX_DURATION_FACTOR * i64::from(class.duration_minutes) * 60;
+    if watched > most {
+        return Some(format!(
+            "must not exceed {MAX_DURATION_FACTOR} × the class's duration ({most} s)"
+        ));
+    }
+    None
 }
 
 /// How many of these events of `client_id` are already counted (or being counted).
@@ -599,6 +650,7 @@ mod tests {
             ClassInfo {
                 title: "Flow".into(),
                 category: "Yoga".into(),
+                duration_minutes: 30,
             },
         )]
         .into_iter()
@@ -648,5 +700,42 @@ mod tests {
             validate_batch(&json!({"events": vec![json!({}); 501]}), &catalogue(), now).is_err()
         );
         assert!(validate_batch(&json!([1]), &catalogue(), now).is_err());
+    }
+
+    #[test]
+    fn views_longer_than_their_time_or_class_are_refused() {
+        let now = Utc::now();
+        let ev = |ago_secs: i64, watched: i64| json!({"eventId": Uuid::new_v4(), "classId": "yoga-1", "startedAt": (now - ChronoDuration::seconds(ago_secs)).to_rfc3339(), "watchedSeconds": watched});
+        // The 30-minute class: up to 7200 s; and up to the time since the start plus 60 s.
+        let ok = json!({"events": [ev(600, 660), ev(0, 60), ev(10_000, 7200), ev(-30, 30)]});
+        assert_eq!(validate_batch(&ok, &catalogue(), now).unwrap().0.len(), 4);
+        let bad = json!({"events": [ev(600, 661), ev(10_000, 7201), ev(-120, 1), ev(10, 86_400)]});
+        let e = validate_batch(&bad, &catalogue(), now).unwrap_err();
+        let details: Vec<(String, String)> = e
+            .details()
+            .iter()
+            .map(|d| (d.field.clone(), d.message.clone()))
+            .collect();
+        assert_eq!(
+            details,
+            vec![
+                (
+                    "events[0].watchedSeconds".into(),
+                    "must not exceed the time since startedAt plus 60 s (660 s here)".into()
+                ),
+                (
+                    "events[1].watchedSeconds".into(),
+                    "must not exceed 4 × the class's duration (7200 s)".into()
+                ),
+                (
+                    "events[2].watchedSeconds".into(),
+                    "must not exceed the time since startedAt plus 60 s (0 s here)".into()
+                ),
+                (
+                    "events[3].watchedSeconds".into(),
+                    "must not exceed the time since startedAt plus 60 s (70 s here)".into()
+                ),
+            ]
+        );
     }
 }
