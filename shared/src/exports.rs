@@ -57,6 +57,16 @@ const COLUMNS: &str =
     "id, client_id, kind, params, status, rows_written, rows_total, file_name, storage_key,
     error, attempts, created_at, completed_at, expires_at";
 
+/// A client may have at most this many exports queued or running at once.
+pub const MAX_ACTIVE_PER_CLIENT: i64 = 3;
+/// What a client over that limit is told to wait before asking again, in seconds.
+pub const RETRY_AFTER_SECS: u64 = 30;
+/// First key of the advisory lock that serialises one client's export requests.
+const CREATE_LOCK: i32 = 0x6578_7074;
+
+/// Writes a queued job, unless the client already has [`MAX_ACTIVE_PER_CLIENT`] queued or running
+/// (429). The count and the insert run under a per-client lock, so parallel requests cannot pass
+/// the limit together.
 pub async fn create(
     pool: &PgPool,
     client_id: Uuid,
@@ -65,7 +75,28 @@ pub async fn create(
     params: serde_json::Value,
     file_name: &str,
 ) -> AppResult<ExportRow> {
-    Ok(sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
+        .bind(CREATE_LOCK)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
+    let active: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM export_jobs WHERE client_id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(client_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if active >= MAX_ACTIVE_PER_CLIENT {
+        return Err(AppError::RateLimited {
+            retry_after: RETRY_AFTER_SECS,
+            message: format!(
+                "{active} exports are queued or running (at most {MAX_ACTIVE_PER_CLIENT}); \
+                 start another once one has finished"
+            ),
+        });
+    }
+    let row = sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO export_jobs (id, client_id, kind, params, file_name, created_by)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
     )))
@@ -75,7 +106,20 @@ pub async fn create(
     .bind(sqlx::types::Json(params))
     .bind(file_name)
     .bind(staff_id)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// The client of job `id` while it still is to be built (queued, or running after an interrupted
+/// attempt); `None` once it is completed, failed or gone.
+pub async fn pending_client(pool: &PgPool, id: Uuid) -> AppResult<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT client_id FROM export_jobs WHERE id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(id)
+    .fetch_optional(pool)
     .await?)
 }
 

@@ -515,3 +515,140 @@ async fn an_export_asked_for_while_redis_is_down_answers_503_and_is_marked_faile
     }
     assert_eq!(status, 202);
 }
+
+#[tokio::test]
+async fn a_client_has_at_most_three_exports_queued_or_running_even_when_asking_in_parallel() {
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    let q = app.partner().await;
+    // No worker: every accepted export stays queued. Eight requests at once.
+    let answers = futures::future::join_all(
+        (0..8).map(|_| app.send(bearer(app.get("/partner/members/export"), &p.admin))),
+    )
+    .await;
+    let accepted = answers.iter().filter(|r| r.status == 202).count();
+    assert_eq!(accepted, 3, "three accepted");
+    for r in answers.iter().filter(|r| r.status != 202) {
+        r.assert_error(429, "RATE_LIMITED");
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!(retry >= 1, "{retry}");
+    }
+    let rows = app
+        .count(
+            "SELECT count(*) FROM export_jobs WHERE client_id = $1",
+            p.t.client_id,
+        )
+        .await;
+    assert_eq!(rows, 3, "the refused requests created no job");
+    // Every export kind counts against the same three.
+    let today = Utc::now()
+        .with_timezone(&chrono_tz::Europe::Berlin)
+        .date_naive();
+    app.send(bearer(
+        app.get(&format!(
+            "/partner/billing/export?month={}&year={}",
+            today.month(),
+            today.year()
+        )),
+        &p.admin,
+    ))
+    .await
+    .assert_error(429, "RATE_LIMITED");
+    app.send(app.as_admin(&p, app.get("/partner/vouchers/export")))
+        .await
+        .assert_error(429, "RATE_LIMITED");
+    // Another client is not affected.
+    app.send(bearer(app.get("/partner/members/export"), &q.admin))
+        .await
+        .assert_status(202);
+    // Once one of the three is finished (completed or failed), the client may ask again.
+    sqlx::query(
+        "UPDATE export_jobs SET status = 'failed', completed_at = now()
+         WHERE id = (SELECT id FROM export_jobs WHERE client_id = $1 ORDER BY created_at LIMIT 1)",
+    )
+    .bind(p.t.client_id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    app.send(app.as_admin(&p, app.get("/partner/vouchers/export")))
+        .await
+        .assert_status(202);
+    app.send(bearer(app.get("/partner/members/export"), &p.admin))
+        .await
+        .assert_error(429, "RATE_LIMITED");
+    // The OpenAPI document says so.
+    let doc = app.send(app.get("/openapi.json")).await;
+    for path in [
+        "/partner/members/export",
+        "/partner/vouchers/export",
+        "/partner/billing/export",
+    ] {
+        assert!(
+            doc.body["paths"][path]["get"]["responses"]["429"].is_object(),
+            "{path} documents 429"
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_clients_export_completes_while_one_clients_backlog_waits() {
+    let app = TestApp::spawn().await;
+    let a = app.partner().await;
+    let b = app.partner().await;
+    app.member(&b, "b@example.com", "B").await;
+    // A's three exports are queued first, then B's one.
+    let mut backlog = Vec::new();
+    for _ in 0..3 {
+        let r = app
+            .send(bearer(app.get("/partner/members/export"), &a.admin))
+            .await;
+        r.assert_status(202);
+        backlog.push(r.body["data"]["jobId"].as_str().unwrap().to_string());
+    }
+    let r = app
+        .send(bearer(app.get("/partner/members/export"), &b.admin))
+        .await;
+    r.assert_status(202);
+    let b_job = r.body["data"]["jobId"].as_str().unwrap().to_string();
+    // Every one of A's jobs is held: a worker that starts one waits on its row.
+    let mut hold = app.db.begin().await.unwrap();
+    let ids: Vec<Uuid> = backlog
+        .iter()
+        .map(|j| Uuid::parse_str(j).unwrap())
+        .collect();
+    sqlx::query("SELECT id FROM export_jobs WHERE id = ANY($1) FOR UPDATE")
+        .bind(&ids)
+        .fetch_all(&mut *hold)
+        .await
+        .unwrap();
+    let worker = app.worker().await;
+    // B's export is built although A's jobs were queued before it and the worker has two slots.
+    let done = app.wait_export(&b.admin, &b_job, 20).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["rowsWritten"], 1);
+    // The worker started one of A's (it waits on the held row); the others wait their turn.
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(waiting, 1, "one of A's exports at a time");
+    for job in &backlog {
+        let s = app
+            .send(bearer(
+                app.get(&format!("/partner/exports/{job}")),
+                &a.admin,
+            ))
+            .await;
+        assert_eq!(s.body["data"]["status"], "queued", "{}", s.text);
+    }
+    // Released: A's backlog is built, one after another.
+    hold.rollback().await.unwrap();
+    for job in &backlog {
+        let done = app.wait_export(&a.admin, job, 30).await;
+        assert_eq!(done["status"], "completed", "{done}");
+    }
+    worker.stop().await.unwrap();
+}
