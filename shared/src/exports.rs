@@ -27,6 +27,8 @@ pub const MAX_ATTEMPTS: i32 = 3;
 const PROGRESS_EVERY: u64 = 1000;
 /// Bytes buffered before a part is handed to the store.
 const PART_BYTES: usize = 1 << 20;
+/// Billing export rows whose figures are fetched from ClickHouse at once.
+const BILLING_CHUNK: usize = 1000;
 
 /// The job on the queue: only the id; the worker reloads the row.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -474,8 +476,13 @@ async fn billing_csv(
         code: "BAD_EXPORT",
         message: "a billing export needs a month and a year".into(),
     })?;
-    let all = billing::billable(ctx.db, ctx.ch, job.client_id, month).await?;
-    set_total(ctx.db, job.id, all.len() as i64).await?;
+    let ids = billing::billable_ids(ctx.ch, job.client_id, month).await?;
+    set_total(
+        ctx.db,
+        job.id,
+        billing::count(ctx.db, job.client_id, &ids).await?,
+    )
+    .await?;
     sink.record([
         "id",
         "name",
@@ -487,20 +494,34 @@ async fn billing_csv(
         "lastActiveAt",
     ])
     .await?;
-    for m in &all {
-        sink.row([
-            m.id.to_string(),
-            m.name.clone(),
-            m.email.clone(),
-            ts(Some(m.registered_at), tz),
-            m.watch_time_minutes.to_string(),
-            m.classes_watched.to_string(),
-            ts(Some(m.first_active_at), tz),
-            ts(Some(m.last_active_at), tz),
-        ])
-        .await?;
+    // Members in report order, their figures fetched a chunk at a time.
+    let mut people = std::pin::pin!(billing::people(ctx.db, job.client_id, &ids));
+    let mut chunk = Vec::with_capacity(BILLING_CHUNK);
+    loop {
+        let next = people.try_next().await?;
+        let done = next.is_none();
+        chunk.extend(next);
+        if chunk.len() < BILLING_CHUNK && !done {
+            continue;
+        }
+        let part = std::mem::replace(&mut chunk, Vec::with_capacity(BILLING_CHUNK));
+        for m in billing::with_figures(ctx.ch, job.client_id, month, part).await? {
+            sink.row([
+                m.id.to_string(),
+                m.name,
+                m.email,
+                ts(Some(m.registered_at), tz),
+                m.watch_time_minutes.to_string(),
+                m.classes_watched.to_string(),
+                ts(Some(m.first_active_at), tz),
+                ts(Some(m.last_active_at), tz),
+            ])
+            .await?;
+        }
+        if done {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 /// Deletes files of expired exports (rows stay 7 days more so downloads answer 410, not 404),
