@@ -123,6 +123,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long a password check waits for a free hashing slot (one per core) before answering 503.
     pub password_hash_wait: Duration,
+    /// Watch events one member may send per minute (`/app/events`); 0 turns the limit off.
+    pub member_events_per_minute: u32,
 }
 
 /// All problems found in the environment, one per line.
@@ -379,6 +381,14 @@ impl Config {
                 }
             },
         };
+        let member_events_per_minute: u32 = r.ranged(
+            "MEMBER_EVENTS_PER_MINUTE",
+            1_000,
+            0,
+            1_000_000,
+            "a whole number (0 turns the limit off)",
+            "",
+        );
 
         if !r.errors.is_empty() {
             return Err(ConfigErrors(r.errors));
@@ -408,6 +418,7 @@ impl Config {
             events_concurrency,
             trusted_proxies,
             password_hash_wait: Duration::from_millis(hash_wait_ms),
+            member_events_per_minute,
         })
     }
 }
@@ -493,6 +504,26 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.api_key_cache_ttl, Duration::from_secs(60));
         assert!(c.migrate_on_start);
+        assert_eq!(c.member_events_per_minute, 1_000);
+    }
+
+    #[test]
+    fn member_events_per_minute_is_a_number_and_zero_turns_it_off() {
+        let mut off = GOOD.to_vec();
+        off.push(("MEMBER_EVENTS_PER_MINUTE", "0"));
+        assert_eq!(
+            Config::from_lookup(lookup(&off))
+                .unwrap()
+                .member_events_per_minute,
+            0
+        );
+        for bad in ["-1", "many", "1000001"] {
+            let mut vars = GOOD.to_vec();
+            vars.push(("MEMBER_EVENTS_PER_MINUTE", bad));
+            let text = Config::from_lookup(lookup(&vars)).unwrap_err().to_string();
+            assert_eq!(text.lines().count(), 1, "{text}");
+            assert!(text.contains("MEMBER_EVENTS_PER_MINUTE"), "{text}");
+        }
     }
 
     #[test]

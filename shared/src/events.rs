@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
 use clickhouse::Row;
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult, FieldError};
@@ -22,6 +22,10 @@ pub const MAX_AGE_DAYS: i64 = 30;
 /// Clock skew tolerated for events "from the future".
 pub const MAX_SKEW_SECS: i64 = 300;
 pub const MAX_WATCHED_SECONDS: i64 = 24 * 3600;
+/// A view may not last longer than the time since it started plus this (clock skew, rounding).
+pub const WATCH_SLACK_SECS: i64 = 60;
+/// …nor longer than this many times the class's duration (replays, a paused player).
+pub const MAX_DURATION_FACTOR: i64 = 4;
 
 /// One event as queued (validated by the API).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -52,6 +56,7 @@ pub struct Catalogue {
 pub struct ClassInfo {
     pub title: String,
     pub category: String,
+    pub duration_minutes: i32,
 }
 
 impl Default for Catalogue {
@@ -70,13 +75,22 @@ impl Catalogue {
     pub async fn get(&self, pool: &PgPool) -> AppResult<Arc<HashMap<String, ClassInfo>>> {
         self.cache
             .try_get_with((), async {
-                let rows: Vec<(String, String, String)> =
-                    sqlx::query_as("SELECT id, title, category FROM classes")
+                let rows: Vec<(String, String, String, i32)> =
+                    sqlx::query_as("SELECT id, title, category, duration_minutes FROM classes")
                         .fetch_all(pool)
                         .await?;
                 Ok::<_, AppError>(Arc::new(
                     rows.into_iter()
-                        .map(|(id, title, category)| (id, ClassInfo { title, category }))
+                        .map(|(id, title, category, duration_minutes)| {
+                            (
+                                id,
+                                ClassInfo {
+                                    title,
+                                    category,
+                                    duration_minutes,
+                                },
+                            )
+                        })
                         .collect(),
                 ))
             })
@@ -92,6 +106,9 @@ impl Catalogue {
 /// Validates a raw `{"events": [...]}` body. The batch is accepted whole or not at all: every
 /// invalid event is reported with its index and reason. Returns the unique events and how many
 /// repeated an `eventId` of an earlier event in the same batch.
+///
+/// Beyond the shape, a view must be plausible: `watchedSeconds` at most the time since
+/// `startedAt` plus [`WATCH_SLACK_SECS`], and at most [`MAX_DURATION_FACTOR`] × the class's duration.
 pub fn validate_batch(
     body: &serde_json::Value,
     classes: &HashMap<String, ClassInfo>,
@@ -183,6 +200,15 @@ pub fn validate_batch(
                 None
             }
         };
+        if let (Some(class), Some(started_at), Some(watched)) = (
+            class_id.as_ref().and_then(|c| classes.get(c)),
+            started_at,
+            watched,
+        ) {
+            if let Some(reason) = implausible(class, started_at, watched, now) {
+                errors.push(FieldError::new(field("watchedSeconds"), reason));
+            }
+        }
         if let Some(unknown) = obj
             .keys()
             .find(|k| !["eventId", "classId", "startedAt", "watchedSeconds"].contains(&k.as_str()))
@@ -212,6 +238,31 @@ pub fn validate_batch(
     } else {
         Err(AppError::validation_many(errors))
     }
+}
+
+/// Why a view of `class` that started at `started_at` cannot have lasted `watched` seconds by
+/// `now`, if it cannot.
+fn implausible(
+    class: &ClassInfo,
+    started_at: DateTime<Utc>,
+    watched: u32,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let watched = i64::from(watched);
+    let since_start = (now - started_at).num_seconds();
+    if watched > since_start + WATCH_SLACK_SECS {
+        return Some(format!(
+            "must not exceed the time since startedAt plus {WATCH_SLACK_SECS} s ({} s here)",
+            (since_start + WATCH_SLACK_SECS).max(0)
+        ));
+    }
+    let most = MAX_DURATION_FACTOR * i64::from(class.duration_minutes) * 60;
+    if watched > most {
+        return Some(format!(
+            "must not exceed {MAX_DURATION_FACTOR} × the class's duration ({most} s)"
+        ));
+    }
+    None
 }
 
 /// How many of these events of `client_id` are already counted (or being counted).
@@ -345,9 +396,17 @@ pub struct Flushed {
     pub events_counted: usize,
 }
 
-/// Lands `pending` events exactly once: claim their receipts, insert what ClickHouse does not
-/// hold yet, recompute the touched members' profiles, then record the batches landed and count
-/// them (see `worker/src/events.rs`). Safe to repeat: every step is idempotent.
+/// Lands `pending` events exactly once: own their batches, claim their receipts, insert what
+/// ClickHouse does not hold yet, recompute the touched members' profiles, then count them (see
+/// `worker/src/events.rs`). Safe to repeat, and safe to run twice at once on the same batch.
+///
+/// Owning: one `landed_watch_batches` row per batch is inserted in a transaction that stays open
+/// until the batch is counted. A second lander of the same batch (a redelivery while the first
+/// still runs) waits on that row; when the first commits, the batch is landed and the second
+/// leaves it alone; if the first fails or dies, its transaction rolls back and the second owns the
+/// batch and resumes it. So one lander at a time asks ClickHouse what it holds and inserts. Owning
+/// runs beside the claim (it only has to come before the ClickHouse step): claiming the receipts
+/// of a batch someone else lands changes nothing, since that lander claimed them first.
 pub async fn land_pending(
     db: &PgPool,
     ch: &crate::ch::ClickHouse,
@@ -357,8 +416,15 @@ pub async fn land_pending(
         return Ok(Flushed::default());
     }
     let t0 = std::time::Instant::now();
-    // 1. Claim.
-    let claimed = claim(db, pending).await?;
+    // 0. Own the batches, and 1. claim the receipts, at once.
+    let mut tx = db.begin().await?;
+    let ((owned, batches), claimed) =
+        tokio::try_join!(own_batches(&mut tx, pending), claim(db, pending))?;
+    if owned.is_empty() {
+        tx.commit().await?;
+        tracing::debug!(batches, "watch batches already landed by another delivery");
+        return Ok(Flushed::default());
+    }
     let t_claim = t0.elapsed();
     // 2. Insert what is not in ClickHouse yet.
     let mut already: HashSet<(Uuid, Uuid)> = HashSet::new();
@@ -375,17 +441,20 @@ pub async fn land_pending(
             }
         }
     }
-    let mut owned: Vec<(&Uuid, &ChEvent)> = Vec::with_capacity(pending.len());
+    let mut counted_rows: Vec<&ChEvent> = Vec::with_capacity(pending.len());
     let mut seen = HashSet::with_capacity(pending.len());
     for p in pending {
         let key = (p.row.client_id, p.row.event_id);
-        if (claimed.fresh.contains(&key) || claimed.resumed.contains(&key)) && seen.insert(key) {
-            owned.push((&p.batch_id, &p.row));
+        if owned.contains(&p.batch_id)
+            && (claimed.fresh.contains(&key) || claimed.resumed.contains(&key))
+            && seen.insert(key)
+        {
+            counted_rows.push(&p.row);
         }
     }
-    let to_insert: Vec<&ChEvent> = owned
+    let to_insert: Vec<&ChEvent> = counted_rows
         .iter()
-        .map(|(_, r)| *r)
+        .copied()
         .filter(|r| !already.contains(&(r.client_id, r.event_id)))
         .collect();
     if !to_insert.is_empty() {
@@ -398,7 +467,7 @@ pub async fn land_pending(
     let t_insert = t0.elapsed();
     // 3. Derived member profile fields, from what ClickHouse now holds.
     let mut members_by_client: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
-    for (_, r) in &owned {
+    for r in &counted_rows {
         members_by_client
             .entry(r.client_id)
             .or_default()
@@ -421,8 +490,9 @@ pub async fn land_pending(
         }
     }
     let t_profiles = t0.elapsed();
-    // 4. Land and count, with the profiles, in one transaction.
-    let counted = land(db, &owned, &profiles).await?;
+    // 4. Count, with the profiles, in the owning transaction; its commit lands the batches.
+    let counted = land(&mut tx, &counted_rows, &profiles).await?;
+    tx.commit().await?;
     let t_land = t0.elapsed();
     metrics::histogram!("portal_events_flush_seconds").record(t_land.as_secs_f64());
     tracing::debug!(
@@ -440,6 +510,28 @@ pub async fn land_pending(
     })
 }
 
+/// Inserts a `landed_watch_batches` row for every batch of `pending` (in key order, so landers
+/// whose batches overlap cannot deadlock) and returns the batches this transaction now owns, with
+/// how many batches there were. Waits while another open landing holds one of them; a batch whose
+/// landing committed is not returned.
+async fn own_batches(
+    tx: &mut Transaction<'static, Postgres>,
+    pending: &[Pending],
+) -> AppResult<(HashSet<Uuid>, usize)> {
+    let mut batch_ids: Vec<Uuid> = pending.iter().map(|p| p.batch_id).collect();
+    batch_ids.sort_unstable();
+    batch_ids.dedup();
+    let owned: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO landed_watch_batches (batch_id)
+         SELECT b FROM UNNEST($1::uuid[]) AS b ORDER BY b
+         ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id",
+    )
+    .bind(&batch_ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok((owned.into_iter().collect(), batch_ids.len()))
+}
+
 /// Active days and favourite category of a member, recomputed from ClickHouse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
@@ -449,32 +541,17 @@ pub struct Profile {
     pub favorite_category: Option<String>,
 }
 
-/// Marks the batches of claimed events landed and adds their events to the member activity
-/// summaries (and sets the recomputed profile fields), in one transaction. Only batches that were
-/// not landed before are counted, so a repeated landing counts nothing. Returns the events counted.
+/// Adds the events of owned batches to the member activity summaries and sets the recomputed
+/// profile fields, inside the transaction that owns the batches (its commit lands them). Returns
+/// the events counted.
 pub async fn land(
-    pool: &PgPool,
-    events: &[(&Uuid, &ChEvent)],
+    tx: &mut Transaction<'static, Postgres>,
+    events: &[&ChEvent],
     profiles: &[Profile],
 ) -> AppResult<usize> {
     if events.is_empty() && profiles.is_empty() {
         return Ok(0);
     }
-    let batch_ids: Vec<Uuid> = events
-        .iter()
-        .map(|(b, _)| **b)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let mut tx = pool.begin().await?;
-    let newly: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO landed_watch_batches (batch_id) SELECT * FROM UNNEST($1::uuid[])
-         ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id",
-    )
-    .bind(&batch_ids)
-    .fetch_all(&mut *tx)
-    .await?;
-    let newly: HashSet<Uuid> = newly.into_iter().collect();
     #[derive(Default)]
     struct Acc {
         seconds: i64,
@@ -483,12 +560,7 @@ pub async fn land(
         last: Option<DateTime<Utc>>,
     }
     let mut per_member: HashMap<(Uuid, Uuid), Acc> = HashMap::new();
-    let mut counted = 0;
-    for (batch, e) in events {
-        if !newly.contains(batch) {
-            continue;
-        }
-        counted += 1;
+    for e in events {
         let a = per_member.entry((e.client_id, e.member_id)).or_default();
         a.seconds += i64::from(e.watched_seconds);
         a.views += 1;
@@ -527,7 +599,7 @@ pub async fn land(
         .bind(&v)
         .bind(&f)
         .bind(&l)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
     if !profiles.is_empty() {
@@ -547,11 +619,10 @@ pub async fn land(
         .bind(&m)
         .bind(&d)
         .bind(&f)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
-    tx.commit().await?;
-    Ok(counted)
+    Ok(events.len())
 }
 
 /// Receipts older than 35 days are no longer needed (events that old are refused).
@@ -579,6 +650,7 @@ mod tests {
             ClassInfo {
                 title: "Flow".into(),
                 category: "Yoga".into(),
+                duration_minutes: 30,
             },
         )]
         .into_iter()
@@ -628,5 +700,42 @@ mod tests {
             validate_batch(&json!({"events": vec![json!({}); 501]}), &catalogue(), now).is_err()
         );
         assert!(validate_batch(&json!([1]), &catalogue(), now).is_err());
+    }
+
+    #[test]
+    fn views_longer_than_their_time_or_class_are_refused() {
+        let now = Utc::now();
+        let ev = |ago_secs: i64, watched: i64| json!({"eventId": Uuid::new_v4(), "classId": "yoga-1", "startedAt": (now - ChronoDuration::seconds(ago_secs)).to_rfc3339(), "watchedSeconds": watched});
+        // The 30-minute class: up to 7200 s; and up to the time since the start plus 60 s.
+        let ok = json!({"events": [ev(600, 660), ev(0, 60), ev(10_000, 7200), ev(-30, 30)]});
+        assert_eq!(validate_batch(&ok, &catalogue(), now).unwrap().0.len(), 4);
+        let bad = json!({"events": [ev(600, 661), ev(10_000, 7201), ev(-120, 1), ev(10, 86_400)]});
+        let e = validate_batch(&bad, &catalogue(), now).unwrap_err();
+        let details: Vec<(String, String)> = e
+            .details()
+            .iter()
+            .map(|d| (d.field.clone(), d.message.clone()))
+            .collect();
+        assert_eq!(
+            details,
+            vec![
+                (
+                    "events[0].watchedSeconds".into(),
+                    "must not exceed the time since startedAt plus 60 s (660 s here)".into()
+                ),
+                (
+                    "events[1].watchedSeconds".into(),
+                    "must not exceed 4 × the class's duration (7200 s)".into()
+                ),
+                (
+                    "events[2].watchedSeconds".into(),
+                    "must not exceed the time since startedAt plus 60 s (0 s here)".into()
+                ),
+                (
+                    "events[3].watchedSeconds".into(),
+                    "must not exceed the time since startedAt plus 60 s (70 s here)".into()
+                ),
+            ]
+        );
     }
 }

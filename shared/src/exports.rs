@@ -27,6 +27,8 @@ pub const MAX_ATTEMPTS: i32 = 3;
 const PROGRESS_EVERY: u64 = 1000;
 /// Bytes buffered before a part is handed to the store.
 const PART_BYTES: usize = 1 << 20;
+/// Billing export rows whose figures are fetched from ClickHouse at once.
+const BILLING_CHUNK: usize = 1000;
 
 /// The job on the queue: only the id; the worker reloads the row.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -57,6 +59,16 @@ const COLUMNS: &str =
     "id, client_id, kind, params, status, rows_written, rows_total, file_name, storage_key,
     error, attempts, created_at, completed_at, expires_at";
 
+/// A client may have at most this many exports queued or running at once.
+pub const MAX_ACTIVE_PER_CLIENT: i64 = 3;
+/// What a client over that limit is told to wait before asking again, in seconds.
+pub const RETRY_AFTER_SECS: u64 = 30;
+/// First key of the advisory lock that serialises one client's export requests.
+const CREATE_LOCK: i32 = 0x6578_7074;
+
+/// Writes a queued job, unless the client already has [`MAX_ACTIVE_PER_CLIENT`] queued or running
+/// (429). The count and the insert run under a per-client lock, so parallel requests cannot pass
+/// the limit together.
 pub async fn create(
     pool: &PgPool,
     client_id: Uuid,
@@ -65,7 +77,28 @@ pub async fn create(
     params: serde_json::Value,
     file_name: &str,
 ) -> AppResult<ExportRow> {
-    Ok(sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
+        .bind(CREATE_LOCK)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
+    let active: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM export_jobs WHERE client_id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(client_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if active >= MAX_ACTIVE_PER_CLIENT {
+        return Err(AppError::RateLimited {
+            retry_after: RETRY_AFTER_SECS,
+            message: format!(
+                "{active} exports are queued or running (at most {MAX_ACTIVE_PER_CLIENT}); \
+                 start another once one has finished"
+            ),
+        });
+    }
+    let row = sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO export_jobs (id, client_id, kind, params, file_name, created_by)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
     )))
@@ -75,7 +108,20 @@ pub async fn create(
     .bind(sqlx::types::Json(params))
     .bind(file_name)
     .bind(staff_id)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// The client of job `id` while it still is to be built (queued, or running after an interrupted
+/// attempt); `None` once it is completed, failed or gone.
+pub async fn pending_client(pool: &PgPool, id: Uuid) -> AppResult<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT client_id FROM export_jobs WHERE id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(id)
+    .fetch_optional(pool)
     .await?)
 }
 
@@ -430,8 +476,13 @@ async fn billing_csv(
         code: "BAD_EXPORT",
         message: "a billing export needs a month and a year".into(),
     })?;
-    let all = billing::billable(ctx.db, ctx.ch, job.client_id, month).await?;
-    set_total(ctx.db, job.id, all.len() as i64).await?;
+    let ids = billing::billable_ids(ctx.ch, job.client_id, month).await?;
+    set_total(
+        ctx.db,
+        job.id,
+        billing::count(ctx.db, job.client_id, &ids).await?,
+    )
+    .await?;
     sink.record([
         "id",
         "name",
@@ -443,20 +494,34 @@ async fn billing_csv(
         "lastActiveAt",
     ])
     .await?;
-    for m in &all {
-        sink.row([
-            m.id.to_string(),
-            m.name.clone(),
-            m.email.clone(),
-            ts(Some(m.registered_at), tz),
-            m.watch_time_minutes.to_string(),
-            m.classes_watched.to_string(),
-            ts(Some(m.first_active_at), tz),
-            ts(Some(m.last_active_at), tz),
-        ])
-        .await?;
+    // Members in report order, their figures fetched a chunk at a time.
+    let mut people = std::pin::pin!(billing::people(ctx.db, job.client_id, &ids));
+    let mut chunk = Vec::with_capacity(BILLING_CHUNK);
+    loop {
+        let next = people.try_next().await?;
+        let done = next.is_none();
+        chunk.extend(next);
+        if chunk.len() < BILLING_CHUNK && !done {
+            continue;
+        }
+        let part = std::mem::replace(&mut chunk, Vec::with_capacity(BILLING_CHUNK));
+        for m in billing::with_figures(ctx.ch, job.client_id, month, part).await? {
+            sink.row([
+                m.id.to_string(),
+                m.name,
+                m.email,
+                ts(Some(m.registered_at), tz),
+                m.watch_time_minutes.to_string(),
+                m.classes_watched.to_string(),
+                ts(Some(m.first_active_at), tz),
+                ts(Some(m.last_active_at), tz),
+            ])
+            .await?;
+        }
+        if done {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 /// Deletes files of expired exports (rows stay 7 days more so downloads answer 410, not 404),

@@ -141,6 +141,56 @@ impl Throttle {
         let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await?;
         Ok(())
     }
+
+    /// Counts `n` attempts at once (e.g. the events of one batch) in one atomic step, opening the
+    /// window at the first. When they would go over the limit they are not kept: the returned
+    /// window is [`Window::over`] and still holds what remains for a smaller request.
+    pub async fn hit_n(&self, limit: &Limit, subject: &str, n: u32) -> AppResult<Window> {
+        static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+            redis::Script::new(
+                r"local count = redis.call('INCRBY', KEYS[1], ARGV[1])
+                  if redis.call('PTTL', KEYS[1]) < 0 then
+                    redis.call('EXPIRE', KEYS[1], ARGV[2])
+                  end
+                  local kept = count
+                  if count > tonumber(ARGV[3]) then
+                    kept = redis.call('DECRBY', KEYS[1], ARGV[1])
+                  end
+                  return {count, kept, redis.call('PTTL', KEYS[1])}",
+            )
+        });
+        let key = self.key(limit, subject);
+        let mut conn = self.redis.clone();
+        let (count, kept, pttl): (i64, i64, i64) = SCRIPT
+            .key(&key)
+            .arg(n)
+            .arg(limit.window.as_secs().max(1))
+            .arg(limit.max)
+            .invoke_async(&mut conn)
+            .await?;
+        let clamp = |v: i64| u32::try_from(v.max(0)).unwrap_or(u32::MAX);
+        Ok(Window {
+            remaining: limit.max.saturating_sub(clamp(kept)),
+            ..window(limit, clamp(count), pttl)
+        })
+    }
+
+    /// Takes back `n` attempts counted by [`Throttle::hit_n`] whose request did not go through
+    /// (e.g. the queue was unreachable). A window that has closed meanwhile is left alone.
+    pub async fn give_back(&self, limit: &Limit, subject: &str, n: u32) -> AppResult<()> {
+        static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+            redis::Script::new(
+                r"if redis.call('EXISTS', KEYS[1]) == 1 then
+                    return redis.call('DECRBY', KEYS[1], ARGV[1])
+                  end
+                  return 0",
+            )
+        });
+        let key = self.key(limit, subject);
+        let mut conn = self.redis.clone();
+        let _: i64 = SCRIPT.key(&key).arg(n).invoke_async(&mut conn).await?;
+        Ok(())
+    }
 }
 
 /// Decrements a window's count unless it is gone or already zero.
@@ -165,5 +215,14 @@ fn window(limit: &Limit, count: u32, pttl_ms: i64) -> Window {
         } else {
             0
         },
+    }
+}
+
+/// Watch events per member: `per_minute` events (not requests) in each minute.
+pub const fn member_events(per_minute: u32) -> Limit {
+    Limit {
+        name: "member-events",
+        max: per_minute,
+        window: Duration::from_secs(60),
     }
 }

@@ -5,13 +5,16 @@
 //! point leaves it on the queue, and the receipt ledger makes the retry count nothing twice
 //! (`portal_shared::events::land_pending`, which the demo seed uses too):
 //!
+//! 0. own (beside step 1): insert the batches' `landed_watch_batches` rows in a transaction that
+//!    stays open until step 4 (a second delivery of a batch still being landed waits on its row,
+//!    then finds it landed; batches landed before are skipped);
 //! 1. claim: insert receipts (first claim of an event wins; a redelivered batch resumes its own
 //!    pending receipts);
 //! 2. insert the claimed events into ClickHouse in one INSERT (for resumed events, only those
 //!    not already there);
 //! 3. recompute the affected members' active days and favourite category from ClickHouse;
-//! 4. land: record the batches as landed, add their events to member summaries and store the
-//!    recomputed fields, in one transaction.
+//! 4. land: add the events to member summaries and store the recomputed fields in the owning
+//!    transaction, whose commit records the batches as landed.
 //!
 //! While Postgres or ClickHouse is unreachable the flusher keeps retrying with backoff; tasks stay
 //! in flight (their worker keeps heartbeating), and nothing is acknowledged until it lands.

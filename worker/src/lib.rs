@@ -4,8 +4,9 @@
 
 pub mod events;
 
+use std::collections::HashSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use apalis::layers::retry::backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
@@ -17,6 +18,7 @@ use portal_shared::config::Config;
 use portal_shared::jobs::{self, Housekeeping, HOUSEKEEPING_QUEUE};
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 /// Shared state handed to every job handler.
 #[derive(Clone)]
@@ -27,6 +29,8 @@ pub struct WorkerState {
     pub ch: ClickHouse,
     pub catalogue: portal_shared::events::Catalogue,
     pub storage: portal_shared::storage::Storage,
+    /// Clients with an export being built in this process (see [`ExportSlots`]).
+    pub export_slots: ExportSlots,
 }
 
 impl WorkerState {
@@ -48,9 +52,46 @@ impl WorkerState {
             redis,
             ch,
             catalogue: portal_shared::events::Catalogue::default(),
+            export_slots: ExportSlots::default(),
         })
     }
 }
+
+/// The clients whose export this worker process is building. A process builds at most one export
+/// per client at a time: a client's further jobs are put back on the queue for a moment, so a
+/// client with a backlog never takes every export slot and other clients' exports go ahead.
+#[derive(Clone, Default)]
+pub struct ExportSlots(Arc<Mutex<HashSet<Uuid>>>);
+
+impl ExportSlots {
+    /// The client's slot in this process, unless one of its exports is being built already.
+    pub fn take(&self, client_id: Uuid) -> Option<ExportSlot> {
+        let mut busy = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        busy.insert(client_id).then(|| ExportSlot {
+            slots: self.clone(),
+            client_id,
+        })
+    }
+}
+
+/// Held while a client's export is built; frees the client's slot when dropped.
+pub struct ExportSlot {
+    slots: ExportSlots,
+    client_id: Uuid,
+}
+
+impl Drop for ExportSlot {
+    fn drop(&mut self) {
+        self.slots
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.client_id);
+    }
+}
+
+/// How long a deferred export waits before it is offered again.
+const EXPORT_DEFER: Duration = Duration::from_secs(2);
 
 /// Polls the queue every `interval`. apalis's own interval strategy re-arms its timer without
 /// polling it and can stall until the next heartbeat (seconds); this one drains the tokio
@@ -144,11 +185,34 @@ async fn housekeeping(
 }
 
 /// Builds one export file. Gives up (job `failed`, task dead) after
-/// [`portal_shared::exports::MAX_ATTEMPTS`] attempts.
+/// [`portal_shared::exports::MAX_ATTEMPTS`] attempts. While another export of the same client is
+/// being built in this process, the job goes back on the queue (after [`EXPORT_DEFER`]) instead.
 async fn export(
     job: portal_shared::exports::ExportJob,
     state: Data<WorkerState>,
 ) -> Result<(), BoxDynError> {
+    let Some(client_id) = portal_shared::exports::pending_client(&state.db, job.job_id).await?
+    else {
+        // Finished, failed or deleted meanwhile: nothing to do.
+        return Ok(());
+    };
+    let Some(_slot) = state.export_slots.take(client_id) else {
+        let mut queue = jobs::queue::<portal_shared::exports::ExportJob>(
+            state.redis.clone(),
+            &state.config,
+            portal_shared::exports::EXPORTS_QUEUE,
+        );
+        queue
+            .push_task(
+                TaskBuilder::new(job.clone())
+                    .run_after(EXPORT_DEFER)
+                    .build(),
+            )
+            .await?;
+        tracing::debug!(job = %job.job_id, client = %client_id, "export deferred: the client has one being built");
+        metrics::counter!("portal_jobs_total", "queue" => portal_shared::exports::EXPORTS_QUEUE, "outcome" => "deferred").increment(1);
+        return Ok(());
+    };
     let ctx = portal_shared::exports::ExportCtx {
         db: &state.db,
         ch: &state.ch,

@@ -6,6 +6,7 @@ use apalis::prelude::TaskSink;
 use chrono::Utc;
 use portal_shared::error::AppError;
 use portal_shared::events::{self, WatchBatch};
+use portal_shared::throttle;
 use salvo::oapi::extract::JsonBody;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
@@ -14,7 +15,7 @@ use uuid::Uuid;
 
 use crate::envelope::{ok, Envelope};
 use crate::error::ApiResult;
-use crate::middleware::{member, state};
+use crate::middleware::{member, rate_headers, state};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -25,7 +26,8 @@ pub struct EventIn {
     pub class_id: String,
     /// RFC 3339; at most 30 days ago and not in the future.
     pub started_at: String,
-    /// 1 to 86400.
+    /// 1 to 86400, and at most the time since `startedAt` plus 60 s and 4 × the class's
+    /// duration.
     pub watched_seconds: u32,
 }
 
@@ -46,12 +48,14 @@ pub struct Accepted {
 
 /// Record watch events. The batch is accepted whole (202, once durably queued) or rejected whole
 /// with each invalid event's index and reason. `eventId` makes retries safe. 503 with
-/// `Retry-After` when the queue is unreachable: never a 202 for a lost event.
+/// `Retry-After` when the queue is unreachable: never a 202 for a lost event. A member may send
+/// `MEMBER_EVENTS_PER_MINUTE` events a minute (default 1,000): a batch that would go over answers
+/// 429 with `Retry-After` and is not queued (nor counted against the limit).
 #[endpoint(
     tags("app"),
     security(("api_key" = [], "bearer" = [])),
     request_body = EventsIn,
-    status_codes(202, 400, 401, 503),
+    status_codes(202, 400, 401, 429, 503),
     responses((status_code = 202, description = "Queued", body = Envelope<Accepted>))
 )]
 pub async fn ingest(
@@ -75,6 +79,24 @@ pub async fn ingest(
         received_at: now,
         events: unique,
     };
+    // Every event sent counts against the member's minute, repeated ones too.
+    let charged = match st.config.member_events_per_minute {
+        0 => None,
+        per_minute => {
+            let limit = throttle::member_events(per_minute);
+            let subject = m.member_id.to_string();
+            let n = (batch.events.len() + in_batch_dups) as u32;
+            let w = st.throttle.hit_n(&limit, &subject, n).await?;
+            rate_headers(res, &w);
+            if w.over() {
+                metrics::counter!("portal_events_throttled_total").increment(u64::from(n));
+                return Err(w
+                    .into_error("too many watch events from this member; try again later")
+                    .into());
+            }
+            Some((limit, subject, n))
+        }
+    };
     let mut storage = st.events.clone();
     let pushed = match tokio::time::timeout(Duration::from_secs(3), storage.push(batch)).await {
         Ok(r) => r.map_err(|e| e.to_string()),
@@ -82,6 +104,10 @@ pub async fn ingest(
     };
     if let Err(e) = pushed {
         tracing::warn!(error = %e, "could not queue watch events");
+        if let Some((limit, subject, n)) = charged {
+            // Nothing was queued: the member may send these again. (Redis is likely away too.)
+            let _ = st.throttle.give_back(&limit, &subject, n).await;
+        }
         return Err(AppError::Unavailable {
             dependency: "queue",
             retry_after: 5,

@@ -70,8 +70,8 @@ fn status_of(r: ExportRow) -> ExportStatus {
     }
 }
 
-/// Writes the job row, then enqueues its id (after commit). If Redis is down the job is marked
-/// failed and the caller gets 503.
+/// Writes the job row (429 when the client has 3 queued or running), then enqueues its id (after
+/// commit). If Redis is down the job is marked failed and the caller gets 503.
 async fn start(
     depot: &Depot,
     req: &Request,
@@ -132,8 +132,9 @@ async fn today(depot: &Depot, client_id: Uuid) -> ApiResult<chrono::NaiveDate> {
     Ok(clients::today(clients::timezone(&st.db, client_id).await?))
 }
 
-/// Export vouchers as CSV (optional `status` filter). Answers 202 with a job to poll.
-#[endpoint(tags("exports"), security(("bearer" = [], "api_key" = [])), status_codes(202, 400, 401, 403, 503),
+/// Export vouchers as CSV (optional `status` filter). Answers 202 with a job to poll; 429 with
+/// `Retry-After` while the client has 3 exports queued or running.
+#[endpoint(tags("exports"), security(("bearer" = [], "api_key" = [])), status_codes(202, 400, 401, 403, 429, 503),
     responses((status_code = 202, description = "Export queued", body = Envelope<Queued>)))]
 pub async fn vouchers_export(
     status: QueryParam<String, false>,
@@ -156,8 +157,9 @@ pub async fn vouchers_export(
     .await
 }
 
-/// Export all members with activity data as CSV. Answers 202 with a job to poll.
-#[endpoint(tags("exports"), security(("bearer" = [])), status_codes(202, 401, 503),
+/// Export all members with activity data as CSV. Answers 202 with a job to poll; 429 with
+/// `Retry-After` while the client has 3 exports queued or running.
+#[endpoint(tags("exports"), security(("bearer" = [])), status_codes(202, 401, 429, 503),
     responses((status_code = 202, description = "Export queued", body = Envelope<Queued>)))]
 pub async fn members_export(
     req: &mut Request,
@@ -178,8 +180,9 @@ pub async fn members_export(
     .await
 }
 
-/// Export a month's billing report as CSV (`month`, `year`; default the current month).
-#[endpoint(tags("exports"), security(("bearer" = [])), status_codes(202, 400, 401, 503),
+/// Export a month's billing report as CSV (`month`, `year`; default the current month). 429 with
+/// `Retry-After` while the client has 3 exports queued or running.
+#[endpoint(tags("exports"), security(("bearer" = [])), status_codes(202, 400, 401, 429, 503),
     responses((status_code = 202, description = "Export queued", body = Envelope<Queued>)))]
 pub async fn billing_export(
     month: QueryParam<String, false>,

@@ -45,6 +45,8 @@ async fn main() -> anyhow::Result<()> {
         v.insert("EVENTS_CONCURRENCY".into(), "512".into());
         v.insert("DATABASE_MAX_CONNECTIONS".into(), "40".into());
         v.insert("RUST_LOG".into(), "warn".into());
+        // One member sends every event: no per-member limit here.
+        v.insert("MEMBER_EVENTS_PER_MINUTE".into(), "0".into());
     })
     .await;
     app.catalogue().await;

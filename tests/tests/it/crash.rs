@@ -323,3 +323,64 @@ async fn a_large_claim_in_parallel_chunks_owns_each_event_once() {
     let again = events::claim(&app.db, &pending).await.unwrap();
     assert!(again.fresh.is_empty() && again.resumed.is_empty());
 }
+
+#[tokio::test]
+async fn two_landers_holding_one_batch_at_once_land_it_once() {
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let (member, _) = app.member(&p, "twice@example.com", "Twice").await;
+    let member = Uuid::parse_str(&member).unwrap();
+    // Two worker processes' connections: both hold the same batch at once (redelivered to the
+    // second while the first still runs).
+    let first = portal_worker::WorkerState::new(app.config()).await.unwrap();
+    let second = portal_worker::WorkerState::new(app.config()).await.unwrap();
+    let now = Utc::now();
+    let rounds: i64 = 8;
+    let per_batch: i64 = 50;
+    for round in 0..rounds {
+        let batch_id = Uuid::now_v7();
+        let pending: Vec<events::Pending> = (0..per_batch)
+            .map(|i| events::Pending {
+                batch_id,
+                row: ChEvent {
+                    client_id: p.t.client_id,
+                    event_id: Uuid::new_v4(),
+                    member_id: member,
+                    class_id: "yoga-1".into(),
+                    category: "Yoga".into(),
+                    started_at: now - chrono::Duration::minutes(round * per_batch + i),
+                    local_date: now.date_naive(),
+                    watched_seconds: 60,
+                    received_at: now,
+                },
+            })
+            .collect();
+        if round % 2 == 0 {
+            // An earlier delivery claimed the receipts and died before inserting: both landers
+            // resume the batch, each asking ClickHouse what is there before inserting.
+            assert_eq!(
+                events::claim(&app.db, &pending).await.unwrap().fresh.len(),
+                per_batch as usize
+            );
+        }
+        let (a, b) = tokio::join!(
+            events::land_pending(&first.db, &first.ch, &pending),
+            events::land_pending(&second.db, &second.ch, &pending),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(
+            a.events_counted + b.events_counted,
+            per_batch as usize,
+            "round {round}: the batch is counted by one lander"
+        );
+    }
+    let unique = rounds * per_batch;
+    assert_eq!(app.count(LANDED, p.t.client_id).await, unique);
+    assert_eq!(app.class_views(p.t.client_id).await, unique);
+    assert_eq!(
+        app.ch_rows(p.t.client_id).await,
+        unique as u64,
+        "ClickHouse holds each event once"
+    );
+}

@@ -414,9 +414,13 @@ async fn no_partner_sees_another_partners_events() {
     let b = app.partner().await;
     let (_m, token) = app.member(&a, "a@example.com", "A").await;
     let worker = app.worker().await;
-    app.post_events(&a, &token, json!([event("hiit-1", Utc::now(), 900)]))
-        .await
-        .assert_status(202);
+    app.post_events(
+        &a,
+        &token,
+        json!([event("hiit-1", Utc::now() - Duration::minutes(20), 900)]),
+    )
+    .await
+    .assert_status(202);
     assert_eq!(app.wait_for_count(LANDED, a.t.client_id, 1, 20).await, 1);
     let r = app
         .send(bearer(app.get("/partner/analytics"), &b.admin))
@@ -432,4 +436,153 @@ async fn no_partner_sees_another_partners_events() {
         .await;
     assert_eq!(r.body["data"]["totals"]["classesWatched"], 1);
     worker.stop().await.unwrap();
+}
+
+/// Jobs waiting or running on the watch-event queue of this app.
+async fn queued_batches(app: &TestApp) -> u64 {
+    let mut c = app.state.redis.clone();
+    let d = portal_shared::jobs::queue_depth(
+        &mut c,
+        &app.namespace,
+        portal_shared::events::EVENTS_QUEUE,
+    )
+    .await
+    .unwrap();
+    d.pending + d.running
+}
+
+#[tokio::test]
+async fn implausible_watch_times_are_rejected_with_a_reason_per_event() {
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let (_m, token) = app.member(&p, "plausible@example.com", "Plausible").await;
+    let now = Utc::now();
+    // yoga-2 lasts 20 minutes: at most 4 × 1200 = 4800 s per view.
+    let r = app
+        .post_events(
+            &p,
+            &token,
+            json!([
+                event("yoga-1", now - Duration::minutes(10), 600),
+                // Started 10 minutes ago, watched for 11 minutes 40 seconds.
+                event("yoga-1", now - Duration::minutes(10), 700),
+                event("yoga-2", now - Duration::hours(3), 4801),
+                // Both rules at once.
+                event("yoga-2", now - Duration::minutes(1), 86_400),
+            ]),
+        )
+        .await;
+    r.assert_error(400, "VALIDATION_ERROR");
+    let details = r.body["error"]["details"].as_array().unwrap().clone();
+    let fields: Vec<&str> = details
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "events[1].watchedSeconds",
+            "events[2].watchedSeconds",
+            "events[3].watchedSeconds"
+        ],
+        "{}",
+        r.text
+    );
+    let messages: Vec<&str> = details
+        .iter()
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    assert!(messages[0].contains("since startedAt"), "{}", messages[0]);
+    assert!(messages[1].contains("4 ×"), "{}", messages[1]);
+    assert!(messages[1].contains("4800"), "{}", messages[1]);
+    assert!(messages[2].contains("since startedAt"), "{}", messages[2]);
+    assert_eq!(queued_batches(&app).await, 0, "nothing was queued");
+    // At the limits: the time since the start plus 60 s, and exactly 4 × the duration.
+    let r = app
+        .post_events(
+            &p,
+            &token,
+            json!([
+                event("yoga-1", now - Duration::minutes(10), 660),
+                event("yoga-1", now, 60),
+                event("yoga-2", now - Duration::hours(3), 4800),
+            ]),
+        )
+        .await;
+    r.assert_status(202);
+    assert_eq!(r.body["data"]["accepted"], 3);
+    assert_eq!(queued_batches(&app).await, 1);
+}
+
+#[tokio::test]
+async fn a_member_over_the_events_per_minute_limit_gets_429_and_nothing_is_queued() {
+    let app = TestApp::spawn_with(|v| {
+        v.insert("MEMBER_EVENTS_PER_MINUTE".into(), "10".into());
+    })
+    .await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let (_a, ann) = app.member(&p, "ann@example.com", "Ann").await;
+    let (_b, bob) = app.member(&p, "bob@example.com", "Bob").await;
+    let batch = |n: i64| -> serde_json::Value {
+        json!((0..n)
+            .map(|i| event("yoga-1", Utc::now() - Duration::minutes(i + 1), 60))
+            .collect::<Vec<_>>())
+    };
+    // Events count, not requests: 6 pass, then 5 more would make 11.
+    app.post_events(&p, &ann, batch(6)).await.assert_status(202);
+    let r = app.post_events(&p, &ann, batch(5)).await;
+    r.assert_error(429, "RATE_LIMITED");
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(
+        queued_batches(&app).await,
+        1,
+        "the refused batch was not queued"
+    );
+    // A refused batch costs nothing: the 4 that remain can still be sent.
+    app.post_events(&p, &ann, batch(4)).await.assert_status(202);
+    app.post_events(&p, &ann, batch(1))
+        .await
+        .assert_error(429, "RATE_LIMITED");
+    // An invalid batch is refused for what it is and costs nothing either.
+    app.post_events(&p, &bob, json!([event("nope", Utc::now(), 60)]))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+    // The limit is per member.
+    app.post_events(&p, &bob, batch(10))
+        .await
+        .assert_status(202);
+    assert_eq!(queued_batches(&app).await, 3);
+    // The OpenAPI document says so.
+    let doc = app.send(app.get("/openapi.json")).await;
+    assert!(doc.body["paths"]["/app/events"]["post"]["responses"]["429"].is_object());
+}
+
+#[tokio::test]
+async fn member_events_per_minute_zero_turns_the_limit_off() {
+    let app = TestApp::spawn_with(|v| {
+        v.insert("MEMBER_EVENTS_PER_MINUTE".into(), "0".into());
+    })
+    .await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let (_m, token) = app.member(&p, "bulk@example.com", "Bulk").await;
+    // 1,500 events in a minute: over the default of 1,000.
+    for b in 0..3 {
+        let events: Vec<_> = (0..500)
+            .map(|i| {
+                event(
+                    "yoga-1",
+                    Utc::now() - Duration::minutes(b * 500 + i + 1),
+                    60,
+                )
+            })
+            .collect();
+        app.post_events(&p, &token, json!(events))
+            .await
+            .assert_status(202);
+    }
+    assert_eq!(queued_batches(&app).await, 3);
 }

@@ -515,3 +515,304 @@ async fn an_export_asked_for_while_redis_is_down_answers_503_and_is_marked_faile
     }
     assert_eq!(status, 202);
 }
+
+#[tokio::test]
+async fn a_client_has_at_most_three_exports_queued_or_running_even_when_asking_in_parallel() {
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    let q = app.partner().await;
+    // No worker: every accepted export stays queued. Eight requests at once.
+    let answers = futures::future::join_all(
+        (0..8).map(|_| app.send(bearer(app.get("/partner/members/export"), &p.admin))),
+    )
+    .await;
+    let accepted = answers.iter().filter(|r| r.status == 202).count();
+    assert_eq!(accepted, 3, "three accepted");
+    for r in answers.iter().filter(|r| r.status != 202) {
+        r.assert_error(429, "RATE_LIMITED");
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!(retry >= 1, "{retry}");
+    }
+    let rows = app
+        .count(
+            "SELECT count(*) FROM export_jobs WHERE client_id = $1",
+            p.t.client_id,
+        )
+        .await;
+    assert_eq!(rows, 3, "the refused requests created no job");
+    // Every export kind counts against the same three.
+    let today = Utc::now()
+        .with_timezone(&chrono_tz::Europe::Berlin)
+        .date_naive();
+    app.send(bearer(
+        app.get(&format!(
+            "/partner/billing/export?month={}&year={}",
+            today.month(),
+            today.year()
+        )),
+        &p.admin,
+    ))
+    .await
+    .assert_error(429, "RATE_LIMITED");
+    app.send(app.as_admin(&p, app.get("/partner/vouchers/export")))
+        .await
+        .assert_error(429, "RATE_LIMITED");
+    // Another client is not affected.
+    app.send(bearer(app.get("/partner/members/export"), &q.admin))
+        .await
+        .assert_status(202);
+    // Once one of the three is finished (completed or failed), the client may ask again.
+    sqlx::query(
+        "UPDATE export_jobs SET status = 'failed', completed_at = now()
+         WHERE id = (SELECT id FROM export_jobs WHERE client_id = $1 ORDER BY created_at LIMIT 1)",
+    )
+    .bind(p.t.client_id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    app.send(app.as_admin(&p, app.get("/partner/vouchers/export")))
+        .await
+        .assert_status(202);
+    app.send(bearer(app.get("/partner/members/export"), &p.admin))
+        .await
+        .assert_error(429, "RATE_LIMITED");
+    // The OpenAPI document says so.
+    let doc = app.send(app.get("/openapi.json")).await;
+    for path in [
+        "/partner/members/export",
+        "/partner/vouchers/export",
+        "/partner/billing/export",
+    ] {
+        assert!(
+            doc.body["paths"][path]["get"]["responses"]["429"].is_object(),
+            "{path} documents 429"
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_clients_export_completes_while_one_clients_backlog_waits() {
+    let app = TestApp::spawn().await;
+    let a = app.partner().await;
+    let b = app.partner().await;
+    app.member(&b, "b@example.com", "B").await;
+    // A's three exports are queued first, then B's one.
+    let mut backlog = Vec::new();
+    for _ in 0..3 {
+        let r = app
+            .send(bearer(app.get("/partner/members/export"), &a.admin))
+            .await;
+        r.assert_status(202);
+        backlog.push(r.body["data"]["jobId"].as_str().unwrap().to_string());
+    }
+    let r = app
+        .send(bearer(app.get("/partner/members/export"), &b.admin))
+        .await;
+    r.assert_status(202);
+    let b_job = r.body["data"]["jobId"].as_str().unwrap().to_string();
+    // Every one of A's jobs is held: a worker that starts one waits on its row.
+    let mut hold = app.db.begin().await.unwrap();
+    let ids: Vec<Uuid> = backlog
+        .iter()
+        .map(|j| Uuid::parse_str(j).unwrap())
+        .collect();
+    sqlx::query("SELECT id FROM export_jobs WHERE id = ANY($1) FOR UPDATE")
+        .bind(&ids)
+        .fetch_all(&mut *hold)
+        .await
+        .unwrap();
+    let worker = app.worker().await;
+    // B's export is built although A's jobs were queued before it and the worker has two slots.
+    let done = app.wait_export(&b.admin, &b_job, 20).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["rowsWritten"], 1);
+    // The worker started one of A's (it waits on the held row); the others wait their turn.
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(waiting, 1, "one of A's exports at a time");
+    for job in &backlog {
+        let s = app
+            .send(bearer(
+                app.get(&format!("/partner/exports/{job}")),
+                &a.admin,
+            ))
+            .await;
+        assert_eq!(s.body["data"]["status"], "queued", "{}", s.text);
+    }
+    // Released: A's backlog is built, one after another.
+    hold.rollback().await.unwrap();
+    for job in &backlog {
+        let done = app.wait_export(&a.admin, job, 30).await;
+        assert_eq!(done["status"], "completed", "{done}");
+    }
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn billing_pages_follow_the_name_order_across_pages() {
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let worker = app.worker().await;
+    let now = Utc::now() - Duration::minutes(2);
+    let month = now.with_timezone(&chrono_tz::Europe::Berlin).date_naive();
+    // Seven billable members (two named alike, mixed case, one accented) and two who are not.
+    let names = ["bea", "Anna", "carl", "Émile", "anna", "Zoë", "dave"];
+    let mut billable: Vec<(String, Uuid, u32)> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let (id, _) = app.member(&p, &format!("m{i}@example.com"), name).await;
+        let id = Uuid::parse_str(&id).unwrap();
+        let seconds = 60 * (i as u32 + 1);
+        app.push_batch(p.t.client_id, id, vec![watch("yoga-1", now, seconds)])
+            .await;
+        billable.push((name.to_string(), id, seconds));
+    }
+    // Aaron never watched; Abe watched 40 days before.
+    app.member(&p, "idle@example.com", "Aaron").await;
+    let (earlier, _) = app.member(&p, "earlier@example.com", "Abe").await;
+    app.push_batch(
+        p.t.client_id,
+        Uuid::parse_str(&earlier).unwrap(),
+        vec![watch("yoga-1", now - Duration::days(40), 60)],
+    )
+    .await;
+    assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 8, 20).await, 8);
+    // Name (case-insensitive), then id.
+    billable.sort_by_key(|(name, id, _)| (name.to_lowercase(), *id));
+    let mut seen = Vec::new();
+    for page in 1..=4 {
+        let r = app
+            .send(bearer(
+                app.get(&format!(
+                    "/partner/billing?month={}&year={}&limit=3&page={page}",
+                    month.month(),
+                    month.year()
+                )),
+                &p.viewer,
+            ))
+            .await;
+        r.assert_status(200);
+        let d = &r.body["data"];
+        assert_eq!(d["activeMemberCount"], 7, "{}", r.text);
+        assert_eq!(
+            d["pagination"],
+            json!({"page": page, "limit": 3, "total": 7, "totalPages": 3})
+        );
+        let members = d["members"].as_array().unwrap();
+        assert_eq!(members.len(), [3, 3, 1, 0][page as usize - 1], "{}", r.text);
+        for m in members {
+            seen.push((
+                m["name"].as_str().unwrap().to_string(),
+                Uuid::parse_str(m["id"].as_str().unwrap()).unwrap(),
+                m["watchTimeMinutes"].as_i64().unwrap(),
+                m["classesWatched"].as_i64().unwrap(),
+            ));
+        }
+    }
+    let expected: Vec<(String, Uuid, i64, i64)> = billable
+        .iter()
+        .map(|(n, id, s)| (n.clone(), *id, i64::from(*s) / 60, 1))
+        .collect();
+    assert_eq!(seen, expected);
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_billing_export_lists_every_billable_member_in_report_order_across_chunks() {
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    // 2,345 members (more than two chunks of figures), 2,300 of them billable this month.
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO members (id, client_id, email, name, password_hash)
+         SELECT gen_random_uuid(), $1, 'm' || g || '@example.com',
+                CASE WHEN g % 3 = 0 THEN 'member ' ELSE 'Member ' END || (g * 7919 % 2345), 'x'
+         FROM generate_series(1, 2345) g RETURNING id",
+    )
+    .bind(p.t.client_id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let now = Utc::now() - Duration::minutes(5);
+    let month = now.with_timezone(&chrono_tz::Europe::Berlin).date_naive();
+    let mut insert = app
+        .state
+        .ch
+        .client
+        .insert::<portal_shared::events::ChEvent>("watch_events")
+        .await
+        .unwrap();
+    for (i, id) in ids.iter().enumerate().skip(45) {
+        for _ in 0..(1 + i % 2) {
+            insert
+                .write(&portal_shared::events::ChEvent {
+                    client_id: p.t.client_id,
+                    event_id: Uuid::new_v4(),
+                    member_id: *id,
+                    class_id: "yoga-1".into(),
+                    category: "Yoga".into(),
+                    started_at: now,
+                    local_date: month,
+                    watched_seconds: 90,
+                    received_at: now,
+                })
+                .await
+                .unwrap();
+        }
+    }
+    insert.end().await.unwrap();
+    let worker = app.worker().await;
+    let r = app
+        .send(bearer(
+            app.get(&format!(
+                "/partner/billing/export?month={}&year={}",
+                month.month(),
+                month.year()
+            )),
+            &p.admin,
+        ))
+        .await;
+    r.assert_status(202);
+    let job = r.body["data"]["jobId"].as_str().unwrap().to_string();
+    let done = app.wait_export(&p.admin, &job, 60).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["rowsTotal"], 2300);
+    assert_eq!(done["rowsWritten"], 2300);
+    let rows = parse_csv(&app.download_export(&p.admin, &job).await.text);
+    assert_eq!(rows.len(), 2301);
+    // Name regardless of case, then id; one or two 90-second views each.
+    let mut expected: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, id::text FROM members WHERE client_id = $1 AND NOT (id = ANY($2))",
+    )
+    .bind(p.t.client_id)
+    .bind(&ids[..45])
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    expected.sort_by_key(|(name, id)| (name.to_lowercase(), Uuid::parse_str(id).unwrap()));
+    let got: Vec<(String, String)> = rows[1..]
+        .iter()
+        .map(|r| (r[1].clone(), r[0].clone()))
+        .collect();
+    assert_eq!(got, expected);
+    let views: std::collections::HashMap<Uuid, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, 1 + i % 2))
+        .collect();
+    for r in &rows[1..] {
+        let n = views[&Uuid::parse_str(&r[0]).unwrap()];
+        assert_eq!(r[5], n.to_string(), "classesWatched of {}", r[0]);
+        assert_eq!(
+            r[4],
+            ((90 * n + 30) / 60).to_string(),
+            "minutes of {}",
+            r[0]
+        );
+    }
+    worker.stop().await.unwrap();
+}
