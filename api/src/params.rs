@@ -9,14 +9,16 @@ pub fn path_id(raw: &str, what: &str) -> Result<Uuid, AppError> {
     Uuid::parse_str(raw.trim()).map_err(|_| AppError::not_found(what))
 }
 
-/// A free-text `search`: trimmed, empty means none, at most 100 characters.
+/// A free-text `search`: at most 100 characters, trimmed, empty means none.
 pub fn search(raw: Option<&str>) -> Result<Option<String>, AppError> {
-    let s = raw.map(str::trim).filter(|s| !s.is_empty());
-    if s.is_some_and(|s| s.chars().count() > 100) {
+    if raw.is_some_and(|s| s.chars().count() > 100) {
         return Err(AppError::validation(
             "search",
             "must be at most 100 characters",
         ));
     }
-    Ok(s.map(str::to_string))
+    Ok(raw
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string))
 }

@@ -47,8 +47,10 @@ pub async fn validate(
     let st = state(depot).clone();
     let c = app_client(depot)?;
     let code = body.into_inner().code;
-    if code.trim().is_empty() || code.len() > 40 {
-        return Err(AppError::validation("code", "must be 1 to 40 characters").into());
+    if !vouchers::code_shape_ok(&code) {
+        return Err(
+            AppError::validation("code", "must be 1 to 40 printable ASCII characters").into(),
+        );
     }
     let w = st
         .throttle

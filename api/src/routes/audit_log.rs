@@ -81,10 +81,10 @@ pub async fn list(
             return Err(AppError::validation("from", "must not be after to").into());
         }
     }
-    let action = action.as_deref().map(str::trim).filter(|a| !a.is_empty());
-    if action.is_some_and(|a| a.len() > 64) {
+    if action.as_deref().is_some_and(|a| a.chars().count() > 64) {
         return Err(AppError::validation("action", "must be at most 64 characters").into());
     }
+    let action = action.as_deref().map(str::trim).filter(|a| !a.is_empty());
     let (rows, total) = audit::list(&st.db, s.client_id, action, from, to, p).await?;
     Ok(ok(AuditList {
         entries: rows

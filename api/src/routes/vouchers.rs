@@ -194,10 +194,10 @@ pub async fn list(
             Uuid::parse_str(b).map_err(|_| AppError::validation("batchId", "must be a UUID"))?,
         ),
     };
-    let search = search.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    if search.is_some_and(|s| s.len() > 64) {
+    if search.as_deref().is_some_and(|s| s.chars().count() > 64) {
         return Err(AppError::validation("search", "must be at most 64 characters").into());
     }
+    let search = search.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let filter = vouchers::ListFilter {
         status: vouchers::parse_status(status.as_deref())?,
         search: search.map(str::to_string),
