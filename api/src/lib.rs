@@ -49,7 +49,7 @@ pub fn api_router() -> Router {
                 .post(vouchers::generate)
                 .push(Router::with_path("stats").get(vouchers::stats))
                 .push(Router::with_path("export").get(exports::vouchers_export))
-                .push(Router::with_path("{id}").delete(vouchers::revoke)),
+                .push(Router::with_path("{id:num}").delete(vouchers::revoke)),
         )
         .push(
             Router::with_path("strings")

@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod auth;
+mod contract;
 mod crash;
 mod events;
 mod exports;
