@@ -60,8 +60,20 @@ fn bound(
         .map(|t| t.with_timezone(&Utc)))
 }
 
-/// The client's audit log, newest first; filter by `action` and a `from`/`to` range.
-#[endpoint(tags("audit"), security(("bearer" = [])))]
+/// The client's audit log, newest first; filter by `action` and a `from`/`to` range (`from` not
+/// after `to`). Admins only.
+#[endpoint(
+    tags("audit"),
+    security(("bearer" = [])),
+    status_codes(200, 400, 401, 403, 503),
+    parameters(
+        ("action" = Option<String>, Query, max_length = 64, description = "e.g. auth.login"),
+        ("from" = Option<crate::doc::DayOrInstant>, Query),
+        ("to" = Option<crate::doc::DayOrInstant>, Query, description = "Inclusive"),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100),
+    )
+)]
 pub async fn list(
     action: QueryParam<String, false>,
     from: QueryParam<String, false>,

@@ -43,7 +43,17 @@ pub struct ClassList {
 /// List the class catalogue, optionally by category (case-insensitive).
 ///
 /// `sort`: `title`, `category` (default), `durationMinutes`; prefix `-` for descending.
-#[endpoint(tags("app"), security(("api_key" = [])))]
+#[endpoint(
+    tags("app"),
+    security(("api_key" = [])),
+    status_codes(200, 400, 401, 503),
+    parameters(
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100),
+        ("category" = Option<String>, Query, description = "Case-insensitive"),
+        ("sort" = Option<crate::doc::ClassSort>, Query),
+    )
+)]
 pub async fn list(
     page: QueryParam<String, false>,
     limit: QueryParam<String, false>,
@@ -63,7 +73,12 @@ pub async fn list(
 }
 
 /// One class of the catalogue.
-#[endpoint(tags("app"), security(("api_key" = [])))]
+#[endpoint(
+    tags("app"),
+    security(("api_key" = [])),
+    status_codes(200, 401, 404, 503),
+    parameters(("id" = String, Path, description = "The catalogue's id, e.g. yoga-flow-1"))
+)]
 pub async fn get(id: PathParam<String>, depot: &mut Depot) -> ApiResult<Json<Envelope<ClassDto>>> {
     let st = state(depot).clone();
     Ok(ok(classes::get(&st.db, &id).await?.into()))
