@@ -6,11 +6,13 @@ use portal_shared::repo::{classes, members, vouchers};
 use salvo::oapi::schema::{AnyOf, Object, Schema};
 use salvo::oapi::{BasicType, Components, KnownFormat, OpenApi, RefOr, SchemaFormat, ToSchema};
 
-/// A string that holds at least one character other than whitespace (Unicode `White_Space`, the
-/// set Rust's `str::trim` removes), for fields that the server trims and refuses when blank.
-/// `#[salvo(schema(pattern = …))]` needs the literal, so it is repeated there.
-pub const NOT_BLANK: &str =
-    "[^\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+/// Text a field stores: no U+0000 (Postgres cannot hold it).
+pub const NO_NUL: &str = "^[^\\u0000]*$";
+
+/// Stored text that must not be blank: no U+0000, and at least one character other than
+/// whitespace (Unicode `White_Space`, the set Rust's `str::trim` removes).
+/// `#[salvo(schema(pattern = …))]` needs literals, so both are repeated there.
+pub const NOT_BLANK: &str = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$";
 
 fn one_of_strings(values: impl IntoIterator<Item = String>, description: &str) -> Schema {
     Schema::Object(Box::new(

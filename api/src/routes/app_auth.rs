@@ -93,7 +93,7 @@ pub struct RegisterRequest {
     /// At most 200 characters, not blank.
     #[salvo(schema(
         max_length = 200,
-        pattern = "[^\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
     ))]
     pub name: String,
 }

@@ -50,7 +50,7 @@ pub struct ClassList {
     parameters(
         ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100),
-        ("category" = Option<String>, Query, description = "Case-insensitive"),
+        ("category" = Option<String>, Query, pattern = "^[^\\u0000]*$", description = "Case-insensitive"),
         ("sort" = Option<crate::doc::ClassSort>, Query),
     )
 )]
@@ -63,9 +63,9 @@ pub async fn list(
 ) -> ApiResult<Json<Envelope<ClassList>>> {
     let st = state(depot).clone();
     let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
-    let category = category.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let category = crate::params::text(category.as_deref(), "category", None)?;
     let sort = classes::parse_sort(sort.as_deref())?;
-    let (rows, total) = classes::list(&st.db, category, sort, p).await?;
+    let (rows, total) = classes::list(&st.db, category.as_deref(), sort, p).await?;
     Ok(ok(ClassList {
         classes: rows.into_iter().map(Into::into).collect(),
         pagination: p.pagination(total).into(),

@@ -58,7 +58,7 @@ pub struct MemberList {
     security(("bearer" = [])),
     status_codes(200, 400, 401, 503),
     parameters(
-        ("search" = Option<String>, Query, max_length = 100, description = "Part of the name or email"),
+        ("search" = Option<String>, Query, max_length = 100, pattern = "^[^\\u0000]*$", description = "Part of the name or email"),
         ("status" = Option<crate::doc::MemberStatus>, Query),
         ("sort" = Option<crate::doc::MemberSort>, Query),
         ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),

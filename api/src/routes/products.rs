@@ -65,11 +65,11 @@ pub struct ProductCreate {
     /// 1 to 200 characters, not blank.
     #[salvo(schema(
         max_length = 200,
-        pattern = "[^\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
     ))]
     pub name: String,
     /// At most 5000 characters; `null` means empty.
-    #[salvo(schema(max_length = 5000))]
+    #[salvo(schema(max_length = 5000, pattern = "^[^\\u0000]*$"))]
     pub description: Option<String>,
     /// Absolute http(s) URL (at most 2048 characters); `null` clears it.
     #[salvo(schema(
@@ -93,7 +93,7 @@ pub struct ProductCreate {
     ))]
     pub external_url: Option<String>,
     /// At most 100 characters; empty or `null` clears it.
-    #[salvo(schema(max_length = 100))]
+    #[salvo(schema(max_length = 100, pattern = "^[^\\u0000]*$"))]
     pub product_type: Option<String>,
     #[salvo(schema(required = false))]
     pub featured: bool,
@@ -115,11 +115,11 @@ pub struct ProductUpdate {
     #[salvo(schema(
         required = false,
         max_length = 200,
-        pattern = "[^\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
     ))]
     pub name: String,
     /// At most 5000 characters; `null` means empty.
-    #[salvo(schema(max_length = 5000))]
+    #[salvo(schema(max_length = 5000, pattern = "^[^\\u0000]*$"))]
     pub description: Option<String>,
     /// Absolute http(s) URL (at most 2048 characters); `null` clears it.
     #[salvo(schema(
@@ -143,7 +143,7 @@ pub struct ProductUpdate {
     ))]
     pub external_url: Option<String>,
     /// At most 100 characters; empty or `null` clears it.
-    #[salvo(schema(max_length = 100))]
+    #[salvo(schema(max_length = 100, pattern = "^[^\\u0000]*$"))]
     pub product_type: Option<String>,
     #[salvo(schema(required = false))]
     pub featured: bool,
@@ -183,8 +183,8 @@ fn parse_featured(raw: Option<&str>) -> Result<Option<bool>, AppError> {
     status_codes(200, 400, 401, 503),
     parameters(
         ("status" = Option<crate::doc::ProductStatus>, Query),
-        ("productType" = Option<String>, Query),
-        ("search" = Option<String>, Query, max_length = 100, description = "Part of the name or description"),
+        ("productType" = Option<String>, Query, pattern = "^[^\\u0000]*$"),
+        ("search" = Option<String>, Query, max_length = 100, pattern = "^[^\\u0000]*$", description = "Part of the name or description"),
         ("featured" = Option<crate::doc::Flag>, Query),
         ("sort" = Option<crate::doc::ProductSort>, Query),
         ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
@@ -240,11 +240,7 @@ async fn list_page(
     let order = products::parse_sort(q.sort)?;
     let filter = products::ListFilter {
         status,
-        product_type: q
-            .product_type
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_string),
+        product_type: params::text(q.product_type, "productType", None)?,
         search: params::search(q.search)?,
         featured: parse_featured(q.featured)?,
     };
@@ -387,8 +383,8 @@ pub async fn delete(
     security(("api_key" = [])),
     status_codes(200, 400, 401, 503),
     parameters(
-        ("productType" = Option<String>, Query),
-        ("search" = Option<String>, Query, max_length = 100, description = "Part of the name or description"),
+        ("productType" = Option<String>, Query, pattern = "^[^\\u0000]*$"),
+        ("search" = Option<String>, Query, max_length = 100, pattern = "^[^\\u0000]*$", description = "Part of the name or description"),
         ("featured" = Option<crate::doc::Flag>, Query),
         ("sort" = Option<crate::doc::ProductSort>, Query),
         ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),

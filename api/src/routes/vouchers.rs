@@ -193,7 +193,7 @@ pub struct VoucherList {
     status_codes(200, 400, 401, 403, 503),
     parameters(
         ("status" = Option<crate::doc::VoucherStatus>, Query),
-        ("search" = Option<String>, Query, max_length = 64, description = "Part of the code"),
+        ("search" = Option<String>, Query, max_length = 64, pattern = "^[^\\u0000]*$", description = "Part of the code"),
         ("batchId" = Option<Uuid>, Query),
         ("sort" = Option<crate::doc::VoucherSort>, Query),
         ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
@@ -219,13 +219,9 @@ pub async fn list(
             Uuid::parse_str(b).map_err(|_| AppError::validation("batchId", "must be a UUID"))?,
         ),
     };
-    if search.as_deref().is_some_and(|s| s.chars().count() > 64) {
-        return Err(AppError::validation("search", "must be at most 64 characters").into());
-    }
-    let search = search.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let filter = vouchers::ListFilter {
         status: vouchers::parse_status(status.as_deref())?,
-        search: search.map(str::to_string),
+        search: crate::params::text(search.as_deref(), "search", Some(64))?,
         batch_id,
     };
     let (rows, total) = vouchers::list(&st.db, s.client_id, &filter, sort, p).await?;

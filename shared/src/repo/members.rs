@@ -120,8 +120,11 @@ pub fn validate_registration(r: &Registration<'_>) -> AppResult<String> {
     if let Err(e) = validate_password_strength(r.password) {
         errors.extend(e.details().iter().cloned());
     }
-    if r.name.trim().is_empty() || r.name.chars().count() > 200 {
-        errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+    if r.name.trim().is_empty() || r.name.chars().count() > 200 || r.name.contains('\0') {
+        errors.push(FieldError::new(
+            "name",
+            "must be 1 to 200 characters, not blank, without NUL",
+        ));
     }
     if !vouchers::code_shape_ok(r.voucher_code) {
         errors.push(FieldError::new(

@@ -78,6 +78,10 @@ impl ProductInput {
         let text =
             |v: &Value, field: &str, max: usize, e: &mut Vec<FieldError>| -> Option<String> {
                 match v.as_str() {
+                    Some(s) if s.contains('\0') => {
+                        e.push(FieldError::new(field, "must not contain NUL characters"));
+                        None
+                    }
                     Some(s) if s.chars().count() <= max => Some(s.trim().to_string()),
                     Some(_) => {
                         e.push(FieldError::new(

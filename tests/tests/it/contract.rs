@@ -243,3 +243,88 @@ async fn documented_bounds_are_the_enforced_ones() {
         .await
         .assert_error(400, "VALIDATION_ERROR");
 }
+
+/// Postgres text cannot hold U+0000: stored text and text filters refuse it with a 400 naming the
+/// field (not a generic database error), and the document says so with one pattern.
+#[tokio::test]
+async fn text_with_nul_is_refused_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let schema = |suffix: &str| {
+        doc["components"]["schemas"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(name, _)| name.ends_with(suffix))
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| panic!("no schema {suffix}"))
+    };
+    use portal_api::doc::{NOT_BLANK, NO_NUL};
+    for (s, field, pattern) in [
+        ("ProductCreate", "name", NOT_BLANK),
+        ("ProductUpdate", "name", NOT_BLANK),
+        ("ProductCreate", "description", NO_NUL),
+        ("ProductCreate", "productType", NO_NUL),
+        ("RegisterRequest", "name", NOT_BLANK),
+    ] {
+        assert_eq!(
+            schema(s)["properties"][field]["pattern"],
+            pattern,
+            "{s}.{field}"
+        );
+    }
+
+    let p = app.partner().await;
+    let auth = |req: RequestBuilder| key(bearer(req, &p.admin), &p.t.api_key);
+    for (field, body) in [
+        ("name", serde_json::json!({"name": "Shaker\u{0}"})),
+        (
+            "description",
+            serde_json::json!({"name": "Shaker", "description": "a\u{0}b"}),
+        ),
+        (
+            "productType",
+            serde_json::json!({"name": "Shaker", "productType": "\u{0}"}),
+        ),
+    ] {
+        let r = app
+            .send(auth(app.post("/partner/products")).json(&body))
+            .await;
+        r.assert_error(400, "VALIDATION_ERROR");
+        assert_eq!(r.body["error"]["details"][0]["field"], field, "{}", r.text);
+    }
+    for (path, field) in [
+        ("/partner/members?search=a%00", "search"),
+        ("/partner/vouchers?search=%00", "search"),
+        ("/partner/products?productType=%00", "productType"),
+        ("/partner/audit-log?action=%00", "action"),
+        ("/classes?category=%00", "category"),
+        ("/products?search=%00", "search"),
+    ] {
+        let r = app.send(auth(app.get(path))).await;
+        r.assert_error(400, "VALIDATION_ERROR");
+        assert_eq!(r.body["error"]["details"][0]["field"], field, "{path}");
+    }
+    app.send(auth(app.get("/classes/a%00")))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    let r = app
+        .send(
+            key(app.post("/auth/register"), &p.t.api_key).json(&serde_json::json!({
+                "voucherCode": "NOPE-12345678", "email": "nul@example.com",
+                "password": portal_tests::PASSWORD, "name": "Nul\u{0}",
+            })),
+        )
+        .await;
+    r.assert_error(400, "VALIDATION_ERROR");
+    assert_eq!(r.body["error"]["details"][0]["field"], "name");
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM products WHERE client_id = $1",
+            p.t.client_id
+        )
+        .await,
+        0,
+        "a refused product was stored"
+    );
+}
