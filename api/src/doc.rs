@@ -1,6 +1,7 @@
-//! What the OpenAPI document states beyond the `#[endpoint]` attributes: schemas of query values
-//! that are built from the server's own allow-lists (so the document and the parser cannot drift
-//! apart), and the one rule attributes cannot state, that an empty query value means "not given".
+//! What the OpenAPI document states beyond the `#[endpoint]` attributes: the enums of query values
+//! (the sorts of vouchers, members and classes are built from the parsers' own allow-lists, so
+//! they cannot drift apart; the other enums repeat the parsers' literals), the patterns of stored
+//! text, and the one rule attributes cannot state: an empty query value means "not given".
 
 use portal_shared::repo::{classes, members, vouchers};
 use salvo::oapi::schema::{AnyOf, Object, Schema};
