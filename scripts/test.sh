@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: services (installed and started if missing), format check, clippy with
-# warnings as errors, then every test of the workspace against the real Postgres, Redis and ClickHouse.
+# warnings as errors, every test of the workspace against the real Postgres, Redis and ClickHouse,
+# then schemathesis over the OpenAPI document against the running product.
 # Each test creates its own Postgres database, ClickHouse database, tenant and Redis namespace, so the
 # suite runs in parallel.
 set -euo pipefail
@@ -28,5 +29,12 @@ bash scripts/test-cleanup.sh
 cargo build --workspace --bins --locked
 status=0
 cargo test --workspace --locked -- "$@" || status=$?
+# The OpenAPI document against the running product (its own port, databases and Redis namespace):
+# schemathesis with every check, a fixed seed and a bounded number of examples. Only for a whole
+# run: a run limited to some tests (arguments given) skips it.
+if [ $# -eq 0 ]; then
+  echo "== schemathesis (scripts/schemathesis.sh)"
+  bash scripts/schemathesis.sh || status=$?
+fi
 bash scripts/test-cleanup.sh
 exit $status

@@ -69,26 +69,54 @@ impl Writer for ApiError {
     }
 }
 
+/// Every failure status a handler can answer, with its meaning. Each endpoint keeps only the ones
+/// it can really answer (`status_codes(...)` in its `#[endpoint]`), so the document lists exactly
+/// those; 429 and 503 state their `Retry-After` header.
+const FAILURES: &[(&str, &str)] = &[
+    (
+        "400",
+        "Invalid input (VALIDATION_ERROR), with per-field details",
+    ),
+    ("401", "Missing or invalid credentials"),
+    ("403", "Not allowed for this caller"),
+    ("404", "Not found for this caller"),
+    ("409", "The current state forbids it"),
+    ("410", "It existed and is gone"),
+    ("413", "Request body larger than 8 MiB"),
+    ("422", "Well-formed but impossible in the current state"),
+    (
+        "429",
+        "Too many requests; retry after `Retry-After` seconds",
+    ),
+    (
+        "503",
+        "A dependency is unavailable or busy (or a query ran past its time limit); retry after \
+         `Retry-After` seconds",
+    ),
+];
+
 impl EndpointOutRegister for ApiError {
     fn register(components: &mut Components, operation: &mut Operation) {
-        for (code, desc) in [
-            (
-                "400",
-                "Invalid input (VALIDATION_ERROR), with per-field details",
-            ),
-            ("401", "Missing or invalid credentials"),
-            ("403", "Not allowed for this caller"),
-            ("404", "Not found for this caller"),
-            ("429", "Too many attempts; see Retry-After"),
-            ("503", "A dependency is unavailable; see Retry-After"),
-        ] {
-            operation.responses.insert(
-                code,
-                salvo::oapi::Response::new(desc)
-                    .add_content("application/json", ErrorEnvelope::to_schema(components)),
-            );
+        for (code, desc) in FAILURES {
+            let mut response = salvo::oapi::Response::new(*desc)
+                .add_content("application/json", ErrorEnvelope::to_schema(components));
+            if matches!(*code, "429" | "503") {
+                response = response.add_header("Retry-After", retry_after_header());
+            }
+            operation.responses.insert(*code, response);
         }
     }
+}
+
+/// `Retry-After` (whole seconds), sent with every 429 and 503.
+pub fn retry_after_header() -> salvo::oapi::Header {
+    salvo::oapi::Header::new(
+        salvo::oapi::Object::new()
+            .schema_type(salvo::oapi::BasicType::Integer)
+            .minimum(0),
+    )
+    .description("Seconds to wait before retrying")
+    .required(true)
 }
 
 /// Turns salvo's own error responses (unknown route, wrong method, body that failed to parse,

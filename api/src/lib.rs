@@ -1,6 +1,7 @@
 //! Partner Portal HTTP API. `service(state)` builds the whole salvo service (used by the binary
 //! and, in-process, by the tests); `run` is the binary's body.
 
+pub mod doc;
 pub mod envelope;
 pub mod error;
 pub mod middleware;
@@ -49,7 +50,7 @@ pub fn api_router() -> Router {
                 .post(vouchers::generate)
                 .push(Router::with_path("stats").get(vouchers::stats))
                 .push(Router::with_path("export").get(exports::vouchers_export))
-                .push(Router::with_path("{id}").delete(vouchers::revoke)),
+                .push(Router::with_path("{id:num}").delete(vouchers::revoke)),
         )
         .push(
             Router::with_path("strings")
@@ -129,23 +130,40 @@ pub fn api_router() -> Router {
         .push(app)
 }
 
+/// The OpenAPI document of `router`: what the `#[endpoint]` attributes state, finished by
+/// [`doc::finish`].
 pub fn openapi(router: &Router) -> OpenApi {
-    OpenApi::with_info(
+    let doc = OpenApi::with_info(
         Info::new("Partner Portal API", env!("CARGO_PKG_VERSION")).description(
             "Vouchers, members, analytics, billing, content and products for partners of the \
              white-label fitness app. Every answer uses the envelope {success, data} or \
-             {success:false, error:{code, message, details}}.",
+             {success:false, error:{code, message, details}}; 429 and 503 carry Retry-After. \
+             Query values: surrounding whitespace is ignored, and an empty value means the \
+             parameter is not given (except page and limit, which must be whole numbers).",
         ),
     )
     .add_security_scheme(
         "bearer",
-        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer).bearer_format("JWT")),
+        SecurityScheme::Http(
+            Http::new(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .description("A partner staff access token (from /partner-auth/login)"),
+        ),
+    )
+    .add_security_scheme(
+        "member_bearer",
+        SecurityScheme::Http(
+            Http::new(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .description("A member's access token (from /auth/register or /auth/login)"),
+        ),
     )
     .add_security_scheme(
         "api_key",
         SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
     )
-    .merge_router(router)
+    .merge_router(router);
+    doc::finish(doc)
 }
 
 /// The complete service: API routes, OpenAPI document, docs UI, error catcher and the

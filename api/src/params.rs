@@ -9,14 +9,34 @@ pub fn path_id(raw: &str, what: &str) -> Result<Uuid, AppError> {
     Uuid::parse_str(raw.trim()).map_err(|_| AppError::not_found(what))
 }
 
-/// A free-text `search`: trimmed, empty means none, at most 100 characters.
-pub fn search(raw: Option<&str>) -> Result<Option<String>, AppError> {
-    let s = raw.map(str::trim).filter(|s| !s.is_empty());
-    if s.is_some_and(|s| s.chars().count() > 100) {
+/// A free-text query value: at most `max` characters (when given) and no U+0000 (Postgres cannot
+/// hold it); then trimmed, and empty means none.
+pub fn text(
+    raw: Option<&str>,
+    field: &str,
+    max: Option<usize>,
+) -> Result<Option<String>, AppError> {
+    if let (Some(s), Some(max)) = (raw, max) {
+        if s.chars().count() > max {
+            return Err(AppError::validation(
+                field,
+                format!("must be at most {max} characters"),
+            ));
+        }
+    }
+    if raw.is_some_and(|s| s.contains('\0')) {
         return Err(AppError::validation(
-            "search",
-            "must be at most 100 characters",
+            field,
+            "must not contain NUL characters",
         ));
     }
-    Ok(s.map(str::to_string))
+    Ok(raw
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string))
+}
+
+/// A free-text `search`: at most 100 characters.
+pub fn search(raw: Option<&str>) -> Result<Option<String>, AppError> {
+    text(raw, "search", Some(100))
 }

@@ -190,7 +190,10 @@ pub fn validate_batch(
                 None
             }
         };
-        let watched = match obj.get("watchedSeconds").and_then(|v| v.as_i64()) {
+        let watched = match obj
+            .get("watchedSeconds")
+            .and_then(crate::json::whole_number)
+        {
             Some(s) if (1..=MAX_WATCHED_SECONDS).contains(&s) => Some(s as u32),
             _ => {
                 errors.push(FieldError::new(

@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod exports;
 pub mod jobs;
+pub mod json;
 pub mod pagination;
 pub mod repo;
 pub mod storage;

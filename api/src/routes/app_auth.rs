@@ -22,6 +22,8 @@ use crate::routes::partner_auth::TokenPair;
 #[derive(Deserialize, ToSchema)]
 #[salvo(schema(example = json!({"code": "STUDIO-7K3M9Q2X"})))]
 pub struct ValidateRequest {
+    /// 1 to 40 printable ASCII characters, not only spaces; case-insensitive.
+    #[salvo(schema(max_length = 40, pattern = "^[ -~]*[!-~][ -~]*$"))]
     pub code: String,
 }
 
@@ -78,7 +80,12 @@ async fn refund_guess(st: &crate::state::AppState, c: &AppClient, req: &Request)
 /// Check a voucher code before registering (case-insensitive). Codes of other partners look
 /// exactly like codes that do not exist. Every check spends the caller's voucher-guessing budget,
 /// which registrations with unusable codes share.
-#[endpoint(tags("app"), security(("api_key" = [])))]
+#[endpoint(
+    tags("app"),
+    security(("api_key" = [])),
+    request_body = ValidateRequest,
+    status_codes(200, 400, 401, 413, 429, 503)
+)]
 pub async fn validate(
     body: JsonBody<ValidateRequest>,
     req: &mut Request,
@@ -88,8 +95,10 @@ pub async fn validate(
     let st = state(depot).clone();
     let c = app_client(depot)?;
     let code = body.into_inner().code;
-    if code.trim().is_empty() || code.len() > 40 {
-        return Err(AppError::validation("code", "must be 1 to 40 characters").into());
+    if !vouchers::code_shape_ok(&code) {
+        return Err(
+            AppError::validation("code", "must be 1 to 40 printable ASCII characters").into(),
+        );
     }
     spend_guess(&st, &c, req, res).await?;
     let v = vouchers::validate_code(&st.db, c.client_id, &code).await?;
@@ -104,9 +113,20 @@ pub async fn validate(
 #[serde(rename_all = "camelCase")]
 #[salvo(schema(example = json!({"voucherCode": "STUDIO-7K3M9Q2X", "email": "sam@example.com", "password": "a long password", "name": "Sam Lee"})))]
 pub struct RegisterRequest {
+    /// 1 to 40 printable ASCII characters, not only spaces; case-insensitive.
+    #[salvo(schema(max_length = 40, pattern = "^[ -~]*[!-~][ -~]*$"))]
     pub voucher_code: String,
+    /// Case-insensitive; surrounding whitespace is ignored.
+    #[salvo(schema(format = Email, max_length = 254))]
     pub email: String,
+    /// At least 8 characters, at most 1024 bytes (UTF-8).
+    #[salvo(schema(min_length = 8, max_length = 1024))]
     pub password: String,
+    /// At most 200 characters, not blank.
+    #[salvo(schema(
+        max_length = 200,
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    ))]
     pub name: String,
 }
 
@@ -163,7 +183,8 @@ fn profile(m: &members::MemberRow) -> MemberProfile {
 #[endpoint(
     tags("app"),
     security(("api_key" = [])),
-    status_codes(201, 400, 401, 404, 409, 422, 429, 503),
+    request_body = RegisterRequest,
+    status_codes(201, 400, 401, 404, 409, 413, 422, 429, 503),
     responses((status_code = 201, description = "Registered", body = Envelope<MemberSession>))
 )]
 pub async fn register(
@@ -201,12 +222,21 @@ pub async fn register(
 
 #[derive(Deserialize, ToSchema)]
 pub struct MemberLogin {
+    /// Case-insensitive; surrounding whitespace is ignored.
+    #[salvo(schema(format = Email, max_length = 254))]
     pub email: String,
+    /// 1 to 1024 bytes (UTF-8).
+    #[salvo(schema(min_length = 1, max_length = 1024))]
     pub password: String,
 }
 
 /// Member login (within the API key's client). Throttled like staff logins.
-#[endpoint(tags("app"), security(("api_key" = [])))]
+#[endpoint(
+    tags("app"),
+    security(("api_key" = [])),
+    request_body = MemberLogin,
+    status_codes(200, 400, 401, 413, 429, 503)
+)]
 pub async fn login(
     body: JsonBody<MemberLogin>,
     req: &mut Request,
@@ -251,7 +281,12 @@ pub struct MemberRefresh {
 }
 
 /// Exchange a member refresh token for a new pair (rotation; reuse revokes the family).
-#[endpoint(tags("app"), security(("api_key" = [])))]
+#[endpoint(
+    tags("app"),
+    security(("api_key" = [])),
+    request_body = MemberRefresh,
+    status_codes(200, 400, 401, 413, 503)
+)]
 pub async fn refresh(
     body: JsonBody<MemberRefresh>,
     req: &mut Request,

@@ -60,8 +60,20 @@ fn bound(
         .map(|t| t.with_timezone(&Utc)))
 }
 
-/// The client's audit log, newest first; filter by `action` and a `from`/`to` range.
-#[endpoint(tags("audit"), security(("bearer" = [])))]
+/// The client's audit log, newest first; filter by `action` and a `from`/`to` range (`from` not
+/// after `to`). Admins only.
+#[endpoint(
+    tags("audit"),
+    security(("bearer" = [])),
+    status_codes(200, 400, 401, 403, 503),
+    parameters(
+        ("action" = Option<String>, Query, max_length = 64, pattern = "^[^\\u0000]*$", description = "e.g. auth.login"),
+        ("from" = Option<crate::doc::DayOrInstant>, Query),
+        ("to" = Option<crate::doc::DayOrInstant>, Query, description = "Inclusive"),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100),
+    )
+)]
 pub async fn list(
     action: QueryParam<String, false>,
     from: QueryParam<String, false>,
@@ -81,11 +93,8 @@ pub async fn list(
             return Err(AppError::validation("from", "must not be after to").into());
         }
     }
-    let action = action.as_deref().map(str::trim).filter(|a| !a.is_empty());
-    if action.is_some_and(|a| a.len() > 64) {
-        return Err(AppError::validation("action", "must be at most 64 characters").into());
-    }
-    let (rows, total) = audit::list(&st.db, s.client_id, action, from, to, p).await?;
+    let action = crate::params::text(action.as_deref(), "action", Some(64))?;
+    let (rows, total) = audit::list(&st.db, s.client_id, action.as_deref(), from, to, p).await?;
     Ok(ok(AuditList {
         entries: rows
             .into_iter()

@@ -41,7 +41,17 @@ pub struct BillingReport {
 /// Billing report for a month (`month` 1–12, `year`; default the current month). A month in the
 /// future answers 400. Members are ordered by name (regardless of case), then id; the page is cut
 /// in the database, so a page costs the same whatever the number of billable members.
-#[endpoint(tags("billing"), security(("bearer" = [])))]
+#[endpoint(
+    tags("billing"),
+    security(("bearer" = [])),
+    status_codes(200, 400, 401, 503),
+    parameters(
+        ("month" = Option<u32>, Query, minimum = 1, maximum = 12, description = "1 to 12; with `year`, not after the current month"),
+        ("year" = Option<i32>, Query, minimum = 2000, maximum = 2100),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100),
+    )
+)]
 pub async fn report(
     month: QueryParam<String, false>,
     year: QueryParam<String, false>,

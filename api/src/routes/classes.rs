@@ -43,7 +43,17 @@ pub struct ClassList {
 /// List the class catalogue, optionally by category (case-insensitive).
 ///
 /// `sort`: `title`, `category` (default), `durationMinutes`; prefix `-` for descending.
-#[endpoint(tags("app"), security(("api_key" = [])))]
+#[endpoint(
+    tags("app"),
+    security(("api_key" = [])),
+    status_codes(200, 400, 401, 503),
+    parameters(
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100),
+        ("category" = Option<String>, Query, pattern = "^[^\\u0000]*$", description = "Case-insensitive"),
+        ("sort" = Option<crate::doc::ClassSort>, Query),
+    )
+)]
 pub async fn list(
     page: QueryParam<String, false>,
     limit: QueryParam<String, false>,
@@ -53,9 +63,9 @@ pub async fn list(
 ) -> ApiResult<Json<Envelope<ClassList>>> {
     let st = state(depot).clone();
     let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
-    let category = category.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let category = crate::params::text(category.as_deref(), "category", None)?;
     let sort = classes::parse_sort(sort.as_deref())?;
-    let (rows, total) = classes::list(&st.db, category, sort, p).await?;
+    let (rows, total) = classes::list(&st.db, category.as_deref(), sort, p).await?;
     Ok(ok(ClassList {
         classes: rows.into_iter().map(Into::into).collect(),
         pagination: p.pagination(total).into(),
@@ -63,7 +73,12 @@ pub async fn list(
 }
 
 /// One class of the catalogue.
-#[endpoint(tags("app"), security(("api_key" = [])))]
+#[endpoint(
+    tags("app"),
+    security(("api_key" = [])),
+    status_codes(200, 401, 404, 503),
+    parameters(("id" = String, Path, description = "The catalogue's id, e.g. yoga-flow-1"))
+)]
 pub async fn get(id: PathParam<String>, depot: &mut Depot) -> ApiResult<Json<Envelope<ClassDto>>> {
     let st = state(depot).clone();
     Ok(ok(classes::get(&st.db, &id).await?.into()))

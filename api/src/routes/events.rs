@@ -18,16 +18,18 @@ use crate::error::ApiResult;
 use crate::middleware::{member, rate_headers, state};
 
 #[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventIn {
     /// The app's own id for this view (UUID): the idempotency key.
     pub event_id: Uuid,
     /// A class id of the catalogue.
     pub class_id: String,
     /// RFC 3339; at most 30 days ago and not in the future.
+    #[salvo(schema(format = DateTime))]
     pub started_at: String,
     /// 1 to 86400, and at most the time since `startedAt` plus 60 s and 4 × the class's
     /// duration.
+    #[salvo(schema(minimum = 1, maximum = 86400))]
     pub watched_seconds: u32,
 }
 
@@ -35,6 +37,7 @@ pub struct EventIn {
 #[salvo(schema(example = json!({"events": [{"eventId": "0b6f7c1e-8d0a-4c1e-9d5e-2f1a3b4c5d6e", "classId": "yoga-flow-1", "startedAt": "2026-11-25T07:30:00Z", "watchedSeconds": 1200}]})))]
 pub struct EventsIn {
     /// 1 to 500 events.
+    #[salvo(schema(min_items = 1, max_items = 500))]
     pub events: Vec<EventIn>,
 }
 
@@ -53,9 +56,9 @@ pub struct Accepted {
 /// 429 with `Retry-After` and is not queued (nor counted against the limit).
 #[endpoint(
     tags("app"),
-    security(("api_key" = [], "bearer" = [])),
+    security(("api_key" = [], "member_bearer" = [])),
     request_body = EventsIn,
-    status_codes(202, 400, 401, 429, 503),
+    status_codes(202, 400, 401, 413, 429, 503),
     responses((status_code = 202, description = "Queued", body = Envelope<Accepted>))
 )]
 pub async fn ingest(

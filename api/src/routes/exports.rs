@@ -134,8 +134,13 @@ async fn today(depot: &Depot, client_id: Uuid) -> ApiResult<chrono::NaiveDate> {
 
 /// Export vouchers as CSV (optional `status` filter). Answers 202 with a job to poll; 429 with
 /// `Retry-After` while the client has 3 exports queued or running.
-#[endpoint(tags("exports"), security(("bearer" = [], "api_key" = [])), status_codes(202, 400, 401, 403, 429, 503),
-    responses((status_code = 202, description = "Export queued", body = Envelope<Queued>)))]
+#[endpoint(
+    tags("exports"),
+    security(("bearer" = [], "api_key" = [])),
+    status_codes(202, 400, 401, 403, 429, 503),
+    responses((status_code = 202, description = "Export queued", body = Envelope<Queued>)),
+    parameters(("status" = Option<crate::doc::VoucherStatus>, Query))
+)]
 pub async fn vouchers_export(
     status: QueryParam<String, false>,
     req: &mut Request,
@@ -159,8 +164,12 @@ pub async fn vouchers_export(
 
 /// Export all members with activity data as CSV. Answers 202 with a job to poll; 429 with
 /// `Retry-After` while the client has 3 exports queued or running.
-#[endpoint(tags("exports"), security(("bearer" = [])), status_codes(202, 401, 429, 503),
-    responses((status_code = 202, description = "Export queued", body = Envelope<Queued>)))]
+#[endpoint(
+    tags("exports"),
+    security(("bearer" = [])),
+    status_codes(202, 401, 429, 503),
+    responses((status_code = 202, description = "Export queued", body = Envelope<Queued>))
+)]
 pub async fn members_export(
     req: &mut Request,
     depot: &mut Depot,
@@ -182,8 +191,16 @@ pub async fn members_export(
 
 /// Export a month's billing report as CSV (`month`, `year`; default the current month). 429 with
 /// `Retry-After` while the client has 3 exports queued or running.
-#[endpoint(tags("exports"), security(("bearer" = [])), status_codes(202, 400, 401, 429, 503),
-    responses((status_code = 202, description = "Export queued", body = Envelope<Queued>)))]
+#[endpoint(
+    tags("exports"),
+    security(("bearer" = [])),
+    status_codes(202, 400, 401, 429, 503),
+    responses((status_code = 202, description = "Export queued", body = Envelope<Queued>)),
+    parameters(
+        ("month" = Option<u32>, Query, minimum = 1, maximum = 12, description = "1 to 12; with `year`, not after the current month"),
+        ("year" = Option<i32>, Query, minimum = 2000, maximum = 2100),
+    )
+)]
 pub async fn billing_export(
     month: QueryParam<String, false>,
     year: QueryParam<String, false>,
@@ -203,7 +220,12 @@ fn job_id(raw: &str) -> Result<Uuid, AppError> {
 }
 
 /// Poll an export job.
-#[endpoint(tags("exports"), security(("bearer" = [])))]
+#[endpoint(
+    tags("exports"),
+    security(("bearer" = [])),
+    status_codes(200, 401, 404, 503),
+    parameters(("jobId" = Uuid, Path))
+)]
 pub async fn job_status(
     #[allow(non_snake_case)] jobId: PathParam<String>,
     depot: &mut Depot,
@@ -222,7 +244,15 @@ pub struct ExportList {
 }
 
 /// The client's recent exports, newest first.
-#[endpoint(tags("exports"), security(("bearer" = [])))]
+#[endpoint(
+    tags("exports"),
+    security(("bearer" = [])),
+    status_codes(200, 400, 401, 503),
+    parameters(
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100),
+    )
+)]
 pub async fn list(
     page: QueryParam<String, false>,
     limit: QueryParam<String, false>,
@@ -239,8 +269,17 @@ pub async fn list(
 }
 
 /// Download a completed export (streamed `text/csv`). 409 until it is completed, 410 once expired.
-#[endpoint(tags("exports"), security(("bearer" = [])), status_codes(200, 401, 404, 409, 410),
-    responses((status_code = 200, description = "The CSV file", body = String, content_type = "text/csv")))]
+#[endpoint(
+    tags("exports"),
+    security(("bearer" = [])),
+    status_codes(200, 401, 404, 409, 410, 503),
+    responses(
+        (status_code = 200, description = "The CSV file", body = String, content_type = "text/csv; charset=utf-8"),
+        (status_code = 409, description = "The export is not completed yet (EXPORT_NOT_READY)", body = crate::error::ErrorEnvelope),
+        (status_code = 410, description = "The export has expired (GONE)", body = crate::error::ErrorEnvelope),
+    ),
+    parameters(("jobId" = Uuid, Path))
+)]
 pub async fn download(
     #[allow(non_snake_case)] jobId: PathParam<String>,
     depot: &mut Depot,

@@ -18,7 +18,7 @@ pub struct Health {
 }
 
 /// Liveness: the process is up.
-#[endpoint(tags("operations"))]
+#[endpoint(tags("operations"), status_codes(200))]
 pub async fn health() -> Json<Envelope<Health>> {
     ok(Health {
         status: "ok",
@@ -37,7 +37,19 @@ pub struct Readiness {
 
 /// Readiness: Postgres, Redis and ClickHouse answer (503 names the ones that do not); the export
 /// store is reported as `ok` or `unavailable` without failing readiness (only exports need it).
-#[endpoint(tags("operations"), status_codes(200, 503))]
+#[endpoint(
+    tags("operations"),
+    status_codes(200, 503),
+    responses(
+        (status_code = 200, description = "Every dependency answers", body = Envelope<Readiness>),
+        (
+            status_code = 503,
+            description = "Not ready: `details` names each dependency that does not answer",
+            body = crate::error::ErrorEnvelope,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))
+        ),
+    )
+)]
 pub async fn ready(depot: &mut Depot, res: &mut Response) -> Json<serde_json::Value> {
     let st = state(depot).clone();
     let pg = async {
@@ -107,7 +119,8 @@ pub async fn ready(depot: &mut Depot, res: &mut Response) -> Json<serde_json::Va
 /// Prometheus metrics (text exposition format).
 #[endpoint(
     tags("operations"),
-    responses((status_code = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"))
+    status_codes(200),
+    responses((status_code = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"))
 )]
 pub async fn prometheus(depot: &mut Depot, res: &mut Response) {
     let st = state(depot).clone();

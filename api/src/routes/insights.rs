@@ -39,7 +39,7 @@ pub struct Dashboard {
 }
 
 /// The partner's overview.
-#[endpoint(tags("insights"), security(("bearer" = [])))]
+#[endpoint(tags("insights"), security(("bearer" = [])), status_codes(200, 401, 503))]
 pub async fn dashboard(depot: &mut Depot) -> ApiResult<Json<Envelope<Dashboard>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
@@ -139,7 +139,16 @@ pub struct Analytics {
 /// Usage analytics: `period` = week | month | quarter (the last 7 / 30 / 90 days including today,
 /// default month) or `startDate` + `endDate` (YYYY-MM-DD, inclusive, at most 366 days). Days are
 /// the client's timezone days.
-#[endpoint(tags("insights"), security(("bearer" = [])))]
+#[endpoint(
+    tags("insights"),
+    security(("bearer" = [])),
+    status_codes(200, 400, 401, 503),
+    parameters(
+        ("period" = Option<crate::doc::Period>, Query, description = "Not together with startDate/endDate"),
+        ("startDate" = Option<chrono::NaiveDate>, Query, description = "With endDate; not after it"),
+        ("endDate" = Option<chrono::NaiveDate>, Query, description = "With startDate; at most 366 days after it, counting both"),
+    )
+)]
 pub async fn analytics(
     period: QueryParam<String, false>,
     #[allow(non_snake_case)] startDate: QueryParam<String, false>,

@@ -53,7 +53,18 @@ pub struct MemberList {
 
 /// List members: `search` (name or email), `status` (active, inactive), `sort` by name, email,
 /// registeredAt (default, newest first), lastActiveAt, watchTime (prefix `-` for descending).
-#[endpoint(tags("members"), security(("bearer" = [])))]
+#[endpoint(
+    tags("members"),
+    security(("bearer" = [])),
+    status_codes(200, 400, 401, 503),
+    parameters(
+        ("search" = Option<String>, Query, max_length = 100, pattern = "^[^\\u0000]*$", description = "Part of the name or email"),
+        ("status" = Option<crate::doc::MemberStatus>, Query),
+        ("sort" = Option<crate::doc::MemberSort>, Query),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100),
+    )
+)]
 pub async fn list(
     search: QueryParam<String, false>,
     status: QueryParam<String, false>,
@@ -113,7 +124,16 @@ pub struct MemberDetail {
 }
 
 /// One member with aggregate statistics and viewing history.
-#[endpoint(tags("members"), security(("bearer" = [])))]
+#[endpoint(
+    tags("members"),
+    security(("bearer" = [])),
+    status_codes(200, 400, 401, 404, 503),
+    parameters(
+        ("id" = Uuid, Path),
+        ("historyPage" = Option<u32>, Query, minimum = 1, maximum = 4194303),
+        ("historyLimit" = Option<u32>, Query, minimum = 1, maximum = 100),
+    )
+)]
 pub async fn detail(
     id: PathParam<String>,
     #[allow(non_snake_case)] historyPage: QueryParam<String, false>,

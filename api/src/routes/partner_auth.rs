@@ -18,7 +18,11 @@ use crate::middleware::{
 #[derive(Deserialize, ToSchema)]
 #[salvo(schema(example = json!({"email": "admin@studio-north.example", "password": "correct horse battery"})))]
 pub struct LoginRequest {
+    /// Case-insensitive; surrounding whitespace is ignored.
+    #[salvo(schema(format = Email, max_length = 254))]
     pub email: String,
+    /// 1 to 1024 bytes (UTF-8).
+    #[salvo(schema(min_length = 1, max_length = 1024))]
     pub password: String,
 }
 
@@ -102,7 +106,12 @@ async fn me(st: &crate::state::AppState, client_id: Uuid, staff_id: Uuid) -> Api
 ///
 /// Answers 401 for a wrong email or password (without saying which) and 429 with `Retry-After`
 /// after repeated failures for one email or from one address.
-#[endpoint(tags("partner-auth"), security())]
+#[endpoint(
+    tags("partner-auth"),
+    security(),
+    request_body = LoginRequest,
+    status_codes(200, 400, 401, 413, 429, 503)
+)]
 pub async fn login(
     body: JsonBody<LoginRequest>,
     req: &mut Request,
@@ -173,7 +182,12 @@ pub async fn login(
 
 /// Exchange a refresh token for a new pair. Each refresh token works once; presenting a used one
 /// again revokes every token of that login.
-#[endpoint(tags("partner-auth"), security())]
+#[endpoint(
+    tags("partner-auth"),
+    security(),
+    request_body = RefreshRequest,
+    status_codes(200, 400, 401, 413, 503)
+)]
 pub async fn refresh(
     body: JsonBody<RefreshRequest>,
     req: &mut Request,
@@ -205,7 +219,12 @@ pub async fn refresh(
 }
 
 /// End the session of a refresh token (all tokens of that login stop working).
-#[endpoint(tags("partner-auth"), security())]
+#[endpoint(
+    tags("partner-auth"),
+    security(),
+    request_body = RefreshRequest,
+    status_codes(200, 400, 413, 503)
+)]
 pub async fn logout(
     body: JsonBody<RefreshRequest>,
     req: &mut Request,
@@ -224,7 +243,7 @@ pub async fn logout(
 }
 
 /// The signed-in staff member and their client (name, branding, timezone).
-#[endpoint(tags("partner-auth"), security(("bearer" = [])))]
+#[endpoint(tags("partner-auth"), security(("bearer" = [])), status_codes(200, 401, 503))]
 pub async fn profile(depot: &mut Depot) -> ApiResult<Json<Envelope<StaffMe>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;

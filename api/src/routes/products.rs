@@ -57,27 +57,102 @@ impl From<products::Product> for ProductDto {
     }
 }
 
-/// Request body of create (all fields) and update (any subset; `null` clears an optional field).
+/// Request body of create. Unknown fields are refused.
 #[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[salvo(schema(example = json!({"name": "Protein Powder", "description": "Premium whey protein isolate", "image": "https://example.com/image.jpg", "price": "29.99", "currency": "USD", "externalUrl": "https://shop.example.com/protein", "productType": "Supplements", "featured": false, "status": "draft", "sortOrder": 0})))]
-pub struct ProductBody {
-    /// Required on create; 1 to 200 characters.
-    pub name: Option<String>,
+pub struct ProductCreate {
+    /// 1 to 200 characters, not blank.
+    #[salvo(schema(
+        max_length = 200,
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    ))]
+    pub name: String,
+    /// At most 5000 characters; `null` means empty.
+    #[salvo(schema(max_length = 5000, pattern = "^[^\\u0000]*$"))]
     pub description: Option<String>,
-    /// Absolute http(s) URL.
+    /// Absolute http(s) URL (at most 2048 characters); `null` clears it.
+    #[salvo(schema(
+        format = "uri",
+        max_length = 2048,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
+    ))]
     pub image: Option<String>,
-    /// Decimal string with at most 2 places, e.g. "29.99".
+    /// Decimal string with at most 10 digits before and 2 after the point, e.g. "29.99"; `null`
+    /// clears it.
+    #[salvo(schema(pattern = "^[0-9]{1,10}([.][0-9]{1,2})?$"))]
     pub price: Option<String>,
     /// 3 upper-case letters (default USD).
-    pub currency: Option<String>,
-    /// Absolute http(s) URL.
+    #[salvo(schema(required = false, pattern = "^[A-Z]{3}$"))]
+    pub currency: String,
+    /// Absolute http(s) URL (at most 2048 characters); `null` clears it.
+    #[salvo(schema(
+        format = "uri",
+        max_length = 2048,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
+    ))]
     pub external_url: Option<String>,
+    /// At most 100 characters; empty or `null` clears it.
+    #[salvo(schema(max_length = 100, pattern = "^[^\\u0000]*$"))]
     pub product_type: Option<String>,
-    pub featured: Option<bool>,
+    #[salvo(schema(required = false))]
+    pub featured: bool,
     /// draft (default), active or archived.
-    pub status: Option<String>,
-    pub sort_order: Option<i32>,
+    #[salvo(schema(required = false, value_type = crate::doc::ProductStatus))]
+    pub status: String,
+    /// -1000000 to 1000000 (default 0).
+    #[salvo(schema(required = false, minimum = -1000000, maximum = 1000000))]
+    pub sort_order: i32,
+}
+
+/// Request body of update: any non-empty subset of the create fields; `null` clears an optional
+/// field. Unknown fields are refused.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[salvo(schema(min_properties = 1, example = json!({"price": "24.99", "featured": true})))]
+pub struct ProductUpdate {
+    /// 1 to 200 characters, not blank.
+    #[salvo(schema(
+        required = false,
+        max_length = 200,
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    ))]
+    pub name: String,
+    /// At most 5000 characters; `null` means empty.
+    #[salvo(schema(max_length = 5000, pattern = "^[^\\u0000]*$"))]
+    pub description: Option<String>,
+    /// Absolute http(s) URL (at most 2048 characters); `null` clears it.
+    #[salvo(schema(
+        format = "uri",
+        max_length = 2048,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
+    ))]
+    pub image: Option<String>,
+    /// Decimal string with at most 10 digits before and 2 after the point, e.g. "29.99"; `null`
+    /// clears it.
+    #[salvo(schema(pattern = "^[0-9]{1,10}([.][0-9]{1,2})?$"))]
+    pub price: Option<String>,
+    /// 3 upper-case letters (default USD).
+    #[salvo(schema(required = false, pattern = "^[A-Z]{3}$"))]
+    pub currency: String,
+    /// Absolute http(s) URL (at most 2048 characters); `null` clears it.
+    #[salvo(schema(
+        format = "uri",
+        max_length = 2048,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
+    ))]
+    pub external_url: Option<String>,
+    /// At most 100 characters; empty or `null` clears it.
+    #[salvo(schema(max_length = 100, pattern = "^[^\\u0000]*$"))]
+    pub product_type: Option<String>,
+    #[salvo(schema(required = false))]
+    pub featured: bool,
+    /// draft (default), active or archived.
+    #[salvo(schema(required = false, value_type = crate::doc::ProductStatus))]
+    pub status: String,
+    /// -1000000 to 1000000 (default 0).
+    #[salvo(schema(required = false, minimum = -1000000, maximum = 1000000))]
+    pub sort_order: i32,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -102,7 +177,20 @@ fn parse_featured(raw: Option<&str>) -> Result<Option<bool>, AppError> {
 /// List products: `status`, `productType`, `search` (name or description), `featured`;
 /// `sort` = newest, oldest, price_asc, price_desc, sort_order (default); `limit` ≤ 50.
 #[allow(clippy::too_many_arguments)]
-#[endpoint(tags("products"), security(("bearer" = [])))]
+#[endpoint(
+    tags("products"),
+    security(("bearer" = [])),
+    status_codes(200, 400, 401, 503),
+    parameters(
+        ("status" = Option<crate::doc::ProductStatus>, Query),
+        ("productType" = Option<String>, Query, pattern = "^[^\\u0000]*$"),
+        ("search" = Option<String>, Query, max_length = 100, pattern = "^[^\\u0000]*$", description = "Part of the name or description"),
+        ("featured" = Option<crate::doc::Flag>, Query),
+        ("sort" = Option<crate::doc::ProductSort>, Query),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 50),
+    )
+)]
 pub async fn list(
     status: QueryParam<String, false>,
     #[allow(non_snake_case)] productType: QueryParam<String, false>,
@@ -152,11 +240,7 @@ async fn list_page(
     let order = products::parse_sort(q.sort)?;
     let filter = products::ListFilter {
         status,
-        product_type: q
-            .product_type
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_string),
+        product_type: params::text(q.product_type, "productType", None)?,
         search: params::search(q.search)?,
         featured: parse_featured(q.featured)?,
     };
@@ -168,7 +252,12 @@ async fn list_page(
 }
 
 /// One product of the client.
-#[endpoint(tags("products"), security(("bearer" = [])))]
+#[endpoint(
+    tags("products"),
+    security(("bearer" = [])),
+    status_codes(200, 401, 404, 503),
+    parameters(("id" = Uuid, Path))
+)]
 pub async fn get(
     id: PathParam<String>,
     depot: &mut Depot,
@@ -189,8 +278,8 @@ pub async fn get(
 #[endpoint(
     tags("products"),
     security(("bearer" = [])),
-    request_body = ProductBody,
-    status_codes(201, 400, 401, 403),
+    request_body = ProductCreate,
+    status_codes(201, 400, 401, 403, 413, 503),
     responses((status_code = 201, description = "Created", body = Envelope<ProductDto>))
 )]
 pub async fn create(
@@ -219,7 +308,13 @@ pub async fn create(
 }
 
 /// Update a product: send only the fields to change.
-#[endpoint(tags("products"), security(("bearer" = [])), request_body = ProductBody)]
+#[endpoint(
+    tags("products"),
+    security(("bearer" = [])),
+    request_body = ProductUpdate,
+    status_codes(200, 400, 401, 403, 404, 413, 503),
+    parameters(("id" = Uuid, Path))
+)]
 pub async fn update(
     id: PathParam<String>,
     body: JsonBody<serde_json::Value>,
@@ -254,7 +349,12 @@ pub struct Deleted {
 }
 
 /// Delete a product permanently.
-#[endpoint(tags("products"), security(("bearer" = [])))]
+#[endpoint(
+    tags("products"),
+    security(("bearer" = [])),
+    status_codes(200, 401, 403, 404, 503),
+    parameters(("id" = Uuid, Path))
+)]
 pub async fn delete(
     id: PathParam<String>,
     req: &mut Request,
@@ -278,7 +378,19 @@ pub async fn delete(
 /// The app's store: active products of the key's client (`productType`, `search`, `featured`,
 /// `sort`, `page`, `limit` ≤ 50).
 #[allow(clippy::too_many_arguments)]
-#[endpoint(tags("app"), security(("api_key" = [])))]
+#[endpoint(
+    tags("app"),
+    security(("api_key" = [])),
+    status_codes(200, 400, 401, 503),
+    parameters(
+        ("productType" = Option<String>, Query, pattern = "^[^\\u0000]*$"),
+        ("search" = Option<String>, Query, max_length = 100, pattern = "^[^\\u0000]*$", description = "Part of the name or description"),
+        ("featured" = Option<crate::doc::Flag>, Query),
+        ("sort" = Option<crate::doc::ProductSort>, Query),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 50),
+    )
+)]
 pub async fn app_list(
     #[allow(non_snake_case)] productType: QueryParam<String, false>,
     search: QueryParam<String, false>,
@@ -307,7 +419,12 @@ pub async fn app_list(
 }
 
 /// One active product of the key's client.
-#[endpoint(tags("app"), security(("api_key" = [])))]
+#[endpoint(
+    tags("app"),
+    security(("api_key" = [])),
+    status_codes(200, 401, 404, 503),
+    parameters(("id" = Uuid, Path))
+)]
 pub async fn app_get(
     id: PathParam<String>,
     depot: &mut Depot,
@@ -327,7 +444,7 @@ pub struct TypeCount {
 }
 
 /// Product types of the key's client's active products, with counts.
-#[endpoint(tags("app"), security(("api_key" = [])))]
+#[endpoint(tags("app"), security(("api_key" = [])), status_codes(200, 401, 503))]
 pub async fn app_types(depot: &mut Depot) -> ApiResult<Json<Envelope<Vec<TypeCount>>>> {
     let st = state(depot).clone();
     let c = app_client(depot)?;

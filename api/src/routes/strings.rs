@@ -11,7 +11,7 @@ use crate::error::ApiResult;
 use crate::middleware::{app_client, client_ip, request_id, staff, state};
 
 /// All content strings of the signed-in staff member's client, as one object.
-#[endpoint(tags("content"), security(("bearer" = [])))]
+#[endpoint(tags("content"), security(("bearer" = [])), status_codes(200, 401, 503))]
 pub async fn get_partner(depot: &mut Depot) -> ApiResult<Json<Envelope<BTreeMap<String, String>>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
@@ -20,13 +20,15 @@ pub async fn get_partner(depot: &mut Depot) -> ApiResult<Json<Envelope<BTreeMap<
 
 /// Merge the given keys into the client's strings; other keys are left as they are.
 ///
-/// Keys match `st_[a-z0-9_]{1,64}`, values are at most 64 KiB, a client has at most 100 keys.
+/// Keys match `st_[a-z0-9_]{1,64}`, values are at most 64 KiB, a client has at most 100 keys
+/// (more answer 422).
 /// Values are HTML and are sanitized: script, style, event-handler attributes and `javascript:`
 /// URLs are removed. Returns all strings after the merge.
 #[endpoint(
     tags("content"),
     security(("bearer" = [])),
-    request_body(content = BTreeMap<String, String>, example = json!({"st_aboutus": "<h1>About Us</h1><p>Updated content...</p>"}))
+    request_body(content = crate::doc::StringsBody, example = json!({"st_aboutus": "<h1>About Us</h1><p>Updated content...</p>"})),
+    status_codes(200, 400, 401, 403, 413, 422, 503)
 )]
 pub async fn put_partner(
     body: JsonBody<serde_json::Value>,
@@ -53,7 +55,7 @@ pub async fn put_partner(
 }
 
 /// The app's content strings: an array holding one object with every string (as in the seed).
-#[endpoint(tags("app"), security(("api_key" = [])))]
+#[endpoint(tags("app"), security(("api_key" = [])), status_codes(200, 401, 503))]
 pub async fn get_app(
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<Vec<BTreeMap<String, String>>>>> {

@@ -59,12 +59,17 @@ impl From<vouchers::Voucher> for VoucherDto {
 }
 
 #[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[salvo(schema(example = json!({"quantity": 50, "prefix": "STUDIO", "expiresAt": "2026-12-31T23:59:59Z"})))]
 pub struct GenerateRequest {
     /// 1 to 500.
+    #[salvo(schema(minimum = 1, maximum = 500))]
     pub quantity: i64,
-    /// Up to 16 of A-Z and 0-9 (upper-cased). Codes are `PREFIX-` + 8 Crockford base32 characters.
+    /// Up to 16 of A-Z, a-z and 0-9 (upper-cased; surrounding whitespace is ignored; empty means
+    /// none). Codes are `PREFIX-` + 8 Crockford base32 characters.
+    #[salvo(schema(
+        pattern = "^[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[A-Za-z0-9]{0,16}[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$"
+    ))]
     pub prefix: Option<String>,
     /// Optional, in the future (RFC 3339).
     pub expires_at: Option<DateTime<Utc>>,
@@ -86,9 +91,17 @@ pub struct Generated {
     tags("vouchers"),
     security(("bearer" = [], "api_key" = [])),
     request_body = GenerateRequest,
-    status_codes(201, 400, 401, 403, 422, 429, 503),
+    status_codes(201, 400, 401, 403, 413, 422, 503),
     responses((status_code = 201, description = "Vouchers created", body = Envelope<Generated>)),
-    parameters(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe"))
+    parameters((
+        "Idempotency-Key" = Option<String>,
+        Header,
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$",
+        description = "Makes retries safe: 1 to 255 visible ASCII characters. The same key with \
+                       another body answers 422."
+    ))
 )]
 pub async fn generate(
     body: JsonBody<serde_json::Value>,
@@ -174,7 +187,19 @@ pub struct VoucherList {
 /// code), `batchId`; `sort` by createdAt (default, newest first), code, expiresAt, redeemedAt,
 /// status (prefix `-` for descending).
 #[allow(clippy::too_many_arguments)]
-#[endpoint(tags("vouchers"), security(("bearer" = [], "api_key" = [])))]
+#[endpoint(
+    tags("vouchers"),
+    security(("bearer" = [], "api_key" = [])),
+    status_codes(200, 400, 401, 403, 503),
+    parameters(
+        ("status" = Option<crate::doc::VoucherStatus>, Query),
+        ("search" = Option<String>, Query, max_length = 64, pattern = "^[^\\u0000]*$", description = "Part of the code"),
+        ("batchId" = Option<Uuid>, Query),
+        ("sort" = Option<crate::doc::VoucherSort>, Query),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100),
+    )
+)]
 pub async fn list(
     status: QueryParam<String, false>,
     search: QueryParam<String, false>,
@@ -194,13 +219,9 @@ pub async fn list(
             Uuid::parse_str(b).map_err(|_| AppError::validation("batchId", "must be a UUID"))?,
         ),
     };
-    let search = search.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    if search.is_some_and(|s| s.len() > 64) {
-        return Err(AppError::validation("search", "must be at most 64 characters").into());
-    }
     let filter = vouchers::ListFilter {
         status: vouchers::parse_status(status.as_deref())?,
-        search: search.map(str::to_string),
+        search: crate::params::text(search.as_deref(), "search", Some(64))?,
         batch_id,
     };
     let (rows, total) = vouchers::list(&st.db, s.client_id, &filter, sort, p).await?;
@@ -219,7 +240,12 @@ pub struct RevokeResult {
 }
 
 /// Revoke a voucher. A redeemed voucher answers 409; a revoked one answers 200 again.
-#[endpoint(tags("vouchers"), security(("bearer" = [], "api_key" = [])), status_codes(200, 400, 401, 403, 404, 409))]
+#[endpoint(
+    tags("vouchers"),
+    security(("bearer" = [], "api_key" = [])),
+    status_codes(200, 400, 401, 403, 404, 409, 503),
+    parameters(("id" = i64, Path, minimum = 1, description = "The voucher's id"))
+)]
 pub async fn revoke(
     id: PathParam<String>,
     req: &mut Request,
@@ -267,7 +293,11 @@ pub struct VoucherStats {
 }
 
 /// Voucher counts by status. `active + redeemed + expired + revoked = total` always holds.
-#[endpoint(tags("vouchers"), security(("bearer" = [], "api_key" = [])))]
+#[endpoint(
+    tags("vouchers"),
+    security(("bearer" = [], "api_key" = [])),
+    status_codes(200, 401, 403, 503)
+)]
 pub async fn stats(depot: &mut Depot) -> ApiResult<Json<Envelope<VoucherStats>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;

@@ -172,6 +172,10 @@ pub async fn list(
 }
 
 pub async fn get(pool: &PgPool, id: &str) -> AppResult<Class> {
+    // Postgres text cannot hold U+0000, so such an id names no class.
+    if id.contains('\0') {
+        return Err(AppError::not_found("class"));
+    }
     sqlx::query_as::<_, Class>(
         "SELECT id, title, category, instructor, duration_minutes FROM classes WHERE id = $1",
     )

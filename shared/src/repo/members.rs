@@ -129,13 +129,17 @@ pub fn validate_registration(r: &Registration<'_>) -> AppResult<String> {
     if let Err(e) = validate_password_strength(r.password) {
         errors.extend(e.details().iter().cloned());
     }
-    let name = r.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+    if r.name.trim().is_empty() || r.name.chars().count() > 200 || r.name.contains('\0') {
+        errors.push(FieldError::new(
+            "name",
+            "must be 1 to 200 characters, not blank, without NUL",
+        ));
     }
-    let code = r.voucher_code.trim();
-    if code.is_empty() || code.len() > 40 {
-        errors.push(FieldError::new("voucherCode", "is required"));
+    if !vouchers::code_shape_ok(r.voucher_code) {
+        errors.push(FieldError::new(
+            "voucherCode",
+            "must be 1 to 40 printable ASCII characters",
+        ));
     }
     match (errors.is_empty(), email) {
         (true, Some(e)) => Ok(e),

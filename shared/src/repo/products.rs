@@ -78,6 +78,10 @@ impl ProductInput {
         let text =
             |v: &Value, field: &str, max: usize, e: &mut Vec<FieldError>| -> Option<String> {
                 match v.as_str() {
+                    Some(s) if s.contains('\0') => {
+                        e.push(FieldError::new(field, "must not contain NUL characters"));
+                        None
+                    }
                     Some(s) if s.chars().count() <= max => Some(s.trim().to_string()),
                     Some(_) => {
                         e.push(FieldError::new(
@@ -167,13 +171,15 @@ impl ProductInput {
                         "must be draft, active or archived",
                     )),
                 },
-                "sortOrder" => match v.as_i64().and_then(|n| i32::try_from(n).ok()) {
-                    Some(n) if (-1_000_000..=1_000_000).contains(&n) => p.sort_order = Some(n),
-                    _ => e.push(FieldError::new(
-                        "sortOrder",
-                        "must be a whole number from -1000000 to 1000000",
-                    )),
-                },
+                "sortOrder" => {
+                    match crate::json::whole_number(v).and_then(|n| i32::try_from(n).ok()) {
+                        Some(n) if (-1_000_000..=1_000_000).contains(&n) => p.sort_order = Some(n),
+                        _ => e.push(FieldError::new(
+                            "sortOrder",
+                            "must be a whole number from -1000000 to 1000000",
+                        )),
+                    }
+                }
                 other => e.push(FieldError::new(other, "is not a product field")),
             }
         }

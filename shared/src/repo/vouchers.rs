@@ -72,7 +72,7 @@ impl Generate {
                 errors.push(FieldError::new("quantity", "is required"));
                 0
             }
-            Some(v) => match v.as_i64() {
+            Some(v) => match crate::json::whole_number(v) {
                 Some(q) if (1..=MAX_QUANTITY).contains(&q) => q,
                 _ => {
                     errors.push(FieldError::new(
@@ -149,6 +149,12 @@ pub fn random_code(prefix: Option<&str>) -> String {
 
 /// Normalises a code typed by a person: trimmed, upper-case, and Crockford's look-alikes mapped
 /// (O→0, I/L→1) in the random part.
+/// What a code sent by the app may look like: 1 to 40 printable ASCII characters, not only spaces
+/// (real codes are `PREFIX-` and 8 Crockford base32 characters; anything else is not found).
+pub fn code_shape_ok(code: &str) -> bool {
+    code.len() <= 40 && code.bytes().all(|b| (b' '..=b'~').contains(&b)) && !code.trim().is_empty()
+}
+
 pub fn normalize_code(code: &str) -> String {
     let upper = code.trim().to_ascii_uppercase();
     let (prefix, body) = match upper.rsplit_once('-') {

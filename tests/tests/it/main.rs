@@ -3,6 +3,7 @@
 mod abuse;
 mod api_keys;
 mod auth;
+mod contract;
 mod crash;
 mod events;
 mod exports;

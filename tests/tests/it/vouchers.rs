@@ -263,7 +263,11 @@ async fn revoke_is_idempotent_and_refuses_redeemed_vouchers() {
         .send(app.as_admin(&p, app.delete(&format!("/partner/vouchers/{}", v[1]["id"]))))
         .await;
     r.assert_error(409, "VOUCHER_REDEEMED");
+    // Ids are positive whole numbers: anything else names no voucher (and no route).
     app.send(app.as_admin(&p, app.delete("/partner/vouchers/abc")))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.send(app.as_admin(&p, app.delete("/partner/vouchers/0")))
         .await
         .assert_error(400, "VALIDATION_ERROR");
     app.send(app.as_admin(&p, app.delete("/partner/vouchers/999999999")))
