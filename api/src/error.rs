@@ -80,7 +80,10 @@ impl EndpointOutRegister for ApiError {
             ("403", "Not allowed for this caller"),
             ("404", "Not found for this caller"),
             ("429", "Too many attempts; see Retry-After"),
-            ("503", "A dependency is unavailable; see Retry-After"),
+            (
+                "503",
+                "A dependency is unavailable, or a query ran past its time limit; see Retry-After",
+            ),
         ] {
             operation.responses.insert(
                 code,

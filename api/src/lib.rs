@@ -214,9 +214,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     portal_shared::telemetry::metrics_handle();
     let state = AppState::new(config).await?;
     if state.config.migrate_on_start {
-        portal_shared::db::migrate_with_retry(&state.db, Duration::from_secs(60)).await?;
-        let st = state.clone();
-        tokio::spawn(async move { migrate_clickhouse_until_done(&st).await });
+        // Migrations may run (or wait for another process's lock) longer than the API's query
+        // time limits allow, so they get their own connections without those limits.
+        let pg = portal_shared::db::pool(&state.config)?;
+        portal_shared::db::migrate_with_retry(&pg, Duration::from_secs(60)).await?;
+        let ch = portal_shared::ch::ClickHouse::from_config(&state.config);
+        tokio::spawn(async move {
+            migrate_clickhouse_until_done(&ch, &pg).await;
+            pg.close().await;
+        });
     }
     tokio::spawn(watch_key_revocations(state.clone()));
     let acceptor = TcpListener::new(state.config.bind).try_bind().await?;
@@ -235,11 +241,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// ClickHouse may come up after the API: keep trying in the background.
-pub async fn migrate_clickhouse_until_done(state: &AppState) {
+pub async fn migrate_clickhouse_until_done(ch: &portal_shared::ch::ClickHouse, pg: &sqlx::PgPool) {
     loop {
         let result = async {
             let migrations = portal_shared::ch::embedded()?;
-            portal_shared::ch::migrate(&state.ch, &state.db, &migrations).await
+            portal_shared::ch::migrate(ch, pg, &migrations).await
         }
         .await;
         match result {

@@ -48,9 +48,12 @@ impl AppState {
     /// Builds the state. Connections are lazy: the API starts (and `/ready` says what is missing)
     /// even when a dependency is down.
     pub async fn new(config: Config) -> anyhow::Result<State> {
-        let db = portal_shared::db::pool(&config)?;
+        // Reads and writes of requests are bounded by DATABASE_STATEMENT_TIMEOUT_MS and
+        // CLICKHOUSE_MAX_EXECUTION_SECS (503 past them); migrations use unbounded connections.
+        let db = portal_shared::db::api_pool(&config)?;
         let redis = jobs::redis_lazy(config.redis_url.expose())?;
-        let mut ch = ClickHouse::from_config(&config);
+        let mut ch = ClickHouse::from_config(&config)
+            .with_max_execution_time(config.clickhouse_max_execution);
         match tokio::time::timeout(Duration::from_secs(3), ch.detect_version()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {

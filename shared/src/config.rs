@@ -105,6 +105,13 @@ pub struct Config {
     pub events_flush_interval: Duration,
     /// Watch-event jobs one worker process holds at once (they wait in the insert buffer).
     pub events_concurrency: usize,
+    /// Postgres `statement_timeout` of the API's connections: a statement running (or waiting for
+    /// a lock) longer is cancelled by the server and the request answers 503. The worker and
+    /// `portal-admin` have no limit (exports and landings may run long).
+    pub database_statement_timeout: Duration,
+    /// ClickHouse `max_execution_time` of the API's queries (whole seconds; 18.16 takes no
+    /// fractions): the server stops a longer query and the request answers 503.
+    pub clickhouse_max_execution: Duration,
 }
 
 /// All problems found in the environment, one per line.
@@ -342,6 +349,15 @@ impl Config {
         );
         let events_concurrency: usize =
             r.ranged("EVENTS_CONCURRENCY", 256, 1, 10_000, "a number", "");
+        let statement_timeout_ms: u64 = r.ranged(
+            "DATABASE_STATEMENT_TIMEOUT_MS",
+            5_000,
+            100,
+            600_000,
+            "a number of milliseconds",
+            " milliseconds",
+        );
+        let clickhouse_max_execution = r.seconds("CLICKHOUSE_MAX_EXECUTION_SECS", 10, 1, 3600);
 
         if !r.errors.is_empty() {
             return Err(ConfigErrors(r.errors));
@@ -369,6 +385,8 @@ impl Config {
             events_flush_rows,
             events_flush_interval: Duration::from_millis(flush_ms),
             events_concurrency,
+            database_statement_timeout: Duration::from_millis(statement_timeout_ms),
+            clickhouse_max_execution,
         })
     }
 }
@@ -409,6 +427,36 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.api_key_cache_ttl, Duration::from_secs(60));
         assert!(c.migrate_on_start);
+        assert_eq!(c.database_statement_timeout, Duration::from_secs(5));
+        assert_eq!(c.clickhouse_max_execution, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn query_time_limits_are_read_and_bounded() {
+        let mut vars = GOOD.to_vec();
+        vars.extend([
+            ("DATABASE_STATEMENT_TIMEOUT_MS", "250"),
+            ("CLICKHOUSE_MAX_EXECUTION_SECS", "2"),
+        ]);
+        let c = Config::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(c.database_statement_timeout, Duration::from_millis(250));
+        assert_eq!(c.clickhouse_max_execution, Duration::from_secs(2));
+
+        let mut bad = GOOD.to_vec();
+        bad.extend([
+            ("DATABASE_STATEMENT_TIMEOUT_MS", "0"),
+            ("CLICKHOUSE_MAX_EXECUTION_SECS", "0.5"),
+        ]);
+        let text = Config::from_lookup(lookup(&bad)).unwrap_err().to_string();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            text.contains("DATABASE_STATEMENT_TIMEOUT_MS must be between 100 and 600000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("CLICKHOUSE_MAX_EXECUTION_SECS must be"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod api_keys;
 mod auth;
 mod crash;
+mod db_guards;
 mod events;
 mod exports;
 mod members;
