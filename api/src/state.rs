@@ -30,7 +30,9 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub api_keys: ApiKeyCache,
     pub throttle: Throttle,
-    /// Staff id → status; deactivation takes effect within this cache's lifetime (10 s).
+    /// Staff id → status for 10 s. `portal-admin staff deactivate|set-role` announces the change on
+    /// Redis and every instance drops the entry at once (`watch_announcements`); the lifetime is
+    /// the fallback when an announcement is missed.
     pub staff: Cache<Uuid, Option<StaffStatus>>,
     /// The class catalogue (validation of events, titles in analytics).
     pub catalogue: portal_shared::events::Catalogue,

@@ -11,6 +11,7 @@ mod migrations;
 mod onboarding;
 mod operability;
 mod products;
+mod staff;
 mod strings;
 mod tenancy;
 mod vouchers;
