@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks (release build) against the real services; each prints a table next to the limit
 # measured in the same run. See tests/src/bin/portal-bench*.rs for what is measured. Sizes via
-# BENCH_EVENTS, BENCH_ANALYTICS_EVENTS, BENCH_CONCURRENCY, BENCH_EXPORT_ROWS; BENCH_S3=0 skips the
-# export run against the S3-compatible store.
+# BENCH_EVENTS, BENCH_ANALYTICS_EVENTS, BENCH_CONCURRENCY, BENCH_EXPORT_ROWS, BENCH_UNKNOWN_KEYS,
+# BENCH_KEY_REQUESTS; BENCH_S3=0 skips the export run against the S3-compatible store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -13,4 +13,5 @@ export RUST_LOG=${RUST_LOG:-warn}
 cargo build --release --locked --workspace --bins
 target/release/portal-bench
 target/release/portal-bench-exports
+target/release/portal-bench-keys
 bash scripts/test-cleanup.sh
