@@ -112,6 +112,24 @@ pub enum ApiKeyCommand {
 pub enum StaffCommand {
     /// Create a staff account for a client. Prints its id.
     Create(StaffCreateArgs),
+    /// Deactivate a staff account: its sessions end, and running API instances refuse its tokens
+    /// at once (announced via Redis; otherwise within 10 s).
+    Deactivate {
+        /// Staff id or login email.
+        #[arg(value_name = "ID|EMAIL", allow_hyphen_values = true)]
+        staff: String,
+    },
+    /// Change a staff account's role; a demotion to viewer forbids its writes at once on running
+    /// API instances (announced via Redis; otherwise within 10 s).
+    #[command(name = "set-role")]
+    SetRole {
+        /// Staff id or login email.
+        #[arg(value_name = "ID|EMAIL", allow_hyphen_values = true)]
+        staff: String,
+        /// admin (everything) or viewer (read only).
+        #[arg(long, value_name = "admin|viewer", allow_hyphen_values = true)]
+        role: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +189,25 @@ mod tests {
             Cli::try_parse_from(["portal-admin", "api-key", "list", "--client", "x", "--json"])
                 .unwrap();
         assert!(cli.json);
+    }
+
+    #[test]
+    fn staff_changes_take_an_id_or_email() {
+        let cli = Cli::try_parse_from([
+            "portal-admin",
+            "staff",
+            "set-role",
+            "a@x.example",
+            "--role",
+            "viewer",
+        ])
+        .unwrap();
+        let Command::Staff(StaffCommand::SetRole { staff, role }) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!((staff.as_str(), role.as_str()), ("a@x.example", "viewer"));
+        assert!(Cli::try_parse_from(["portal-admin", "staff", "set-role", "a@x.example"]).is_err());
+        assert!(Cli::try_parse_from(["portal-admin", "staff", "deactivate"]).is_err());
     }
 
     #[test]

@@ -188,21 +188,33 @@ pub fn service(state: State) -> Service {
         .catcher(Catcher::default().hoop(error::catcher))
 }
 
-/// Listens for API-key revocations announced on Redis and drops them from this instance's cache,
-/// so a revoked key stops working everywhere within moments (the cache TTL is the fallback).
-pub async fn watch_key_revocations(state: State) {
-    let channel = revocation_channel(&state.config.redis_namespace);
+/// Listens for the announcements of `portal-admin` on Redis and applies them to this instance's
+/// caches at once: a revoked API key (payload: SHA-256 of the key, hex) is dropped from the key
+/// cache; a deactivated or re-roled staff member (payload: staff id) from the staff cache. The
+/// caches' TTLs are the fallback when an announcement is missed; after a reconnect both caches start
+/// empty, since announcements made meanwhile are lost.
+pub async fn watch_announcements(state: State) {
+    let keys = revocation_channel(&state.config.redis_namespace);
+    let staff = portal_shared::repo::staff::change_channel(&state.config.redis_namespace);
     loop {
         let result: redis::RedisResult<()> = async {
             let client = redis::Client::open(state.config.redis_url.expose())?;
             let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            // Anything revoked while we were disconnected: start from an empty cache.
+            pubsub.subscribe(&[&keys, &staff]).await?;
             state.api_keys.invalidate_all();
+            state.staff.invalidate_all();
             let mut stream = pubsub.on_message();
             while let Some(msg) = stream.next().await {
-                let payload: Vec<u8> = msg.get_payload_bytes().to_vec();
-                if let Ok(hash) = <[u8; 32]>::try_from(hex_decode(&payload).as_slice()) {
+                let payload: &[u8] = msg.get_payload_bytes();
+                if msg.get_channel_name() == staff {
+                    match std::str::from_utf8(payload)
+                        .ok()
+                        .and_then(|s| s.parse::<uuid::Uuid>().ok())
+                    {
+                        Some(id) => state.staff.invalidate(&id).await,
+                        None => tracing::warn!("unreadable staff change announcement ignored"),
+                    }
+                } else if let Ok(hash) = <[u8; 32]>::try_from(hex_decode(payload).as_slice()) {
                     state.api_keys.invalidate(&hash).await;
                 }
             }
@@ -210,7 +222,7 @@ pub async fn watch_key_revocations(state: State) {
         }
         .await;
         if let Err(e) = result {
-            tracing::debug!(error = %e, "api key revocation listener disconnected; retrying");
+            tracing::debug!(error = %e, "announcement listener disconnected; retrying");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -233,11 +245,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     portal_shared::telemetry::metrics_handle();
     let state = AppState::new(config).await?;
     if state.config.migrate_on_start {
-        portal_shared::db::migrate_with_retry(&state.db, Duration::from_secs(60)).await?;
-        let st = state.clone();
-        tokio::spawn(async move { migrate_clickhouse_until_done(&st).await });
+        // Migrations may run (or wait for another process's lock) longer than the API's query
+        // time limits allow, so they get their own connections without those limits.
+        let pg = portal_shared::db::pool(&state.config)?;
+        portal_shared::db::migrate_with_retry(&pg, Duration::from_secs(60)).await?;
+        let ch = portal_shared::ch::ClickHouse::from_config(&state.config);
+        tokio::spawn(async move {
+            migrate_clickhouse_until_done(&ch, &pg).await;
+            pg.close().await;
+        });
     }
-    tokio::spawn(watch_key_revocations(state.clone()));
+    tokio::spawn(watch_announcements(state.clone()));
     let acceptor = TcpListener::new(state.config.bind).try_bind().await?;
     tracing::info!(bind = %state.config.bind, "portal-api listening");
     let server = Server::new(acceptor);
@@ -254,11 +272,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// ClickHouse may come up after the API: keep trying in the background.
-pub async fn migrate_clickhouse_until_done(state: &AppState) {
+pub async fn migrate_clickhouse_until_done(ch: &portal_shared::ch::ClickHouse, pg: &sqlx::PgPool) {
     loop {
         let result = async {
             let migrations = portal_shared::ch::embedded()?;
-            portal_shared::ch::migrate(&state.ch, &state.db, &migrations).await
+            portal_shared::ch::migrate(ch, pg, &migrations).await
         }
         .await;
         match result {

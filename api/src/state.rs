@@ -30,7 +30,9 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub api_keys: ApiKeyCache,
     pub throttle: Throttle,
-    /// Staff id → status; deactivation takes effect within this cache's lifetime (10 s).
+    /// Staff id → status for 10 s. `portal-admin staff deactivate|set-role` announces the change on
+    /// Redis and every instance drops the entry at once (`watch_announcements`); the lifetime is
+    /// the fallback when an announcement is missed.
     pub staff: Cache<Uuid, Option<StaffStatus>>,
     /// The class catalogue (validation of events, titles in analytics).
     pub catalogue: portal_shared::events::Catalogue,
@@ -49,9 +51,12 @@ impl AppState {
     /// even when a dependency is down.
     pub async fn new(config: Config) -> anyhow::Result<State> {
         portal_shared::auth::set_hash_wait(config.password_hash_wait);
-        let db = portal_shared::db::pool(&config)?;
+        // Reads and writes of requests are bounded by DATABASE_STATEMENT_TIMEOUT_MS and
+        // CLICKHOUSE_MAX_EXECUTION_SECS (503 past them); migrations use unbounded connections.
+        let db = portal_shared::db::api_pool(&config)?;
         let redis = jobs::redis_lazy(config.redis_url.expose())?;
-        let mut ch = ClickHouse::from_config(&config);
+        let mut ch = ClickHouse::from_config(&config)
+            .with_max_execution_time(config.clickhouse_max_execution);
         match tokio::time::timeout(Duration::from_secs(3), ch.detect_version()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {

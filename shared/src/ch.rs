@@ -49,6 +49,18 @@ impl ClickHouse {
         )
     }
 
+    /// Limits every query sent through [`ClickHouse::client`] to `limit` (ClickHouse
+    /// `max_execution_time`, whole seconds, at least 1): the server stops a longer query with
+    /// TIMEOUT_EXCEEDED, which answers 503. Used by the API; [`ClickHouse::server`] (migrations,
+    /// version, readiness) stays unlimited.
+    pub fn with_max_execution_time(mut self, limit: Duration) -> Self {
+        let secs = limit.as_secs().max(1);
+        self.client = self
+            .client
+            .with_setting("max_execution_time", secs.to_string());
+        self
+    }
+
     /// Asks the server its version and enables row validation where the server supports it.
     pub async fn detect_version(&mut self) -> Result<String, clickhouse::error::Error> {
         let version: String = self.base.query("SELECT version()").fetch_one().await?;

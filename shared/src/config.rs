@@ -125,6 +125,13 @@ pub struct Config {
     pub password_hash_wait: Duration,
     /// Watch events one member may send per minute (`/app/events`); 0 turns the limit off.
     pub member_events_per_minute: u32,
+    /// Postgres `statement_timeout` of the API's connections: a statement running (or waiting for
+    /// a lock) longer is cancelled by the server and the request answers 503. The worker and
+    /// `portal-admin` have no limit (exports and landings may run long).
+    pub database_statement_timeout: Duration,
+    /// ClickHouse `max_execution_time` of the API's queries (whole seconds; 18.16 takes no
+    /// fractions): the server stops a longer query and the request answers 503.
+    pub clickhouse_max_execution: Duration,
 }
 
 /// All problems found in the environment, one per line.
@@ -389,6 +396,15 @@ impl Config {
             "a whole number (0 turns the limit off)",
             "",
         );
+        let statement_timeout_ms: u64 = r.ranged(
+            "DATABASE_STATEMENT_TIMEOUT_MS",
+            5_000,
+            100,
+            600_000,
+            "a number of milliseconds",
+            " milliseconds",
+        );
+        let clickhouse_max_execution = r.seconds("CLICKHOUSE_MAX_EXECUTION_SECS", 10, 1, 3600);
 
         if !r.errors.is_empty() {
             return Err(ConfigErrors(r.errors));
@@ -419,6 +435,8 @@ impl Config {
             trusted_proxies,
             password_hash_wait: Duration::from_millis(hash_wait_ms),
             member_events_per_minute,
+            database_statement_timeout: Duration::from_millis(statement_timeout_ms),
+            clickhouse_max_execution,
         })
     }
 }
@@ -505,6 +523,8 @@ mod tests {
         assert_eq!(c.api_key_cache_ttl, Duration::from_secs(60));
         assert!(c.migrate_on_start);
         assert_eq!(c.member_events_per_minute, 1_000);
+        assert_eq!(c.database_statement_timeout, Duration::from_secs(5));
+        assert_eq!(c.clickhouse_max_execution, Duration::from_secs(10));
     }
 
     #[test]
@@ -524,6 +544,34 @@ mod tests {
             assert_eq!(text.lines().count(), 1, "{text}");
             assert!(text.contains("MEMBER_EVENTS_PER_MINUTE"), "{text}");
         }
+    }
+
+    #[test]
+    fn query_time_limits_are_read_and_bounded() {
+        let mut vars = GOOD.to_vec();
+        vars.extend([
+            ("DATABASE_STATEMENT_TIMEOUT_MS", "250"),
+            ("CLICKHOUSE_MAX_EXECUTION_SECS", "2"),
+        ]);
+        let c = Config::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(c.database_statement_timeout, Duration::from_millis(250));
+        assert_eq!(c.clickhouse_max_execution, Duration::from_secs(2));
+
+        let mut bad = GOOD.to_vec();
+        bad.extend([
+            ("DATABASE_STATEMENT_TIMEOUT_MS", "0"),
+            ("CLICKHOUSE_MAX_EXECUTION_SECS", "0.5"),
+        ]);
+        let text = Config::from_lookup(lookup(&bad)).unwrap_err().to_string();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            text.contains("DATABASE_STATEMENT_TIMEOUT_MS must be between 100 and 600000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("CLICKHOUSE_MAX_EXECUTION_SECS must be"),
+            "{text}"
+        );
     }
 
     #[test]

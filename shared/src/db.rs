@@ -24,6 +24,18 @@ pub fn pool(config: &Config) -> Result<PgPool, sqlx::Error> {
     Ok(pool_with(opts, config.database_max_connections))
 }
 
+/// The API's pool: like [`pool`], and every statement is limited to
+/// `DATABASE_STATEMENT_TIMEOUT_MS` (Postgres `statement_timeout`, set per connection), so a slow
+/// read — or one stuck behind a lock — is cancelled by the server and answers 503 instead of
+/// holding a connection. Migrations and the worker use [`pool`], without a limit.
+pub fn api_pool(config: &Config) -> Result<PgPool, sqlx::Error> {
+    let opts = connect_options(config.database_url.expose())?.options([(
+        "statement_timeout",
+        config.database_statement_timeout.as_millis(),
+    )]);
+    Ok(pool_with(opts, config.database_max_connections))
+}
+
 pub fn pool_with(opts: PgConnectOptions, max_connections: u32) -> PgPool {
     PgPoolOptions::new()
         .max_connections(max_connections)

@@ -57,6 +57,15 @@ pub enum AppError {
         dependency: &'static str,
         retry_after: u64,
     },
+    /// 503: a query ran past its time limit (Postgres `statement_timeout`, ClickHouse
+    /// `max_execution_time`) and the database stopped it.
+    #[error(
+        "the request took too long in {dependency} and was stopped; retry later or ask for less"
+    )]
+    QueryTimeout {
+        dependency: &'static str,
+        retry_after: u64,
+    },
     /// 500: a bug or an unexpected failure. The text is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -122,7 +131,7 @@ impl AppError {
             Self::PayloadTooLarge(_) => 413,
             Self::Unprocessable { .. } => 422,
             Self::RateLimited { .. } => 429,
-            Self::Unavailable { .. } => 503,
+            Self::Unavailable { .. } | Self::QueryTimeout { .. } => 503,
             Self::Internal(_) => 500,
         }
     }
@@ -138,7 +147,7 @@ impl AppError {
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::Unprocessable { code, .. } => code,
             Self::RateLimited { .. } => "RATE_LIMITED",
-            Self::Unavailable { .. } => "SERVICE_UNAVAILABLE",
+            Self::Unavailable { .. } | Self::QueryTimeout { .. } => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_ERROR",
         }
     }
@@ -160,9 +169,9 @@ impl AppError {
 
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::RateLimited { retry_after, .. } | Self::Unavailable { retry_after, .. } => {
-                Some(*retry_after)
-            }
+            Self::RateLimited { retry_after, .. }
+            | Self::Unavailable { retry_after, .. }
+            | Self::QueryTimeout { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -181,7 +190,7 @@ impl AppError {
 }
 
 /// Errors shared by a cache loader (moka hands them out as `Arc<AppError>`): dependency outages
-/// keep their meaning, anything else becomes an internal error.
+/// and query timeouts keep their meaning, anything else becomes an internal error.
 impl From<std::sync::Arc<AppError>> for AppError {
     fn from(e: std::sync::Arc<AppError>) -> Self {
         match &*e {
@@ -189,6 +198,13 @@ impl From<std::sync::Arc<AppError>> for AppError {
                 dependency,
                 retry_after,
             } => AppError::Unavailable {
+                dependency,
+                retry_after: *retry_after,
+            },
+            AppError::QueryTimeout {
+                dependency,
+                retry_after,
+            } => AppError::QueryTimeout {
                 dependency,
                 retry_after: *retry_after,
             },
@@ -221,6 +237,14 @@ impl From<sqlx::Error> for AppError {
                     },
                     "23514" | "23502" => Self::bad_request("a value is out of the allowed range"),
                     c if c.starts_with("22") => Self::bad_request("a value has the wrong format"),
+                    // query_canceled: the API's statement_timeout (or an operator's cancel).
+                    "57014" => {
+                        tracing::warn!(error = %e, "postgres statement stopped by its time limit");
+                        Self::QueryTimeout {
+                            dependency: "postgres",
+                            retry_after: 5,
+                        }
+                    }
                     c if c.starts_with("08") || c == "57P01" || c == "53300" => {
                         tracing::warn!(error = %e, "postgres unavailable");
                         Self::Unavailable {
@@ -265,9 +289,28 @@ impl From<clickhouse::error::Error> for AppError {
                     retry_after: 5,
                 }
             }
+            clickhouse::error::Error::BadResponse(text) if is_clickhouse_timeout(text) => {
+                tracing::warn!(error = %e, "clickhouse query stopped by its time limit");
+                Self::QueryTimeout {
+                    dependency: "clickhouse",
+                    retry_after: 5,
+                }
+            }
             _ => Self::Internal(e.to_string()),
         }
     }
+}
+
+/// ClickHouse's answer to a query over `max_execution_time`: TIMEOUT_EXCEEDED (159), or TOO_SLOW
+/// (160, when it estimates the query would overrun). Old servers write
+/// `Code: 159, e.displayText() = …`, current ones `Code: 159. DB::Exception: …`.
+fn is_clickhouse_timeout(text: &str) -> bool {
+    let code = text.trim_start().strip_prefix("Code: ").map(|rest| {
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap_or("")
+    });
+    matches!(code, Some("159" | "160"))
 }
 
 #[cfg(test)]
@@ -282,6 +325,28 @@ mod tests {
         assert_eq!(v["error"]["code"], "VALIDATION_ERROR");
         assert_eq!(v["error"]["details"][0]["field"], "quantity");
         assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn clickhouse_time_limits_are_recognised_in_old_and_new_wording() {
+        assert!(is_clickhouse_timeout(
+            "Code: 159, e.displayText() = DB::Exception: Timeout exceeded: elapsed 1.0001 seconds, maximum: 1, e.what() = DB::Exception"
+        ));
+        assert!(is_clickhouse_timeout(
+            "Code: 159. DB::Exception: Timeout exceeded: elapsed 1.2 seconds, maximum: 1. (TIMEOUT_EXCEEDED)"
+        ));
+        assert!(is_clickhouse_timeout("Code: 160. DB::Exception: Estimated query execution time (12 seconds) is too long. (TOO_SLOW)"));
+        assert!(!is_clickhouse_timeout("Code: 1590. DB::Exception: other"));
+        assert!(!is_clickhouse_timeout(
+            "Code: 60. DB::Exception: Table x doesn't exist"
+        ));
+        let e = AppError::from(clickhouse::error::Error::BadResponse(
+            "Code: 159. DB::Exception: Timeout exceeded".into(),
+        ));
+        assert_eq!(e.status(), 503);
+        assert_eq!(e.code(), "SERVICE_UNAVAILABLE");
+        assert_eq!(e.retry_after(), Some(5));
+        assert!(!e.envelope().to_string().contains("DB::Exception"));
     }
 
     #[test]

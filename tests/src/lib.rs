@@ -252,7 +252,7 @@ impl TestApp {
                 .await
                 .expect("clickhouse migrations");
         }
-        let watcher = tokio::spawn(portal_api::watch_key_revocations(state.clone()));
+        let watcher = tokio::spawn(portal_api::watch_announcements(state.clone()));
         let service = Arc::new(portal_api::service(state.clone()));
         Self {
             state,

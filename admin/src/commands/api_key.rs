@@ -1,15 +1,11 @@
 //! `portal-admin api-key create|revoke|list`.
 
-use std::time::Duration;
-
 use chrono::{DateTime, SecondsFormat, Utc};
-use portal_shared::config::Config;
-use portal_shared::jobs::redis_lazy;
 use portal_shared::repo::api_keys::{self, revocation_channel};
 use portal_shared::AppError;
 use serde_json::json;
 
-use super::{parse_uuid, resolve_client, Ctx};
+use super::{announce, parse_uuid, resolve_client, Ctx};
 use crate::error::CliResult;
 use crate::output::{self, Outcome};
 
@@ -40,7 +36,8 @@ pub async fn revoke(ctx: &Ctx, id: &str) -> CliResult<Outcome> {
     let id = parse_uuid("id", id)?;
     let (key, hash) = api_keys::revoke(&ctx.pool, id).await?;
     let revoked_at = key.revoked_at.unwrap_or_else(Utc::now);
-    let notice = match announce_revocation(&ctx.config, &hash).await {
+    let channel = revocation_channel(&ctx.config.redis_namespace);
+    let notice = match announce(&ctx.config, &channel, &hex::encode(hash)).await {
         Ok(listeners) => format!("announced to running API instances ({listeners} listening)"),
         Err(e) => {
             output::warn(&format!(
@@ -60,25 +57,6 @@ pub async fn revoke(ctx: &Ctx, id: &str) -> CliResult<Outcome> {
             timestamp(revoked_at)
         ),
     ))
-}
-
-/// PUBLISHes the key's hash on the revocation channel; returns how many subscribers got it.
-async fn announce_revocation(config: &Config, hash: &[u8; 32]) -> Result<i64, String> {
-    let channel = revocation_channel(&config.redis_namespace);
-    let payload = hex::encode(hash);
-    let publish = async {
-        let mut conn = redis_lazy(config.redis_url.expose())?;
-        redis::cmd("PUBLISH")
-            .arg(&channel)
-            .arg(&payload)
-            .query_async::<i64>(&mut conn)
-            .await
-    };
-    match tokio::time::timeout(Duration::from_secs(5), publish).await {
-        Ok(Ok(n)) => Ok(n),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("timed out".into()),
-    }
 }
 
 pub async fn list(ctx: &Ctx, client: &str) -> CliResult<Outcome> {

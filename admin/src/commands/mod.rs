@@ -33,8 +33,29 @@ pub async fn run(ctx: &Ctx, command: Command) -> CliResult<Outcome> {
         Command::ApiKey(ApiKeyCommand::Revoke { id }) => api_key::revoke(ctx, &id).await,
         Command::ApiKey(ApiKeyCommand::List { client }) => api_key::list(ctx, &client).await,
         Command::Staff(StaffCommand::Create(args)) => staff::create(ctx, args).await,
+        Command::Staff(StaffCommand::Deactivate { staff }) => staff::deactivate(ctx, &staff).await,
+        Command::Staff(StaffCommand::SetRole { staff, role }) => {
+            staff::set_role(ctx, &staff, &role).await
+        }
         Command::Classes(ClassesCommand::Import { file }) => classes::import(ctx, &file).await,
         Command::SeedDemo(args) => crate::seed::demo(ctx, &args.credentials_file).await,
+    }
+}
+
+/// PUBLISHes `payload` on `channel` (5 s at most); returns how many API instances heard it.
+pub async fn announce(config: &Config, channel: &str, payload: &str) -> Result<i64, String> {
+    let publish = async {
+        let mut conn = portal_shared::jobs::redis_lazy(config.redis_url.expose())?;
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async::<i64>(&mut conn)
+            .await
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), publish).await {
+        Ok(Ok(n)) => Ok(n),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".into()),
     }
 }
 

@@ -121,19 +121,45 @@ pub fn revocation_channel(namespace: &str) -> String {
     format!("{namespace}:api-keys:revoked")
 }
 
-/// Cache of key hash → principal (or `None` for unknown/revoked keys), with a short time to live.
+/// How many unknown keys are remembered at most, and for how long: enough to spare Postgres a
+/// client that repeats one bad key, too small to matter against random keys (those cost one
+/// indexed read each and nothing else).
+pub const UNKNOWN_KEYS_CAPACITY: u64 = 10_000;
+pub const UNKNOWN_KEYS_TTL: Duration = Duration::from_secs(5);
+/// Known keys cached at most (every active key of every client fits).
+pub const KNOWN_KEYS_CAPACITY: u64 = 100_000;
+
+/// Why a cache load found no principal.
+enum Miss {
+    Unknown,
+    Failed(Arc<AppError>),
+}
+
+/// Two caches in front of Postgres: known keys (hash → principal, `API_KEY_CACHE_TTL_SECS`) and,
+/// separately, a small negative cache of unknown or revoked keys. Unknown keys never enter the
+/// known-key cache, so no number of them can evict a valid key, and looking one up writes nothing.
 #[derive(Clone)]
 pub struct ApiKeyCache {
-    cache: Cache<[u8; 32], Option<KeyPrincipal>>,
+    known: Cache<[u8; 32], KeyPrincipal>,
+    unknown: Cache<[u8; 32], ()>,
     db_lookups: Arc<AtomicU64>,
 }
 
 impl ApiKeyCache {
     pub fn new(ttl: Duration) -> Self {
+        Self::with_capacity(ttl, KNOWN_KEYS_CAPACITY, UNKNOWN_KEYS_CAPACITY)
+    }
+
+    /// Explicit capacities (tests shrink them to show that the caches do not share room).
+    pub fn with_capacity(ttl: Duration, known: u64, unknown: u64) -> Self {
         Self {
-            cache: Cache::builder()
-                .max_capacity(100_000)
+            known: Cache::builder()
+                .max_capacity(known)
                 .time_to_live(ttl)
+                .build(),
+            unknown: Cache::builder()
+                .max_capacity(unknown)
+                .time_to_live(ttl.min(UNKNOWN_KEYS_TTL))
                 .build(),
             db_lookups: Arc::new(AtomicU64::new(0)),
         }
@@ -144,38 +170,86 @@ impl ApiKeyCache {
         self.db_lookups.load(Ordering::Relaxed)
     }
 
+    /// Whether `key` is in the known-key cache (answered without Postgres).
+    pub fn is_cached(&self, key: &str) -> bool {
+        self.known.contains_key(&sha256(key.as_bytes()))
+    }
+
+    /// Entries of the known-key and of the unknown-key cache, after pending evictions ran.
+    pub async fn entry_counts(&self) -> (u64, u64) {
+        self.known.run_pending_tasks().await;
+        self.unknown.run_pending_tasks().await;
+        (self.known.entry_count(), self.unknown.entry_count())
+    }
+
     pub async fn invalidate(&self, hash: &[u8; 32]) {
-        self.cache.invalidate(hash).await;
+        self.known.invalidate(hash).await;
     }
 
     pub fn invalidate_all(&self) {
-        self.cache.invalidate_all();
+        self.known.invalidate_all();
+        self.unknown.invalidate_all();
     }
 
     /// Resolves a presented key. Unknown and revoked keys are 401.
     pub async fn authenticate(&self, pool: &PgPool, key: &str) -> AppResult<KeyPrincipal> {
+        let refused = || AppError::unauthorized("X-API-Key is not a valid key");
         if key.len() > 256 || !key.starts_with(API_KEY_PREFIX) {
-            return Err(AppError::unauthorized("X-API-Key is not a valid key"));
+            return Err(refused());
         }
         let hash = sha256(key.as_bytes());
+        if let Some(found) = self.known.get(&hash).await {
+            return Ok(found);
+        }
+        if self.unknown.contains_key(&hash) {
+            return Err(refused());
+        }
         let lookups = self.db_lookups.clone();
-        let found = self
-            .cache
+        // Concurrent requests with the same key share one lookup; only a found key is cached here.
+        let loaded = self
+            .known
             .try_get_with(hash, async move {
                 lookups.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("portal_api_key_lookups_total").increment(1);
-                let row: Option<(Uuid, Uuid)> = sqlx::query_as(
-                    "UPDATE api_keys SET last_used_at = now()
-                     WHERE key_hash = $1 AND revoked_at IS NULL
-                     RETURNING id, client_id",
-                )
-                .bind(&hash[..])
-                .fetch_optional(pool)
-                .await?;
-                Ok::<_, AppError>(row.map(|(key_id, client_id)| KeyPrincipal { key_id, client_id }))
+                match lookup(pool, &hash).await {
+                    Ok(Some(found)) => Ok(found),
+                    Ok(None) => Err(Miss::Unknown),
+                    Err(e) => Err(Miss::Failed(Arc::new(e))),
+                }
             })
-            .await
-            .map_err(AppError::from)?;
-        found.ok_or_else(|| AppError::unauthorized("X-API-Key is not a valid key"))
+            .await;
+        match loaded {
+            Ok(found) => Ok(found),
+            Err(miss) => match &*miss {
+                Miss::Unknown => {
+                    self.unknown.insert(hash, ()).await;
+                    Err(refused())
+                }
+                // Outages and time limits keep their 503; anything else is a 500.
+                Miss::Failed(e) => Err(AppError::from(e.clone())),
+            },
+        }
     }
+}
+
+/// An active key by the hash of its secret. Only a found key is written to (its `last_used_at`,
+/// at most once a minute); an unknown one costs one indexed read.
+async fn lookup(pool: &PgPool, hash: &[u8; 32]) -> AppResult<Option<KeyPrincipal>> {
+    let row: Option<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT id, client_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(&hash[..])
+    .fetch_optional(pool)
+    .await?;
+    let Some((key_id, client_id)) = row else {
+        return Ok(None);
+    };
+    sqlx::query(
+        "UPDATE api_keys SET last_used_at = now()
+         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+    )
+    .bind(key_id)
+    .execute(pool)
+    .await?;
+    Ok(Some(KeyPrincipal { key_id, client_id }))
 }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::auth::{hash_password, validate_password_strength, Role};
 use crate::error::{AppError, AppResult, FieldError};
+use crate::repo::audit;
 
 /// A staff row. `Debug` leaves the password hash out.
 #[derive(Clone, FromRow)]
@@ -174,4 +175,155 @@ pub async fn set_active(pool: &PgPool, client_id: Uuid, id: Uuid, active: bool) 
         return Err(AppError::not_found("staff"));
     }
     Ok(())
+}
+
+/// Operator lookup by id alone (the `portal-admin` CLI, which acts across clients). Handlers use
+/// [`get`], which takes the caller's client.
+pub async fn find_by_id(pool: &PgPool, id: Uuid) -> AppResult<Option<StaffRow>> {
+    Ok(
+        sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// Redis channel on which staff deactivations and role changes are announced (payload: the staff
+/// id), so every API instance drops the member from its staff cache at once.
+pub fn change_channel(namespace: &str) -> String {
+    format!("{namespace}:staff:changed")
+}
+
+/// What a deactivation or role change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffChange {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub email: String,
+    pub role_before: Role,
+    pub role: Role,
+    pub was_active: bool,
+    pub active: bool,
+    /// Refresh tokens revoked by this change (deactivation ends every session).
+    pub sessions_revoked: u64,
+    /// Active admins the client has left.
+    pub active_admins: i64,
+}
+
+/// Deactivates a staff member: no login, no refresh, and (once API instances hear of it) no
+/// request with an access token already issued. Revokes every refresh token of theirs and audits
+/// `staff.deactivate`, all in one transaction. Deactivating an inactive member is harmless.
+pub async fn deactivate(
+    pool: &PgPool,
+    client_id: Uuid,
+    id: Uuid,
+    actor: audit::Actor,
+) -> AppResult<StaffChange> {
+    let mut tx = pool.begin().await?;
+    let before = lock(&mut tx, client_id, id).await?;
+    sqlx::query(
+        "UPDATE staff SET active = false, updated_at = now() WHERE client_id = $1 AND id = $2",
+    )
+    .bind(client_id)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    let revoked = sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = now()
+         WHERE client_id = $1 AND staff_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(client_id)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let change = StaffChange {
+        id,
+        client_id,
+        email: before.email.clone(),
+        role_before: before.role(),
+        role: before.role(),
+        was_active: before.active,
+        active: false,
+        sessions_revoked: revoked,
+        active_admins: active_admins(&mut tx, client_id).await?,
+    };
+    let entry = audit::Entry::new(client_id, actor, "staff.deactivate")
+        .target("staff", id)
+        .details(serde_json::json!({
+            "email": change.email,
+            "wasActive": change.was_active,
+            "sessionsRevoked": revoked,
+        }));
+    audit::record(&mut *tx, &entry).await?;
+    tx.commit().await?;
+    Ok(change)
+}
+
+/// Gives a staff member another role (a demotion to `viewer` forbids writes at once on every API
+/// instance that hears of it). Audited as `staff.set_role`; setting the current role is harmless.
+pub async fn set_role(
+    pool: &PgPool,
+    client_id: Uuid,
+    id: Uuid,
+    role: Role,
+    actor: audit::Actor,
+) -> AppResult<StaffChange> {
+    let mut tx = pool.begin().await?;
+    let before = lock(&mut tx, client_id, id).await?;
+    sqlx::query("UPDATE staff SET role = $3, updated_at = now() WHERE client_id = $1 AND id = $2")
+        .bind(client_id)
+        .bind(id)
+        .bind(role.as_str())
+        .execute(&mut *tx)
+        .await?;
+    let change = StaffChange {
+        id,
+        client_id,
+        email: before.email.clone(),
+        role_before: before.role(),
+        role,
+        was_active: before.active,
+        active: before.active,
+        sessions_revoked: 0,
+        active_admins: active_admins(&mut tx, client_id).await?,
+    };
+    let entry = audit::Entry::new(client_id, actor, "staff.set_role")
+        .target("staff", id)
+        .details(serde_json::json!({
+            "email": change.email,
+            "from": change.role_before.as_str(),
+            "to": role.as_str(),
+        }));
+    audit::record(&mut *tx, &entry).await?;
+    tx.commit().await?;
+    Ok(change)
+}
+
+/// The staff row, locked for the rest of the transaction (so concurrent changes take turns).
+async fn lock(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    client_id: Uuid,
+    id: Uuid,
+) -> AppResult<StaffRow> {
+    sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE client_id = $1 AND id = $2 FOR UPDATE"
+    )))
+    .bind(client_id)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| AppError::not_found("staff"))
+}
+
+async fn active_admins(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    client_id: Uuid,
+) -> AppResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM staff WHERE client_id = $1 AND active AND role = 'admin'",
+    )
+    .bind(client_id)
+    .fetch_one(&mut **tx)
+    .await?)
 }

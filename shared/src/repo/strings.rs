@@ -21,10 +21,35 @@ pub fn valid_key(key: &str) -> bool {
     })
 }
 
+/// Schemes a link (`href`, and `cite`) may use; every other URL is dropped.
+pub const LINK_SCHEMES: [&str; 3] = ["https", "http", "mailto"];
+/// The one scheme an image (`src`) may use.
+pub const IMAGE_SCHEME: &str = "https";
+
 /// Removes script, style, event-handler attributes and `javascript:` URLs; ordinary markup stays.
+/// URLs must be absolute (relative and protocol-relative ones are dropped): links may point to
+/// `https:`, `http:` or `mailto:`, images only to `https:`. A refused URL loses its attribute;
+/// the element and its text stay.
 pub fn sanitize(html: &str) -> String {
     ammonia::Builder::default()
         .link_rel(Some("noopener noreferrer"))
+        .url_schemes(LINK_SCHEMES.into_iter().collect())
+        .url_relative(ammonia::UrlRelative::Deny)
+        // Runs after the scheme and relative-URL checks above, on the attributes they kept:
+        // `src` (images) narrows to https; `cite` is a URL ammonia does not check itself.
+        .attribute_filter(|_element, attribute, value| {
+            let scheme = || {
+                ammonia::Url::parse(value)
+                    .ok()
+                    .map(|u| u.scheme().to_owned())
+            };
+            let allowed = match attribute {
+                "src" => scheme().is_some_and(|s| s == IMAGE_SCHEME),
+                "cite" => scheme().is_some_and(|s| LINK_SCHEMES.contains(&s.as_str())),
+                _ => true,
+            };
+            allowed.then_some(std::borrow::Cow::Borrowed(value))
+        })
         .clean(html)
         .to_string()
 }
@@ -150,5 +175,73 @@ mod tests {
         assert!(clean.contains("<h1>About</h1>"), "{clean}");
         assert!(clean.contains("https://ok.example"), "{clean}");
         assert!(clean.contains("<p>text</p>"), "{clean}");
+    }
+
+    #[test]
+    fn images_come_only_from_https() {
+        for src in [
+            "http://img.example/a.png",
+            "HTTP://img.example/a.png",
+            "//img.example/a.png",
+            "/a.png",
+            "a.png",
+            "data:image/png;base64,AAAA",
+            "mailto:x@example.com",
+            "ftp://img.example/a.png",
+            "javascript:alert(1)",
+        ] {
+            let clean = sanitize(&format!(r#"<img src="{src}" alt="pic">"#));
+            assert_eq!(clean, r#"<img alt="pic">"#, "src={src}");
+        }
+        assert_eq!(
+            sanitize(r#"<img src="https://img.example/a.png" alt="pic">"#),
+            r#"<img src="https://img.example/a.png" alt="pic">"#
+        );
+        assert_eq!(
+            sanitize(r#"<img src="HTTPS://img.example/a.png">"#),
+            r#"<img src="HTTPS://img.example/a.png">"#
+        );
+    }
+
+    #[test]
+    fn links_are_absolute_https_http_or_mailto() {
+        for href in [
+            "https://ok.example/p",
+            "http://ok.example/p",
+            "mailto:hello@ok.example",
+        ] {
+            let clean = sanitize(&format!(r#"<a href="{href}">x</a>"#));
+            assert_eq!(
+                clean,
+                format!(r#"<a href="{href}" rel="noopener noreferrer">x</a>"#)
+            );
+        }
+        for href in [
+            "//evil.example/p",
+            "/relative/path",
+            "relative.html",
+            "#top",
+            "?q=1",
+            "javascript:alert(1)",
+            "data:text/html,<b>x</b>",
+            "ftp://files.example/x",
+            "tel:+4912345",
+            "vbscript:msgbox(1)",
+        ] {
+            let clean = sanitize(&format!(r#"<a href="{href}">x</a>"#));
+            assert_eq!(
+                clean, r#"<a rel="noopener noreferrer">x</a>"#,
+                "href={href}"
+            );
+        }
+        // `cite` is held to the same rule.
+        assert_eq!(
+            sanitize(r#"<blockquote cite="/rel">q</blockquote>"#),
+            "<blockquote>q</blockquote>"
+        );
+        assert_eq!(
+            sanitize(r#"<blockquote cite="https://src.example/">q</blockquote>"#),
+            r#"<blockquote cite="https://src.example/">q</blockquote>"#
+        );
     }
 }

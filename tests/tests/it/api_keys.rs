@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use portal_shared::repo::api_keys;
 use portal_tests::{bearer, key, TestApp};
 
@@ -31,6 +32,116 @@ async fn a_known_key_is_served_from_the_cache() {
             .await
             .unwrap();
     assert!(last_used.is_some());
+}
+
+/// Counts every INSERT, UPDATE or DELETE statement on `api_keys`, even one that matches no row.
+async fn count_key_table_writes(app: &TestApp) {
+    for sql in [
+        "CREATE TABLE api_key_writes (at timestamptz NOT NULL DEFAULT now())",
+        "CREATE FUNCTION count_api_key_writes() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN INSERT INTO api_key_writes DEFAULT VALUES; RETURN NULL; END $$",
+        "CREATE TRIGGER api_key_writes AFTER INSERT OR UPDATE OR DELETE ON api_keys
+         FOR EACH STATEMENT EXECUTE FUNCTION count_api_key_writes()",
+    ] {
+        sqlx::query(sql).execute(&app.db).await.unwrap();
+    }
+}
+
+async fn key_table_writes(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM api_key_writes")
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn unknown_keys_write_nothing_and_leave_known_keys_cached() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    count_key_table_writes(&app).await;
+    let cache = &app.state.api_keys;
+    let before = cache.db_lookups();
+    app.send(key(app.get("/classes"), &t.api_key))
+        .await
+        .assert_status(200);
+    assert_eq!(cache.db_lookups(), before + 1);
+    assert_eq!(
+        key_table_writes(&app).await,
+        1,
+        "last_used_at of the found key"
+    );
+    assert!(cache.is_cached(&t.api_key));
+
+    let unknown: Vec<String> = (0..2_000)
+        .map(|_| portal_shared::auth::random_secret(portal_shared::auth::API_KEY_PREFIX))
+        .collect();
+    let app_ref = &app;
+    let statuses: Vec<u16> = futures::stream::iter(&unknown)
+        .map(|k| async move { app_ref.send(key(app_ref.get("/classes"), k)).await.status })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(cache.db_lookups(), before + 1 + 2_000);
+    assert_eq!(
+        key_table_writes(&app).await,
+        1,
+        "an unknown key must not cost a write"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    let (known, negative) = cache.entry_counts().await;
+    assert_eq!(known, 1, "unknown keys never enter the known-key cache");
+    assert!(
+        negative > 0 && negative <= api_keys::UNKNOWN_KEYS_CAPACITY,
+        "{negative}"
+    );
+
+    // The known key is still answered from the cache, and a repeated unknown key from the
+    // negative cache: neither asks Postgres.
+    assert!(cache.is_cached(&t.api_key));
+    app.send(key(app.get("/classes"), &t.api_key))
+        .await
+        .assert_status(200);
+    app.send(key(app.get("/classes"), &unknown[1_999]))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+    assert_eq!(cache.db_lookups(), before + 1 + 2_000);
+}
+
+#[tokio::test]
+async fn a_full_negative_cache_cannot_evict_a_known_key() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    // Room for one known key and sixteen unknown ones.
+    let cache = api_keys::ApiKeyCache::with_capacity(Duration::from_secs(60), 1, 16);
+    cache.authenticate(&app.db, &t.api_key).await.unwrap();
+    for _ in 0..500 {
+        let k = portal_shared::auth::random_secret(portal_shared::auth::API_KEY_PREFIX);
+        let e = cache.authenticate(&app.db, &k).await.unwrap_err();
+        assert_eq!(e.status(), 401);
+    }
+    let (known, negative) = cache.entry_counts().await;
+    assert_eq!(known, 1);
+    assert!(negative <= 16, "{negative}");
+    assert_eq!(cache.db_lookups(), 501);
+    let p = cache.authenticate(&app.db, &t.api_key).await.unwrap();
+    assert_eq!(p.client_id, t.client_id);
+    assert_eq!(cache.db_lookups(), 501, "the known key was evicted");
+    // Revocation still drops it at once.
+    let (_, hash) = api_keys::revoke(&app.db, t.api_key_id).await.unwrap();
+    cache.invalidate(&hash).await;
+    assert_eq!(
+        cache
+            .authenticate(&app.db, &t.api_key)
+            .await
+            .unwrap_err()
+            .status(),
+        401
+    );
 }
 
 #[tokio::test]

@@ -128,3 +128,45 @@ async fn malformed_and_oversized_bodies_are_rejected_everywhere() {
         .await;
     assert_eq!(rows, 0, "nothing was written");
 }
+
+#[tokio::test]
+async fn content_urls_are_absolute_and_images_only_https() {
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    let html = concat!(
+        r#"<p><img src="https://cdn.example/ok.png" alt="ok">"#,
+        r#"<img src="http://cdn.example/plain.png" alt="plain">"#,
+        r#"<img src="//cdn.example/proto.png" alt="proto">"#,
+        r#"<img src="/local.png" alt="local">"#,
+        r#"<img src="data:image/png;base64,AAAA" alt="data"></p>"#,
+        r#"<p><a href="https://site.example/s">s</a><a href="http://site.example/h">h</a>"#,
+        r#"<a href="mailto:team@site.example">m</a><a href="//evil.example/x">pr</a>"#,
+        r#"<a href="/partner/login">rel</a><a href="ftp://files.example/f">ftp</a>"#,
+        r#"<a href="javascript:alert(1)">js</a></p>"#
+    );
+    let r = app
+        .send(bearer(app.put("/partner/strings"), &p.admin).json(&json!({ "st_links": html })))
+        .await;
+    r.assert_status(200);
+    let expected = concat!(
+        r#"<p><img src="https://cdn.example/ok.png" alt="ok">"#,
+        r#"<img alt="plain"><img alt="proto"><img alt="local"><img alt="data"></p>"#,
+        r#"<p><a href="https://site.example/s" rel="noopener noreferrer">s</a>"#,
+        r#"<a href="http://site.example/h" rel="noopener noreferrer">h</a>"#,
+        r#"<a href="mailto:team@site.example" rel="noopener noreferrer">m</a>"#,
+        r#"<a rel="noopener noreferrer">pr</a><a rel="noopener noreferrer">rel</a>"#,
+        r#"<a rel="noopener noreferrer">ftp</a><a rel="noopener noreferrer">js</a></p>"#
+    );
+    assert_eq!(r.body["data"]["st_links"], expected);
+    // What is stored is what the app gets.
+    let stored: String = sqlx::query_scalar(
+        "SELECT value FROM content_strings WHERE client_id = $1 AND key = 'st_links'",
+    )
+    .bind(p.t.client_id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(stored, expected);
+    let r = app.send(key(app.get("/app/strings"), &p.t.api_key)).await;
+    assert_eq!(r.body["data"][0]["st_links"], expected);
+}
