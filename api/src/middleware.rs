@@ -194,7 +194,7 @@ impl LoginAttempt {
             .reset(&throttle::LOGIN_PER_EMAIL, &self.subject)
             .await?;
         st.throttle
-            .refund(&[(&throttle::LOGIN_PER_ADDRESS, &self.addr)])
+            .give_back(&[(&throttle::LOGIN_PER_ADDRESS, &self.addr)], 1)
             .await?;
         metrics::counter!("portal_logins_total", "kind" => self.kind, "outcome" => "success")
             .increment(1);

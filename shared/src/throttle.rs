@@ -118,22 +118,6 @@ impl Throttle {
             .collect())
     }
 
-    /// Gives back one counted attempt of each window (an attempt that turned out to be
-    /// legitimate: a successful login, a registration with a usable code). Never below zero.
-    pub async fn refund(&self, checks: &[(&Limit, &str)]) -> AppResult<()> {
-        let mut pipe = redis::pipe();
-        for (limit, subject) in checks {
-            pipe.cmd("EVAL")
-                .arg(REFUND)
-                .arg(1)
-                .arg(self.key(limit, subject))
-                .ignore();
-        }
-        let mut conn = self.redis.clone();
-        pipe.query_async::<()>(&mut conn).await?;
-        Ok(())
-    }
-
     /// Forgets the window (e.g. after a successful login).
     pub async fn reset(&self, limit: &Limit, subject: &str) -> AppResult<()> {
         let key = self.key(limit, subject);
@@ -175,30 +159,31 @@ impl Throttle {
         })
     }
 
-    /// Takes back `n` attempts counted by [`Throttle::hit_n`] whose request did not go through
-    /// (e.g. the queue was unreachable). A window that has closed meanwhile is left alone.
-    pub async fn give_back(&self, limit: &Limit, subject: &str, n: u32) -> AppResult<()> {
-        static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-            redis::Script::new(
-                r"if redis.call('EXISTS', KEYS[1]) == 1 then
-                    return redis.call('DECRBY', KEYS[1], ARGV[1])
-                  end
-                  return 0",
-            )
-        });
-        let key = self.key(limit, subject);
+    /// Gives back `n` counted attempts of each window: attempts that turned out to be legitimate
+    /// (a successful login, a registration with a usable code) or whose request did not go through
+    /// (the queue was unreachable). Never below zero; a window that has closed meanwhile is left
+    /// alone. One round trip.
+    pub async fn give_back(&self, checks: &[(&Limit, &str)], n: u32) -> AppResult<()> {
+        // EVAL, not EVALSHA: a pipeline cannot load the script on a NOSCRIPT answer.
+        const GIVE_BACK: &str = r"local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+            if count > 0 then
+              redis.call('DECRBY', KEYS[1], math.min(count, tonumber(ARGV[1])))
+            end
+            return 0";
+        let mut pipe = redis::pipe();
+        for (limit, subject) in checks {
+            pipe.cmd("EVAL")
+                .arg(GIVE_BACK)
+                .arg(1)
+                .arg(self.key(limit, subject))
+                .arg(n)
+                .ignore();
+        }
         let mut conn = self.redis.clone();
-        let _: i64 = SCRIPT.key(&key).arg(n).invoke_async(&mut conn).await?;
+        pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 }
-
-/// Decrements a window's count unless it is gone or already zero.
-const REFUND: &str = r"
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n > 0 then redis.call('DECR', KEYS[1]) end
-return 0
-";
 
 /// The first window of `windows` that this attempt went over, if any.
 pub fn first_over(windows: &[Window]) -> Option<Window> {

@@ -69,10 +69,13 @@ async fn refund_guess(st: &crate::state::AppState, c: &AppClient, req: &Request)
     let addr = address(req);
     let by_key = format!("{}:{addr}", c.key_id);
     st.throttle
-        .refund(&[
-            (&throttle::VOUCHER_GUESS_PER_KEY_ADDRESS, &by_key),
-            (&throttle::VOUCHER_GUESS_PER_ADDRESS, &addr),
-        ])
+        .give_back(
+            &[
+                (&throttle::VOUCHER_GUESS_PER_KEY_ADDRESS, &by_key),
+                (&throttle::VOUCHER_GUESS_PER_ADDRESS, &addr),
+            ],
+            1,
+        )
         .await?;
     Ok(())
 }

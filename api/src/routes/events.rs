@@ -109,7 +109,7 @@ pub async fn ingest(
         tracing::warn!(error = %e, "could not queue watch events");
         if let Some((limit, subject, n)) = charged {
             // Nothing was queued: the member may send these again. (Redis is likely away too.)
-            let _ = st.throttle.give_back(&limit, &subject, n).await;
+            let _ = st.throttle.give_back(&[(&limit, &subject)], n).await;
         }
         return Err(AppError::Unavailable {
             dependency: "queue",
