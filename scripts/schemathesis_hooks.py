@@ -79,8 +79,11 @@ def _events(body):
         if isinstance(event, dict):
             event["classId"] = CLASS_ID
             event["startedAt"] = started
-            if isinstance(event.get("watchedSeconds"), int):
-                event["watchedSeconds"] = max(1, min(event["watchedSeconds"], 3600))
+            seconds = event.get("watchedSeconds")
+            # Whole numbers may come as 2200.0 (the server reads them as 2200).
+            whole = isinstance(seconds, int) or (isinstance(seconds, float) and seconds.is_integer())
+            if whole and not isinstance(seconds, bool):
+                event["watchedSeconds"] = max(1, min(int(seconds), 3600))
 
 
 def _voucher_expiry(body):

@@ -380,6 +380,19 @@ pub fn binary(name: &str) -> std::path::PathBuf {
         })
 }
 
+/// A `/proc/<pid>/status` figure in KiB (`VmRSS:` now, `VmHWM:` the peak); 0 when unreadable.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Adds `Authorization: Bearer`.
 pub fn bearer(req: RequestBuilder, token: &str) -> RequestBuilder {
     req.add_header("authorization", format!("Bearer {token}"), true)

@@ -23,18 +23,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// A partner with `members` members (names in no particular order), each with `events` watch
 /// events ten minutes ago.
 async fn partner_with_billable(app: &TestApp, members: usize, events: usize) -> Partner {
@@ -81,47 +69,6 @@ async fn partner_with_billable(app: &TestApp, members: usize, events: usize) -> 
     p
 }
 
-/// The real `portal-api` beside this binary, on a free port, with the app's configuration.
-async fn api_process(app: &TestApp) -> (tokio::process::Child, String) {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .ancestors()
-        .skip(1)
-        .take(2)
-        .map(|d| d.join("portal-api"))
-        .find(|b| b.exists())
-        .expect("portal-api is built beside this binary (cargo build --workspace --bins)");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = tokio::process::Command::new(bin)
-        .env_clear()
-        .envs(app.vars.iter())
-        .env("PORTAL_BIND", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if http
-            .get(format!("{base}/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return (child, base);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("portal-api did not start");
-}
-
 struct Measured {
     rows: usize,
     total: i64,
@@ -131,7 +78,7 @@ struct Measured {
 }
 
 async fn measure(app: &TestApp, p: &Partner, page: usize, requests: usize) -> Measured {
-    let (mut child, base) = api_process(app).await;
+    let (mut child, base) = app.api_process(&[]).await;
     let pid = child.id().unwrap();
     let http = reqwest::Client::new();
     let url = format!("{base}/partner/billing?limit=100&page={page}");
@@ -140,7 +87,7 @@ async fn measure(app: &TestApp, p: &Partner, page: usize, requests: usize) -> Me
         assert_eq!(r.status().as_u16(), 200);
         r.json::<serde_json::Value>().await.unwrap()
     };
-    let idle_kib = status_kib(pid, "VmRSS:");
+    let idle_kib = portal_tests::proc_status_kib(pid, "VmRSS:");
     let first = get().await;
     let mut times = Vec::with_capacity(requests);
     for _ in 0..requests {
@@ -149,7 +96,7 @@ async fn measure(app: &TestApp, p: &Partner, page: usize, requests: usize) -> Me
         times.push(t.elapsed());
     }
     times.sort();
-    let peak_kib = status_kib(pid, "VmHWM:");
+    let peak_kib = portal_tests::proc_status_kib(pid, "VmHWM:");
     child.start_kill().ok();
     child.wait().await.ok();
     Measured {

@@ -14,15 +14,6 @@ use portal_shared::storage::Storage;
 use portal_tests::{bearer, TestApp};
 use sqlx::Connection;
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
-
 struct Measured {
     wall: Duration,
     size: u64,
@@ -108,7 +99,7 @@ async fn measure(app: TestApp, rows: i64) -> anyhow::Result<Measured> {
     let mut child = app.worker_process(&[]);
     let pid = child.id().unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle_rss = peak_rss_kib(pid).unwrap_or(0);
+    let idle_rss = portal_tests::proc_status_kib(pid, "VmHWM:");
     let started = Instant::now();
     let r = app
         .send(bearer(app.get("/partner/members/export"), &p.admin))
@@ -117,7 +108,7 @@ async fn measure(app: TestApp, rows: i64) -> anyhow::Result<Measured> {
     let job = r.body["data"]["jobId"].as_str().unwrap().to_string();
     let done = app.wait_export(&p.admin, &job, 600).await;
     let wall = started.elapsed();
-    let peak_rss = peak_rss_kib(pid).unwrap_or(0);
+    let peak_rss = portal_tests::proc_status_kib(pid, "VmHWM:");
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["rowsWritten"].as_i64(), Some(rows));
     let key: String = sqlx::query_scalar("SELECT storage_key FROM export_jobs WHERE id = $1::uuid")

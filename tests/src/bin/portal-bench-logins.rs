@@ -12,18 +12,6 @@ use std::time::Instant;
 use futures::future::join_all;
 use portal_tests::TestApp;
 
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let n: usize = std::env::var("BENCH_LOGINS")
@@ -47,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
         .json(&serde_json::json!({"email": t.admin_email, "password": portal_tests::PASSWORD}))
         .send()
         .await?;
-    let idle = rss_kib(pid, "VmRSS:");
+    let idle = portal_tests::proc_status_kib(pid, "VmRSS:");
     let start = Instant::now();
     let statuses = join_all((0..n).map(|i| {
         let (http, base) = (&http, &base);
@@ -69,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     }))
     .await;
     let elapsed = start.elapsed();
-    let peak = rss_kib(pid, "VmHWM:");
+    let peak = portal_tests::proc_status_kib(pid, "VmHWM:");
     let count = |s: u16| statuses.iter().filter(|&&x| x == s).count();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
