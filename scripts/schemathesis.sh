@@ -117,8 +117,18 @@ member=$(json_post /auth/register \
   -H "x-api-key: $API_KEY")
 MEMBER_TOKEN=$(field "$member" accessToken)
 export PARTNER_TOKEN MEMBER_TOKEN API_KEY
+# The ids of the demo admin and of the API key, which the hooks keep from being demoted,
+# deactivated or revoked mid-run (see scripts/schemathesis_hooks.py).
+json_field() { "$VENV/bin/python" -c "import json,sys; d=json.load(sys.stdin)['data']; print($1)"; }
+PORTAL_ADMIN_ID=$(curl -fsS "$BASE/partner-auth/me" -H "authorization: Bearer $PARTNER_TOKEN" |
+  json_field "d['id']")
+PORTAL_API_KEY_ID=$(curl -fsS "$BASE/partner/api-keys" -H "authorization: Bearer $PARTNER_TOKEN" |
+  API_KEY="$API_KEY" json_field \
+    "next(k['id'] for k in d['apiKeys'] if __import__('os').environ['API_KEY'].startswith(k['prefix']))")
+export PORTAL_ADMIN_ID PORTAL_API_KEY_ID
 export PORTAL_CLASS_ID=yoga-flow-1 SCHEMATHESIS_HOOKS="$ROOT/scripts/schemathesis_hooks.py"
-[ -n "$PARTNER_TOKEN" ] && [ -n "$MEMBER_TOKEN" ] && [ -n "$API_KEY" ] ||
+[ -n "$PARTNER_TOKEN" ] && [ -n "$MEMBER_TOKEN" ] && [ -n "$API_KEY" ] &&
+  [ -n "$PORTAL_ADMIN_ID" ] && [ -n "$PORTAL_API_KEY_ID" ] ||
   { log "could not sign in to the demo"; exit 1; }
 
 # 5. The run: scripts/schemathesis.toml says which credential each security scheme takes;

@@ -90,6 +90,13 @@ string_param!(
     )
 );
 string_param!(
+    /// A staff member's role.
+    StaffRole => one_of_strings(
+        ["admin", "viewer"].map(String::from),
+        "`admin` may change everything; `viewer` may only read.",
+    )
+);
+string_param!(
     /// A boolean query value.
     Flag => one_of_strings(["true", "false"].map(String::from), "true or false.")
 );

@@ -88,6 +88,21 @@ pub fn api_router() -> Router {
             ),
         )
         .push(Router::with_path("analytics").get(insights::analytics))
+        .push(Router::with_path("funnel").get(insights::funnel))
+        .push(
+            Router::with_path("staff")
+                .hoop(require_admin)
+                .get(team::list_staff)
+                .post(team::create_staff)
+                .push(Router::with_path("{id}").patch(team::update_staff)),
+        )
+        .push(
+            Router::with_path("api-keys")
+                .hoop(require_admin)
+                .get(team::list_keys)
+                .post(team::create_key)
+                .push(Router::with_path("{id}").delete(team::revoke_key)),
+        )
         .push(
             Router::with_path("audit-log")
                 .hoop(require_admin)

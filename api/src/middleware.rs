@@ -87,6 +87,28 @@ pub async fn client_address(req: &mut Request, depot: &mut Depot) {
     req.extensions_mut().insert(ClientAddr(client));
 }
 
+/// Whether the caller reached the service over https: the request's own scheme (a TLS listener,
+/// or an absolute `https:` request URI), or `X-Forwarded-Proto: https` (its first value) sent by a
+/// peer in `TRUSTED_PROXIES`. From anyone else that header is ignored.
+pub fn over_https(req: &Request, depot: &Depot) -> bool {
+    if req.scheme() == &salvo::http::uri::Scheme::HTTPS || req.uri().scheme_str() == Some("https") {
+        return true;
+    }
+    let trusted = &state(depot).config.trusted_proxies;
+    let peer_trusted = req
+        .remote_addr()
+        .ip()
+        .map(|ip| ip.to_canonical())
+        .is_some_and(|ip| trusted.iter().any(|n| n.contains(&ip)));
+    peer_trusted
+        && req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+}
+
 pub fn request_id(depot: &Depot) -> Option<String> {
     depot.request_id().map(str::to_owned)
 }

@@ -95,3 +95,39 @@ impl AppState {
         }))
     }
 }
+
+impl AppState {
+    /// Publishes `payload` on `channel` (what `watch_announcements` of every API instance listens
+    /// to), 3 s at most. A failure is logged, not returned: the change is already committed, and
+    /// the other instances' cache lifetimes are the fallback.
+    pub async fn announce(&self, channel: &str, payload: &str) {
+        let mut conn = self.redis.clone();
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(channel).arg(payload);
+        let publish = cmd.query_async::<i64>(&mut conn);
+        match tokio::time::timeout(Duration::from_secs(3), publish).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, channel, "announcement not published; other instances apply it when their cache entry expires")
+            }
+            Err(_) => {
+                tracing::warn!(channel, "announcement timed out; other instances apply it when their cache entry expires")
+            }
+        }
+    }
+
+    /// Forgets a staff member's cached status here and tells every other instance to.
+    pub async fn announce_staff_change(&self, staff_id: Uuid) {
+        self.staff.invalidate(&staff_id).await;
+        let channel = portal_shared::repo::staff::change_channel(&self.config.redis_namespace);
+        self.announce(&channel, &staff_id.to_string()).await;
+    }
+
+    /// Drops a revoked key from the key cache here and tells every other instance to.
+    pub async fn announce_key_revoked(&self, hash: &[u8; 32]) {
+        self.api_keys.invalidate(hash).await;
+        let channel =
+            portal_shared::repo::api_keys::revocation_channel(&self.config.redis_namespace);
+        self.announce(&channel, &hex::encode(hash)).await;
+    }
+}

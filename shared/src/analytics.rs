@@ -270,6 +270,94 @@ pub async fn watched_seconds(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> A
         .await?)
 }
 
+/// Distinct members who watched anything on a day of the range.
+pub async fn active_members(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> AppResult<u64> {
+    Ok(ch
+        .client
+        .query(
+            "SELECT uniqExactMerge(members) FROM daily_active_members
+             WHERE client_id = ? AND day >= toDate(?) AND day <= toDate(?)",
+        )
+        .bind(client_id.to_string())
+        .bind(d(r.start))
+        .bind(d(r.end))
+        .fetch_one()
+        .await?)
+}
+
+/// The onboarding funnel of a range of the client's days.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Funnel {
+    /// Vouchers created on a day of the range (whatever became of them since).
+    pub vouchers_issued: i64,
+    /// Members who registered on a day of the range.
+    pub registered: i64,
+    /// Distinct members with at least one watch event on a day of the range (analytics'
+    /// `activeMembers` of the same range).
+    pub active: u64,
+    /// Distinct members billable (SPEC "Billing": watched in the month) for at least one of the
+    /// calendar months the range touches; for a range inside one month, that month's billing
+    /// `activeMemberCount`.
+    pub billable: u64,
+}
+
+/// The calendar months a range touches, as one range: the first day of its first month to the
+/// last day of its last month.
+pub fn whole_months(r: DayRange) -> DayRange {
+    use chrono::Datelike;
+    let start = r.start.with_day(1).unwrap_or(r.start);
+    let next = if r.end.month() == 12 {
+        NaiveDate::from_ymd_opt(r.end.year() + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(r.end.year(), r.end.month() + 1, 1)
+    };
+    let end = next.and_then(|n| n.pred_opt()).unwrap_or(r.end);
+    DayRange { start, end }
+}
+
+/// [`Funnel`] of a range: the Postgres counts (vouchers and registrations, by the client's
+/// timezone days) and the two ClickHouse counts run at the same time.
+pub async fn funnel(
+    db: &sqlx::PgPool,
+    ch: &ClickHouse,
+    client_id: Uuid,
+    r: DayRange,
+) -> AppResult<Funnel> {
+    // Day bounds are computed by Postgres in the client's timezone (DST gaps included), and the
+    // comparisons stay on the indexed timestamps.
+    let counts = async {
+        let row: (i64, i64) = sqlx::query_as(
+            "WITH b AS (
+                 SELECT ($2::date::timestamp AT TIME ZONE c.timezone) AS lo,
+                        (($3::date + 1)::timestamp AT TIME ZONE c.timezone) AS hi
+                 FROM clients c WHERE c.id = $1
+             )
+             SELECT (SELECT count(*) FROM vouchers v, b
+                     WHERE v.client_id = $1 AND v.created_at >= b.lo AND v.created_at < b.hi),
+                    (SELECT count(*) FROM members m, b
+                     WHERE m.client_id = $1 AND m.registered_at >= b.lo AND m.registered_at < b.hi)",
+        )
+        .bind(client_id)
+        .bind(r.start)
+        .bind(r.end)
+        .fetch_one(db)
+        .await?;
+        Ok::<_, AppError>(row)
+    };
+    let ((vouchers_issued, registered), active, billable) = tokio::try_join!(
+        counts,
+        active_members(ch, client_id, r),
+        active_members(ch, client_id, whole_months(r)),
+    )?;
+    Ok(Funnel {
+        vouchers_issued,
+        registered,
+        active,
+        billable,
+    })
+}
+
 /// `"+12%"`, `"-5%"`, `"0%"`; `None` when the earlier period is zero.
 pub fn trend(current: f64, previous: f64) -> Option<String> {
     if previous <= 0.0 {
@@ -408,6 +496,31 @@ pub async fn member_profiles(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_months_widen_a_range_to_the_months_it_touches() {
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let r = |a: &str, b: &str| DayRange {
+            start: day(a),
+            end: day(b),
+        };
+        assert_eq!(
+            whole_months(r("2026-11-05", "2026-11-25")),
+            r("2026-11-01", "2026-11-30")
+        );
+        assert_eq!(
+            whole_months(r("2026-10-27", "2026-11-25")),
+            r("2026-10-01", "2026-11-30")
+        );
+        assert_eq!(
+            whole_months(r("2025-12-31", "2026-02-01")),
+            r("2025-12-01", "2026-02-28")
+        );
+        assert_eq!(
+            whole_months(r("2026-12-01", "2026-12-31")),
+            r("2026-12-01", "2026-12-31")
+        );
+    }
 
     #[test]
     fn ranges() {

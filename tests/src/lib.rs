@@ -290,6 +290,9 @@ impl TestApp {
     pub fn delete(&self, path: &str) -> RequestBuilder {
         TestClient::delete(Self::url(path))
     }
+    pub fn patch(&self, path: &str) -> RequestBuilder {
+        TestClient::patch(Self::url(path))
+    }
 
     pub async fn send(&self, req: RequestBuilder) -> Resp {
         let mut res = req.send(&*self.service).await;

@@ -216,3 +216,65 @@ pub async fn analytics(
             .collect(),
     }))
 }
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[salvo(schema(example = json!({"range": {"startDate": "2026-11-01", "endDate": "2026-11-30"}, "vouchersIssued": 120, "registered": 85, "active": 60, "billable": 64})))]
+pub struct Funnel {
+    pub range: Range,
+    /// Vouchers created on a day of the range, whatever became of them since.
+    pub vouchers_issued: i64,
+    /// Members who registered on a day of the range.
+    pub registered: i64,
+    /// Distinct members with at least one watch event on a day of the range (the `activeMembers`
+    /// of `/partner/analytics` for the same range).
+    pub active: u64,
+    /// Distinct members billable for at least one calendar month the range touches (billable for
+    /// a month: watched at least one class in it, as `/partner/billing` counts). For a range inside
+    /// one month this is that month's `activeMemberCount`; for a range spanning parts of several
+    /// months it counts members active anywhere in those whole months, so it may exceed `active`.
+    pub billable: u64,
+}
+
+/// The onboarding funnel: vouchers issued → members registered → active → billable, for
+/// `period` = week | month | quarter (the last 7 / 30 / 90 days including today, default month) or
+/// `startDate` + `endDate` (YYYY-MM-DD, inclusive, at most 366 days), in the partner's timezone
+/// days. The stages count different people over the same days (not one cohort followed through),
+/// so each stage may be larger or smaller than the one before.
+#[endpoint(
+    tags("insights"),
+    security(("bearer" = [])),
+    status_codes(200, 400, 401, 503),
+    parameters(
+        ("period" = Option<crate::doc::Period>, Query, description = "Not together with startDate/endDate"),
+        ("startDate" = Option<chrono::NaiveDate>, Query, description = "With endDate; not after it"),
+        ("endDate" = Option<chrono::NaiveDate>, Query, description = "With startDate; at most 366 days after it, counting both"),
+    )
+)]
+pub async fn funnel(
+    period: QueryParam<String, false>,
+    #[allow(non_snake_case)] startDate: QueryParam<String, false>,
+    #[allow(non_snake_case)] endDate: QueryParam<String, false>,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<Funnel>>> {
+    let st = state(depot).clone();
+    let s = staff(depot)?;
+    let today = clients::today(clients::timezone(&st.db, s.client_id).await?);
+    let r = stats::parse_range(
+        period.as_deref(),
+        startDate.as_deref(),
+        endDate.as_deref(),
+        today,
+    )?;
+    let f = stats::funnel(&st.db, &st.ch, s.client_id, r).await?;
+    Ok(ok(Funnel {
+        range: Range {
+            start_date: r.start.to_string(),
+            end_date: r.end.to_string(),
+        },
+        vouchers_issued: f.vouchers_issued,
+        registered: f.registered,
+        active: f.active,
+        billable: f.billable,
+    }))
+}

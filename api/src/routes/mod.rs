@@ -12,4 +12,5 @@ pub mod members;
 pub mod partner_auth;
 pub mod products;
 pub mod strings;
+pub mod team;
 pub mod vouchers;

@@ -12,8 +12,44 @@ use uuid::Uuid;
 use crate::envelope::{ok, Envelope};
 use crate::error::ApiResult;
 use crate::middleware::{
-    address, client_ip, refresh_refused, request_id, staff, state, LoginAttempt,
+    address, client_ip, over_https, refresh_refused, request_id, staff, state, LoginAttempt,
 };
+
+/// The cookie that carries the staff refresh token for the portal (a browser keeps no token where
+/// scripts can read it). `HttpOnly`, `SameSite=Strict`, sent back only to `/partner-auth/*`,
+/// `Secure` when the request came over https; it lives as long as the token (30 days).
+pub const REFRESH_COOKIE: &str = "portal_refresh";
+const COOKIE_PATH: &str = "/partner-auth";
+
+fn refresh_cookie(value: String, secure: bool) -> salvo::http::cookie::Cookie<'static> {
+    use salvo::http::cookie::{time::Duration, Cookie, SameSite};
+    Cookie::build((REFRESH_COOKIE, value))
+        .path(COOKIE_PATH)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .max_age(Duration::days(portal_shared::auth::REFRESH_TOKEN_TTL_DAYS))
+        .build()
+}
+
+/// Sets the refresh cookie to `token`.
+fn set_refresh_cookie(req: &Request, depot: &Depot, res: &mut Response, token: &str) {
+    res.add_cookie(refresh_cookie(token.to_string(), over_https(req, depot)));
+}
+
+/// Tells the browser to drop the refresh cookie (same name, path and flags, expired).
+fn clear_refresh_cookie(req: &Request, depot: &Depot, res: &mut Response) {
+    res.remove_cookie_with(refresh_cookie(String::new(), over_https(req, depot)));
+}
+
+/// The refresh token of a refresh or logout: the body's `refreshToken`, else the cookie's.
+fn presented_token(body: Option<String>, req: &Request) -> Option<String> {
+    body.or_else(|| {
+        req.cookie(REFRESH_COOKIE)
+            .map(|c| c.value().to_string())
+            .filter(|v| !v.is_empty())
+    })
+}
 
 #[derive(Deserialize, ToSchema)]
 #[salvo(schema(example = json!({"email": "admin@studio-north.example", "password": "correct horse battery"})))]
@@ -61,10 +97,14 @@ pub struct LoginData {
     pub staff: StaffMe,
 }
 
+/// `{}` is enough when the `portal_refresh` cookie carries the token (the portal in a browser).
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[salvo(schema(example = json!({"refreshToken": "prt_..."})))]
 pub struct RefreshRequest {
-    pub refresh_token: String,
+    /// The refresh token. Optional when the `portal_refresh` cookie carries it; when both are
+    /// sent, this one is used.
+    pub refresh_token: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -105,7 +145,10 @@ async fn me(st: &crate::state::AppState, client_id: Uuid, staff_id: Uuid) -> Api
 /// Log in with email and password.
 ///
 /// Answers 401 for a wrong email or password (without saying which) and 429 with `Retry-After`
-/// after repeated failures for one email or from one address.
+/// after repeated failures for one email or from one address. Besides the body's tokens, a success
+/// sets the refresh token as the cookie `portal_refresh` (`HttpOnly; SameSite=Strict;
+/// Path=/partner-auth; Max-Age` 30 days; `Secure` when the request came over https) for browsers,
+/// which `/partner-auth/refresh` and `/partner-auth/logout` accept in place of the body field.
 #[endpoint(
     tags("partner-auth"),
     security(),
@@ -171,6 +214,7 @@ pub async fn login(
     .origin(ip, request_id(depot));
     audit::record(&st.db, &entry).await?;
     let staff_me = me(&st, account.client_id, account.id).await?;
+    set_refresh_cookie(req, depot, res, &refresh_token);
     Ok(ok(LoginData {
         access_token: access,
         refresh_token,
@@ -181,35 +225,59 @@ pub async fn login(
 }
 
 /// Exchange a refresh token for a new pair. Each refresh token works once; presenting a used one
-/// again revokes every token of that login.
+/// again revokes every token of that login. The token is the body's `refreshToken` or, when the
+/// body has none, the `portal_refresh` cookie; the new refresh token is in the body and in that
+/// cookie (a refused one clears the cookie). 401 when neither carries a token.
 #[endpoint(
     tags("partner-auth"),
     security(),
     request_body = RefreshRequest,
-    status_codes(200, 400, 401, 413, 503)
+    status_codes(200, 400, 401, 413, 503),
+    parameters(
+        ("portal_refresh" = Option<String>, Cookie, description = "The refresh token, as set by login and refresh (HttpOnly); used when the body has no refreshToken"),
+    )
 )]
 pub async fn refresh(
     body: JsonBody<RefreshRequest>,
     req: &mut Request,
     depot: &mut Depot,
+    res: &mut Response,
 ) -> ApiResult<Json<Envelope<TokenPair>>> {
     let st = state(depot).clone();
-    let token = body.into_inner().refresh_token;
+    let body_token = body.into_inner().refresh_token;
+    let from_cookie = body_token.is_none();
+    let Some(token) = presented_token(body_token, req) else {
+        return Err(AppError::unauthorized(
+            "a refresh token is required: refreshToken in the body or the portal_refresh cookie",
+        )
+        .into());
+    };
+    let refused = |req: &Request, depot: &Depot, res: &mut Response| {
+        if from_cookie {
+            clear_refresh_cookie(req, depot, res);
+        }
+    };
     let rotated = match sessions::rotate(&st.db, &token, true).await? {
         Ok(r) => r,
-        Err(failure) => return Err(refresh_refused(&st, failure, req, depot).await),
+        Err(failure) => {
+            refused(req, depot, res);
+            return Err(refresh_refused(&st, failure, req, depot).await);
+        }
     };
     let sessions::Subject::Staff(staff_id) = rotated.subject else {
+        refused(req, depot, res);
         return Err(AppError::unauthorized("refresh token is invalid").into());
     };
     let s = staff_repo::get(&st.db, rotated.client_id, staff_id).await?;
     if !s.active {
         sessions::revoke_family(&st.db, &rotated.refresh_token).await?;
+        refused(req, depot, res);
         return Err(AppError::unauthorized("this staff account is not active").into());
     }
     let (access, ttl) = st
         .jwt
         .issue(TokenType::Partner, s.id, s.client_id, Some(s.role()))?;
+    set_refresh_cookie(req, depot, res, &rotated.refresh_token);
     Ok(ok(TokenPair {
         access_token: access,
         refresh_token: rotated.refresh_token,
@@ -218,27 +286,36 @@ pub async fn refresh(
     }))
 }
 
-/// End the session of a refresh token (all tokens of that login stop working).
+/// End the session of a refresh token (all tokens of that login stop working). The token is the
+/// body's `refreshToken` or, when the body has none, the `portal_refresh` cookie; the answer always
+/// clears that cookie. Without any token (or with an unknown one) there is nothing to end, and the
+/// answer is the same.
 #[endpoint(
     tags("partner-auth"),
     security(),
     request_body = RefreshRequest,
-    status_codes(200, 400, 413, 503)
+    status_codes(200, 400, 413, 503),
+    parameters(
+        ("portal_refresh" = Option<String>, Cookie, description = "The refresh token, as set by login and refresh (HttpOnly); used when the body has no refreshToken"),
+    )
 )]
 pub async fn logout(
     body: JsonBody<RefreshRequest>,
     req: &mut Request,
     depot: &mut Depot,
+    res: &mut Response,
 ) -> ApiResult<Json<Envelope<LoggedOut>>> {
     let st = state(depot).clone();
-    let token = body.into_inner().refresh_token;
-    if let Some((client_id, sessions::Subject::Staff(staff_id))) =
-        sessions::revoke_family(&st.db, &token).await?
-    {
-        let entry = audit::Entry::new(client_id, audit::Actor::Staff(staff_id), "auth.logout")
-            .origin(client_ip(req), request_id(depot));
-        audit::record(&st.db, &entry).await?;
+    if let Some(token) = presented_token(body.into_inner().refresh_token, req) {
+        if let Some((client_id, sessions::Subject::Staff(staff_id))) =
+            sessions::revoke_family(&st.db, &token).await?
+        {
+            let entry = audit::Entry::new(client_id, audit::Actor::Staff(staff_id), "auth.logout")
+                .origin(client_ip(req), request_id(depot));
+            audit::record(&st.db, &entry).await?;
+        }
     }
+    clear_refresh_cookie(req, depot, res);
     Ok(ok(LoggedOut { logged_out: true }))
 }
 

@@ -58,9 +58,20 @@ const SELECT: &str =
     "SELECT id, client_id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys";
 
 pub async fn create(pool: &PgPool, client_id: Uuid, name: &str) -> AppResult<CreatedKey> {
+    create_audited(pool, client_id, name, None).await
+}
+
+/// [`create`], recording `audit` (its target set to the new key) in the same transaction.
+pub async fn create_audited(
+    pool: &PgPool,
+    client_id: Uuid,
+    name: &str,
+    audit: Option<crate::repo::audit::Entry>,
+) -> AppResult<CreatedKey> {
     let key = random_secret(API_KEY_PREFIX);
     let prefix: String = key.chars().take(API_KEY_PREFIX.len() + 8).collect();
     let id = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO api_keys (id, client_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -69,18 +80,37 @@ pub async fn create(pool: &PgPool, client_id: Uuid, name: &str) -> AppResult<Cre
     .bind(name)
     .bind(&prefix)
     .bind(&sha256(key.as_bytes())[..])
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map_err(|e| match AppError::from(e) {
         AppError::Unprocessable { .. } => AppError::not_found("client"),
         other => other,
     })?;
+    if let Some(entry) = audit {
+        let entry = entry
+            .target("api_key", id)
+            .details(serde_json::json!({ "name": name, "prefix": prefix }));
+        crate::repo::audit::record(&mut *tx, &entry).await?;
+    }
+    tx.commit().await?;
     Ok(CreatedKey {
         id,
         client_id,
         prefix,
         key,
     })
+}
+
+/// One key of the client (never the key itself).
+pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<ApiKey> {
+    sqlx::query_as::<_, ApiKey>(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE client_id = $1 AND id = $2"
+    )))
+    .bind(client_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| AppError::not_found("api key"))
 }
 
 pub async fn list(pool: &PgPool, client_id: Uuid) -> AppResult<Vec<ApiKey>> {
@@ -109,6 +139,52 @@ pub async fn revoke(pool: &PgPool, id: Uuid) -> AppResult<(ApiKey, [u8; 32])> {
     .fetch_optional(pool)
     .await?;
     let row = row.ok_or_else(|| AppError::not_found("api key"))?;
+    let hash: [u8; 32] = row
+        .key_hash
+        .try_into()
+        .map_err(|_| AppError::internal("bad key hash length"))?;
+    Ok((row.key, hash))
+}
+
+/// Revokes a key of the client (another client's key id answers 404, like an unknown one).
+/// Idempotent: a revoked key keeps its first revocation time, and `audit` is recorded (in the
+/// same transaction, target set to the key) only by the revocation that takes effect. Returns the
+/// key and the SHA-256 of its secret, so caches can drop it at once.
+pub async fn revoke_for(
+    pool: &PgPool,
+    client_id: Uuid,
+    id: Uuid,
+    audit: Option<crate::repo::audit::Entry>,
+) -> AppResult<(ApiKey, [u8; 32])> {
+    #[derive(FromRow)]
+    struct Revoked {
+        #[sqlx(flatten)]
+        key: ApiKey,
+        key_hash: Vec<u8>,
+        newly: bool,
+    }
+    let mut tx = pool.begin().await?;
+    let row: Option<Revoked> = sqlx::query_as(
+        "WITH old AS (
+             SELECT id, revoked_at FROM api_keys WHERE client_id = $1 AND id = $2 FOR UPDATE
+         )
+         UPDATE api_keys k SET revoked_at = COALESCE(k.revoked_at, now())
+         FROM old WHERE k.id = old.id
+         RETURNING k.id, k.client_id, k.name, k.prefix, k.created_at, k.last_used_at,
+                   k.revoked_at, k.key_hash, old.revoked_at IS NULL AS newly",
+    )
+    .bind(client_id)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let row = row.ok_or_else(|| AppError::not_found("api key"))?;
+    if let (true, Some(entry)) = (row.newly, audit) {
+        let entry = entry
+            .target("api_key", id)
+            .details(serde_json::json!({ "name": row.key.name, "prefix": row.key.prefix }));
+        crate::repo::audit::record(&mut *tx, &entry).await?;
+    }
+    tx.commit().await?;
     let hash: [u8; 32] = row
         .key_hash
         .try_into()

@@ -101,6 +101,15 @@ pub struct NewStaff<'a> {
 }
 
 pub async fn create(pool: &PgPool, new: NewStaff<'_>) -> AppResult<Uuid> {
+    create_audited(pool, new, None).await
+}
+
+/// [`create`], recording `audit` (its target set to the new member) in the same transaction.
+pub async fn create_audited(
+    pool: &PgPool,
+    new: NewStaff<'_>,
+    audit: Option<audit::Entry>,
+) -> AppResult<Uuid> {
     let email = normalize_email(new.email)?;
     validate_password_strength(new.password)?;
     if new.name.chars().count() > 200 {
@@ -111,6 +120,7 @@ pub async fn create(pool: &PgPool, new: NewStaff<'_>) -> AppResult<Uuid> {
     }
     let hash = hash_password(new.password.to_string()).await?;
     let id = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO staff (id, client_id, email, name, password_hash, role) VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -120,7 +130,7 @@ pub async fn create(pool: &PgPool, new: NewStaff<'_>) -> AppResult<Uuid> {
     .bind(new.name.trim())
     .bind(hash)
     .bind(new.role.as_str())
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map_err(|e| match AppError::from(e) {
         AppError::Conflict { .. } => {
@@ -129,7 +139,26 @@ pub async fn create(pool: &PgPool, new: NewStaff<'_>) -> AppResult<Uuid> {
         AppError::Unprocessable { .. } => AppError::not_found("client"),
         other => other,
     })?;
+    if let Some(entry) = audit {
+        let entry = entry.target("staff", id).details(serde_json::json!({
+            "email": email,
+            "name": new.name.trim(),
+            "role": new.role.as_str(),
+        }));
+        audit::record(&mut *tx, &entry).await?;
+    }
+    tx.commit().await?;
     Ok(id)
+}
+
+/// Every staff member of a client, oldest first.
+pub async fn list(pool: &PgPool, client_id: Uuid) -> AppResult<Vec<StaffRow>> {
+    Ok(sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE client_id = $1 ORDER BY created_at, id"
+    )))
+    .bind(client_id)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// Login lookup: staff emails are unique platform-wide, so this is the one finder without a client.
@@ -210,6 +239,12 @@ pub struct StaffChange {
     pub active_admins: i64,
 }
 
+/// Where a change came from, for its audit entry: the caller's address and request id (none for
+/// the CLI).
+pub type Origin = (Option<std::net::IpAddr>, Option<String>);
+
+type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
 /// Deactivates a staff member: no login, no refresh, and (once API instances hear of it) no
 /// request with an access token already issued. Revokes every refresh token of theirs and audits
 /// `staff.deactivate`, all in one transaction. Deactivating an inactive member is harmless.
@@ -221,22 +256,7 @@ pub async fn deactivate(
 ) -> AppResult<StaffChange> {
     let mut tx = pool.begin().await?;
     let before = lock(&mut tx, client_id, id).await?;
-    sqlx::query(
-        "UPDATE staff SET active = false, updated_at = now() WHERE client_id = $1 AND id = $2",
-    )
-    .bind(client_id)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    let revoked = sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = now()
-         WHERE client_id = $1 AND staff_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(client_id)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let revoked = apply_deactivate(&mut tx, &before, actor, &(None, None)).await?;
     let change = StaffChange {
         id,
         client_id,
@@ -248,16 +268,44 @@ pub async fn deactivate(
         sessions_revoked: revoked,
         active_admins: active_admins(&mut tx, client_id).await?,
     };
-    let entry = audit::Entry::new(client_id, actor, "staff.deactivate")
-        .target("staff", id)
-        .details(serde_json::json!({
-            "email": change.email,
-            "wasActive": change.was_active,
-            "sessionsRevoked": revoked,
-        }));
-    audit::record(&mut *tx, &entry).await?;
     tx.commit().await?;
     Ok(change)
+}
+
+/// Marks `before` inactive, revokes its refresh tokens and audits `staff.deactivate`; returns how
+/// many tokens were revoked.
+async fn apply_deactivate(
+    tx: &mut Tx,
+    before: &StaffRow,
+    actor: audit::Actor,
+    origin: &Origin,
+) -> AppResult<u64> {
+    sqlx::query(
+        "UPDATE staff SET active = false, updated_at = now() WHERE client_id = $1 AND id = $2",
+    )
+    .bind(before.client_id)
+    .bind(before.id)
+    .execute(&mut **tx)
+    .await?;
+    let revoked = sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = now()
+         WHERE client_id = $1 AND staff_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(before.client_id)
+    .bind(before.id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    let entry = audit::Entry::new(before.client_id, actor, "staff.deactivate")
+        .target("staff", before.id)
+        .details(serde_json::json!({
+            "email": before.email,
+            "wasActive": before.active,
+            "sessionsRevoked": revoked,
+        }))
+        .origin(origin.0, origin.1.clone());
+    audit::record(&mut **tx, &entry).await?;
+    Ok(revoked)
 }
 
 /// Gives a staff member another role (a demotion to `viewer` forbids writes at once on every API
@@ -271,12 +319,7 @@ pub async fn set_role(
 ) -> AppResult<StaffChange> {
     let mut tx = pool.begin().await?;
     let before = lock(&mut tx, client_id, id).await?;
-    sqlx::query("UPDATE staff SET role = $3, updated_at = now() WHERE client_id = $1 AND id = $2")
-        .bind(client_id)
-        .bind(id)
-        .bind(role.as_str())
-        .execute(&mut *tx)
-        .await?;
+    apply_set_role(&mut tx, &before, role, actor, &(None, None)).await?;
     let change = StaffChange {
         id,
         client_id,
@@ -288,24 +331,137 @@ pub async fn set_role(
         sessions_revoked: 0,
         active_admins: active_admins(&mut tx, client_id).await?,
     };
-    let entry = audit::Entry::new(client_id, actor, "staff.set_role")
-        .target("staff", id)
-        .details(serde_json::json!({
-            "email": change.email,
-            "from": change.role_before.as_str(),
-            "to": role.as_str(),
-        }));
-    audit::record(&mut *tx, &entry).await?;
     tx.commit().await?;
     Ok(change)
 }
 
-/// The staff row, locked for the rest of the transaction (so concurrent changes take turns).
-async fn lock(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+async fn apply_set_role(
+    tx: &mut Tx,
+    before: &StaffRow,
+    role: Role,
+    actor: audit::Actor,
+    origin: &Origin,
+) -> AppResult<()> {
+    sqlx::query("UPDATE staff SET role = $3, updated_at = now() WHERE client_id = $1 AND id = $2")
+        .bind(before.client_id)
+        .bind(before.id)
+        .bind(role.as_str())
+        .execute(&mut **tx)
+        .await?;
+    let entry = audit::Entry::new(before.client_id, actor, "staff.set_role")
+        .target("staff", before.id)
+        .details(serde_json::json!({
+            "email": before.email,
+            "from": before.role().as_str(),
+            "to": role.as_str(),
+        }))
+        .origin(origin.0, origin.1.clone());
+    audit::record(&mut **tx, &entry).await?;
+    Ok(())
+}
+
+/// A change of a staff member asked for by a partner admin: any of role, active, name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Patch {
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+    pub name: Option<String>,
+}
+
+/// What [`update`] did.
+#[derive(Debug, Clone)]
+pub struct Updated {
+    pub row: StaffRow,
+    /// The role or the active flag changed: every API instance must forget the member's cached
+    /// status (announce on [`change_channel`]).
+    pub access_changed: bool,
+}
+
+/// Applies `patch` to a staff member of the client, in one transaction that writes one audit entry
+/// per field that actually changes (`staff.rename`, `staff.set_role`, `staff.deactivate` — which
+/// also revokes every refresh token —, `staff.activate`); values equal to the current ones change
+/// nothing. Refused with 409 `LAST_ADMIN` when it would leave the client without an active admin.
+/// The client's active admins are locked first (in id order), so two admins demoting or
+/// deactivating each other at the same moment take turns and the second is refused.
+pub async fn update(
+    pool: &PgPool,
     client_id: Uuid,
     id: Uuid,
-) -> AppResult<StaffRow> {
+    patch: &Patch,
+    actor: audit::Actor,
+    origin: Origin,
+) -> AppResult<Updated> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "SELECT id FROM staff WHERE client_id = $1 AND active AND role = 'admin'
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(client_id)
+    .execute(&mut *tx)
+    .await?;
+    let before = lock(&mut tx, client_id, id).await?;
+    if let Some(name) = patch.name.as_deref().map(str::trim) {
+        if name != before.name {
+            sqlx::query(
+                "UPDATE staff SET name = $3, updated_at = now() WHERE client_id = $1 AND id = $2",
+            )
+            .bind(client_id)
+            .bind(id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+            let entry = audit::Entry::new(client_id, actor, "staff.rename")
+                .target("staff", id)
+                .details(serde_json::json!({
+                    "email": before.email, "from": before.name, "to": name,
+                }))
+                .origin(origin.0, origin.1.clone());
+            audit::record(&mut *tx, &entry).await?;
+        }
+    }
+    let mut access_changed = false;
+    if let Some(role) = patch.role.filter(|r| *r != before.role()) {
+        apply_set_role(&mut tx, &before, role, actor, &origin).await?;
+        access_changed = true;
+    }
+    match patch.active {
+        Some(false) if before.active => {
+            apply_deactivate(&mut tx, &before, actor, &origin).await?;
+            access_changed = true;
+        }
+        Some(true) if !before.active => {
+            sqlx::query(
+                "UPDATE staff SET active = true, updated_at = now() WHERE client_id = $1 AND id = $2",
+            )
+            .bind(client_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            let entry = audit::Entry::new(client_id, actor, "staff.activate")
+                .target("staff", id)
+                .details(serde_json::json!({ "email": before.email }))
+                .origin(origin.0, origin.1.clone());
+            audit::record(&mut *tx, &entry).await?;
+            access_changed = true;
+        }
+        _ => {}
+    }
+    if access_changed && active_admins(&mut tx, client_id).await? == 0 {
+        return Err(AppError::conflict(
+            "LAST_ADMIN",
+            "this would leave the partner without an active admin; make another member admin first",
+        ));
+    }
+    let row = lock(&mut tx, client_id, id).await?;
+    tx.commit().await?;
+    Ok(Updated {
+        row,
+        access_changed,
+    })
+}
+
+/// The staff row, locked for the rest of the transaction (so concurrent changes take turns).
+async fn lock(tx: &mut Tx, client_id: Uuid, id: Uuid) -> AppResult<StaffRow> {
     sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE client_id = $1 AND id = $2 FOR UPDATE"
     )))
@@ -316,10 +472,7 @@ async fn lock(
     .ok_or_else(|| AppError::not_found("staff"))
 }
 
-async fn active_admins(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    client_id: Uuid,
-) -> AppResult<i64> {
+async fn active_admins(tx: &mut Tx, client_id: Uuid) -> AppResult<i64> {
     Ok(sqlx::query_scalar(
         "SELECT count(*) FROM staff WHERE client_id = $1 AND active AND role = 'admin'",
     )

@@ -15,6 +15,7 @@ mod operability;
 mod products;
 mod staff;
 mod strings;
+mod team;
 mod tenancy;
 mod vouchers;
 mod worker;

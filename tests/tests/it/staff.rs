@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 /// A second API instance (caches and announcement listener of its own) on the same databases and
 /// Redis namespace as `app`.
-struct Instance {
-    service: Arc<Service>,
+pub(crate) struct Instance {
+    pub(crate) service: Arc<Service>,
     watcher: tokio::task::JoinHandle<()>,
 }
 
@@ -23,7 +23,7 @@ impl Drop for Instance {
     }
 }
 
-async fn instance(app: &TestApp) -> Instance {
+pub(crate) async fn instance(app: &TestApp) -> Instance {
     let state = portal_api::AppState::new(app.config()).await.unwrap();
     let watcher = tokio::spawn(portal_api::watch_announcements(state.clone()));
     Instance {
@@ -33,7 +33,7 @@ async fn instance(app: &TestApp) -> Instance {
 }
 
 /// Status and error code of a request to one instance.
-async fn call(service: &Service, req: RequestBuilder) -> (u16, String) {
+pub(crate) async fn call(service: &Service, req: RequestBuilder) -> (u16, String) {
     let mut res = req.send(service).await;
     let body: Value =
         serde_json::from_str(&res.take_string().await.unwrap_or_default()).unwrap_or(Value::Null);
@@ -75,7 +75,11 @@ async fn admin(app: &TestApp, args: &[&str]) -> (i32, Value, String) {
 }
 
 /// Polls `req` on every instance until each answers `want`; returns how long that took.
-async fn until_all(services: &[&Service], req: impl Fn() -> RequestBuilder, want: u16) -> Duration {
+pub(crate) async fn until_all(
+    services: &[&Service],
+    req: impl Fn() -> RequestBuilder,
+    want: u16,
+) -> Duration {
     let started = Instant::now();
     for service in services {
         loop {
