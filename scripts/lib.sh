@@ -32,3 +32,21 @@ ensure_s3_test_server() {
     export TEST_S3_URL=http://127.0.0.1:${S3_TEST_PORT:-4566}
   fi
 }
+
+# Node.js ≥ 20.19 and npm for the partner portal (web/): Debian's packages when missing.
+ensure_node() {
+  if ! command -v npm >/dev/null 2>&1; then apt_install nodejs npm; fi
+  local v
+  v=$(node -p 'process.versions.node' 2>/dev/null || echo 0)
+  if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' 2>/dev/null; then
+    log "the portal's build (Vite) needs Node.js 20.19 or newer; this machine has $v"
+    return 1
+  fi
+}
+
+# Installs the portal's locked dependencies and builds it into web/dist (served by portal-api at /).
+build_portal() {
+  ensure_node || return 1
+  log "building the partner portal (web/)"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent) >&2
+}

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs the whole product on this machine: services (installed and started if missing), migrations,
-# a demo partner (admin + viewer login, API key, class catalogue), then portal-api and one
-# portal-worker. Prints where to look. Ctrl-C (or SIGTERM) stops both gracefully.
+# a demo partner (admin + viewer login, API key, class catalogue), the partner portal (web/, built
+# with npm; Node.js from Debian when missing), then portal-api and one portal-worker. Prints where to look. Ctrl-C (or SIGTERM) stops both gracefully.
 #   bash scripts/run.sh            # build (debug), run in the foreground
 #   bash scripts/run.sh --release  # optimised build
 #   bash scripts/run.sh --detach   # leave api and worker running in the background
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 PROFILE=debug
 DETACH=0
@@ -50,6 +52,7 @@ done
 echo "[run] building ($PROFILE)"
 if [ "$PROFILE" = release ]; then cargo build --release --bins --locked; else cargo build --bins --locked; fi
 BIN=target/$PROFILE
+LOG_TAG=run build_portal || echo "[run] the partner portal was not built; the API runs without it" >&2
 
 "$BIN/portal-admin" migrate
 creds=$("$BIN/portal-admin" --json seed-demo)
@@ -78,6 +81,7 @@ cat <<INFO
 
   Partner Portal is running.
 
+  Portal        $base/            (sign in with the admin or viewer below)
   API           $base
   API docs      $base/docs/          (OpenAPI: $base/openapi.json)
   Health        $base/health  ·  $base/ready  ·  $base/metrics

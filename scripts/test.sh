@@ -35,6 +35,14 @@ cargo test --workspace --locked -- "$@" || status=$?
 if [ $# -eq 0 ]; then
   echo "== schemathesis (scripts/schemathesis.sh)"
   bash scripts/schemathesis.sh || status=$?
+  # The portal: its types are the ones generated from web/openapi.json (which a cargo test keeps
+  # equal to the served document), it type-checks and it builds.
+  echo "== partner portal (web/): generated API types current, type check, build"
+  if ensure_node; then
+    (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run check:api && npm run build) || status=$?
+  else
+    status=1
+  fi
 fi
 bash scripts/test-cleanup.sh
 exit $status

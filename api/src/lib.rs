@@ -8,6 +8,7 @@ pub mod middleware;
 pub mod params;
 pub mod routes;
 pub mod state;
+pub mod web;
 
 use std::time::Duration;
 
@@ -188,12 +189,17 @@ pub fn service(state: State) -> Service {
     salvo::http::request::set_global_secure_max_size(MAX_BODY_BYTES as usize);
     let api = api_router();
     let doc = openapi(&api);
+    let state_web_dir = state.config.web_dir.clone();
     let root = Router::new()
         .hoop(salvo::affix_state::inject(state))
         .hoop(middleware::client_address)
         .push(api)
         .push(doc.into_router("/openapi.json"))
         .push(SwaggerUi::new("/openapi.json").into_router("/docs"));
+    let root = match web::router(&state_web_dir) {
+        Some(portal) => root.push(portal),
+        None => root,
+    };
     Service::new(root)
         .hoop(RequestId::new())
         .hoop(CatchPanic::new())

@@ -123,6 +123,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long a password check waits for a free hashing slot (one per core) before answering 503.
     pub password_hash_wait: Duration,
+    /// The built partner portal (`web/dist`), served at `/`.
+    pub web_dir: PathBuf,
     /// Watch events one member may send per minute (`/app/events`); 0 turns the limit off.
     pub member_events_per_minute: u32,
     /// Postgres `statement_timeout` of the API's connections: a statement running (or waiting for
@@ -295,6 +297,7 @@ impl Config {
             r.raw("EXPORT_DIR")
                 .unwrap_or_else(|| "./data/exports".into()),
         );
+        let web_dir = PathBuf::from(r.raw("WEB_DIR").unwrap_or_else(|| "./web/dist".into()));
         let export_store = r.raw("EXPORT_STORE");
         if let Some(s) = &export_store {
             if !s.starts_with("s3://") || s.len() <= 5 {
@@ -434,6 +437,7 @@ impl Config {
             events_concurrency,
             trusted_proxies,
             password_hash_wait: Duration::from_millis(hash_wait_ms),
+            web_dir,
             member_events_per_minute,
             database_statement_timeout: Duration::from_millis(statement_timeout_ms),
             clickhouse_max_execution,

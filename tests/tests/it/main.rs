@@ -12,6 +12,7 @@ mod members;
 mod migrations;
 mod onboarding;
 mod operability;
+mod portal;
 mod products;
 mod staff;
 mod strings;

@@ -1,0 +1,77 @@
+import { useQuery } from "@tanstack/react-query";
+import { Area, AreaChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
+import { api } from "../api/client";
+
+function isoDay(d: Date) {
+  return d.toISOString().slice(0, 10);
+}
+
+function Trend({ value }: { value: string | null | undefined }) {
+  if (!value) return <span className="trend flat">no earlier data</span>;
+  const dir = value.startsWith("+") && value !== "+0%" ? "up" : value.startsWith("-") ? "down" : "flat";
+  const arrow = dir === "up" ? "▲" : dir === "down" ? "▼" : "■";
+  return (
+    <span className={`trend ${dir}`}>
+      <span aria-hidden="true">{arrow}</span> {value} <span className="sr">vs the 30 days before</span>
+    </span>
+  );
+}
+
+/** The four totals with their trends, and watch time over the last 30 days. */
+export function Dashboard() {
+  const dashboard = useQuery({
+    queryKey: ["dashboard"],
+    queryFn: async () => (await api.GET("/partner/dashboard")).data?.data ?? null,
+  });
+  const end = new Date();
+  const start = new Date(end.getTime() - 29 * 86_400_000);
+  const analytics = useQuery({
+    queryKey: ["analytics", "last30"],
+    queryFn: async () =>
+      (
+        await api.GET("/partner/analytics", {
+          params: { query: { startDate: isoDay(start), endDate: isoDay(end) } },
+        })
+      ).data?.data ?? null,
+  });
+
+  const d = dashboard.data;
+  return (
+    <section>
+      <h1>Dashboard</h1>
+      {dashboard.isError && <p role="alert">The dashboard could not be loaded.</p>}
+      <div className="cards">
+        <div className="card">
+          <h2>Members</h2>
+          <p className="big" data-testid="total-members">{d?.totalMembers ?? "…"}</p>
+          <Trend value={d?.trends.membersChange} />
+        </div>
+        <div className="card">
+          <h2>Active (30 days)</h2>
+          <p className="big" data-testid="active-members">{d?.activeMembers ?? "…"}</p>
+        </div>
+        <div className="card">
+          <h2>Watch time</h2>
+          <p className="big" data-testid="watch-minutes">{d ? `${d.totalWatchTimeMinutes} min` : "…"}</p>
+          <Trend value={d?.trends.watchTimeChange} />
+        </div>
+        <div className="card">
+          <h2>Classes watched</h2>
+          <p className="big" data-testid="classes-watched">{d?.totalClassesWatched ?? "…"}</p>
+        </div>
+      </div>
+      <h2>Watch time, last 30 days</h2>
+      <div className="chart" role="img" aria-label="Watch time in minutes per day over the last 30 days">
+        <ResponsiveContainer width="100%" height={260}>
+          <AreaChart data={analytics.data?.watchTimeByDay ?? []}>
+            <CartesianGrid strokeDasharray="3 3" />
+            <XAxis dataKey="date" tickFormatter={(v: string) => v.slice(5)} />
+            <YAxis />
+            <Tooltip />
+            <Area type="monotone" dataKey="watchTimeMinutes" name="minutes" stroke="#0e7c86" fill="#0e7c86" fillOpacity={0.2} />
+          </AreaChart>
+        </ResponsiveContainer>
+      </div>
+    </section>
+  );
+}
