@@ -35,7 +35,18 @@ export function Dashboard() {
       ).data?.data ?? null,
   });
 
+  const funnel = useQuery({
+    queryKey: ["funnel", "last30"],
+    queryFn: async () =>
+      (
+        await api.GET("/partner/funnel", {
+          params: { query: { startDate: isoDay(start), endDate: isoDay(end) } },
+        })
+      ).data?.data ?? null,
+  });
+
   const d = dashboard.data;
+  const f = funnel.data;
   return (
     <section>
       <h1>Dashboard</h1>
@@ -60,6 +71,21 @@ export function Dashboard() {
           <p className="big" data-testid="classes-watched">{d?.totalClassesWatched ?? "…"}</p>
         </div>
       </div>
+      <h2>Onboarding, last 30 days</h2>
+      <ol className="funnel" aria-label="Onboarding funnel, last 30 days">
+        {(
+          [
+            ["Vouchers issued", f?.vouchersIssued],
+            ["Registered", f?.registered],
+            ["Active", f?.active],
+            ["Billable", f?.billable],
+          ] as [string, number | undefined][]
+        ).map(([label, value]) => (
+          <li key={label}>
+            <span className="big">{value ?? "…"}</span> {label}
+          </li>
+        ))}
+      </ol>
       <h2>Watch time, last 30 days</h2>
       <div className="chart" role="img" aria-label="Watch time in minutes per day over the last 30 days">
         <ResponsiveContainer width="100%" height={260}>
