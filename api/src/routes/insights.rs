@@ -136,6 +136,24 @@ pub struct Analytics {
     pub popular_classes: Vec<ClassStat>,
 }
 
+/// The range of `period` or `startDate`..`endDate` in the client's timezone days (analytics and
+/// funnel read the same parameters).
+async fn range_of(
+    st: &crate::state::AppState,
+    client_id: uuid::Uuid,
+    period: &QueryParam<String, false>,
+    start: &QueryParam<String, false>,
+    end: &QueryParam<String, false>,
+) -> ApiResult<DayRange> {
+    let today = clients::today(clients::timezone(&st.db, client_id).await?);
+    Ok(stats::parse_range(
+        period.as_deref(),
+        start.as_deref(),
+        end.as_deref(),
+        today,
+    )?)
+}
+
 /// Usage analytics: `period` = week | month | quarter (the last 7 / 30 / 90 days including today,
 /// default month) or `startDate` + `endDate` (YYYY-MM-DD, inclusive, at most 366 days). Days are
 /// the client's timezone days.
@@ -157,13 +175,7 @@ pub async fn analytics(
 ) -> ApiResult<Json<Envelope<Analytics>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let today = clients::today(clients::timezone(&st.db, s.client_id).await?);
-    let r = stats::parse_range(
-        period.as_deref(),
-        startDate.as_deref(),
-        endDate.as_deref(),
-        today,
-    )?;
+    let r = range_of(&st, s.client_id, &period, &startDate, &endDate).await?;
     let catalogue = st.catalogue.get(&st.db).await?;
     let (totals, days, cats, classes) = tokio::try_join!(
         stats::totals(&st.ch, s.client_id, r),
@@ -259,13 +271,7 @@ pub async fn funnel(
 ) -> ApiResult<Json<Envelope<Funnel>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let today = clients::today(clients::timezone(&st.db, s.client_id).await?);
-    let r = stats::parse_range(
-        period.as_deref(),
-        startDate.as_deref(),
-        endDate.as_deref(),
-        today,
-    )?;
+    let r = range_of(&st, s.client_id, &period, &startDate, &endDate).await?;
     let f = stats::funnel(&st.db, &st.ch, s.client_id, r).await?;
     Ok(ok(Funnel {
         range: Range {
