@@ -7,6 +7,7 @@ import { Layout } from "./Layout";
 import { Login } from "./screens/Login";
 import { Dashboard } from "./screens/Dashboard";
 import { NotYet } from "./screens/NotYet";
+import { MemberDetail, Members } from "./screens/Members";
 
 const queries = new QueryClient({
   defaultOptions: { queries: { retry: 1, refetchOnWindowFocus: false, staleTime: 30_000 } },
@@ -19,7 +20,9 @@ const router = createBrowserRouter([
     element: <Layout />,
     children: [
       { index: true, element: <Dashboard /> },
-      ...["analytics", "members", "vouchers", "billing", "exports", "content", "affiliate", "audit-log", "team"].map(
+      { path: "members", element: <Members /> },
+      { path: "members/:id", element: <MemberDetail /> },
+      ...["analytics", "vouchers", "billing", "exports", "content", "affiliate", "audit-log", "team"].map(
         (path) => ({ path: `${path}/*`, element: <NotYet /> }),
       ),
     ],
