@@ -1,13 +1,20 @@
-import { StrictMode } from "react";
+import { lazy, StrictMode, Suspense, type ReactNode } from "react";
 import { createRoot } from "react-dom/client";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { createBrowserRouter, RouterProvider } from "react-router";
 import "./index.css";
 import { Layout } from "./Layout";
 import { Login } from "./screens/Login";
-import { Dashboard } from "./screens/Dashboard";
 import { NotYet } from "./screens/NotYet";
-import { MemberDetail, Members } from "./screens/Members";
+
+// Each screen is its own chunk: the login page loads none of the chart or table code.
+const Dashboard = lazy(() => import("./screens/Dashboard").then((m) => ({ default: m.Dashboard })));
+const Members = lazy(() => import("./screens/Members").then((m) => ({ default: m.Members })));
+const MemberDetail = lazy(() => import("./screens/Members").then((m) => ({ default: m.MemberDetail })));
+
+function screen(node: ReactNode) {
+  return <Suspense fallback={<p>Loading…</p>}>{node}</Suspense>;
+}
 
 const queries = new QueryClient({
   defaultOptions: { queries: { retry: 1, refetchOnWindowFocus: false, staleTime: 30_000 } },
@@ -19,9 +26,9 @@ const router = createBrowserRouter([
     path: "/",
     element: <Layout />,
     children: [
-      { index: true, element: <Dashboard /> },
-      { path: "members", element: <Members /> },
-      { path: "members/:id", element: <MemberDetail /> },
+      { index: true, element: screen(<Dashboard />) },
+      { path: "members", element: screen(<Members />) },
+      { path: "members/:id", element: screen(<MemberDetail />) },
       ...["analytics", "vouchers", "billing", "exports", "content", "affiliate", "audit-log", "team"].map(
         (path) => ({ path: `${path}/*`, element: <NotYet /> }),
       ),
