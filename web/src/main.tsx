@@ -10,6 +10,7 @@ import { NotYet } from "./screens/NotYet";
 // Each screen is its own chunk: the login page loads none of the chart or table code.
 const Dashboard = lazy(() => import("./screens/Dashboard").then((m) => ({ default: m.Dashboard })));
 const Members = lazy(() => import("./screens/Members").then((m) => ({ default: m.Members })));
+const Billing = lazy(() => import("./screens/Billing").then((m) => ({ default: m.Billing })));
 const MemberDetail = lazy(() => import("./screens/Members").then((m) => ({ default: m.MemberDetail })));
 
 function screen(node: ReactNode) {
@@ -29,7 +30,8 @@ const router = createBrowserRouter([
       { index: true, element: screen(<Dashboard />) },
       { path: "members", element: screen(<Members />) },
       { path: "members/:id", element: screen(<MemberDetail />) },
-      ...["analytics", "vouchers", "billing", "exports", "content", "affiliate", "audit-log", "team"].map(
+      { path: "billing", element: screen(<Billing />) },
+      ...["analytics", "vouchers", "exports", "content", "affiliate", "audit-log", "team"].map(
         (path) => ({ path: `${path}/*`, element: <NotYet /> }),
       ),
     ],

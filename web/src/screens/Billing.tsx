@@ -1,0 +1,115 @@
+import { useState } from "react";
+import { Link, useSearchParams } from "react-router";
+import { keepPreviousData, useQuery } from "@tanstack/react-query";
+import { createColumnHelper, flexRender, getCoreRowModel, useReactTable } from "@tanstack/react-table";
+import { api, errorMessage } from "../api/client";
+import type { components } from "../api/schema";
+
+type Billable = components["schemas"]["portal_api.routes.billing.BillableMemberDto"];
+
+const col = createColumnHelper<Billable>();
+const columns = [
+  col.accessor("name", { header: "Name", cell: (c) => <Link to={`/members/${c.row.original.id}`}>{c.getValue()}</Link> }),
+  col.accessor("email", { header: "Email" }),
+  col.accessor("watchTimeMinutes", { header: "Watch time (min)" }),
+  col.accessor("classesWatched", { header: "Classes" }),
+  col.accessor("firstActiveAt", { header: "First active", cell: (c) => new Date(c.getValue()).toLocaleDateString() }),
+  col.accessor("lastActiveAt", { header: "Last active", cell: (c) => new Date(c.getValue()).toLocaleDateString() }),
+];
+
+function thisMonth() {
+  return new Date().toISOString().slice(0, 7);
+}
+
+/** Billing: a month's billable (active) members, their count and figures; export as CSV. */
+export function Billing() {
+  const [params, setParams] = useSearchParams();
+  const month = params.get("month") ?? thisMonth();
+  const page = Math.max(1, Number(params.get("page") ?? "1") || 1);
+  const [year, mm] = month.split("-").map(Number);
+  const [exportNote, setExportNote] = useState<string | null>(null);
+
+  const report = useQuery({
+    queryKey: ["billing", month, page],
+    placeholderData: keepPreviousData,
+    queryFn: async () => {
+      const { data, error, response } = await api.GET("/partner/billing", {
+        params: { query: { month: mm, year, page, limit: 50 } },
+      });
+      if (!data) throw new Error(errorMessage(error, response));
+      return data.data;
+    },
+  });
+  const table = useReactTable({ data: report.data?.members ?? [], columns, getCoreRowModel: getCoreRowModel(), manualPagination: true });
+  const pages = Math.max(1, report.data?.pagination.totalPages ?? 1);
+
+  async function startExport() {
+    const { data, error, response } = await api.GET("/partner/billing/export", { params: { query: { month: mm, year } } });
+    setExportNote(data ? "Export started: follow it on the Exports page." : errorMessage(error, response));
+  }
+
+  return (
+    <section>
+      <h1>Billing</h1>
+      <div className="filters">
+        <label>
+          Month
+          <input
+            type="month"
+            value={month}
+            max={thisMonth()}
+            onChange={(e) => e.target.value && setParams({ month: e.target.value })}
+          />
+        </label>
+        {/* Exports are reads: viewers may start them too, as the API allows. */}
+        <button type="button" onClick={startExport}>
+          Export CSV
+        </button>
+      </div>
+      {exportNote && <p role="status">{exportNote} <Link to="/exports">Exports</Link></p>}
+      {report.isError && <p role="alert">{(report.error as Error).message}</p>}
+      <div className="cards">
+        <div className="card">
+          <h2>Billable members</h2>
+          <p className="big" data-testid="billable-count">{report.data?.activeMemberCount ?? "…"}</p>
+        </div>
+      </div>
+      <h2>Members active in {month}</h2>
+      <div className="table-wrap">
+        <table>
+          <thead>
+            {table.getHeaderGroups().map((g) => (
+              <tr key={g.id}>
+                {g.headers.map((h) => (
+                  <th key={h.id} scope="col">
+                    {flexRender(h.column.columnDef.header, h.getContext())}
+                  </th>
+                ))}
+              </tr>
+            ))}
+          </thead>
+          <tbody>
+            {table.getRowModel().rows.map((r) => (
+              <tr key={r.id}>
+                {r.getVisibleCells().map((c) => (
+                  <td key={c.id}>{flexRender(c.column.columnDef.cell, c.getContext())}</td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <nav className="pager" aria-label="Pages">
+        <button type="button" disabled={page <= 1} onClick={() => setParams({ month, page: String(page - 1) })}>
+          Previous
+        </button>
+        <span>
+          Page {page} of {pages}
+        </span>
+        <button type="button" disabled={page >= pages} onClick={() => setParams({ month, page: String(page + 1) })}>
+          Next
+        </button>
+      </nav>
+    </section>
+  );
+}
