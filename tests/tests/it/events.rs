@@ -13,7 +13,14 @@ async fn events_appear_in_analytics_dashboard_and_member_figures() {
     let (ann, ann_token) = app.member(&p, "ann@example.com", "Ann").await;
     let (_bob, bob_token) = app.member(&p, "bob@example.com", "Bob").await;
     let worker = app.worker().await;
-    let now = Utc::now();
+    // Ann's two recent views must fall on one day of the partner (Europe/Berlin): in the first
+    // three hours after local midnight, place them on the evening before.
+    let local = Utc::now().with_timezone(&chrono_tz::Europe::Berlin);
+    let now = if local.time() >= chrono::NaiveTime::from_hms_opt(3, 0, 0).unwrap() {
+        Utc::now()
+    } else {
+        Utc::now() - Duration::hours(4)
+    };
     let r = app
         .post_events(
             &p,
