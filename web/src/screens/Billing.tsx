@@ -1,7 +1,8 @@
 import { useState } from "react";
 import { Link, useSearchParams } from "react-router";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
-import { createColumnHelper, flexRender, getCoreRowModel, useReactTable } from "@tanstack/react-table";
+import { createColumnHelper } from "@tanstack/react-table";
+import { DataTable, Pager } from "../DataTable";
 import { api, errorMessage } from "../api/client";
 import type { components } from "../api/schema";
 
@@ -40,7 +41,6 @@ export function Billing() {
       return data.data;
     },
   });
-  const table = useReactTable({ data: report.data?.members ?? [], columns, getCoreRowModel: getCoreRowModel(), manualPagination: true });
   const pages = Math.max(1, report.data?.pagination.totalPages ?? 1);
 
   async function startExport() {
@@ -75,41 +75,8 @@ export function Billing() {
         </div>
       </div>
       <h2>Members active in {month}</h2>
-      <div className="table-wrap">
-        <table>
-          <thead>
-            {table.getHeaderGroups().map((g) => (
-              <tr key={g.id}>
-                {g.headers.map((h) => (
-                  <th key={h.id} scope="col">
-                    {flexRender(h.column.columnDef.header, h.getContext())}
-                  </th>
-                ))}
-              </tr>
-            ))}
-          </thead>
-          <tbody>
-            {table.getRowModel().rows.map((r) => (
-              <tr key={r.id}>
-                {r.getVisibleCells().map((c) => (
-                  <td key={c.id}>{flexRender(c.column.columnDef.cell, c.getContext())}</td>
-                ))}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-      <nav className="pager" aria-label="Pages">
-        <button type="button" disabled={page <= 1} onClick={() => setParams({ month, page: String(page - 1) })}>
-          Previous
-        </button>
-        <span>
-          Page {page} of {pages}
-        </span>
-        <button type="button" disabled={page >= pages} onClick={() => setParams({ month, page: String(page + 1) })}>
-          Next
-        </button>
-      </nav>
+      <DataTable data={report.data?.members ?? []} columns={columns} />
+      <Pager page={page} pages={pages} onPage={(n) => setParams({ month, page: String(n) })} />
     </section>
   );
 }

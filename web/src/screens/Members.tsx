@@ -1,7 +1,8 @@
 import { useState, type FormEvent } from "react";
 import { Link, useParams, useSearchParams } from "react-router";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
-import { createColumnHelper, flexRender, getCoreRowModel, useReactTable } from "@tanstack/react-table";
+import { createColumnHelper } from "@tanstack/react-table";
+import { DataTable, Pager } from "../DataTable";
 import { api } from "../api/client";
 import type { components } from "../api/schema";
 
@@ -56,12 +57,6 @@ export function Members() {
         })
       ).data?.data ?? null,
   });
-  const table = useReactTable({
-    data: list.data?.members ?? [],
-    columns,
-    getCoreRowModel: getCoreRowModel(),
-    manualPagination: true,
-  });
 
   function set(changes: Record<string, string>) {
     const next = new URLSearchParams(params);
@@ -107,41 +102,10 @@ export function Members() {
         <button type="submit">Search</button>
       </form>
       {list.isError && <p role="alert">The members could not be loaded.</p>}
-      <div className="table-wrap">
-        <table>
-          <thead>
-            {table.getHeaderGroups().map((g) => (
-              <tr key={g.id}>
-                {g.headers.map((h) => (
-                  <th key={h.id} scope="col">
-                    {flexRender(h.column.columnDef.header, h.getContext())}
-                  </th>
-                ))}
-              </tr>
-            ))}
-          </thead>
-          <tbody>
-            {table.getRowModel().rows.map((r) => (
-              <tr key={r.id}>
-                {r.getVisibleCells().map((c) => (
-                  <td key={c.id}>{flexRender(c.column.columnDef.cell, c.getContext())}</td>
-                ))}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-      <nav className="pager" aria-label="Pages">
-        <button type="button" disabled={page <= 1} onClick={() => set({ page: String(page - 1) })}>
-          Previous
-        </button>
-        <span>
-          Page {page} of {pages} ({list.data?.pagination.total ?? "…"} members)
-        </span>
-        <button type="button" disabled={page >= pages} onClick={() => set({ page: String(page + 1) })}>
-          Next
-        </button>
-      </nav>
+      <DataTable data={list.data?.members ?? []} columns={columns} />
+      <Pager page={page} pages={pages} onPage={(n) => set({ page: String(n) })}>
+        {` (${list.data?.pagination.total ?? "…"} members)`}
+      </Pager>
     </section>
   );
 }
@@ -216,17 +180,7 @@ export function MemberDetail() {
           </tbody>
         </table>
       </div>
-      <nav className="pager" aria-label="History pages">
-        <button type="button" disabled={historyPage <= 1} onClick={() => setHistoryPage(historyPage - 1)}>
-          Newer
-        </button>
-        <span>
-          Page {historyPage} of {pages}
-        </span>
-        <button type="button" disabled={historyPage >= pages} onClick={() => setHistoryPage(historyPage + 1)}>
-          Older
-        </button>
-      </nav>
+      <Pager page={historyPage} pages={pages} onPage={setHistoryPage} label="History pages" previous="Newer" next="Older" />
     </section>
   );
 }
