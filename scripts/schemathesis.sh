@@ -22,12 +22,6 @@ MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-50}
 TOOLS=${PORTAL_TOOLS_DIR:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/partner-portal}
 # The virtualenv is named by the pinned requirements, so changing them installs afresh.
 VENV="$TOOLS/schemathesis-$(sha256sum "$REQUIREMENTS" | cut -c1-12)"
-PG_URL=${TEST_DATABASE_URL:-postgres://portal:portal@127.0.0.1:5432/portal}
-REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
-CH_URL=${TEST_CLICKHOUSE_URL:-http://127.0.0.1:8123}
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug
-
-command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
 
 # 1. schemathesis and its dependencies, pinned, in their own virtualenv (`installed` is written only
 #    once pip succeeded).
@@ -46,65 +40,14 @@ if [ ! -f "$VENV/installed" ] || ! "$VENV/bin/schemathesis" --version >/dev/null
   touch "$VENV/installed"
 fi
 
-# A free port unless one is given.
-PORT=${SCHEMATHESIS_PORT:-$("$VENV/bin/python" -c \
-  'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+# 2. A world of its own (scripts/world.sh): databases, Redis namespace, the demo partner, the API
+#    and a worker.
+# shellcheck source=scripts/world.sh
+source "$ROOT/scripts/world.sh"
+world_start portal_schemathesis
+creds=$CREDS
 
-# 2. The binaries (a no-op when scripts/test.sh has just built them).
-cargo build --bins --locked -q
-
-# 3. A world of its own: database, ClickHouse database, Redis namespace, export directory, and a
-#    working directory without the repository's .env.
-NAME="portal_schemathesis_$$"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/portal-schemathesis.XXXXXX")
-API_PID=""
-WORKER_PID=""
-cleanup() {
-  local status=$?
-  for pid in $API_PID $WORKER_PID; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in $API_PID $WORKER_PID; do wait "$pid" 2>/dev/null || true; done
-  psql "$PG_URL" -qtAX -c "DROP DATABASE IF EXISTS \"$NAME\" WITH (FORCE)" >/dev/null 2>&1 || true
-  curl -fsS "$CH_URL/" --data-binary "DROP DATABASE IF EXISTS $NAME" >/dev/null 2>&1 || true
-  if command -v redis-cli >/dev/null 2>&1; then
-    redis-cli -u "$REDIS_URL" --scan --pattern "$NAME:*" 2>/dev/null |
-      xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
-  fi
-  if [ "$status" -ne 0 ] && [ -f "$WORK/api.log" ]; then
-    log "last lines of the API log:"
-    tail -n 20 "$WORK/api.log" >&2 || true
-  fi
-  rm -rf "$WORK"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-psql "$PG_URL" -qtAX -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$NAME\"" >/dev/null
-export DATABASE_URL="${PG_URL%/*}/$NAME"
-export REDIS_URL CLICKHOUSE_URL="$CH_URL" CLICKHOUSE_DATABASE="$NAME" REDIS_NAMESPACE="$NAME"
-# 48 random bytes in base64: long, and many distinct characters.
-JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
-export JWT_SECRET
-export PORTAL_BIND="127.0.0.1:$PORT" EXPORT_DIR="$WORK/exports" LOG_FORMAT=text
-export RUST_LOG=${SCHEMATHESIS_RUST_LOG:-warn}
-unset EXPORT_STORE
-mkdir -p "$WORK/demo" "$WORK/exports"
-cp demo/classes.csv "$WORK/demo/classes.csv"
-cd "$WORK"
-
-log "migrating and seeding the demo partner ($NAME)"
-"$BIN/portal-admin" migrate >/dev/null
-creds=$("$BIN/portal-admin" --json seed-demo --credentials-file "$WORK/demo-credentials.json")
-field() { printf '%s' "$1" | sed -n "s/.*\"$2\" *: *\"\([^\"]*\)\".*/\1/p" | head -n1; }
-
-"$BIN/portal-api" >"$WORK/api.log" 2>&1 &
-API_PID=$!
-"$BIN/portal-worker" >"$WORK/worker.log" 2>&1 &
-WORKER_PID=$!
-BASE="http://127.0.0.1:$PORT"
-wait_for "portal-api on $BASE" 60 curl -fsS "$BASE/ready"
-
-# 4. Credentials: a partner access token, the API key, and a member (registered with a voucher).
+# 3. Credentials: a partner access token, the API key, and a member (registered with a voucher).
 json_post() { curl -fsS "$BASE$1" -H 'content-type: application/json' "${@:3}" -d "$2"; }
 API_KEY=$(field "$creds" apiKey)
 login=$(json_post /partner-auth/login \
@@ -131,7 +74,7 @@ export PORTAL_CLASS_ID=yoga-flow-1 SCHEMATHESIS_HOOKS="$ROOT/scripts/schemathesi
   [ -n "$PORTAL_ADMIN_ID" ] && [ -n "$PORTAL_API_KEY_ID" ] ||
   { log "could not sign in to the demo"; exit 1; }
 
-# 5. The run: scripts/schemathesis.toml says which credential each security scheme takes;
+# 4. The run: scripts/schemathesis.toml says which credential each security scheme takes;
 #    scripts/schemathesis_hooks.py handles the few rules JSON Schema cannot state.
 log "schemathesis --checks all, seed $SEED, at most $MAX_EXAMPLES examples per operation"
 status=0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: services (installed and started if missing), format check, clippy with
 # warnings as errors, every test of the workspace against the real Postgres, Redis and ClickHouse,
-# then schemathesis over the OpenAPI document against the running product.
+# then schemathesis over the OpenAPI document against the running product, and the partner portal
+# in a real browser (scripts/portal-test.sh).
 # Each test creates its own Postgres database, ClickHouse database, tenant and Redis namespace, so the
 # suite runs in parallel.
 set -euo pipefail
@@ -36,10 +37,13 @@ if [ $# -eq 0 ]; then
   echo "== schemathesis (scripts/schemathesis.sh)"
   bash scripts/schemathesis.sh || status=$?
   # The portal: its types are the ones generated from web/openapi.json (which a cargo test keeps
-  # equal to the served document), it type-checks and it builds.
-  echo "== partner portal (web/): generated API types current, type check, build"
+  # equal to the served document), it type-checks and builds; then every screen in a real browser
+  # (Playwright driving Debian's Chromium against the real API and worker, axe-core on each).
+  echo "== partner portal (web/): generated API types current, type check, build, browser tests"
   if ensure_node; then
-    (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run check:api && npm run build) || status=$?
+    # portal-test.sh installs the locked dependencies and builds the portal first.
+    bash scripts/portal-test.sh || status=$?
+    (cd web && npm run check:api) || status=$?
   else
     status=1
   fi

@@ -56,7 +56,8 @@ pub fn api_router() -> Router {
         .push(
             Router::with_path("strings")
                 .get(strings::get_partner)
-                .put(strings::put_partner),
+                .put(strings::put_partner)
+                .push(Router::with_path("preview").post(strings::preview_partner)),
         )
         .push(
             Router::with_path("members")

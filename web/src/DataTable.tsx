@@ -1,11 +1,12 @@
 import type { ReactNode } from "react";
 import { flexRender, getCoreRowModel, useReactTable, type ColumnDef } from "@tanstack/react-table";
 
-/** A server-paged table (TanStack Table) in its scrolling box. */
-export function DataTable<T>({ data, columns }: { data: T[]; columns: ColumnDef<T, any>[] }) {
+/** A server-paged table (TanStack Table) in its scrolling box; the box is a labelled, focusable
+ *  region so keyboard users can scroll a wide table on a narrow screen. */
+export function DataTable<T>({ data, columns, label }: { data: T[]; columns: ColumnDef<T, any>[]; label: string }) {
   const table = useReactTable({ data, columns, getCoreRowModel: getCoreRowModel(), manualPagination: true });
   return (
-    <div className="table-wrap">
+    <div className="table-wrap" role="region" aria-label={label} tabIndex={0}>
       <table>
         <thead>
           {table.getHeaderGroups().map((g) => (

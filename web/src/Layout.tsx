@@ -3,6 +3,7 @@ import { NavLink, Outlet, useNavigate } from "react-router";
 import { useQuery } from "@tanstack/react-query";
 import { api, refreshSession, setAccessToken } from "./api/client";
 import { useAccessToken } from "./session";
+import type { Frame } from "./ui";
 
 const NAV: [string, string][] = [
   ["/", "Dashboard"],
@@ -33,11 +34,17 @@ export function Layout() {
   const me = useQuery({
     queryKey: ["me"],
     enabled: token !== null,
-    queryFn: async () => (await api.GET("/partner-auth/me")).data?.data ?? null,
+    queryFn: async () => {
+      const { data } = await api.GET("/partner-auth/me");
+      if (!data) throw new Error("no account");
+      return data.data;
+    },
   });
 
   if (restoring || token === null) return <p className="centered">Loading…</p>;
-  const admin = me.data?.role === "admin";
+  if (!me.data) return me.isError ? <p role="alert">The portal could not load your account.</p> : <p className="centered">Loading…</p>;
+  const frame: Frame = { admin: me.data.role === "admin", timezone: me.data.client.timezone, clientId: me.data.client.id };
+  const admin = frame.admin;
 
   async function logout() {
     await fetch("/partner-auth/logout", {
@@ -53,9 +60,9 @@ export function Layout() {
   return (
     <div className="frame">
       <header className="top">
-        <strong>{me.data?.client.name ?? "Partner Portal"}</strong>
+        <strong>{me.data.client.name}</strong>
         <span className="who">
-          {me.data ? `${me.data.name} (${me.data.role})` : ""}
+          {`${me.data.name} (${me.data.role})`}
           <button type="button" onClick={logout}>
             Log out
           </button>
@@ -75,7 +82,7 @@ export function Layout() {
         </ul>
       </nav>
       <main>
-        <Outlet context={{ admin }} />
+        <Outlet context={frame} />
       </main>
     </div>
   );

@@ -1,4 +1,4 @@
-//! Content strings: `GET/PUT /partner/strings` (partner JWT) and `GET /app/strings` (X-API-Key).
+//! Content strings: `GET/PUT /partner/strings` and `POST /partner/strings/preview` (partner JWT) and `GET /app/strings` (X-API-Key).
 
 use std::collections::BTreeMap;
 
@@ -52,6 +52,25 @@ pub async fn put_partner(
         &entries,
     )
     .await?))
+}
+
+/// The given keys as the app would show them after saving: the same validation and sanitizing
+/// as `PUT /partner/strings`, nothing stored, nothing audited. The portal's content editor uses it
+/// for its live preview.
+#[endpoint(
+    tags("content"),
+    security(("bearer" = [])),
+    request_body(content = crate::doc::StringsBody, example = json!({"st_aboutus": "<h1>About Us</h1><script>alert(1)</script>"})),
+    status_codes(200, 400, 401, 403, 413, 422, 503)
+)]
+pub async fn preview_partner(
+    body: JsonBody<serde_json::Value>,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<BTreeMap<String, String>>>> {
+    staff(depot)?;
+    Ok(ok(strings::prepare(&body.into_inner())?
+        .into_iter()
+        .collect()))
 }
 
 /// The app's content strings: an array holding one object with every string (as in the seed).

@@ -170,3 +170,49 @@ async fn content_urls_are_absolute_and_images_only_https() {
     let r = app.send(key(app.get("/app/strings"), &p.t.api_key)).await;
     assert_eq!(r.body["data"][0]["st_links"], expected);
 }
+
+/// The portal's live preview: the same sanitizing as a save, for admins, with nothing stored or
+/// audited; a viewer may not use it (it is a write-shaped request), a bad key is a 400.
+#[tokio::test]
+async fn the_preview_sanitizes_like_a_save_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    let body = json!({"st_aboutus": "<h1>Hi</h1><img src=\"http://x/a.png\" onerror=\"x()\"><script>steal()</script>"});
+    let r = app
+        .send(bearer(app.post("/partner/strings/preview"), &p.admin).json(&body))
+        .await;
+    r.assert_status(200);
+    let saved = app
+        .send(bearer(app.put("/partner/strings"), &p.admin).json(&body))
+        .await;
+    saved.assert_status(200);
+    assert_eq!(
+        r.body["data"]["st_aboutus"],
+        saved.body["data"]["st_aboutus"]
+    );
+    assert_eq!(r.body["data"]["st_aboutus"], "<h1>Hi</h1><img>");
+    // Only the save was audited; a preview of another key stored nothing.
+    app.send(
+        bearer(app.post("/partner/strings/preview"), &p.admin)
+            .json(&json!({"st_other": "<p>x</p>"})),
+    )
+    .await
+    .assert_status(200);
+    let r = app
+        .send(bearer(app.get("/partner/strings"), &p.admin))
+        .await;
+    assert!(r.body["data"].get("st_other").is_none(), "{}", r.body);
+    let audited = app
+        .count(
+            "SELECT count(*) FROM audit_log WHERE client_id = $1 AND action = 'strings.update'",
+            p.t.client_id,
+        )
+        .await;
+    assert_eq!(audited, 1);
+    app.send(bearer(app.post("/partner/strings/preview"), &p.admin).json(&json!({"About": "x"})))
+        .await
+        .assert_status(400);
+    app.send(bearer(app.post("/partner/strings/preview"), &p.viewer).json(&body))
+        .await
+        .assert_status(403);
+}

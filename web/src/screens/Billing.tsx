@@ -1,8 +1,8 @@
-import { useState } from "react";
 import { Link, useSearchParams } from "react-router";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { createColumnHelper } from "@tanstack/react-table";
 import { DataTable, Pager } from "../DataTable";
+import { Problem, useStartExport } from "../ui";
 import { api, errorMessage } from "../api/client";
 import type { components } from "../api/schema";
 
@@ -28,7 +28,7 @@ export function Billing() {
   const month = params.get("month") ?? thisMonth();
   const page = Math.max(1, Number(params.get("page") ?? "1") || 1);
   const [year, mm] = month.split("-").map(Number);
-  const [exportNote, setExportNote] = useState<string | null>(null);
+  const exporter = useStartExport();
 
   const report = useQuery({
     queryKey: ["billing", month, page],
@@ -43,10 +43,6 @@ export function Billing() {
   });
   const pages = Math.max(1, report.data?.pagination.totalPages ?? 1);
 
-  async function startExport() {
-    const { data, error, response } = await api.GET("/partner/billing/export", { params: { query: { month: mm, year } } });
-    setExportNote(data ? "Export started: follow it on the Exports page." : errorMessage(error, response));
-  }
 
   return (
     <section>
@@ -62,11 +58,11 @@ export function Billing() {
           />
         </label>
         {/* Exports are reads: viewers may start them too, as the API allows. */}
-        <button type="button" onClick={startExport}>
+        <button type="button" onClick={() => exporter.start(() => api.GET("/partner/billing/export", { params: { query: { month: mm, year } } }))}>
           Export CSV
         </button>
       </div>
-      {exportNote && <p role="status">{exportNote} <Link to="/exports">Exports</Link></p>}
+      {exporter.failure && <Problem {...exporter.failure} />}
       {report.isError && <p role="alert">{(report.error as Error).message}</p>}
       <div className="cards">
         <div className="card">
@@ -75,7 +71,7 @@ export function Billing() {
         </div>
       </div>
       <h2>Members active in {month}</h2>
-      <DataTable data={report.data?.members ?? []} columns={columns} />
+      <DataTable data={report.data?.members ?? []} columns={columns} label="Billable members" />
       <Pager page={page} pages={pages} onPage={(n) => setParams({ month, page: String(n) })} />
     </section>
   );

@@ -3,6 +3,7 @@ import { Link, useParams, useSearchParams } from "react-router";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { createColumnHelper } from "@tanstack/react-table";
 import { DataTable, Pager } from "../DataTable";
+import { Problem, useStartExport } from "../ui";
 import { api } from "../api/client";
 import type { components } from "../api/schema";
 
@@ -44,6 +45,7 @@ export function Members() {
   const sort = (params.get("sort") ?? "-registeredAt") as Sort;
   const page = Math.max(1, Number(params.get("page") ?? "1") || 1);
   const [typed, setTyped] = useState(search);
+  const exporter = useStartExport();
 
   const list = useQuery({
     queryKey: ["members", search, status, sort, page],
@@ -100,9 +102,13 @@ export function Members() {
           </select>
         </label>
         <button type="submit">Search</button>
+        <button type="button" className="secondary" onClick={() => exporter.start(() => api.GET("/partner/members/export"))}>
+          Export CSV
+        </button>
       </form>
+      {exporter.failure && <Problem {...exporter.failure} />}
       {list.isError && <p role="alert">The members could not be loaded.</p>}
-      <DataTable data={list.data?.members ?? []} columns={columns} />
+      <DataTable data={list.data?.members ?? []} columns={columns} label="Members" />
       <Pager page={page} pages={pages} onPage={(n) => set({ page: String(n) })}>
         {` (${list.data?.pagination.total ?? "…"} members)`}
       </Pager>
@@ -158,7 +164,7 @@ export function MemberDetail() {
       </div>
       <h2>Viewing history</h2>
       {m.viewingHistory.length === 0 && <p>No classes watched yet.</p>}
-      <div className="table-wrap">
+      <div className="table-wrap" role="region" aria-label="Viewing history" tabIndex={0}>
         <table>
           <thead>
             <tr>
