@@ -5,9 +5,11 @@ import { createBrowserRouter, Link, RouterProvider } from "react-router";
 import "./index.css";
 import { Layout } from "./Layout";
 import { Login } from "./screens/Login";
+import { Dashboard } from "./screens/Dashboard";
 
-// Each screen is its own chunk: the login page loads none of the chart or table code.
-const Dashboard = lazy(() => import("./screens/Dashboard").then((m) => ({ default: m.Dashboard })));
+// The dashboard (the landing page, small without its chart) is in the main bundle: behind a lazy
+// boundary React would hold its first paint back by up to 300 ms. Every other screen is its own
+// chunk, and no screen's numbers wait for the chart or table code.
 const Members = lazy(() => import("./screens/Members").then((m) => ({ default: m.Members })));
 const Billing = lazy(() => import("./screens/Billing").then((m) => ({ default: m.Billing })));
 const MemberDetail = lazy(() => import("./screens/Members").then((m) => ({ default: m.MemberDetail })));
@@ -44,7 +46,7 @@ const router = createBrowserRouter([
     path: "/",
     element: <Layout />,
     children: [
-      { index: true, element: screen(<Dashboard />) },
+      { index: true, element: <Dashboard /> },
       { path: "members", element: screen(<Members />) },
       { path: "members/:id", element: screen(<MemberDetail />) },
       { path: "billing", element: screen(<Billing />) },

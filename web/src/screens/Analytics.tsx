@@ -1,11 +1,13 @@
+import { lazy, Suspense } from "react";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { useSearchParams } from "react-router";
-import { Bar, BarChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
 import { createColumnHelper } from "@tanstack/react-table";
 import { api } from "../api/client";
 import type { components } from "../api/schema";
 import { DataTable } from "../DataTable";
 import { Problem, useFrame } from "../ui";
+
+const WatchTimeChart = lazy(() => import("../charts"));
 
 type Period = "week" | "month" | "quarter" | "custom";
 type Category = components["schemas"]["portal_api.routes.insights.CategoryStat"];
@@ -120,15 +122,12 @@ export function Analytics() {
       </div>
       <h2>Watch time by day</h2>
       <div className="chart" role="img" aria-label="Watch time in minutes per day over the chosen range">
-        <ResponsiveContainer width="100%" height={260}>
-          <BarChart data={a?.watchTimeByDay ?? []}>
-            <CartesianGrid strokeDasharray="3 3" />
-            <XAxis dataKey="date" tickFormatter={(v: string) => v.slice(5)} />
-            <YAxis />
-            <Tooltip />
-            <Bar dataKey="watchTimeMinutes" name="minutes" fill="#0e7c86" />
-          </BarChart>
-        </ResponsiveContainer>
+        {/* The chart's code loads once the numbers are in, so it never holds them up. */}
+        {a && (
+          <Suspense fallback={null}>
+            <WatchTimeChart data={a?.watchTimeByDay ?? []} bars />
+          </Suspense>
+        )}
       </div>
       <div className="two">
         <div>
