@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { expect, test, type Page } from "@playwright/test";
 import { A, apiGet, B, checkScreen, signIn, unique } from "./fixtures";
@@ -342,6 +343,32 @@ test("API keys: create one, use it for vouchers in this browser, revoke it and i
   await page.getByLabel("Client API key").fill(key);
   await page.getByRole("button", { name: "Use this key" }).click();
   await expect(page.getByRole("alert")).toBeVisible();
+});
+
+test("exports: an expired file and a failed job say so and offer no download", async ({ page }) => {
+  // The world's own database (scripts/world.sh): the test ages one job and fails another, as time
+  // and a broken store would.
+  const sql = (statement: string) => execFileSync("psql", [process.env.DATABASE_URL!, "-qtAX", "-c", statement]);
+  await signIn(page, B.admin);
+  const jobs: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    await page.goto("/members");
+    await page.getByRole("button", { name: "Export CSV" }).click();
+    await expect(page).toHaveURL(/\/exports\?job=/);
+    const job = new URL(page.url()).searchParams.get("job")!;
+    await expect(page.getByTestId(`export-${job}`)).toHaveAttribute("data-status", "completed", { timeout: 30_000 });
+    jobs.push(job);
+  }
+  sql(`UPDATE export_jobs SET expires_at = now() - interval '1 minute' WHERE id = '${jobs[0]}'`);
+  sql(`UPDATE export_jobs SET status = 'failed', error = 'the export store did not answer', storage_key = NULL WHERE id = '${jobs[1]}'`);
+  await page.reload();
+  const expired = page.getByTestId(`export-${jobs[0]}`);
+  await expect(expired.getByText("Expired")).toBeVisible();
+  await expect(expired.getByRole("button", { name: /Download/ })).toHaveCount(0);
+  const failed = page.getByTestId(`export-${jobs[1]}`);
+  await expect(failed).toContainText("the export store did not answer");
+  await expect(failed.getByText("Failed")).toBeVisible();
+  await expect(failed.getByRole("button", { name: /Download/ })).toHaveCount(0);
 });
 
 test("every screen works at a 390-pixel phone width", async ({ page }) => {

@@ -75,7 +75,11 @@ export function Exports() {
 
 function Progress({ job }: { job: Job }) {
   const label = `${KINDS[job.kind] ?? job.kind} export progress`;
-  if (job.status === "failed") return <p className="error">{job.error ?? "The export failed."} Start it again.</p>;
+  if (job.status === "failed") return (
+      <p className="error">
+        {job.error ?? "The export failed"} — start it again from its screen.
+      </p>
+    );
   if (job.status === "queued") return <p className="muted">Waiting to start…</p>;
   const total = job.rowsTotal ?? undefined;
   const text = `${job.rowsWritten}${total !== undefined ? ` of ${total}` : ""} rows`;
