@@ -37,9 +37,9 @@ pub struct AppState {
     /// The class catalogue (validation of events, titles in analytics).
     pub catalogue: portal_shared::events::Catalogue,
     /// Producer side of the watch-event queue.
-    pub events: apalis_redis::RedisStorage<portal_shared::events::WatchBatch>,
+    pub events: jobs::Queue<portal_shared::events::WatchBatch>,
     /// Producer side of the export queue.
-    pub exports: apalis_redis::RedisStorage<portal_shared::exports::ExportJob>,
+    pub exports: jobs::Queue<portal_shared::exports::ExportJob>,
     /// Where export files are.
     pub storage: portal_shared::storage::Storage,
 }
@@ -66,12 +66,8 @@ impl AppState {
                 tracing::warn!("clickhouse did not answer at start-up; row validation stays off")
             }
         }
-        let events = jobs::queue(redis.clone(), &config, portal_shared::events::EVENTS_QUEUE);
-        let exports = jobs::queue(
-            redis.clone(),
-            &config,
-            portal_shared::exports::EXPORTS_QUEUE,
-        );
+        let events = jobs::Queue::open(redis.clone(), &config);
+        let exports = jobs::Queue::open(redis.clone(), &config);
         let storage = portal_shared::storage::Storage::from_config(&config)?;
         if let Err(e) = storage.check().await {
             tracing::warn!(error = %e, "export storage does not answer; exports fail until it does");

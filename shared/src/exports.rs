@@ -21,8 +21,6 @@ use crate::storage::Storage;
 pub const EXPORTS_QUEUE: &str = "exports";
 /// Files can be downloaded for 24 hours.
 pub const RETENTION_HOURS: i64 = 24;
-/// Give up after this many attempts (the job ends `failed` with the last error).
-pub const MAX_ATTEMPTS: i32 = 3;
 /// Rows between progress updates.
 const PROGRESS_EVERY: u64 = 1000;
 /// Bytes buffered before a part is handed to the store.
@@ -123,6 +121,15 @@ pub async fn pending_client(pool: &PgPool, id: Uuid) -> AppResult<Option<Uuid>> 
     .bind(id)
     .fetch_optional(pool)
     .await?)
+}
+
+/// Runs of the export so far (each run counts itself as it starts); 0 for a deleted job.
+pub async fn attempts(pool: &PgPool, id: Uuid) -> AppResult<usize> {
+    let n: Option<i32> = sqlx::query_scalar("SELECT attempts FROM export_jobs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(n.unwrap_or(0).max(0) as usize)
 }
 
 pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<ExportRow> {

@@ -1,19 +1,154 @@
 //! Job queues (apalis on Redis). Payloads carry ids and parameters only; workers reload state.
 //! Every queue lives under `{REDIS_NAMESPACE}:{queue}` so deployments and test runs never share one.
+//!
+//! Each kind of job is one [`Job`] (its queue, attempts, batch and polling), opened as a
+//! [`Queue`] by every producer and consumer alike; [`Queue::enqueue`] is the one way onto a queue
+//! (a Redis that is away or slow answers [`AppError::Unavailable`], i.e. 503), and [`record`] the
+//! one place the per-queue outcome metric is counted. The worker's consumers run them
+//! (`portal_worker::Work`).
 
 use std::time::Duration;
 
+use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_redis::{Config as QueueConfig, RedisStorage};
 use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use sqlx::PgPool;
 
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 
 pub const HOUSEKEEPING_QUEUE: &str = "housekeeping";
+
+/// How long a producer waits for Redis to take a job before giving up with a 503.
+pub const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// One kind of background job: the payload is `Self`; the constants say where it queues and how
+/// it is consumed.
+pub trait Job: Serialize + DeserializeOwned + Clone + Send + Sync + Unpin + 'static {
+    /// The queue's name (under the deployment's `REDIS_NAMESPACE`).
+    const QUEUE: &'static str;
+    /// Runs of one job, retries included, before it is given up.
+    const MAX_ATTEMPTS: usize;
+    /// Jobs a consumer takes from Redis per poll.
+    const BATCH: usize = 10;
+    /// How often an idle consumer looks for work.
+    const POLL: Duration;
+}
+
+impl Job for Housekeeping {
+    const QUEUE: &'static str = HOUSEKEEPING_QUEUE;
+    const MAX_ATTEMPTS: usize = 5;
+    const POLL: Duration = Duration::from_millis(500);
+}
+
+impl Job for crate::exports::ExportJob {
+    const QUEUE: &'static str = crate::exports::EXPORTS_QUEUE;
+    /// Counted in the job's row (`export_jobs.attempts`); then the export is marked failed.
+    const MAX_ATTEMPTS: usize = 3;
+    const POLL: Duration = Duration::from_millis(200);
+}
+
+impl Job for crate::events::WatchBatch {
+    const QUEUE: &'static str = crate::events::EVENTS_QUEUE;
+    /// Never given up: a batch stays queued until it has landed (exactly once).
+    const MAX_ATTEMPTS: usize = usize::MAX;
+    const BATCH: usize = 100;
+    const POLL: Duration = Duration::from_millis(100);
+}
+
+/// What became of a job (or of several: the events consumer lands batches together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Finished.
+    Done,
+    /// Failed this time; it runs again.
+    Retry,
+    /// Put back on the queue for later without running (an export while its client has one
+    /// being built).
+    Deferred,
+    /// Failed for the last time ([`Job::MAX_ATTEMPTS`]); given up.
+    Dead,
+}
+
+impl Outcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Retry => "retry",
+            Outcome::Deferred => "deferred",
+            Outcome::Dead => "dead",
+        }
+    }
+}
+
+/// Counts `n` jobs of `J` with this outcome: `portal_jobs_total{queue, outcome}`.
+pub fn record<J: Job>(outcome: Outcome, n: u64) {
+    metrics::counter!("portal_jobs_total", "queue" => J::QUEUE, "outcome" => outcome.label())
+        .increment(n);
+}
+
+/// A queue of `J` as every producer and consumer of this deployment opens it.
+pub struct Queue<J: Job> {
+    storage: RedisStorage<J>,
+}
+
+impl<J: Job> Clone for Queue<J> {
+    fn clone(&self) -> Self {
+        Self {
+            storage: self.storage.clone(),
+        }
+    }
+}
+
+impl<J: Job> Queue<J> {
+    pub fn open(conn: ConnectionManager, config: &Config) -> Self {
+        Self {
+            storage: storage(
+                conn,
+                queue_config::<J>(
+                    &config.redis_namespace,
+                    config.worker_heartbeat,
+                    config.worker_missed_heartbeats,
+                ),
+            ),
+        }
+    }
+
+    /// The apalis backend, for a consumer.
+    pub fn storage(&self) -> RedisStorage<J> {
+        self.storage.clone()
+    }
+
+    /// Puts `job` on the queue. Redis away, or slower than [`ENQUEUE_TIMEOUT`]: a 503 for the
+    /// caller to pass on (nothing was queued).
+    pub async fn enqueue(&self, job: J) -> AppResult<()> {
+        self.push(TaskBuilder::new(job).build()).await
+    }
+
+    /// Puts `job` on the queue to run no sooner than `delay` from now.
+    pub async fn enqueue_after(&self, job: J, delay: Duration) -> AppResult<()> {
+        self.push(TaskBuilder::new(job).run_after(delay).build())
+            .await
+    }
+
+    async fn push(&self, task: apalis::prelude::Task<J>) -> AppResult<()> {
+        let mut storage = self.storage.clone();
+        let error = match tokio::time::timeout(ENQUEUE_TIMEOUT, storage.push_task(task)).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "redis timed out".to_string(),
+        };
+        tracing::warn!(queue = J::QUEUE, %error, "could not enqueue a job");
+        Err(AppError::Unavailable {
+            dependency: "queue",
+            retry_after: 5,
+        })
+    }
+}
 
 pub fn queue_key(namespace: &str, queue: &str) -> String {
     format!("{namespace}:{queue}")
@@ -36,39 +171,20 @@ pub fn redis_lazy(url: &str) -> redis::RedisResult<ConnectionManager> {
 }
 
 /// Queue settings shared by producers and consumers of one queue.
-fn queue_config(
+fn queue_config<J: Job>(
     namespace: &str,
-    queue: &str,
     heartbeat: Duration,
     missed_heartbeats: u32,
 ) -> QueueConfig {
     QueueConfig::default()
-        .queue(queue_key(namespace, queue))
-        .batch_size(if queue == crate::events::EVENTS_QUEUE {
-            100
-        } else {
-            10
-        })
+        .queue(queue_key(namespace, J::QUEUE))
+        .batch_size(J::BATCH)
         .heartbeat_interval(heartbeat)
         .missed_heartbeats(missed_heartbeats.max(1) as usize)
 }
 
-pub fn storage<T>(conn: ConnectionManager, config: QueueConfig) -> RedisStorage<T> {
+fn storage<T>(conn: ConnectionManager, config: QueueConfig) -> RedisStorage<T> {
     RedisStorage::new(conn).with_config(config)
-}
-
-/// Queue `name` as every producer and consumer of this deployment opens it (namespace and
-/// heartbeat settings from the configuration).
-pub fn queue<T>(conn: ConnectionManager, config: &Config, name: &str) -> RedisStorage<T> {
-    storage(
-        conn,
-        queue_config(
-            &config.redis_namespace,
-            name,
-            config.worker_heartbeat,
-            config.worker_missed_heartbeats,
-        ),
-    )
 }
 
 /// Periodic clean-up: expired refresh tokens (kept 7 days past expiry for reuse detection) and

@@ -703,11 +703,9 @@ impl TestApp {
         member_id: Uuid,
         events: Vec<portal_shared::events::WatchEvent>,
     ) {
-        use apalis::prelude::TaskSink;
         self.state
             .events
-            .clone()
-            .push(portal_shared::events::WatchBatch {
+            .enqueue(portal_shared::events::WatchBatch {
                 batch_id: Uuid::now_v7(),
                 client_id,
                 member_id,

@@ -26,6 +26,7 @@ use apalis::prelude::*;
 use moka::future::Cache;
 use portal_shared::error::AppError;
 use portal_shared::events::{self, ChEvent, Flushed, Pending, WatchBatch};
+use portal_shared::jobs::{self, Outcome};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
@@ -98,15 +99,13 @@ async fn flusher(
         match result {
             Ok(f) => {
                 metrics::counter!("portal_events_landed_total").increment(f.events_counted as u64);
-                metrics::counter!("portal_jobs_total", "queue" => events::EVENTS_QUEUE, "outcome" => "done")
-                    .increment(items.len() as u64);
+                jobs::record::<WatchBatch>(Outcome::Done, items.len() as u64);
                 for (_, reply) in items {
                     let _ = reply.send(Ok(f.events_counted));
                 }
             }
             Err(e) => {
-                metrics::counter!("portal_jobs_total", "queue" => events::EVENTS_QUEUE, "outcome" => "retry")
-                    .increment(items.len() as u64);
+                jobs::record::<WatchBatch>(Outcome::Retry, items.len() as u64);
                 for (_, reply) in items {
                     let _ = reply.send(Err(e.clone()));
                 }

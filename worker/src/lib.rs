@@ -15,7 +15,10 @@ use apalis::prelude::*;
 use chrono::Utc;
 use portal_shared::ch::ClickHouse;
 use portal_shared::config::Config;
-use portal_shared::jobs::{self, Housekeeping, HOUSEKEEPING_QUEUE};
+use portal_shared::error::{AppError, AppResult};
+use portal_shared::events::WatchBatch;
+use portal_shared::exports::{self, ExportJob};
+use portal_shared::jobs::{self, Housekeeping, Job, Outcome, Queue};
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -148,120 +151,132 @@ fn retry_policy() -> BackoffRetryPolicy<ExponentialBackoff> {
     RetryPolicy::retries(3).with_backoff(backoff)
 }
 
-/// After this many deliveries a job is given up (recorded dead) instead of retried again.
-pub const MAX_ATTEMPTS: usize = 5;
-
-async fn housekeeping(
-    _job: Housekeeping,
-    state: Data<WorkerState>,
-    attempt: Attempt,
-) -> Result<(), BoxDynError> {
-    let result = async {
-        let report = jobs::run_housekeeping(&state.db).await?;
-        let files = portal_shared::exports::cleanup(&state.db, &state.storage).await?;
-        Ok::<_, portal_shared::AppError>((report, files))
+/// What the worker does with one kind of [`Job`]: run it; once a run fails and
+/// [`Job::MAX_ATTEMPTS`] runs have been made, give it up. [`consume`] is the one apalis handler
+/// for every such job: it counts outcomes ([`jobs::record`]) and decides retry or give-up.
+pub trait Work: Job {
+    /// One run.
+    fn run(&self, state: &WorkerState) -> impl Future<Output = AppResult<Outcome>> + Send;
+    /// Runs made so far, this one included: apalis's count of this task's attempts, unless the
+    /// job keeps its own.
+    fn attempts(
+        &self,
+        _state: &WorkerState,
+        attempt: &Attempt,
+    ) -> impl Future<Output = usize> + Send {
+        let n = attempt.current();
+        async move { n }
     }
-    .await;
-    match result {
-        Ok((report, (files, rows))) => {
-            tracing::info!(
-                ?report,
-                export_files_deleted = files,
-                export_rows_deleted = rows,
-                "housekeeping done"
-            );
-            metrics::counter!("portal_jobs_total", "queue" => HOUSEKEEPING_QUEUE, "outcome" => "done").increment(1);
-            Ok(())
-        }
-        Err(e) if attempt.current() >= MAX_ATTEMPTS => {
-            metrics::counter!("portal_jobs_total", "queue" => HOUSEKEEPING_QUEUE, "outcome" => "dead").increment(1);
-            Err(AbortError::new(e).into())
-        }
-        Err(e) => {
-            metrics::counter!("portal_jobs_total", "queue" => HOUSEKEEPING_QUEUE, "outcome" => "retry").increment(1);
-            Err(e.into())
-        }
+    /// The last run failed with `error`: record that the job will not run again.
+    fn give_up(&self, _state: &WorkerState, _error: &AppError) -> impl Future<Output = ()> + Send {
+        async {}
     }
 }
 
-/// Builds one export file. Gives up (job `failed`, task dead) after
-/// [`portal_shared::exports::MAX_ATTEMPTS`] attempts. While another export of the same client is
-/// being built in this process, the job goes back on the queue (after [`EXPORT_DEFER`]) instead.
-async fn export(
-    job: portal_shared::exports::ExportJob,
+/// The apalis handler of every [`Work`] job.
+async fn consume<J: Work>(
+    job: J,
     state: Data<WorkerState>,
+    attempt: Attempt,
 ) -> Result<(), BoxDynError> {
-    let Some(client_id) = portal_shared::exports::pending_client(&state.db, job.job_id).await?
-    else {
-        // Finished, failed or deleted meanwhile: nothing to do.
-        return Ok(());
-    };
-    let Some(_slot) = state.export_slots.take(client_id) else {
-        let mut queue = jobs::queue::<portal_shared::exports::ExportJob>(
-            state.redis.clone(),
-            &state.config,
-            portal_shared::exports::EXPORTS_QUEUE,
-        );
-        queue
-            .push_task(
-                TaskBuilder::new(job.clone())
-                    .run_after(EXPORT_DEFER)
-                    .build(),
-            )
-            .await?;
-        tracing::debug!(job = %job.job_id, client = %client_id, "export deferred: the client has one being built");
-        metrics::counter!("portal_jobs_total", "queue" => portal_shared::exports::EXPORTS_QUEUE, "outcome" => "deferred").increment(1);
-        return Ok(());
-    };
-    let ctx = portal_shared::exports::ExportCtx {
-        db: &state.db,
-        ch: &state.ch,
-        storage: &state.storage,
-    };
-    match portal_shared::exports::run(&ctx, job.job_id).await {
-        Ok(_) => {
-            metrics::counter!("portal_jobs_total", "queue" => portal_shared::exports::EXPORTS_QUEUE, "outcome" => "done").increment(1);
+    match job.run(&state).await {
+        Ok(outcome) => {
+            jobs::record::<J>(outcome, 1);
             Ok(())
         }
         Err(e) => {
-            let attempts: i32 =
-                sqlx::query_scalar("SELECT attempts FROM export_jobs WHERE id = $1")
-                    .bind(job.job_id)
-                    .fetch_optional(&state.db)
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0);
-            tracing::warn!(job = %job.job_id, attempts, error = %e, "export failed");
-            if attempts >= portal_shared::exports::MAX_ATTEMPTS {
-                let _ =
-                    portal_shared::exports::fail(&state.db, job.job_id, &e.public_message()).await;
-                metrics::counter!("portal_jobs_total", "queue" => portal_shared::exports::EXPORTS_QUEUE, "outcome" => "failed").increment(1);
+            let attempts = job.attempts(&state, &attempt).await;
+            tracing::warn!(queue = J::QUEUE, attempts, error = %e, "job failed");
+            if attempts >= J::MAX_ATTEMPTS {
+                job.give_up(&state, &e).await;
+                jobs::record::<J>(Outcome::Dead, 1);
                 Err(AbortError::new(e).into())
             } else {
-                metrics::counter!("portal_jobs_total", "queue" => portal_shared::exports::EXPORTS_QUEUE, "outcome" => "retry").increment(1);
+                jobs::record::<J>(Outcome::Retry, 1);
                 Err(e.into())
             }
         }
     }
 }
 
+/// Refresh tokens, idempotency records, event receipts and export files past their time.
+impl Work for Housekeeping {
+    async fn run(&self, state: &WorkerState) -> AppResult<Outcome> {
+        let report = jobs::run_housekeeping(&state.db).await?;
+        let (files, rows) = exports::cleanup(&state.db, &state.storage).await?;
+        tracing::info!(
+            ?report,
+            export_files_deleted = files,
+            export_rows_deleted = rows,
+            "housekeeping done"
+        );
+        Ok(Outcome::Done)
+    }
+}
+
+/// Builds one export file. While another export of the same client is being built in this
+/// process, the job goes back on the queue (after [`EXPORT_DEFER`]) instead. Attempts are counted
+/// in the job's row; giving up marks the export failed with the last error.
+impl Work for ExportJob {
+    async fn run(&self, state: &WorkerState) -> AppResult<Outcome> {
+        let Some(client_id) = exports::pending_client(&state.db, self.job_id).await? else {
+            // Finished, failed or deleted meanwhile: nothing to do.
+            return Ok(Outcome::Done);
+        };
+        let Some(_slot) = state.export_slots.take(client_id) else {
+            Queue::<ExportJob>::open(state.redis.clone(), &state.config)
+                .enqueue_after(self.clone(), EXPORT_DEFER)
+                .await?;
+            tracing::debug!(job = %self.job_id, client = %client_id, "export deferred: the client has one being built");
+            return Ok(Outcome::Deferred);
+        };
+        let ctx = exports::ExportCtx {
+            db: &state.db,
+            ch: &state.ch,
+            storage: &state.storage,
+        };
+        exports::run(&ctx, self.job_id).await?;
+        Ok(Outcome::Done)
+    }
+
+    async fn attempts(&self, state: &WorkerState, _attempt: &Attempt) -> usize {
+        exports::attempts(&state.db, self.job_id).await.unwrap_or(0)
+    }
+
+    async fn give_up(&self, state: &WorkerState, error: &AppError) {
+        let _ = exports::fail(&state.db, self.job_id, &error.public_message()).await;
+    }
+}
+
 /// Enqueues housekeeping every `every` (every worker does; the job is idempotent and cheap).
 async fn schedule_housekeeping(state: WorkerState, every: Duration) {
-    let mut storage =
-        jobs::queue::<Housekeeping>(state.redis.clone(), &state.config, HOUSEKEEPING_QUEUE);
+    let queue = Queue::<Housekeeping>::open(state.redis.clone(), &state.config);
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        let push = storage.push(Housekeeping {
-            requested_at: Utc::now(),
-        });
-        match tokio::time::timeout(Duration::from_secs(3), push).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not enqueue housekeeping"),
-            Err(_) => tracing::warn!("could not enqueue housekeeping: redis timed out"),
-        }
+        // A failure is logged by the queue; the next tick tries again.
+        let _ = queue
+            .enqueue(Housekeeping {
+                requested_at: Utc::now(),
+            })
+            .await;
     }
+}
+
+/// Adds a consumer of `J` to `monitor`: its queue polled every [`Job::POLL`], `concurrency` jobs
+/// at once, retried in-process with backoff, each run by [`consume`].
+fn register<J: Work>(monitor: Monitor, state: &WorkerState, concurrency: usize) -> Monitor {
+    let id = worker_id(J::QUEUE);
+    let storage = Queue::<J>::open(state.redis.clone(), &state.config).storage();
+    let state = state.clone();
+    monitor.register(move |restarts| {
+        WorkerBuilder::new(format!("{id}-{restarts}"))
+            .backend(storage.clone().poll_with_strategy(Tick::new(J::POLL)))
+            .data(state.clone())
+            .concurrency(concurrency)
+            .retry(retry_policy())
+            .build(consume::<J>)
+    })
 }
 
 /// Runs the worker until `shutdown` resolves; then stops taking jobs, finishes the ones in flight
@@ -278,63 +293,26 @@ where
         Duration::from_secs(3600),
     ));
 
-    let housekeeping_storage =
-        jobs::queue::<Housekeeping>(state.redis.clone(), &cfg, HOUSEKEEPING_QUEUE);
     let (ingest, flusher) = events::start(state.clone(), stop_rx.clone());
-    let events_storage = jobs::queue::<portal_shared::events::WatchBatch>(
-        state.redis.clone(),
-        &cfg,
-        portal_shared::events::EVENTS_QUEUE,
-    );
-    let exports_storage = jobs::queue::<portal_shared::exports::ExportJob>(
-        state.redis.clone(),
-        &cfg,
-        portal_shared::exports::EXPORTS_QUEUE,
-    );
-    let id = worker_id("housekeeping");
-    let events_id = worker_id("events");
-    let exports_id = worker_id("exports");
-    let st_exports = state.clone();
-    tracing::info!(worker = %id, namespace = %cfg.redis_namespace, "portal-worker starting");
-    let st = state.clone();
+    let events_storage = Queue::<WatchBatch>::open(state.redis.clone(), &cfg).storage();
+    let events_id = worker_id(WatchBatch::QUEUE);
+    tracing::info!(worker = %events_id, namespace = %cfg.redis_namespace, "portal-worker starting");
     let events_concurrency = cfg.events_concurrency;
-    let monitor = Monitor::new()
-        .register(move |restarts| {
-            WorkerBuilder::new(format!("{events_id}-{restarts}"))
-                .backend(
-                    events_storage
-                        .clone()
-                        .poll_with_strategy(Tick::new(Duration::from_millis(100))),
-                )
-                .data(ingest.clone())
-                .concurrency(events_concurrency)
-                .build(events::handle)
-        })
-        .register(move |restarts| {
-            WorkerBuilder::new(format!("{exports_id}-{restarts}"))
-                .backend(
-                    exports_storage
-                        .clone()
-                        .poll_with_strategy(Tick::new(Duration::from_millis(200))),
-                )
-                .data(st_exports.clone())
-                .concurrency(2)
-                .retry(retry_policy())
-                .build(export)
-        })
-        .register(move |restarts| {
-            WorkerBuilder::new(format!("{id}-{restarts}"))
-                .backend(
-                    housekeeping_storage
-                        .clone()
-                        .poll_with_strategy(Tick::new(Duration::from_millis(500))),
-                )
-                .data(st.clone())
-                .concurrency(2)
-                .retry(retry_policy())
-                .build(housekeeping)
-        })
-        .shutdown_timeout(cfg.shutdown_timeout);
+    // Watch events have their own consumer: batches go to one flusher that lands them together.
+    let monitor = Monitor::new().register(move |restarts| {
+        WorkerBuilder::new(format!("{events_id}-{restarts}"))
+            .backend(
+                events_storage
+                    .clone()
+                    .poll_with_strategy(Tick::new(WatchBatch::POLL)),
+            )
+            .data(ingest.clone())
+            .concurrency(events_concurrency)
+            .build(events::handle)
+    });
+    let monitor = register::<ExportJob>(monitor, &state, 2);
+    let monitor =
+        register::<Housekeeping>(monitor, &state, 2).shutdown_timeout(cfg.shutdown_timeout);
 
     let mut stop_rx2 = stop_rx.clone();
     let signal = async move {

@@ -1,10 +1,6 @@
 //! `POST /app/events` (X-API-Key + member token): watch events, one or a batch of up to 500.
 
-use std::time::Duration;
-
-use apalis::prelude::TaskSink;
 use chrono::Utc;
-use portal_shared::error::AppError;
 use portal_shared::events::{self, WatchBatch};
 use portal_shared::throttle;
 use salvo::oapi::extract::JsonBody;
@@ -100,22 +96,12 @@ pub async fn ingest(
             Some((limit, subject, n))
         }
     };
-    let mut storage = st.events.clone();
-    let pushed = match tokio::time::timeout(Duration::from_secs(3), storage.push(batch)).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err("redis timed out".to_string()),
-    };
-    if let Err(e) = pushed {
-        tracing::warn!(error = %e, "could not queue watch events");
+    if let Err(e) = st.events.enqueue(batch).await {
         if let Some((limit, subject, n)) = charged {
             // Nothing was queued: the member may send these again. (Redis is likely away too.)
             let _ = st.throttle.give_back(&[(&limit, &subject)], n).await;
         }
-        return Err(AppError::Unavailable {
-            dependency: "queue",
-            retry_after: 5,
-        }
-        .into());
+        return Err(e.into());
     }
     metrics::counter!("portal_events_ingested_total").increment(accepted as u64);
     res.status_code(StatusCode::ACCEPTED);

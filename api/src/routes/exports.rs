@@ -1,9 +1,6 @@
 //! Asynchronous exports: `GET /partner/{vouchers,members,billing}/export` answer 202 with a job;
 //! `GET /partner/exports/{jobId}` polls it; `…/download` streams the CSV.
 
-use std::time::Duration;
-
-use apalis::prelude::TaskSink;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
@@ -91,21 +88,14 @@ async fn start(
         &file_name,
     )
     .await?;
-    let mut q = st.exports.clone();
-    let pushed =
-        tokio::time::timeout(Duration::from_secs(3), q.push(ExportJob { job_id: row.id })).await;
-    if !matches!(pushed, Ok(Ok(()))) {
+    if let Err(e) = st.exports.enqueue(ExportJob { job_id: row.id }).await {
         exports::fail(
             &st.db,
             row.id,
             "the job queue was unreachable; start the export again",
         )
         .await?;
-        return Err(AppError::Unavailable {
-            dependency: "queue",
-            retry_after: 5,
-        }
-        .into());
+        return Err(e.into());
     }
     let entry = audit::Entry::new(
         s.client_id,

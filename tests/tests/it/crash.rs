@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use apalis::prelude::TaskSink;
 use chrono::Utc;
 use portal_shared::events::{self, ChEvent, WatchBatch, WatchEvent};
 use portal_tests::{event, TestApp, LANDED};
@@ -140,7 +139,7 @@ async fn a_flush_interrupted_after_the_clickhouse_insert_is_finished_without_dup
     }
     insert.end().await.unwrap();
     // The task is redelivered.
-    app.state.events.clone().push(batch.clone()).await.unwrap();
+    app.state.events.enqueue(batch.clone()).await.unwrap();
     let worker = app.worker().await;
     assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 3, 20).await, 3);
     let rows = app.ch_rows(p.t.client_id).await;
@@ -151,7 +150,7 @@ async fn a_flush_interrupted_after_the_clickhouse_insert_is_finished_without_dup
     let views = app.class_views(p.t.client_id).await;
     assert_eq!(views, 3);
     // A second redelivery (e.g. the ack was lost) changes nothing.
-    app.state.events.clone().push(batch).await.unwrap();
+    app.state.events.enqueue(batch).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let views = app.class_views(p.t.client_id).await;
     assert_eq!(views, 3);

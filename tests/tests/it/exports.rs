@@ -447,12 +447,11 @@ async fn an_export_that_cannot_succeed_fails_readably_and_an_interrupted_one_is_
     .execute(&app.db)
     .await
     .unwrap();
-    let mut q = app.state.exports.clone();
-    use apalis::prelude::TaskSink;
-    q.push(portal_shared::exports::ExportJob { job_id: bad.id })
+    let q = &app.state.exports;
+    q.enqueue(portal_shared::exports::ExportJob { job_id: bad.id })
         .await
         .unwrap();
-    q.push(portal_shared::exports::ExportJob { job_id: half.id })
+    q.enqueue(portal_shared::exports::ExportJob { job_id: half.id })
         .await
         .unwrap();
     let worker = app.worker().await;

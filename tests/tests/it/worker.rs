@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use apalis::prelude::TaskSink;
-use portal_shared::jobs::{self, Housekeeping, HOUSEKEEPING_QUEUE};
+use portal_shared::jobs::{self, Housekeeping};
 use portal_tests::TestApp;
 
 #[tokio::test]
@@ -35,10 +34,8 @@ async fn worker_processes_housekeeping_and_shuts_down_gracefully() {
     }));
 
     let cfg = app.config();
-    let mut storage =
-        jobs::queue::<Housekeeping>(app.state.redis.clone(), &cfg, HOUSEKEEPING_QUEUE);
-    storage
-        .push(Housekeeping {
+    jobs::Queue::<Housekeeping>::open(app.state.redis.clone(), &cfg)
+        .enqueue(Housekeeping {
             requested_at: chrono::Utc::now(),
         })
         .await
