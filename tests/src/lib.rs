@@ -618,6 +618,57 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// This test's depth of `J`'s queue.
+    pub async fn queue_depth<J: portal_shared::jobs::Job>(
+        &self,
+    ) -> portal_shared::jobs::QueueDepth {
+        let mut conn = self.state.redis.clone();
+        portal_shared::jobs::queue_depth(&mut conn, &self.namespace, J::QUEUE)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until no job of `J` is waiting or running, i.e. every job queued so far has been
+    /// consumed (or given up), at most `secs`; panics otherwise. Returns the depth then.
+    pub async fn wait_queue_drained<J: portal_shared::jobs::Job>(
+        &self,
+        secs: u64,
+    ) -> portal_shared::jobs::QueueDepth {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let d = self.queue_depth::<J>().await;
+            if d.pending == 0 && d.running == 0 {
+                return d;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "queue {} not drained within {secs} s: {d:?}",
+                J::QUEUE
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `J`'s queue has finished more than `done` jobs in all, at most `secs`; panics
+    /// otherwise.
+    pub async fn wait_queue_done_beyond<J: portal_shared::jobs::Job>(&self, done: u64, secs: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let d = self.queue_depth::<J>().await;
+            if d.done > done {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "queue {} finished no further job within {secs} s: {d:?}",
+                J::QUEUE
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// Landed (counted) events of a client: receipts whose batch has landed.
 pub const LANDED: &str = "SELECT count(*) FROM watch_event_receipts r
      JOIN landed_watch_batches b ON b.batch_id = r.batch_id WHERE r.client_id = $1";
@@ -637,6 +688,7 @@ pub fn event(class_id: &str, started_at: chrono::DateTime<chrono::Utc>, seconds:
 pub struct Cuttable {
     pub addr: std::net::SocketAddr,
     up: Arc<std::sync::atomic::AtomicBool>,
+    refused: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -645,8 +697,10 @@ impl Cuttable {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let target = target.to_string();
         let flag = up.clone();
+        let refusals = refused.clone();
         let task = tokio::spawn(async move {
             let mut conns: Vec<tokio::task::JoinHandle<()>> = Vec::new();
             loop {
@@ -654,6 +708,7 @@ impl Cuttable {
                     break;
                 };
                 if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    refusals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     drop(inbound);
                     for c in conns.drain(..) {
                         c.abort();
@@ -676,7 +731,30 @@ impl Cuttable {
                 }));
             }
         });
-        Self { addr, up, task }
+        Self {
+            addr,
+            up,
+            refused,
+            task,
+        }
+    }
+
+    /// Connections refused while cut, so far.
+    pub fn refused(&self) -> usize {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until more than `seen` connections have been refused (someone tried the service
+    /// while it was away), at most `secs`; panics otherwise.
+    pub async fn wait_refused_beyond(&self, seen: usize, secs: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while self.refused() <= seen {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nobody tried the cut service within {secs} s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     pub fn cut(&self) {

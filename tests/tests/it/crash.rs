@@ -55,10 +55,7 @@ async fn tasks_of_a_killed_worker_are_processed_by_another_and_counted_once() {
     // Wait until the process holds the tasks.
     let mut running = 0;
     for _ in 0..100 {
-        let mut c = app.state.redis.clone();
-        let d = portal_shared::jobs::queue_depth(&mut c, &app.namespace, events::EVENTS_QUEUE)
-            .await
-            .unwrap();
+        let d = app.queue_depth::<WatchBatch>().await;
         running = d.running;
         if d.running == 4 && d.pending == 0 {
             break;
@@ -78,7 +75,8 @@ async fn tasks_of_a_killed_worker_are_processed_by_another_and_counted_once() {
         })
         .await;
     assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 40, 30).await, 40);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every task, the dead worker's included, has been consumed: nothing more can land.
+    app.wait_queue_drained::<WatchBatch>(30).await;
     let views = app.class_views(p.t.client_id).await;
     assert_eq!(views, 40);
     rescuer.stop().await.unwrap();
@@ -150,8 +148,9 @@ async fn a_flush_interrupted_after_the_clickhouse_insert_is_finished_without_dup
     let views = app.class_views(p.t.client_id).await;
     assert_eq!(views, 3);
     // A second redelivery (e.g. the ack was lost) changes nothing.
+    let done = app.queue_depth::<WatchBatch>().await.done;
     app.state.events.enqueue(batch).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    app.wait_queue_done_beyond::<WatchBatch>(done, 20).await;
     let views = app.class_views(p.t.client_id).await;
     assert_eq!(views, 3);
     worker.stop().await.unwrap();

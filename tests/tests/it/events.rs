@@ -2,6 +2,7 @@
 //! the partner's dashboard, analytics and member figures computed from it.
 
 use chrono::{Duration, TimeZone, Utc};
+use portal_shared::events::WatchBatch;
 use portal_tests::{bearer, event, Cuttable, TestApp, LANDED};
 use serde_json::json;
 
@@ -135,7 +136,8 @@ async fn duplicates_are_counted_once_within_and_across_batches() {
             .assert_status(202);
     }
     assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 3, 20).await, 3);
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    // Every queued batch (duplicates included) has been consumed: nothing more can land.
+    app.wait_queue_drained::<WatchBatch>(20).await;
     let views = app.class_views(p.t.client_id).await;
     assert_eq!(views, 3);
     let ch_rows = app.ch_rows(p.t.client_id).await;
@@ -283,18 +285,8 @@ async fn bad_event_batches_are_rejected_whole() {
     app.post_events(&p, &p.admin, json!([event("yoga-1", now, 60)]))
         .await
         .assert_error(401, "UNAUTHORIZED");
-    let depth: i64 = {
-        let mut c = app.state.redis.clone();
-        let d = portal_shared::jobs::queue_depth(
-            &mut c,
-            &app.namespace,
-            portal_shared::events::EVENTS_QUEUE,
-        )
-        .await
-        .unwrap();
-        (d.pending + d.running) as i64
-    };
-    assert_eq!(depth, 0, "nothing was queued");
+    let d = app.queue_depth::<WatchBatch>().await;
+    assert_eq!(d.pending + d.running, 0, "nothing was queued");
 }
 
 #[tokio::test]
@@ -363,7 +355,16 @@ async fn events_wait_while_clickhouse_is_down_and_land_once_it_returns() {
         .await
         .assert_status(202);
     }
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // The worker has taken the batches and then tried ClickHouse (and was refused).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while app.queue_depth::<WatchBatch>().await.pending > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker took no batch"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    proxy.wait_refused_beyond(proxy.refused(), 20).await;
     assert_eq!(
         app.count(LANDED, p.t.client_id).await,
         0,
@@ -404,7 +405,7 @@ async fn two_workers_on_one_queue_count_each_event_once() {
         app.wait_for_count(LANDED, p.t.client_id, 500, 30).await,
         500
     );
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    app.wait_queue_drained::<WatchBatch>(30).await;
     let views = app.class_views(p.t.client_id).await;
     assert_eq!(views, 500);
     let ch_rows = app.ch_rows(p.t.client_id).await;
@@ -447,14 +448,7 @@ async fn no_partner_sees_another_partners_events() {
 
 /// Jobs waiting or running on the watch-event queue of this app.
 async fn queued_batches(app: &TestApp) -> u64 {
-    let mut c = app.state.redis.clone();
-    let d = portal_shared::jobs::queue_depth(
-        &mut c,
-        &app.namespace,
-        portal_shared::events::EVENTS_QUEUE,
-    )
-    .await
-    .unwrap();
+    let d = app.queue_depth::<WatchBatch>().await;
     d.pending + d.running
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use portal_shared::jobs::{self, Housekeeping};
+use portal_shared::jobs::{self, Housekeeping, Job};
 use portal_tests::TestApp;
 
 #[tokio::test]
@@ -69,7 +69,33 @@ async fn worker_with_no_jobs_starts_and_stops() {
     let worker = tokio::spawn(portal_worker::run_until(state, async move {
         let _ = stop_rx.await;
     }));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Every consumer has registered with its queue (the worker is consuming), and the worker
+    // has not stopped on its own.
+    let cfg = app.config();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for queue in [
+        <Housekeeping as Job>::QUEUE,
+        <portal_shared::exports::ExportJob as Job>::QUEUE,
+        <portal_shared::events::WatchBatch as Job>::QUEUE,
+    ] {
+        let key = format!("{}:workers", jobs::queue_key(&cfg.redis_namespace, queue));
+        loop {
+            let mut c = app.state.redis.clone();
+            let n: u64 = redis::cmd("ZCARD")
+                .arg(&key)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            if n > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no consumer on {queue}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     assert!(
         !worker.is_finished(),
         "worker must keep running until told to stop"
