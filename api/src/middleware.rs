@@ -333,15 +333,11 @@ pub async fn require_staff(
     let status = st
         .staff
         .try_get_with(staff_id, async move {
-            let row: Option<(Uuid, String, bool)> =
-                sqlx::query_as("SELECT client_id, role, active FROM staff WHERE id = $1")
-                    .bind(staff_id)
-                    .fetch_optional(&db)
-                    .await?;
-            Ok::<_, AppError>(row.map(|(client_id, role, active)| StaffStatus {
-                client_id,
-                role: Role::parse(&role).unwrap_or(Role::Viewer),
-                active,
+            let row = portal_shared::repo::staff::find_by_id(&db, staff_id).await?;
+            Ok::<_, AppError>(row.map(|s| StaffStatus {
+                client_id: s.client_id,
+                role: s.role,
+                active: s.active,
             }))
         })
         .await;

@@ -46,6 +46,14 @@ pub fn pool_with(opts: PgConnectOptions, max_connections: u32) -> PgPool {
 }
 
 /// Applies pending Postgres migrations (sqlx takes its own advisory lock, so concurrent starts are safe).
+/// One round trip to Postgres (readiness).
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(pool)
+        .await
+        .map(|_| ())
+}
+
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
 }

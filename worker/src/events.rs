@@ -169,13 +169,7 @@ async fn client_timezones(
         }
     }
     if !missing.is_empty() {
-        let rows: Vec<(Uuid, String)> =
-            sqlx::query_as("SELECT id, timezone FROM clients WHERE id = ANY($1)")
-                .bind(&missing)
-                .fetch_all(&state.db)
-                .await?;
-        for (id, tz) in rows {
-            let tz: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::UTC);
+        for (id, tz) in portal_shared::repo::clients::timezones(&state.db, &missing).await? {
             cache.insert(id, tz).await;
             out.insert(id, tz);
         }

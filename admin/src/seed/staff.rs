@@ -32,7 +32,8 @@ pub async fn ensure(
         if existing.role() != who.role {
             output::warn(&format!(
                 "{} has role {}, not {role}",
-                who.email, existing.role
+                who.email,
+                existing.role.as_str()
             ));
         }
         if !existing.active {

@@ -53,13 +53,10 @@ pub struct Readiness {
 pub async fn ready(depot: &mut Depot, res: &mut Response) -> Json<serde_json::Value> {
     let st = state(depot).clone();
     let pg = async {
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&st.db),
-        )
-        .await
-        .map_err(|_| "timed out".to_string())
-        .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()))
+        tokio::time::timeout(Duration::from_secs(2), portal_shared::db::ping(&st.db))
+            .await
+            .map_err(|_| "timed out".to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
     };
     let rd = async {
         let mut conn = st.redis.clone();

@@ -50,32 +50,18 @@ pub async fn dashboard(depot: &mut Depot) -> ApiResult<Json<Envelope<Dashboard>>
     let current = DayRange::last(30, today);
     let previous = DayRange::last(30, current.start.pred_opt().unwrap_or(current.start));
     let prev_since = members::active_since(tz, now - chrono::Duration::days(30));
-    let (total, active, seconds, views, new_now, new_before): (i64, i64, i64, i64, i64, i64) =
-        sqlx::query_as(
-            "SELECT count(*),
-                    count(*) FILTER (WHERE last_active_at >= $2),
-                    COALESCE(sum(watch_seconds), 0)::bigint,
-                    COALESCE(sum(class_views), 0)::bigint,
-                    count(*) FILTER (WHERE registered_at >= $2),
-                    count(*) FILTER (WHERE registered_at >= $3 AND registered_at < $2)
-             FROM members WHERE client_id = $1",
-        )
-        .bind(s.client_id)
-        .bind(since)
-        .bind(prev_since)
-        .fetch_one(&st.db)
-        .await?;
+    let c = members::totals(&st.db, s.client_id, since, prev_since).await?;
     let (w_now, w_before) = tokio::try_join!(
         stats::watched_seconds(&st.ch, s.client_id, current),
         stats::watched_seconds(&st.ch, s.client_id, previous),
     )?;
     Ok(ok(Dashboard {
-        total_members: total,
-        active_members: active,
-        total_watch_time_minutes: minutes(seconds),
-        total_classes_watched: views,
+        total_members: c.total,
+        active_members: c.active,
+        total_watch_time_minutes: minutes(c.watch_seconds),
+        total_classes_watched: c.class_views,
         trends: Trends {
-            members_change: stats::trend(new_now as f64, new_before as f64),
+            members_change: stats::trend(c.registered_since as f64, c.registered_before as f64),
             watch_time_change: stats::trend(w_now as f64, w_before as f64),
         },
     }))

@@ -41,6 +41,19 @@ pub async fn timezone(pool: &PgPool, id: Uuid) -> AppResult<chrono_tz::Tz> {
         .ok_or_else(|| AppError::not_found("client"))
 }
 
+/// The timezones of several clients (the event pipeline's lookup for the clients of a flush).
+pub async fn timezones(pool: &PgPool, ids: &[Uuid]) -> AppResult<Vec<(Uuid, chrono_tz::Tz)>> {
+    let rows: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT id, timezone FROM clients WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, tz)| (id, parse_tz(&tz)))
+        .collect())
+}
+
 /// Today's date in `tz`.
 pub fn today(tz: chrono_tz::Tz) -> chrono::NaiveDate {
     Utc::now().with_timezone(&tz).date_naive()

@@ -275,6 +275,41 @@ pub const SORTS: &[(&str, &str)] = &[
     ("watchTime", "m.watch_seconds"),
 ];
 
+/// A client's member totals for the dashboard: all members, active since `since`, all-time watch
+/// seconds and class views, and registrations in the last period (since `since`) and the one
+/// before (`before_since` to `since`).
+#[derive(Debug, Clone, Copy, FromRow)]
+pub struct Totals {
+    pub total: i64,
+    pub active: i64,
+    pub watch_seconds: i64,
+    pub class_views: i64,
+    pub registered_since: i64,
+    pub registered_before: i64,
+}
+
+pub async fn totals(
+    pool: &PgPool,
+    client_id: Uuid,
+    since: DateTime<Utc>,
+    before_since: DateTime<Utc>,
+) -> AppResult<Totals> {
+    Ok(sqlx::query_as(
+        "SELECT count(*) AS total,
+                count(*) FILTER (WHERE last_active_at >= $2) AS active,
+                COALESCE(sum(watch_seconds), 0)::bigint AS watch_seconds,
+                COALESCE(sum(class_views), 0)::bigint AS class_views,
+                count(*) FILTER (WHERE registered_at >= $2) AS registered_since,
+                count(*) FILTER (WHERE registered_at >= $3 AND registered_at < $2) AS registered_before
+         FROM members WHERE client_id = $1",
+    )
+    .bind(client_id)
+    .bind(since)
+    .bind(before_since)
+    .fetch_one(pool)
+    .await?)
+}
+
 pub fn parse_sort(raw: Option<&str>) -> AppResult<Sort> {
     Sort::parse(raw, SORTS, ("registeredAt", Direction::Desc))
 }

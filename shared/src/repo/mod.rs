@@ -27,7 +27,7 @@ mod tests {
             email: "a@b.example".into(),
             name: "A".into(),
             password_hash: SECRET.into(),
-            role: "admin".into(),
+            role: crate::auth::Role::Admin,
             active: true,
             created_at: Utc::now(),
             last_login_at: None,

@@ -17,7 +17,8 @@ pub struct StaffRow {
     pub email: String,
     pub name: String,
     pub password_hash: String,
-    pub role: String,
+    /// Decoded when the row is read: a value outside the set is an error, never a silent viewer.
+    pub role: Role,
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
@@ -41,7 +42,7 @@ impl std::fmt::Debug for StaffRow {
 
 impl StaffRow {
     pub fn role(&self) -> Role {
-        Role::parse(&self.role).unwrap_or(Role::Viewer)
+        self.role
     }
 }
 
@@ -206,8 +207,9 @@ pub async fn set_active(pool: &PgPool, client_id: Uuid, id: Uuid, active: bool) 
     Ok(())
 }
 
-/// Operator lookup by id alone (the `portal-admin` CLI, which acts across clients). Handlers use
-/// [`get`], which takes the caller's client.
+/// Lookup by id alone: for `portal-admin` (which acts across clients) and for checking a verified
+/// access token's staff member (whose client the caller then compares with the token's). Handlers
+/// use [`get`], which takes the caller's client.
 pub async fn find_by_id(pool: &PgPool, id: Uuid) -> AppResult<Option<StaffRow>> {
     Ok(
         sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = $1")))

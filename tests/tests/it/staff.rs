@@ -245,7 +245,7 @@ async fn bad_staff_changes_are_refused_and_change_nothing() {
         .unwrap()
         .unwrap();
     assert!(s.active);
-    assert_eq!(s.role, "admin");
+    assert_eq!(s.role, portal_shared::auth::Role::Admin);
     let audited = app
         .count(
             "SELECT count(*) FROM audit_log WHERE client_id = $1 AND action LIKE 'staff.%'",

@@ -424,7 +424,7 @@ async fn the_last_active_admin_cannot_be_demoted_or_deactivated() {
         .await
         .unwrap();
     assert!(s.active);
-    assert_eq!(s.role, "admin");
+    assert_eq!(s.role, portal_shared::auth::Role::Admin);
     assert_eq!(s.name, "Test Staff", "a refused change changes nothing");
     assert!(audited(&app, p.t.client_id, "staff.%").await.is_empty());
     app.send(bearer(app.get("/partner/members"), &p.admin))
