@@ -1,7 +1,7 @@
 // Small pieces every screen uses: the signed-in frame's facts, a confirmation dialog, field errors,
 // exports that lead to the Exports page, and downloads of files made in the browser.
 import { useRef, useState, type ReactNode } from "react";
-import { useNavigate, useOutletContext } from "react-router";
+import { useNavigate, useOutletContext, useSearchParams } from "react-router";
 import { api, errorMessage } from "./api/client";
 
 /** What the signed-in frame knows: the role decides which controls a screen shows. */
@@ -136,4 +136,21 @@ export function AdminOnly({ title }: { title: string }) {
       <p role="status">Only admins of your programme can see this page. Ask an admin if you need it.</p>
     </section>
   );
+}
+
+/** A list's state in the URL (search, filters, sort, page), so a view can be shared or reloaded.
+ *  `set` changes some parameters (an empty value removes one) and goes back to the first page
+ *  unless the page itself is what changes. */
+export function useListParams(): [URLSearchParams, (changes: Record<string, string>) => void] {
+  const [params, setParams] = useSearchParams();
+  function set(changes: Record<string, string>) {
+    const next = new URLSearchParams(params);
+    for (const [k, v] of Object.entries(changes)) {
+      if (v) next.set(k, v);
+      else next.delete(k);
+    }
+    if (!("page" in changes)) next.delete("page");
+    setParams(next);
+  }
+  return [params, set];
 }

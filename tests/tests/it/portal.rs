@@ -105,6 +105,6 @@ fn the_portals_copy_of_the_openapi_document_is_current() {
     .unwrap();
     assert!(
         committed == served,
-        "web/openapi.json is stale: run `target/debug/portal-api openapi > web/openapi.json && (cd web && npm run gen:api)`"
+        "web/openapi.json is stale: run `target/debug/portal-api openapi > web/openapi.json` (the portal generates its types from it when it is built)"
     );
 }

@@ -1,9 +1,9 @@
 import { useState, type FormEvent } from "react";
-import { Link, useParams, useSearchParams } from "react-router";
+import { Link, useParams } from "react-router";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { createColumnHelper } from "@tanstack/react-table";
 import { DataTable, Pager } from "../DataTable";
-import { Problem, useStartExport } from "../ui";
+import { Problem, useStartExport, useListParams } from "../ui";
 import { api } from "../api/client";
 import type { components } from "../api/schema";
 
@@ -39,7 +39,7 @@ const columns = [
 
 /** Members: search, status filter, sort, pages; the state lives in the URL, so a view can be shared. */
 export function Members() {
-  const [params, setParams] = useSearchParams();
+  const [params, set] = useListParams();
   const search = params.get("search") ?? "";
   const status = (params.get("status") ?? "") as "" | "active" | "inactive";
   const sort = (params.get("sort") ?? "-registeredAt") as Sort;
@@ -60,15 +60,6 @@ export function Members() {
       ).data?.data ?? null,
   });
 
-  function set(changes: Record<string, string>) {
-    const next = new URLSearchParams(params);
-    for (const [k, v] of Object.entries(changes)) {
-      if (v) next.set(k, v);
-      else next.delete(k);
-    }
-    if (!("page" in changes)) next.delete("page");
-    setParams(next);
-  }
   function submit(e: FormEvent) {
     e.preventDefault();
     set({ search: typed.trim() });

@@ -1,11 +1,10 @@
 import { useState, type FormEvent } from "react";
-import { useSearchParams } from "react-router";
 import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-query";
 import { createColumnHelper } from "@tanstack/react-table";
 import { api } from "../api/client";
 import type { components } from "../api/schema";
 import { DataTable, Pager } from "../DataTable";
-import { Confirm, Problem, useFrame, type Outcome } from "../ui";
+import { Confirm, Problem, useFrame, type Outcome, useListParams } from "../ui";
 
 type Product = components["schemas"]["portal_api.routes.products.ProductDto"];
 type Status = "draft" | "active" | "archived";
@@ -77,7 +76,7 @@ function bodyOf(d: Draft) {
 export function Products() {
   const { admin } = useFrame();
   const queries = useQueryClient();
-  const [params, setParams] = useSearchParams();
+  const [params, set] = useListParams();
   const status = (params.get("status") ?? "") as "" | Status;
   const productType = params.get("type") ?? "";
   const sort = (params.get("sort") ?? "sort_order") as Sort;
@@ -98,15 +97,6 @@ export function Products() {
     },
   });
 
-  function set(changes: Record<string, string>) {
-    const next = new URLSearchParams(params);
-    for (const [k, v] of Object.entries(changes)) {
-      if (v) next.set(k, v);
-      else next.delete(k);
-    }
-    if (!("page" in changes)) next.delete("page");
-    setParams(next);
-  }
   async function remove(p: Product) {
     setFailure(null);
     const { error, response } = await api.DELETE("/partner/products/{id}", { params: { path: { id: p.id } } });

@@ -1,12 +1,11 @@
 import { useState, type FormEvent } from "react";
-import { useSearchParams } from "react-router";
 import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-query";
 import { createColumnHelper } from "@tanstack/react-table";
 import { api } from "../api/client";
 import type { components } from "../api/schema";
 import { keepApiKey, useApiKey } from "../apiKey";
 import { DataTable, Pager } from "../DataTable";
-import { Confirm, day, Problem, saveText, useFrame, useStartExport, type Outcome } from "../ui";
+import { Confirm, day, Problem, saveText, useFrame, useStartExport, type Outcome, useListParams } from "../ui";
 
 type Voucher = components["schemas"]["portal_api.routes.vouchers.VoucherDto"];
 type Status = "" | "active" | "redeemed" | "expired" | "revoked";
@@ -53,7 +52,7 @@ function VoucherScreen({ apiKey, clientId }: { apiKey: string; clientId: string 
   const { admin } = useFrame();
   const queries = useQueryClient();
   const headers = { "X-API-Key": apiKey };
-  const [params, setParams] = useSearchParams();
+  const [params, set] = useListParams();
   const status = (params.get("status") ?? "") as Status;
   const search = params.get("search") ?? "";
   const page = Math.max(1, Number(params.get("page") ?? "1") || 1);
@@ -85,15 +84,6 @@ function VoucherScreen({ apiKey, clientId }: { apiKey: string; clientId: string 
     (e) => (e as { response?: Response } | null)?.response?.status === 401,
   );
 
-  function set(changes: Record<string, string>) {
-    const next = new URLSearchParams(params);
-    for (const [k, v] of Object.entries(changes)) {
-      if (v) next.set(k, v);
-      else next.delete(k);
-    }
-    if (!("page" in changes)) next.delete("page");
-    setParams(next);
-  }
 
   async function revoke(v: Voucher) {
     setFailure(null);
