@@ -669,6 +669,52 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// A second API instance of this app (same database, token secret and Redis namespace) that
+    /// reaches Redis through a [`Cuttable`] proxy, returned cut-ready: for Redis outages.
+    pub async fn sibling_behind_redis_proxy(&self) -> (TestApp, Cuttable) {
+        let proxy = Cuttable::new("127.0.0.1:6379").await;
+        let sibling = TestApp::spawn_with(|v| {
+            v.insert("DATABASE_URL".into(), self.vars["DATABASE_URL"].clone());
+            v.insert("JWT_SECRET".into(), self.vars["JWT_SECRET"].clone());
+            v.insert("REDIS_NAMESPACE".into(), self.namespace.clone());
+            v.insert("REDIS_URL".into(), format!("redis://{}", proxy.addr));
+        })
+        .await;
+        (sibling, proxy)
+    }
+
+    /// Exactly once: waits until `n` of the client's events have landed and the events queue is
+    /// drained (every batch queued so far, duplicates and redeliveries included, has been
+    /// consumed, so nothing more can land), then checks the Postgres summaries and ClickHouse
+    /// each count every event once.
+    pub async fn assert_counted_once(&self, client_id: Uuid, n: i64, secs: u64) {
+        assert_eq!(self.wait_for_count(LANDED, client_id, n, secs).await, n);
+        self.wait_queue_drained::<portal_shared::events::WatchBatch>(secs)
+            .await;
+        assert_eq!(self.count(LANDED, client_id).await, n, "receipts");
+        assert_eq!(self.class_views(client_id).await, n, "class views");
+        assert_eq!(self.ch_rows(client_id).await, n as u64, "ClickHouse rows");
+    }
+
+    /// Sends `request()` until it answers `want` (at most `secs`), and returns the last status.
+    pub async fn send_until(
+        &self,
+        want: u16,
+        secs: u64,
+        request: impl Fn() -> RequestBuilder,
+    ) -> u16 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let status = self.send(request()).await.status;
+            if status == want || std::time::Instant::now() > deadline {
+                return status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// Landed (counted) events of a client: receipts whose batch has landed.
 pub const LANDED: &str = "SELECT count(*) FROM watch_event_receipts r
      JOIN landed_watch_batches b ON b.batch_id = r.batch_id WHERE r.client_id = $1";

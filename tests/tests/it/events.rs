@@ -3,7 +3,7 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use portal_shared::events::WatchBatch;
-use portal_tests::{bearer, event, Cuttable, TestApp, LANDED};
+use portal_tests::{bearer, event, key, Cuttable, TestApp, LANDED};
 use serde_json::json;
 
 #[tokio::test]
@@ -135,13 +135,7 @@ async fn duplicates_are_counted_once_within_and_across_batches() {
             .await
             .assert_status(202);
     }
-    assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 3, 20).await, 3);
-    // Every queued batch (duplicates included) has been consumed: nothing more can land.
-    app.wait_queue_drained::<WatchBatch>(20).await;
-    let views = app.class_views(p.t.client_id).await;
-    assert_eq!(views, 3);
-    let ch_rows = app.ch_rows(p.t.client_id).await;
-    assert_eq!(ch_rows, 3);
+    app.assert_counted_once(p.t.client_id, 3, 20).await;
     worker.stop().await.unwrap();
 }
 
@@ -295,14 +289,7 @@ async fn redis_down_answers_503_and_writes_nothing() {
     app.catalogue().await;
     let p = app.partner().await;
     let (_m, token) = app.member(&p, "r@example.com", "R").await;
-    let proxy = Cuttable::new("127.0.0.1:6379").await;
-    let down = TestApp::spawn_with(|v| {
-        v.insert("DATABASE_URL".into(), app.vars["DATABASE_URL"].clone());
-        v.insert("JWT_SECRET".into(), app.vars["JWT_SECRET"].clone());
-        v.insert("REDIS_NAMESPACE".into(), app.namespace.clone());
-        v.insert("REDIS_URL".into(), format!("redis://{}", proxy.addr));
-    })
-    .await;
+    let (down, proxy) = app.sibling_behind_redis_proxy().await;
     proxy.cut();
     let r = down
         .post_events(&p, &token, json!([event("yoga-1", Utc::now(), 60)]))
@@ -319,17 +306,12 @@ async fn redis_down_answers_503_and_writes_nothing() {
     );
     // Back up: the same request is accepted.
     proxy.restore();
-    let mut status = 0;
-    for _ in 0..40 {
-        status = down
-            .post_events(&p, &token, json!([event("yoga-1", Utc::now(), 60)]))
-            .await
-            .status;
-        if status == 202 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let status = down
+        .send_until(202, 4, || {
+            bearer(key(down.post("/app/events"), &p.t.api_key), &token)
+                .json(&json!({ "events": [event("yoga-1", Utc::now(), 60)] }))
+        })
+        .await;
     assert_eq!(status, 202);
 }
 
@@ -371,9 +353,7 @@ async fn events_wait_while_clickhouse_is_down_and_land_once_it_returns() {
         "nothing lands while ClickHouse is down"
     );
     proxy.restore();
-    assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 5, 30).await, 5);
-    let views = app.class_views(p.t.client_id).await;
-    assert_eq!(views, 5);
+    app.assert_counted_once(p.t.client_id, 5, 30).await;
     worker.stop().await.unwrap();
 }
 
@@ -401,15 +381,7 @@ async fn two_workers_on_one_queue_count_each_event_once() {
             .await
             .assert_status(202);
     }
-    assert_eq!(
-        app.wait_for_count(LANDED, p.t.client_id, 500, 30).await,
-        500
-    );
-    app.wait_queue_drained::<WatchBatch>(30).await;
-    let views = app.class_views(p.t.client_id).await;
-    assert_eq!(views, 500);
-    let ch_rows = app.ch_rows(p.t.client_id).await;
-    assert_eq!(ch_rows, 500);
+    app.assert_counted_once(p.t.client_id, 500, 30).await;
     w1.stop().await.unwrap();
     w2.stop().await.unwrap();
 }

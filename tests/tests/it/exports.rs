@@ -473,14 +473,7 @@ async fn an_export_that_cannot_succeed_fails_readably_and_an_interrupted_one_is_
 async fn an_export_asked_for_while_redis_is_down_answers_503_and_is_marked_failed() {
     let app = TestApp::spawn().await;
     let p = app.partner().await;
-    let proxy = portal_tests::Cuttable::new("127.0.0.1:6379").await;
-    let down = TestApp::spawn_with(|v| {
-        v.insert("DATABASE_URL".into(), app.vars["DATABASE_URL"].clone());
-        v.insert("JWT_SECRET".into(), app.vars["JWT_SECRET"].clone());
-        v.insert("REDIS_NAMESPACE".into(), app.namespace.clone());
-        v.insert("REDIS_URL".into(), format!("redis://{}", proxy.addr));
-    })
-    .await;
+    let (down, proxy) = app.sibling_behind_redis_proxy().await;
     proxy.cut();
     let r = down
         .send(bearer(down.get("/partner/members/export"), &p.admin))
@@ -501,17 +494,11 @@ async fn an_export_asked_for_while_redis_is_down_answers_503_and_is_marked_faile
     );
     // Back up: a new request is accepted.
     proxy.restore();
-    let mut status = 0;
-    for _ in 0..40 {
-        status = down
-            .send(bearer(down.get("/partner/members/export"), &p.admin))
-            .await
-            .status;
-        if status == 202 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let status = down
+        .send_until(202, 4, || {
+            bearer(down.get("/partner/members/export"), &p.admin)
+        })
+        .await;
     assert_eq!(status, 202);
 }
 
