@@ -697,6 +697,26 @@ impl TestApp {
         assert_eq!(self.ch_rows(client_id).await, n as u64, "ClickHouse rows");
     }
 
+    /// Waits until at least `n` API instances listen on the Redis channel `channel` (their
+    /// announcement listeners have subscribed), at most 5 s; panics otherwise.
+    pub async fn wait_listeners(&self, channel: &str, n: i64) {
+        let mut conn = self.state.redis.clone();
+        for _ in 0..100 {
+            let (_, subs): (String, i64) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(channel)
+                .query_async::<Vec<(String, i64)>>(&mut conn)
+                .await
+                .unwrap()
+                .remove(0);
+            if subs >= n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("fewer than {n} instances listen on {channel}");
+    }
+
     /// Sends `request()` until it answers `want` (at most `secs`), and returns the last status.
     pub async fn send_until(
         &self,

@@ -112,20 +112,7 @@ async fn demotion_and_deactivation_apply_at_once_on_every_instance() {
     let services = [&*app.service, &*second.service];
     // Both instances listen for announcements.
     let channel = staff::change_channel(&app.namespace);
-    let mut conn = app.state.redis.clone();
-    for _ in 0..100 {
-        let (_, n): (String, i64) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(&channel)
-            .query_async::<Vec<(String, i64)>>(&mut conn)
-            .await
-            .unwrap()
-            .remove(0);
-        if n >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_listeners(&channel, 2).await;
     let read = || bearer(app.get("/partner/members"), &access);
     let write =
         || bearer(app.put("/partner/strings"), &access).json(&json!({"st_note": "<p>x</p>"}));

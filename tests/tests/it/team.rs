@@ -488,31 +488,13 @@ async fn the_last_active_admin_cannot_be_demoted_or_deactivated() {
     );
 }
 
-/// Waits until `n` API instances listen on `channel`.
-async fn listening(app: &TestApp, channel: &str, n: i64) {
-    let mut conn = app.state.redis.clone();
-    for _ in 0..100 {
-        let (_, subs): (String, i64) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(channel)
-            .query_async::<Vec<(String, i64)>>(&mut conn)
-            .await
-            .unwrap()
-            .remove(0);
-        if subs >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {n} instances listen on {channel}");
-}
-
 #[tokio::test]
 async fn deactivation_and_demotion_by_an_admin_apply_at_once_on_every_instance() {
     let app = TestApp::spawn().await;
     let p = app.partner().await;
     let second = instance(&app).await;
-    listening(&app, &staff_repo::change_channel(&app.namespace), 2).await;
+    app.wait_listeners(&staff_repo::change_channel(&app.namespace), 2)
+        .await;
     let services = [&*app.service, &*second.service];
 
     // A second admin with a live session, cached as an active admin by both instances.
@@ -581,7 +563,8 @@ async fn api_keys_are_created_listed_and_revoked_at_once_on_every_instance() {
     let p = app.partner().await;
     let other = app.partner().await;
     let second = instance(&app).await;
-    listening(&app, &api_keys::revocation_channel(&app.namespace), 2).await;
+    app.wait_listeners(&api_keys::revocation_channel(&app.namespace), 2)
+        .await;
     let services = [&*app.service, &*second.service];
 
     let r = app
