@@ -333,7 +333,7 @@ pub async fn require_staff(
     let status = st
         .staff
         .try_get_with(staff_id, async move {
-            let row = portal_shared::repo::staff::find_by_id(&db, staff_id).await?;
+            let row = portal_shared::repo::unscoped::staff_by_id(&db, staff_id).await?;
             Ok::<_, AppError>(row.map(|s| StaffStatus {
                 client_id: s.client_id,
                 role: s.role,

@@ -112,23 +112,15 @@ pub async fn create(
     Ok(row)
 }
 
-/// The client of job `id` while it still is to be built (queued, or running after an interrupted
-/// attempt); `None` once it is completed, failed or gone.
-pub async fn pending_client(pool: &PgPool, id: Uuid) -> AppResult<Option<Uuid>> {
-    Ok(sqlx::query_scalar(
-        "SELECT client_id FROM export_jobs WHERE id = $1 AND status IN ('queued', 'running')",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await?)
-}
-
-/// Runs of the export so far (each run counts itself as it starts); 0 for a deleted job.
-pub async fn attempts(pool: &PgPool, id: Uuid) -> AppResult<usize> {
-    let n: Option<i32> = sqlx::query_scalar("SELECT attempts FROM export_jobs WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
+/// Runs of the client's export `id` so far (each run counts itself as it starts); 0 for a deleted
+/// job.
+pub async fn attempts(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<usize> {
+    let n: Option<i32> =
+        sqlx::query_scalar("SELECT attempts FROM export_jobs WHERE client_id = $1 AND id = $2")
+            .bind(client_id)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
     Ok(n.unwrap_or(0).max(0) as usize)
 }
 
@@ -182,6 +174,7 @@ struct CsvSink {
     buf: csv::Writer<Vec<u8>>,
     upload: WriteMultipart,
     db: PgPool,
+    client_id: Uuid,
     job_id: Uuid,
     /// Data rows written (the header is not counted).
     rows: u64,
@@ -192,11 +185,12 @@ impl CsvSink {
         csv::WriterBuilder::new().from_writer(Vec::with_capacity(PART_BYTES + 4096))
     }
 
-    fn new(upload: WriteMultipart, db: &PgPool, job_id: Uuid) -> Self {
+    fn new(upload: WriteMultipart, db: &PgPool, client_id: Uuid, job_id: Uuid) -> Self {
         Self {
             buf: Self::writer(),
             upload,
             db: db.clone(),
+            client_id,
             job_id,
             rows: 0,
         }
@@ -211,7 +205,7 @@ impl CsvSink {
         self.record(fields).await?;
         self.rows += 1;
         if self.rows.is_multiple_of(PROGRESS_EVERY) {
-            progress(&self.db, self.job_id, self.rows).await?;
+            progress(&self.db, self.client_id, self.job_id, self.rows).await?;
         }
         Ok(())
     }
@@ -273,8 +267,9 @@ pub struct ExportCtx<'a> {
     pub storage: &'a Storage,
 }
 
-async fn progress(db: &PgPool, id: Uuid, written: u64) -> AppResult<()> {
-    sqlx::query("UPDATE export_jobs SET rows_written = $2 WHERE id = $1")
+async fn progress(db: &PgPool, client_id: Uuid, id: Uuid, written: u64) -> AppResult<()> {
+    sqlx::query("UPDATE export_jobs SET rows_written = $3 WHERE client_id = $1 AND id = $2")
+        .bind(client_id)
         .bind(id)
         .bind(written as i64)
         .execute(db)
@@ -282,14 +277,16 @@ async fn progress(db: &PgPool, id: Uuid, written: u64) -> AppResult<()> {
     Ok(())
 }
 
-/// Builds the file of job `id`. Idempotent: a completed job is left alone; a retried one starts
-/// its file over. Returns `Ok(false)` when the job no longer exists.
-pub async fn run(ctx: &ExportCtx<'_>, id: Uuid) -> AppResult<bool> {
+/// Builds the file of the client's job `id`. Idempotent: a completed job is left alone; a retried
+/// one starts its file over. Returns `Ok(false)` when the job no longer exists.
+pub async fn run(ctx: &ExportCtx<'_>, client_id: Uuid, id: Uuid) -> AppResult<bool> {
+    // The column list is a constant of this module.
     let row: Option<ExportRow> = sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
         "UPDATE export_jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
                 rows_written = 0, error = NULL
-         WHERE id = $1 AND status IN ('queued', 'running') RETURNING {COLUMNS}"
+         WHERE client_id = $1 AND id = $2 AND status IN ('queued', 'running') RETURNING {COLUMNS}"
     )))
+    .bind(client_id)
     .bind(id)
     .fetch_optional(ctx.db)
     .await?;
@@ -307,6 +304,7 @@ pub async fn run(ctx: &ExportCtx<'_>, id: Uuid) -> AppResult<bool> {
     let mut sink = CsvSink::new(
         WriteMultipart::new_with_chunk_size(upload, 5 * PART_BYTES),
         ctx.db,
+        job.client_id,
         job.id,
     );
     let built = match job.kind.as_str() {
@@ -325,31 +323,35 @@ pub async fn run(ctx: &ExportCtx<'_>, id: Uuid) -> AppResult<bool> {
     sqlx::query(
         "UPDATE export_jobs SET status = 'completed', rows_written = $2, rows_total = $2,
                 storage_key = $3, completed_at = now(), expires_at = now() + make_interval(hours => $4)
-         WHERE id = $1",
+         WHERE client_id = $5 AND id = $1",
     )
     .bind(job.id)
     .bind(written as i64)
     .bind(&key)
     .bind(RETENTION_HOURS as i32)
+    .bind(job.client_id)
     .execute(ctx.db)
     .await?;
     Ok(true)
 }
 
-/// Records a permanent failure.
-pub async fn fail(db: &PgPool, id: Uuid, error: &str) -> AppResult<()> {
+/// Records a permanent failure of the client's job `id`.
+pub async fn fail(db: &PgPool, client_id: Uuid, id: Uuid, error: &str) -> AppResult<()> {
     sqlx::query(
-        "UPDATE export_jobs SET status = 'failed', error = $2, completed_at = now() WHERE id = $1",
+        "UPDATE export_jobs SET status = 'failed', error = $2, completed_at = now()
+         WHERE client_id = $3 AND id = $1",
     )
     .bind(id)
     .bind(error.chars().take(500).collect::<String>())
+    .bind(client_id)
     .execute(db)
     .await?;
     Ok(())
 }
 
-async fn set_total(db: &PgPool, id: Uuid, total: i64) -> AppResult<()> {
-    sqlx::query("UPDATE export_jobs SET rows_total = $2 WHERE id = $1")
+async fn set_total(db: &PgPool, client_id: Uuid, id: Uuid, total: i64) -> AppResult<()> {
+    sqlx::query("UPDATE export_jobs SET rows_total = $3 WHERE client_id = $1 AND id = $2")
+        .bind(client_id)
         .bind(id)
         .bind(total)
         .execute(db)
@@ -367,7 +369,7 @@ async fn members_csv(
         .bind(job.client_id)
         .fetch_one(ctx.db)
         .await?;
-    set_total(ctx.db, job.id, total).await?;
+    set_total(ctx.db, job.client_id, job.id, total).await?;
     let since = members::active_since(tz, Utc::now());
     sink.record([
         "id",
@@ -434,7 +436,7 @@ async fn vouchers_csv(
     .bind(&status)
     .fetch_one(ctx.db)
     .await?;
-    set_total(ctx.db, job.id, total).await?;
+    set_total(ctx.db, job.client_id, job.id, total).await?;
     sink.record([
         "id",
         "code",
@@ -486,6 +488,7 @@ async fn billing_csv(
     let ids = billing::billable_ids(ctx.ch, job.client_id, month).await?;
     set_total(
         ctx.db,
+        job.client_id,
         job.id,
         billing::count(ctx.db, job.client_id, &ids).await?,
     )

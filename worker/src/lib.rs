@@ -219,7 +219,9 @@ impl Work for Housekeeping {
 /// in the job's row; giving up marks the export failed with the last error.
 impl Work for ExportJob {
     async fn run(&self, state: &WorkerState) -> AppResult<Outcome> {
-        let Some(client_id) = exports::pending_client(&state.db, self.job_id).await? else {
+        let Some(client_id) =
+            portal_shared::repo::unscoped::pending_export_client(&state.db, self.job_id).await?
+        else {
             // Finished, failed or deleted meanwhile: nothing to do.
             return Ok(Outcome::Done);
         };
@@ -235,16 +237,25 @@ impl Work for ExportJob {
             ch: &state.ch,
             storage: &state.storage,
         };
-        exports::run(&ctx, self.job_id).await?;
+        exports::run(&ctx, client_id, self.job_id).await?;
         Ok(Outcome::Done)
     }
 
     async fn attempts(&self, state: &WorkerState, _attempt: &Attempt) -> usize {
-        exports::attempts(&state.db, self.job_id).await.unwrap_or(0)
+        match portal_shared::repo::unscoped::pending_export_client(&state.db, self.job_id).await {
+            Ok(Some(client_id)) => exports::attempts(&state.db, client_id, self.job_id)
+                .await
+                .unwrap_or(0),
+            _ => 0,
+        }
     }
 
     async fn give_up(&self, state: &WorkerState, error: &AppError) {
-        let _ = exports::fail(&state.db, self.job_id, &error.public_message()).await;
+        if let Ok(Some(client_id)) =
+            portal_shared::repo::unscoped::pending_export_client(&state.db, self.job_id).await
+        {
+            let _ = exports::fail(&state.db, client_id, self.job_id, &error.public_message()).await;
+        }
     }
 }
 

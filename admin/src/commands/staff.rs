@@ -94,9 +94,10 @@ pub async fn set_role(ctx: &Ctx, value: &str, role: &str) -> CliResult<Outcome> 
 async fn resolve_staff(pool: &PgPool, value: &str) -> Result<StaffRow, AppError> {
     let value = value.trim();
     let found = match value.parse::<uuid::Uuid>() {
-        Ok(id) => staff::find_by_id(pool, id).await?,
+        Ok(id) => portal_shared::repo::unscoped::staff_by_id(pool, id).await?,
         Err(_) if value.contains('@') => {
-            staff::find_for_login(pool, &staff::normalize_email(value)?).await?
+            portal_shared::repo::unscoped::staff_for_login(pool, &staff::normalize_email(value)?)
+                .await?
         }
         Err(_) => {
             return Err(AppError::validation(

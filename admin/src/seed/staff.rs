@@ -18,7 +18,9 @@ pub async fn ensure(
     report: &mut Report,
 ) -> CliResult<()> {
     let role = who.role.as_str();
-    if let Some(existing) = staff::find_for_login(&ctx.pool, who.email).await? {
+    if let Some(existing) =
+        portal_shared::repo::unscoped::staff_for_login(&ctx.pool, who.email).await?
+    {
         if existing.client_id != client.id {
             return Err(AppError::conflict(
                 "EMAIL_TAKEN",
@@ -68,7 +70,7 @@ pub async fn ensure(
         Ok(_) => report.note(format!("staff {} ({role}): created", who.email)),
         // Another seed-demo run created it a moment ago: fine if it is ours.
         Err(AppError::Conflict { .. })
-            if staff::find_for_login(&ctx.pool, who.email)
+            if portal_shared::repo::unscoped::staff_for_login(&ctx.pool, who.email)
                 .await?
                 .is_some_and(|s| s.client_id == client.id) =>
         {

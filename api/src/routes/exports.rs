@@ -91,6 +91,7 @@ async fn start(
     if let Err(e) = st.exports.enqueue(ExportJob { job_id: row.id }).await {
         exports::fail(
             &st.db,
+            s.client_id,
             row.id,
             "the job queue was unreachable; start the export again",
         )

@@ -170,7 +170,7 @@ pub async fn login(
     let ip = client_ip(req);
     let attempt = LoginAttempt::begin(&st, res, "staff", email.clone(), address(req)).await?;
 
-    let found = staff_repo::find_for_login(&st.db, &email).await?;
+    let found = portal_shared::repo::unscoped::staff_for_login(&st.db, &email).await?;
     let verified = portal_shared::auth::verify_password(
         body.password,
         found.as_ref().map(|s| s.password_hash.clone()),

@@ -122,30 +122,6 @@ pub async fn list(pool: &PgPool, client_id: Uuid) -> AppResult<Vec<ApiKey>> {
     .await?)
 }
 
-/// Revokes a key (idempotent: revoking a revoked key keeps its first revocation time).
-/// Returns the key and the SHA-256 of its secret, so caches can drop it at once.
-pub async fn revoke(pool: &PgPool, id: Uuid) -> AppResult<(ApiKey, [u8; 32])> {
-    #[derive(FromRow)]
-    struct Revoked {
-        #[sqlx(flatten)]
-        key: ApiKey,
-        key_hash: Vec<u8>,
-    }
-    let row: Option<Revoked> = sqlx::query_as(
-        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
-         RETURNING id, client_id, name, prefix, created_at, last_used_at, revoked_at, key_hash",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
-    let row = row.ok_or_else(|| AppError::not_found("api key"))?;
-    let hash: [u8; 32] = row
-        .key_hash
-        .try_into()
-        .map_err(|_| AppError::internal("bad key hash length"))?;
-    Ok((row.key, hash))
-}
-
 /// Revokes a key of the client (another client's key id answers 404, like an unknown one).
 /// Idempotent: a revoked key keeps its first revocation time, and `audit` is recorded (in the
 /// same transaction, target set to the key) only by the revocation that takes effect. Returns the
@@ -287,7 +263,7 @@ impl ApiKeyCache {
             .try_get_with(hash, async move {
                 lookups.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("portal_api_key_lookups_total").increment(1);
-                match lookup(pool, &hash).await {
+                match crate::repo::unscoped::api_key_by_hash(pool, &hash).await {
                     Ok(Some(found)) => Ok(found),
                     Ok(None) => Err(Miss::Unknown),
                     Err(e) => Err(Miss::Failed(Arc::new(e))),
@@ -306,26 +282,4 @@ impl ApiKeyCache {
             },
         }
     }
-}
-
-/// An active key by the hash of its secret. Only a found key is written to (its `last_used_at`,
-/// at most once a minute); an unknown one costs one indexed read.
-async fn lookup(pool: &PgPool, hash: &[u8; 32]) -> AppResult<Option<KeyPrincipal>> {
-    let row: Option<(Uuid, Uuid)> = sqlx::query_as(
-        "SELECT id, client_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-    )
-    .bind(&hash[..])
-    .fetch_optional(pool)
-    .await?;
-    let Some((key_id, client_id)) = row else {
-        return Ok(None);
-    };
-    sqlx::query(
-        "UPDATE api_keys SET last_used_at = now()
-         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
-    )
-    .bind(key_id)
-    .execute(pool)
-    .await?;
-    Ok(Some(KeyPrincipal { key_id, client_id }))
 }

@@ -10,6 +10,7 @@ pub mod products;
 pub mod sessions;
 pub mod staff;
 pub mod strings;
+pub mod unscoped;
 pub mod vouchers;
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ impl From<&StaffRow> for StaffProfile {
     }
 }
 
-const SELECT: &str =
+pub(crate) const SELECT: &str =
     "SELECT id, client_id, email, name, password_hash, role, active, created_at, last_login_at FROM staff";
 
 pub fn normalize_email(email: &str) -> AppResult<String> {
@@ -162,16 +162,6 @@ pub async fn list(pool: &PgPool, client_id: Uuid) -> AppResult<Vec<StaffRow>> {
     .await?)
 }
 
-/// Login lookup: staff emails are unique platform-wide, so this is the one finder without a client.
-pub async fn find_for_login(pool: &PgPool, email: &str) -> AppResult<Option<StaffRow>> {
-    Ok(
-        sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!("{SELECT} WHERE email = $1")))
-            .bind(email)
-            .fetch_optional(pool)
-            .await?,
-    )
-}
-
 pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<StaffRow> {
     sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE client_id = $1 AND id = $2"
@@ -205,18 +195,6 @@ pub async fn set_active(pool: &PgPool, client_id: Uuid, id: Uuid, active: bool) 
         return Err(AppError::not_found("staff"));
     }
     Ok(())
-}
-
-/// Lookup by id alone: for `portal-admin` (which acts across clients) and for checking a verified
-/// access token's staff member (whose client the caller then compares with the token's). Handlers
-/// use [`get`], which takes the caller's client.
-pub async fn find_by_id(pool: &PgPool, id: Uuid) -> AppResult<Option<StaffRow>> {
-    Ok(
-        sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?,
-    )
 }
 
 /// Redis channel on which staff deactivations and role changes are announced (payload: the staff

@@ -132,7 +132,9 @@ async fn a_full_negative_cache_cannot_evict_a_known_key() {
     assert_eq!(p.client_id, t.client_id);
     assert_eq!(cache.db_lookups(), 501, "the known key was evicted");
     // Revocation still drops it at once.
-    let (_, hash) = api_keys::revoke(&app.db, t.api_key_id).await.unwrap();
+    let (_, hash) = portal_shared::repo::unscoped::revoke_api_key(&app.db, t.api_key_id)
+        .await
+        .unwrap();
     cache.invalidate(&hash).await;
     assert_eq!(
         cache
@@ -173,7 +175,9 @@ async fn a_revoked_key_stops_working_on_every_instance() {
     app.wait_listeners(&channel, 1).await;
     let mut conn = app.state.redis.clone();
     // What `portal-admin api-key revoke` does: revoke in Postgres, announce on Redis.
-    let (_, hash) = api_keys::revoke(&app.db, t.api_key_id).await.unwrap();
+    let (_, hash) = portal_shared::repo::unscoped::revoke_api_key(&app.db, t.api_key_id)
+        .await
+        .unwrap();
     let _: i64 = redis::cmd("PUBLISH")
         .arg(&channel)
         .arg(hex::encode(hash))
@@ -185,7 +189,9 @@ async fn a_revoked_key_stops_working_on_every_instance() {
         .await;
     assert_eq!(status, 401, "revoked key still accepted after 3 s");
     // Revoking again is harmless.
-    api_keys::revoke(&app.db, t.api_key_id).await.unwrap();
+    portal_shared::repo::unscoped::revoke_api_key(&app.db, t.api_key_id)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -198,7 +204,9 @@ async fn revocation_is_honoured_after_the_cache_ttl_without_an_announcement() {
     app.send(key(app.get("/classes"), &t.api_key))
         .await
         .assert_status(200);
-    api_keys::revoke(&app.db, t.api_key_id).await.unwrap();
+    portal_shared::repo::unscoped::revoke_api_key(&app.db, t.api_key_id)
+        .await
+        .unwrap();
     let revoked = std::time::Instant::now();
     // Without an announcement the cached key answers until its entry expires (1 s), then 401.
     let deadline = revoked + Duration::from_secs(10);

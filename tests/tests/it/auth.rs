@@ -83,7 +83,7 @@ async fn inactive_staff_cannot_log_in_or_use_tokens() {
     let app = TestApp::spawn().await;
     let t = app.tenant().await;
     let (access, _) = app.tokens(&t.admin_email).await;
-    let row = portal_shared::repo::staff::find_for_login(&app.db, &t.admin_email)
+    let row = portal_shared::repo::unscoped::staff_for_login(&app.db, &t.admin_email)
         .await
         .unwrap()
         .unwrap();

@@ -103,7 +103,7 @@ async fn demotion_and_deactivation_apply_at_once_on_every_instance() {
     let app = TestApp::spawn().await;
     let p = app.partner().await;
     let (access, refresh) = app.tokens(&p.t.admin_email).await;
-    let id = staff::find_for_login(&app.db, &p.t.admin_email)
+    let id = portal_shared::repo::unscoped::staff_for_login(&app.db, &p.t.admin_email)
         .await
         .unwrap()
         .unwrap()
@@ -227,7 +227,7 @@ async fn bad_staff_changes_are_refused_and_change_nothing() {
         assert_eq!(code, 1, "{args:?}: {err}");
         assert_eq!(out["error"]["code"], want, "{args:?}: {out}");
     }
-    let s = staff::find_for_login(&app.db, &p.t.admin_email)
+    let s = portal_shared::repo::unscoped::staff_for_login(&app.db, &p.t.admin_email)
         .await
         .unwrap()
         .unwrap();

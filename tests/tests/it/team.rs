@@ -199,7 +199,7 @@ async fn funnel_counts_equal_the_hand_computed_ones() {
 }
 
 async fn staff_id(app: &TestApp, email: &str) -> Uuid {
-    staff_repo::find_for_login(&app.db, email)
+    portal_shared::repo::unscoped::staff_for_login(&app.db, email)
         .await
         .unwrap()
         .unwrap()

@@ -10,7 +10,7 @@ async fn worker_processes_housekeeping_and_shuts_down_gracefully() {
     let app = TestApp::spawn().await;
     let t = app.tenant().await;
     // An expired refresh token (past the 7-day grace) that housekeeping must delete.
-    let staff = portal_shared::repo::staff::find_for_login(&app.db, &t.admin_email)
+    let staff = portal_shared::repo::unscoped::staff_for_login(&app.db, &t.admin_email)
         .await
         .unwrap()
         .unwrap();

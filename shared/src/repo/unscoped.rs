@@ -1,0 +1,94 @@
+//! The lookups that take no client id, all in one place. Each of them is how the client is found
+//! in the first place (a login email, an API key, a job the worker picked up) or an operator's act
+//! across clients (`portal-admin`); every other function of the repository takes the caller's
+//! client id and keeps to that client's rows. (Refresh tokens are found by the hash of their
+//! secret inside the rotation transaction in `sessions`.)
+
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+use crate::repo::api_keys::{ApiKey, KeyPrincipal};
+use crate::repo::staff::{StaffRow, SELECT as STAFF_SELECT};
+
+/// Staff login: emails are unique platform-wide.
+pub async fn staff_for_login(pool: &PgPool, email: &str) -> AppResult<Option<StaffRow>> {
+    // The column list is a constant of the staff module.
+    Ok(sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!(
+        "{STAFF_SELECT} WHERE email = $1"
+    )))
+    .bind(email)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// A staff member by id: the holder of a verified access token (whose client the caller then
+/// compares with the token's), or `portal-admin` acting across clients.
+pub async fn staff_by_id(pool: &PgPool, id: Uuid) -> AppResult<Option<StaffRow>> {
+    // The column list is a constant of the staff module.
+    Ok(
+        sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!("{STAFF_SELECT} WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// An active API key by the hash of its secret. Only a found key is written to (its
+/// `last_used_at`, at most once a minute); an unknown one costs one indexed read.
+pub async fn api_key_by_hash(pool: &PgPool, hash: &[u8; 32]) -> AppResult<Option<KeyPrincipal>> {
+    let row: Option<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT id, client_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(&hash[..])
+    .fetch_optional(pool)
+    .await?;
+    let Some((key_id, client_id)) = row else {
+        return Ok(None);
+    };
+    sqlx::query(
+        "UPDATE api_keys SET last_used_at = now()
+         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+    )
+    .bind(key_id)
+    .execute(pool)
+    .await?;
+    Ok(Some(KeyPrincipal { key_id, client_id }))
+}
+
+/// Revokes any client's key (`portal-admin api-key revoke`; partners use
+/// `api_keys::revoke_for`, which takes their client). Idempotent: a revoked key keeps its first
+/// revocation time. Returns the key and the SHA-256 of its secret, so caches can drop it at once.
+pub async fn revoke_api_key(pool: &PgPool, id: Uuid) -> AppResult<(ApiKey, [u8; 32])> {
+    #[derive(FromRow)]
+    struct Revoked {
+        #[sqlx(flatten)]
+        key: ApiKey,
+        key_hash: Vec<u8>,
+    }
+    let row: Option<Revoked> = sqlx::query_as(
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
+         RETURNING id, client_id, name, prefix, created_at, last_used_at, revoked_at, key_hash",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let row = row.ok_or_else(|| AppError::not_found("api key"))?;
+    let hash: [u8; 32] = row
+        .key_hash
+        .try_into()
+        .map_err(|_| AppError::internal("bad key hash length"))?;
+    Ok((row.key, hash))
+}
+
+/// The client of export job `id` (all the worker's queue payload carries) while it still is to be
+/// built (queued, or running after an interrupted attempt); `None` once it is completed, failed or
+/// gone. The worker then works on it through the client-scoped `exports` functions.
+pub async fn pending_export_client(pool: &PgPool, id: Uuid) -> AppResult<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT client_id FROM export_jobs WHERE id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
