@@ -34,14 +34,59 @@ pub struct ExportJob {
     pub job_id: Uuid,
 }
 
+/// What an export holds. Its parameters (a voucher status, a billing month) are in the job's
+/// `params` and read by the kind's builder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum ExportKind {
+    Members,
+    Vouchers,
+    Billing,
+}
+
+impl ExportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportKind::Members => "members",
+            ExportKind::Vouchers => "vouchers",
+            ExportKind::Billing => "billing",
+        }
+    }
+}
+
+/// Where an export job is: `queued` → `running` → `completed` or `failed` (a completed file
+/// expires after [`RETENTION_HOURS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum ExportStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+}
+
+impl ExportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportStatus::Queued => "queued",
+            ExportStatus::Running => "running",
+            ExportStatus::Completed => "completed",
+            ExportStatus::Failed => "failed",
+        }
+    }
+}
+
+/// An export job's row; kind and status are decoded when it is read.
 #[derive(Debug, Clone, FromRow, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportRow {
     pub id: Uuid,
     pub client_id: Uuid,
-    pub kind: String,
+    pub kind: ExportKind,
     pub params: sqlx::types::Json<serde_json::Value>,
-    pub status: String,
+    pub status: ExportStatus,
     pub rows_written: i64,
     pub rows_total: Option<i64>,
     pub file_name: String,
@@ -71,7 +116,7 @@ pub async fn create(
     pool: &PgPool,
     client_id: Uuid,
     staff_id: Uuid,
-    kind: &str,
+    kind: ExportKind,
     params: serde_json::Value,
     file_name: &str,
 ) -> AppResult<ExportRow> {
@@ -307,11 +352,10 @@ pub async fn run(ctx: &ExportCtx<'_>, client_id: Uuid, id: Uuid) -> AppResult<bo
         job.client_id,
         job.id,
     );
-    let built = match job.kind.as_str() {
-        "members" => members_csv(ctx, &job, tz, &mut sink).await,
-        "vouchers" => vouchers_csv(ctx, &job, tz, &mut sink).await,
-        "billing" => billing_csv(ctx, &job, tz, &mut sink).await,
-        other => Err(AppError::internal(format!("unknown export kind {other}"))),
+    let built = match job.kind {
+        ExportKind::Members => members_csv(ctx, &job, tz, &mut sink).await,
+        ExportKind::Vouchers => vouchers_csv(ctx, &job, tz, &mut sink).await,
+        ExportKind::Billing => billing_csv(ctx, &job, tz, &mut sink).await,
     };
     if let Err(e) = built {
         // Leave no half-written object (or unfinished S3 multipart upload) behind.

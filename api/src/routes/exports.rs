@@ -6,7 +6,7 @@ use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use portal_shared::billing::Month;
 use portal_shared::error::AppError;
-use portal_shared::exports::{self, ExportJob, ExportRow};
+use portal_shared::exports::{self, ExportJob, ExportKind, ExportRow, ExportStatus as JobStatus};
 use portal_shared::pagination::Page;
 use portal_shared::repo::{audit, clients, vouchers};
 use portal_shared::storage::Storage;
@@ -52,11 +52,11 @@ pub struct ExportStatus {
 fn status_of(r: ExportRow) -> ExportStatus {
     let expired = r.expires_at.is_some_and(|e| e <= Utc::now());
     ExportStatus {
-        download_url: (r.status == "completed" && !expired)
+        download_url: (r.status == JobStatus::Completed && !expired)
             .then(|| format!("/partner/exports/{}/download", r.id)),
         job_id: r.id,
-        kind: r.kind,
-        status: r.status,
+        kind: r.kind.as_str().to_string(),
+        status: r.status.as_str().to_string(),
         rows_written: r.rows_written,
         rows_total: r.rows_total,
         created_at: r.created_at,
@@ -74,7 +74,7 @@ async fn start(
     req: &Request,
     res: &mut Response,
     s: Staff,
-    kind: &'static str,
+    kind: ExportKind,
     params: serde_json::Value,
     file_name: String,
 ) -> ApiResult<Json<Envelope<Queued>>> {
@@ -112,7 +112,7 @@ async fn start(
     res.add_header("location", &status_url, true).ok();
     Ok(ok(Queued {
         job_id: row.id,
-        kind: kind.to_string(),
+        kind: kind.as_str().to_string(),
         status: "queued".into(),
         status_url,
     }))
@@ -146,7 +146,7 @@ pub async fn vouchers_export(
         req,
         res,
         s,
-        "vouchers",
+        ExportKind::Vouchers,
         serde_json::json!({ "status": status }),
         format!("vouchers-{day}.csv"),
     )
@@ -173,7 +173,7 @@ pub async fn members_export(
         req,
         res,
         s,
-        "members",
+        ExportKind::Members,
         serde_json::json!({}),
         format!("members-{day}.csv"),
     )
@@ -203,7 +203,7 @@ pub async fn billing_export(
     let day = today(depot, s.client_id).await?;
     let m = Month::parse(month.as_deref(), year.as_deref(), day)?;
     let name = format!("billing-{}-{:02}.csv", m.year, m.month);
-    start(depot, req, res, s, "billing", m.params(), name).await
+    start(depot, req, res, s, ExportKind::Billing, m.params(), name).await
 }
 
 fn job_id(raw: &str) -> Result<Uuid, AppError> {
@@ -279,12 +279,12 @@ pub async fn download(
     let st = state(depot).clone();
     let s = staff(depot)?;
     let job = exports::get(&st.db, s.client_id, job_id(&jobId)?).await?;
-    if job.status != "completed" {
+    if job.status != JobStatus::Completed {
         return Err(AppError::conflict(
             "EXPORT_NOT_READY",
             format!(
                 "the export is {}; poll its status until it is completed",
-                job.status
+                job.status.as_str()
             ),
         )
         .into());

@@ -423,7 +423,7 @@ async fn an_export_that_cannot_succeed_fails_readably_and_an_interrupted_one_is_
         &app.db,
         p.t.client_id,
         staff_id,
-        "billing",
+        portal_shared::exports::ExportKind::Billing,
         json!({}),
         "billing-x.csv",
     )
@@ -434,7 +434,7 @@ async fn an_export_that_cannot_succeed_fails_readably_and_an_interrupted_one_is_
         &app.db,
         p.t.client_id,
         staff_id,
-        "members",
+        portal_shared::exports::ExportKind::Members,
         json!({}),
         "members-x.csv",
     )
