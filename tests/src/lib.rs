@@ -155,6 +155,23 @@ impl Resp {
         self.body["error"]["code"].as_str().unwrap_or("")
     }
 
+    /// The fields the failure envelope's `details` name, in order.
+    pub fn error_fields(&self) -> Vec<&str> {
+        self.body["error"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["field"].as_str().unwrap())
+            .collect()
+    }
+
+    /// Asserts an export was accepted (202) and returns its job id.
+    #[track_caller]
+    pub fn accepted_job(&self) -> String {
+        self.assert_status(202);
+        self.body["data"]["jobId"].as_str().unwrap().to_string()
+    }
+
     #[track_caller]
     pub fn assert_status(&self, status: u16) -> &Self {
         assert_eq!(
@@ -922,5 +939,129 @@ impl TestApp {
         let service = portal_api::service(self.state.clone());
         tokio::spawn(async move { salvo::Server::new(acceptor).serve(service).await });
         format!("http://{addr}")
+    }
+}
+
+/// A whole-number setting of a bench from the environment, or `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `p` percentile (0 to 1) of sorted figures; NaN when there are none.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// First day of the month `back` months before the one of `today`.
+pub fn month_start(today: chrono::NaiveDate, back: u32) -> chrono::NaiveDate {
+    use chrono::Datelike;
+    let mut y = today.year();
+    let mut m = today.month() as i32 - back as i32;
+    while m <= 0 {
+        m += 12;
+        y -= 1;
+    }
+    chrono::NaiveDate::from_ymd_opt(y, m as u32, 1).unwrap()
+}
+
+/// An instant given as a Berlin wall-clock time (the test tenants' timezone).
+pub fn berlin(d: chrono::NaiveDate, h: u32, min: u32) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono_tz::Europe::Berlin
+        .from_local_datetime(&d.and_hms_opt(h, min, 0).unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+/// `month=…&year=…` naming the month of `day`.
+pub fn month_query(day: impl chrono::Datelike) -> String {
+    format!("month={}&year={}", day.month(), day.year())
+}
+
+impl TestApp {
+    /// `GET /partner/billing` for the month of `day` as the holder of `token`.
+    pub async fn billing(&self, token: &str, day: impl chrono::Datelike) -> Resp {
+        self.send(bearer(
+            self.get(&format!("/partner/billing?{}", month_query(day))),
+            token,
+        ))
+        .await
+    }
+
+    /// `GET /partner/billing/export` for the month of `day` as the holder of `token`.
+    pub async fn billing_export(&self, token: &str, day: impl chrono::Datelike) -> Resp {
+        self.send(bearer(
+            self.get(&format!("/partner/billing/export?{}", month_query(day))),
+            token,
+        ))
+        .await
+    }
+
+    /// Members of a client.
+    pub async fn member_count(&self, client_id: Uuid) -> i64 {
+        self.count(
+            "SELECT count(*) FROM members WHERE client_id = $1",
+            client_id,
+        )
+        .await
+    }
+
+    /// Refresh tokens of a client not revoked yet.
+    pub async fn live_refresh_tokens(&self, client_id: Uuid) -> i64 {
+        self.count(
+            "SELECT count(*) FROM refresh_tokens WHERE client_id = $1 AND revoked_at IS NULL",
+            client_id,
+        )
+        .await
+    }
+
+    /// Registers a member (see [`TestApp::member`]) and returns only its id.
+    pub async fn member_id(&self, p: &Partner, email: &str, name: &str) -> Uuid {
+        let (id, _) = self.member(p, email, name).await;
+        Uuid::parse_str(&id).unwrap()
+    }
+
+    /// Moves a voucher's expiry `ago` (a Postgres interval such as `1 day`) into the past.
+    pub async fn expire_voucher(&self, voucher: &Value, ago: &str) {
+        sqlx::query("UPDATE vouchers SET expires_at = now() - $2::interval WHERE id = $1")
+            .bind(voucher["id"].as_i64().unwrap())
+            .bind(ago)
+            .execute(&self.db)
+            .await
+            .unwrap();
+    }
+
+    /// `DELETE /partner/vouchers/{id}` (revokes the voucher) as the partner's admin.
+    pub async fn revoke_voucher(&self, p: &Partner, voucher: &Value) -> Resp {
+        self.send(self.as_admin(
+            p,
+            self.delete(&format!("/partner/vouchers/{}", voucher["id"])),
+        ))
+        .await
+    }
+
+    /// Writes `rows` straight into ClickHouse's `watch_events`, bypassing the queue.
+    pub async fn insert_ch_events(
+        &self,
+        rows: impl IntoIterator<Item = portal_shared::events::ChEvent>,
+    ) {
+        let mut insert = self
+            .state
+            .ch
+            .client
+            .insert::<portal_shared::events::ChEvent>("watch_events")
+            .await
+            .unwrap();
+        for row in rows {
+            insert.write(&row).await.unwrap();
+        }
+        insert.end().await.unwrap();
     }
 }

@@ -13,15 +13,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use portal_shared::events::ChEvent;
-use portal_tests::{Partner, TestApp};
+use portal_tests::{env_usize, Partner, TestApp};
 use uuid::Uuid;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A partner with `members` members (names in no particular order), each with `events` watch
 /// events ten minutes ago.
@@ -40,32 +33,20 @@ async fn partner_with_billable(app: &TestApp, members: usize, events: usize) -> 
     .unwrap();
     let now = Utc::now() - chrono::Duration::minutes(10);
     let day = now.with_timezone(&chrono_tz::Europe::Berlin).date_naive();
-    let mut insert = app
-        .state
-        .ch
-        .client
-        .insert::<ChEvent>("watch_events")
-        .await
-        .unwrap();
-    for id in &ids {
-        for e in 0..events {
-            insert
-                .write(&ChEvent {
-                    client_id: p.t.client_id,
-                    event_id: Uuid::new_v4(),
-                    member_id: *id,
-                    class_id: "yoga-1".into(),
-                    category: "Yoga".into(),
-                    started_at: now - chrono::Duration::seconds(e as i64),
-                    local_date: day,
-                    watched_seconds: 600,
-                    received_at: now,
-                })
-                .await
-                .unwrap();
-        }
-    }
-    insert.end().await.unwrap();
+    app.insert_ch_events(ids.iter().flat_map(|id| {
+        (0..events).map(|e| ChEvent {
+            client_id: p.t.client_id,
+            event_id: Uuid::new_v4(),
+            member_id: *id,
+            class_id: "yoga-1".into(),
+            category: "Yoga".into(),
+            started_at: now - chrono::Duration::seconds(e as i64),
+            local_date: day,
+            watched_seconds: 600,
+            received_at: now,
+        })
+    }))
+    .await;
     p
 }
 

@@ -104,8 +104,7 @@ async fn measure(app: TestApp, rows: i64) -> anyhow::Result<Measured> {
     let r = app
         .send(bearer(app.get("/partner/members/export"), &p.admin))
         .await;
-    assert_eq!(r.status, 202, "{}", r.text);
-    let job = r.body["data"]["jobId"].as_str().unwrap().to_string();
+    let job = r.accepted_job();
     let done = app.wait_export(&p.admin, &job, 600).await;
     let wall = started.elapsed();
     let peak_rss = portal_tests::proc_status_kib(pid, "VmHWM:");

@@ -12,23 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portal_shared::auth::{random_secret, API_KEY_PREFIX};
-use portal_tests::TestApp;
+use portal_tests::{env_usize, percentile, TestApp};
 use salvo::prelude::*;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
 
 /// Sends valid-key requests one after another until `n` are done (or, with `until`, until it is
 /// set); returns their latencies in ms, sorted.

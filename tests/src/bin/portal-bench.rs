@@ -14,22 +14,10 @@ use std::time::{Duration, Instant};
 use chrono::{Duration as ChronoDuration, Utc};
 use portal_shared::analytics::{self, DayRange};
 use portal_shared::events::ChEvent;
-use portal_tests::{event, TestApp, LANDED};
+use portal_tests::{env_usize, event, percentile, TestApp, LANDED};
 use salvo::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {

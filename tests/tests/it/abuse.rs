@@ -87,34 +87,25 @@ async fn a_successful_login_gives_its_attempt_back() {
         .assert_error(429, "RATE_LIMITED");
 }
 
-fn register_body(code: &str, email: &str) -> Value {
-    json!({"voucherCode": code, "email": email, "password": PASSWORD, "name": "Guesser"})
-}
-
 #[tokio::test]
 async fn registrations_with_unusable_codes_spend_the_validation_budget() {
     let app = TestApp::spawn().await;
     let p = app.partner().await;
     let good = app.vouchers(&p, 2, None).await;
-    // Usable codes are no guesses: many registrations do not touch the budget.
-    let r = app
-        .send(
-            key(app.post("/auth/register"), &p.t.api_key).json(&register_body(
-                good[0]["code"].as_str().unwrap(),
-                "one@m.example",
-            )),
+    let register = |code: &str, email: &str| {
+        key(app.post("/auth/register"), &p.t.api_key).json(
+            &json!({"voucherCode": code, "email": email, "password": PASSWORD, "name": "Guesser"}),
         )
-        .await;
-    r.assert_status(201);
+    };
+    // Usable codes are no guesses: many registrations do not touch the budget.
+    app.send(register(good[0]["code"].as_str().unwrap(), "one@m.example"))
+        .await
+        .assert_status(201);
     // Ten registrations with made-up codes: each is a guess (404), then the budget is spent.
     for i in 0..10 {
-        let r = app
-            .send(
-                key(app.post("/auth/register"), &p.t.api_key)
-                    .json(&register_body(&format!("GUESS-{i:08}"), "g@m.example")),
-            )
-            .await;
-        r.assert_error(404, "NOT_FOUND");
+        app.send(register(&format!("GUESS-{i:08}"), "g@m.example"))
+            .await
+            .assert_error(404, "NOT_FOUND");
     }
     // Validation shares the budget…
     let r = app
@@ -126,21 +117,11 @@ async fn registrations_with_unusable_codes_spend_the_validation_budget() {
     r.assert_error(429, "RATE_LIMITED");
     assert!(r.header("retry-after").is_some());
     // …and so does registration, even with a good code, until the window passes.
-    let r = app
-        .send(
-            key(app.post("/auth/register"), &p.t.api_key).json(&register_body(
-                good[1]["code"].as_str().unwrap(),
-                "two@m.example",
-            )),
-        )
-        .await;
-    r.assert_error(429, "RATE_LIMITED");
+    app.send(register(good[1]["code"].as_str().unwrap(), "two@m.example"))
+        .await
+        .assert_error(429, "RATE_LIMITED");
     assert_eq!(
-        app.count(
-            "SELECT count(*) FROM members WHERE client_id = $1",
-            p.t.client_id
-        )
-        .await,
+        app.member_count(p.t.client_id).await,
         1,
         "a refused registration creates nothing"
     );
@@ -198,6 +179,26 @@ async fn login_via(
         .as_u16()
 }
 
+/// Twenty failed logins for unknown emails through `base`, the `i`-th with
+/// `X-Forwarded-For: forwarded(i)`; each must answer 401.
+async fn twenty_failed_logins_via(
+    http: &reqwest::Client,
+    base: &str,
+    forwarded: impl Fn(usize) -> String,
+) {
+    for i in 0..20 {
+        let st = login_via(
+            http,
+            base,
+            &forwarded(i),
+            &format!("p{i}@x.example"),
+            "bad-bad",
+        )
+        .await;
+        assert_eq!(st, 401);
+    }
+}
+
 #[tokio::test]
 async fn forwarded_addresses_count_only_from_trusted_proxies() {
     // Without TRUSTED_PROXIES the header is ignored: every caller below is 127.0.0.1.
@@ -205,17 +206,7 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
     let t = app.tenant().await;
     let base = app.serve_tcp().await;
     let http = reqwest::Client::new();
-    for i in 0..20 {
-        let st = login_via(
-            &http,
-            &base,
-            &format!("198.51.100.{i}"),
-            &format!("p{i}@x.example"),
-            "bad-bad",
-        )
-        .await;
-        assert_eq!(st, 401);
-    }
+    twenty_failed_logins_via(&http, &base, |i| format!("198.51.100.{i}")).await;
     assert_eq!(
         login_via(&http, &base, "203.0.113.99", &t.admin_email, PASSWORD).await,
         429,
@@ -229,12 +220,11 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
     .await;
     let t = app.tenant().await;
     let base = app.serve_tcp().await;
-    for i in 0..20 {
-        // The client, then an inner proxy of ours: the right-most untrusted entry is the client.
-        let chain = format!("192.0.2.1, 198.51.100.7, 10.1.2.{i}");
-        let st = login_via(&http, &base, &chain, &format!("p{i}@x.example"), "bad-bad").await;
-        assert_eq!(st, 401);
-    }
+    // The client, then an inner proxy of ours: the right-most untrusted entry is the client.
+    twenty_failed_logins_via(&http, &base, |i| {
+        format!("192.0.2.1, 198.51.100.7, 10.1.2.{i}")
+    })
+    .await;
     assert_eq!(
         login_via(&http, &base, "198.51.100.7", &t.admin_email, PASSWORD).await,
         429,
@@ -265,18 +255,8 @@ async fn ipv6_clients_are_throttled_by_their_64() {
     let t = app.tenant().await;
     let base = app.serve_tcp().await;
     let http = reqwest::Client::new();
-    for i in 0..20 {
-        // Twenty different /128s of one /64.
-        let st = login_via(
-            &http,
-            &base,
-            &format!("2001:db8:1:2::{:x}", i + 1),
-            &format!("p{i}@x.example"),
-            "bad-bad",
-        )
-        .await;
-        assert_eq!(st, 401);
-    }
+    // Twenty different /128s of one /64.
+    twenty_failed_logins_via(&http, &base, |i| format!("2001:db8:1:2::{:x}", i + 1)).await;
     assert_eq!(
         login_via(
             &http,
@@ -420,14 +400,11 @@ async fn refresh_families_cannot_be_outrun() {
         }
     }
     assert!(tried > 24, "some rotations raced the revocations: {tried}");
-    let live: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM refresh_tokens WHERE client_id = $1 AND revoked_at IS NULL",
-    )
-    .bind(t.client_id)
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
-    assert_eq!(live, 0, "no token of a raced family is left alive");
+    assert_eq!(
+        app.live_refresh_tokens(t.client_id).await,
+        0,
+        "no token of a raced family is left alive"
+    );
 }
 
 #[tokio::test]
@@ -502,12 +479,9 @@ async fn a_revocation_never_misses_a_token_minted_beside_it() {
             "a token minted beside a revocation still works"
         );
     }
-    let live: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM refresh_tokens WHERE client_id = $1 AND revoked_at IS NULL",
-    )
-    .bind(t.client_id)
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
-    assert_eq!(live, 0, "every token of every revoked family is revoked");
+    assert_eq!(
+        app.live_refresh_tokens(t.client_id).await,
+        0,
+        "every token of every revoked family is revoked"
+    );
 }

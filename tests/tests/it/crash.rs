@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use portal_shared::events::{self, ChEvent, WatchBatch, WatchEvent};
-use portal_tests::{event, TestApp, LANDED};
+use portal_tests::{event, Partner, TestApp, LANDED};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -79,13 +79,42 @@ async fn tasks_of_a_killed_worker_are_processed_by_another_and_counted_once() {
     rescuer.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_flush_interrupted_after_the_clickhouse_insert_is_finished_without_duplicates() {
+/// An app with the catalogue and a partner with one member; returns the member's id too.
+async fn app_with_member(email: &str, name: &str) -> (TestApp, Partner, Uuid) {
     let app = TestApp::spawn().await;
     app.catalogue().await;
     let p = app.partner().await;
-    let (member, _) = app.member(&p, "resume@example.com", "Resume").await;
-    let member = Uuid::parse_str(&member).unwrap();
+    let member = app.member_id(&p, email, name).await;
+    (app, p, member)
+}
+
+/// A claimable 60-second view of yoga-1 by `member` in batch `batch_id`, received at `now`.
+fn pending_view(
+    p: &Partner,
+    member: Uuid,
+    batch_id: Uuid,
+    started_at: chrono::DateTime<Utc>,
+    now: chrono::DateTime<Utc>,
+) -> events::Pending {
+    events::Pending {
+        batch_id,
+        row: ChEvent {
+            client_id: p.t.client_id,
+            event_id: Uuid::new_v4(),
+            member_id: member,
+            class_id: "yoga-1".into(),
+            category: "Yoga".into(),
+            started_at,
+            local_date: now.date_naive(),
+            watched_seconds: 60,
+            received_at: now,
+        },
+    }
+}
+
+#[tokio::test]
+async fn a_flush_interrupted_after_the_clickhouse_insert_is_finished_without_duplicates() {
+    let (app, p, member) = app_with_member("resume@example.com", "Resume").await;
     let now = Utc::now();
     let batch = WatchBatch {
         batch_id: Uuid::now_v7(),
@@ -122,17 +151,8 @@ async fn a_flush_interrupted_after_the_clickhouse_insert_is_finished_without_dup
         .collect();
     let claim = events::claim(&app.db, &pending).await.unwrap();
     assert_eq!(claim.fresh.len(), 3);
-    let mut insert = app
-        .state
-        .ch
-        .client
-        .insert::<ChEvent>("watch_events")
-        .await
-        .unwrap();
-    for p in &pending[..2] {
-        insert.write(&p.row).await.unwrap();
-    }
-    insert.end().await.unwrap();
+    app.insert_ch_events(pending[..2].iter().map(|p| p.row.clone()))
+        .await;
     // The task is redelivered.
     app.state.events.enqueue(batch.clone()).await.unwrap();
     let worker = app.worker().await;
@@ -174,8 +194,7 @@ async fn an_export_whose_worker_is_killed_mid_way_is_finished_by_another() {
             &p.admin,
         ))
         .await;
-    r.assert_status(202);
-    let job = r.body["data"]["jobId"].as_str().unwrap().to_string();
+    let job = r.accepted_job();
     let running = app
         .wait_export_status(&p.admin, &job, &["running"], 30)
         .await;
@@ -246,26 +265,12 @@ async fn an_export_whose_worker_is_killed_mid_way_is_finished_by_another() {
 async fn a_large_claim_in_parallel_chunks_owns_each_event_once() {
     let app = TestApp::spawn().await;
     let p = app.partner().await;
-    let (member, _) = app.member(&p, "bulk@example.com", "Bulk").await;
-    let member = Uuid::parse_str(&member).unwrap();
+    let member = app.member_id(&p, "bulk@example.com", "Bulk").await;
     let now = Utc::now();
     // 12,000 events in batches of 100: more than one claim chunk.
     let batches: Vec<Uuid> = (0..120).map(|_| Uuid::now_v7()).collect();
     let pending: Vec<events::Pending> = (0..12_000)
-        .map(|i| events::Pending {
-            batch_id: batches[i / 100],
-            row: ChEvent {
-                client_id: p.t.client_id,
-                event_id: Uuid::new_v4(),
-                member_id: member,
-                class_id: "yoga-1".into(),
-                category: "Yoga".into(),
-                started_at: now,
-                local_date: now.date_naive(),
-                watched_seconds: 60,
-                received_at: now,
-            },
-        })
+        .map(|i| pending_view(&p, member, batches[i / 100], now, now))
         .collect();
     // An earlier delivery of the same batches claimed the first 3,000 and died (resumable)…
     let earlier = events::claim(&app.db, &pending[..3_000]).await.unwrap();
@@ -320,11 +325,7 @@ async fn a_large_claim_in_parallel_chunks_owns_each_event_once() {
 
 #[tokio::test]
 async fn two_landers_holding_one_batch_at_once_land_it_once() {
-    let app = TestApp::spawn().await;
-    app.catalogue().await;
-    let p = app.partner().await;
-    let (member, _) = app.member(&p, "twice@example.com", "Twice").await;
-    let member = Uuid::parse_str(&member).unwrap();
+    let (app, p, member) = app_with_member("twice@example.com", "Twice").await;
     // Two worker processes' connections: both hold the same batch at once (redelivered to the
     // second while the first still runs).
     let first = portal_worker::WorkerState::new(app.config()).await.unwrap();
@@ -335,19 +336,9 @@ async fn two_landers_holding_one_batch_at_once_land_it_once() {
     for round in 0..rounds {
         let batch_id = Uuid::now_v7();
         let pending: Vec<events::Pending> = (0..per_batch)
-            .map(|i| events::Pending {
-                batch_id,
-                row: ChEvent {
-                    client_id: p.t.client_id,
-                    event_id: Uuid::new_v4(),
-                    member_id: member,
-                    class_id: "yoga-1".into(),
-                    category: "Yoga".into(),
-                    started_at: now - chrono::Duration::minutes(round * per_batch + i),
-                    local_date: now.date_naive(),
-                    watched_seconds: 60,
-                    received_at: now,
-                },
+            .map(|i| {
+                let started_at = now - chrono::Duration::minutes(round * per_batch + i);
+                pending_view(&p, member, batch_id, started_at, now)
             })
             .collect();
         if round % 2 == 0 {

@@ -253,12 +253,7 @@ async fn bad_event_batches_are_rejected_whole() {
         )
         .await;
     r.assert_error(400, "VALIDATION_ERROR");
-    let fields: Vec<&str> = r.body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap())
-        .collect();
+    let fields = r.error_fields();
     assert!(
         fields.contains(&"events[1].classId") && fields.contains(&"events[2].eventId"),
         "{fields:?}"
@@ -447,13 +442,8 @@ async fn implausible_watch_times_are_rejected_with_a_reason_per_event() {
         )
         .await;
     r.assert_error(400, "VALIDATION_ERROR");
-    let details = r.body["error"]["details"].as_array().unwrap().clone();
-    let fields: Vec<&str> = details
-        .iter()
-        .map(|d| d["field"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        fields,
+        r.error_fields(),
         [
             "events[1].watchedSeconds",
             "events[2].watchedSeconds",
@@ -462,7 +452,9 @@ async fn implausible_watch_times_are_rejected_with_a_reason_per_event() {
         "{}",
         r.text
     );
-    let messages: Vec<&str> = details
+    let messages: Vec<&str> = r.body["error"]["details"]
+        .as_array()
+        .unwrap()
         .iter()
         .map(|d| d["message"].as_str().unwrap())
         .collect();

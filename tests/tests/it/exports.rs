@@ -1,35 +1,20 @@
 //! Billing report and asynchronous CSV exports.
 
-use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{Datelike, Duration, Utc};
 use object_store::ObjectStoreExt;
 use portal_shared::storage::Storage;
-use portal_tests::{bearer, watch, TestApp, LANDED};
+use portal_tests::{bearer, berlin, month_query, month_start, watch, TestApp, LANDED};
 use serde_json::json;
 use uuid::Uuid;
-
-/// First day of the month `back` months before the current one.
-fn month_start(today: NaiveDate, back: u32) -> NaiveDate {
-    let mut y = today.year();
-    let mut m = today.month() as i32 - back as i32;
-    while m <= 0 {
-        m += 12;
-        y -= 1;
-    }
-    NaiveDate::from_ymd_opt(y, m as u32, 1).unwrap()
-}
 
 #[tokio::test]
 async fn billing_counts_members_active_in_the_month_of_the_clients_timezone() {
     let app = TestApp::spawn().await;
     app.catalogue().await;
     let p = app.partner().await;
-    let (ann, _) = app.member(&p, "ann@example.com", "Ann").await;
-    let (bob, _) = app.member(&p, "bob@example.com", "Bob").await;
-    let (_cy, _) = app.member(&p, "cy@example.com", "Cy").await;
-    let (ann, bob) = (
-        Uuid::parse_str(&ann).unwrap(),
-        Uuid::parse_str(&bob).unwrap(),
-    );
+    let ann = app.member_id(&p, "ann@example.com", "Ann").await;
+    let bob = app.member_id(&p, "bob@example.com", "Bob").await;
+    app.member(&p, "cy@example.com", "Cy").await;
     let worker = app.worker().await;
     // Berlin (the test tenant's timezone). Month M = two months ago; its first local midnight:
     let today = Utc::now()
@@ -37,12 +22,6 @@ async fn billing_counts_members_active_in_the_month_of_the_clients_timezone() {
         .date_naive();
     let m_start = month_start(today, 2);
     let next_start = month_start(today, 1);
-    let berlin = |d: NaiveDate, h: u32, min: u32| {
-        chrono_tz::Europe::Berlin
-            .from_local_datetime(&d.and_hms_opt(h, min, 0).unwrap())
-            .unwrap()
-            .with_timezone(&Utc)
-    };
     // Ann: 00:30 local on the 1st of M (still the previous UTC day) and mid-month.
     app.push_batch(
         p.t.client_id,
@@ -64,12 +43,7 @@ async fn billing_counts_members_active_in_the_month_of_the_clients_timezone() {
     )
     .await;
     assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 4, 20).await, 4);
-    let q = format!(
-        "/partner/billing?month={}&year={}",
-        m_start.month(),
-        m_start.year()
-    );
-    let r = app.send(bearer(app.get(&q), &p.viewer)).await;
+    let r = app.billing(&p.viewer, m_start).await;
     r.assert_status(200);
     let d = &r.body["data"];
     assert_eq!(d["activeMemberCount"], 1, "{}", r.text);
@@ -95,12 +69,7 @@ async fn billing_counts_members_active_in_the_month_of_the_clients_timezone() {
     assert_eq!(a.body["data"]["totals"]["classesWatched"], 2);
     assert_eq!(a.body["data"]["totals"]["watchTimeMinutes"], 31);
     // Month M+1: Bob only.
-    let q = format!(
-        "/partner/billing?month={}&year={}",
-        next_start.month(),
-        next_start.year()
-    );
-    let r = app.send(bearer(app.get(&q), &p.viewer)).await;
+    let r = app.billing(&p.viewer, next_start).await;
     assert_eq!(r.body["data"]["members"][0]["email"], "bob@example.com");
     // Default: the current month (nobody); bad and future months are 400.
     let r = app
@@ -110,7 +79,7 @@ async fn billing_counts_members_active_in_the_month_of_the_clients_timezone() {
     assert_eq!(r.body["data"]["activeMemberCount"], 0);
     let next = month_start(today, 0) + Duration::days(40);
     for q in [
-        format!("month={}&year={}", next.month(), next.year()),
+        month_query(next),
         "month=13".into(),
         "month=0".into(),
         "month=x".into(),
@@ -169,8 +138,7 @@ async fn members_export_lifecycle(app: TestApp) {
     let r = app
         .send(bearer(app.get("/partner/members/export"), &p.viewer))
         .await;
-    r.assert_status(202);
-    let job = r.body["data"]["jobId"].as_str().unwrap().to_string();
+    let job = r.accepted_job();
     assert_eq!(r.body["data"]["status"], "queued");
     assert_eq!(r.body["data"]["kind"], "members");
     assert_eq!(
@@ -323,11 +291,11 @@ async fn vouchers_and_billing_exports() {
     app.catalogue().await;
     let p = app.partner().await;
     app.vouchers(&p, 3, Some("EXP")).await;
-    let (m, _) = app.member(&p, "payer@example.com", "Payer").await;
+    let m = app.member_id(&p, "payer@example.com", "Payer").await;
     let worker = app.worker().await;
     app.push_batch(
         p.t.client_id,
-        Uuid::parse_str(&m).unwrap(),
+        m,
         vec![watch("yoga-1", Utc::now() - Duration::minutes(5), 90)],
     )
     .await;
@@ -339,8 +307,7 @@ async fn vouchers_and_billing_exports() {
     let r = app
         .send(app.as_admin(&p, app.get("/partner/vouchers/export?status=active")))
         .await;
-    r.assert_status(202);
-    let job = r.body["data"]["jobId"].as_str().unwrap().to_string();
+    let job = r.accepted_job();
     let done = app.wait_export(&p.admin, &job, 20).await;
     assert_eq!(done["rowsWritten"], 3, "{done}");
     let csv = app.download_export(&p.admin, &job).await;
@@ -356,18 +323,7 @@ async fn vouchers_and_billing_exports() {
     let today = Utc::now()
         .with_timezone(&chrono_tz::Europe::Berlin)
         .date_naive();
-    let r = app
-        .send(bearer(
-            app.get(&format!(
-                "/partner/billing/export?month={}&year={}",
-                today.month(),
-                today.year()
-            )),
-            &p.admin,
-        ))
-        .await;
-    r.assert_status(202);
-    let job = r.body["data"]["jobId"].as_str().unwrap().to_string();
+    let job = app.billing_export(&p.admin, today).await.accepted_job();
     let done = app.wait_export(&p.admin, &job, 20).await;
     assert_eq!(done["status"], "completed", "{done}");
     let csv = app.download_export(&p.admin, &job).await;
@@ -530,16 +486,9 @@ async fn a_client_has_at_most_three_exports_queued_or_running_even_when_asking_i
     let today = Utc::now()
         .with_timezone(&chrono_tz::Europe::Berlin)
         .date_naive();
-    app.send(bearer(
-        app.get(&format!(
-            "/partner/billing/export?month={}&year={}",
-            today.month(),
-            today.year()
-        )),
-        &p.admin,
-    ))
-    .await
-    .assert_error(429, "RATE_LIMITED");
+    app.billing_export(&p.admin, today)
+        .await
+        .assert_error(429, "RATE_LIMITED");
     app.send(app.as_admin(&p, app.get("/partner/vouchers/export")))
         .await
         .assert_error(429, "RATE_LIMITED");
@@ -588,14 +537,12 @@ async fn another_clients_export_completes_while_one_clients_backlog_waits() {
         let r = app
             .send(bearer(app.get("/partner/members/export"), &a.admin))
             .await;
-        r.assert_status(202);
-        backlog.push(r.body["data"]["jobId"].as_str().unwrap().to_string());
+        backlog.push(r.accepted_job());
     }
     let r = app
         .send(bearer(app.get("/partner/members/export"), &b.admin))
         .await;
-    r.assert_status(202);
-    let b_job = r.body["data"]["jobId"].as_str().unwrap().to_string();
+    let b_job = r.accepted_job();
     // Every one of A's jobs is held: a worker that starts one waits on its row.
     let mut hold = app.db.begin().await.unwrap();
     let ids: Vec<Uuid> = backlog
@@ -651,8 +598,7 @@ async fn billing_pages_follow_the_name_order_across_pages() {
     let names = ["bea", "Anna", "carl", "Émile", "anna", "Zoë", "dave"];
     let mut billable: Vec<(String, Uuid, u32)> = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let (id, _) = app.member(&p, &format!("m{i}@example.com"), name).await;
-        let id = Uuid::parse_str(&id).unwrap();
+        let id = app.member_id(&p, &format!("m{i}@example.com"), name).await;
         let seconds = 60 * (i as u32 + 1);
         app.push_batch(p.t.client_id, id, vec![watch("yoga-1", now, seconds)])
             .await;
@@ -660,10 +606,10 @@ async fn billing_pages_follow_the_name_order_across_pages() {
     }
     // Aaron never watched; Abe watched 40 days before.
     app.member(&p, "idle@example.com", "Aaron").await;
-    let (earlier, _) = app.member(&p, "earlier@example.com", "Abe").await;
+    let earlier = app.member_id(&p, "earlier@example.com", "Abe").await;
     app.push_batch(
         p.t.client_id,
-        Uuid::parse_str(&earlier).unwrap(),
+        earlier,
         vec![watch("yoga-1", now - Duration::days(40), 60)],
     )
     .await;
@@ -675,9 +621,8 @@ async fn billing_pages_follow_the_name_order_across_pages() {
         let r = app
             .send(bearer(
                 app.get(&format!(
-                    "/partner/billing?month={}&year={}&limit=3&page={page}",
-                    month.month(),
-                    month.year()
+                    "/partner/billing?{}&limit=3&page={page}",
+                    month_query(month)
                 )),
                 &p.viewer,
             ))
@@ -725,45 +670,22 @@ async fn a_billing_export_lists_every_billable_member_in_report_order_across_chu
     .unwrap();
     let now = Utc::now() - Duration::minutes(5);
     let month = now.with_timezone(&chrono_tz::Europe::Berlin).date_naive();
-    let mut insert = app
-        .state
-        .ch
-        .client
-        .insert::<portal_shared::events::ChEvent>("watch_events")
-        .await
-        .unwrap();
-    for (i, id) in ids.iter().enumerate().skip(45) {
-        for _ in 0..(1 + i % 2) {
-            insert
-                .write(&portal_shared::events::ChEvent {
-                    client_id: p.t.client_id,
-                    event_id: Uuid::new_v4(),
-                    member_id: *id,
-                    class_id: "yoga-1".into(),
-                    category: "Yoga".into(),
-                    started_at: now,
-                    local_date: month,
-                    watched_seconds: 90,
-                    received_at: now,
-                })
-                .await
-                .unwrap();
-        }
-    }
-    insert.end().await.unwrap();
+    app.insert_ch_events(ids.iter().enumerate().skip(45).flat_map(|(i, id)| {
+        (0..(1 + i % 2)).map(|_| portal_shared::events::ChEvent {
+            client_id: p.t.client_id,
+            event_id: Uuid::new_v4(),
+            member_id: *id,
+            class_id: "yoga-1".into(),
+            category: "Yoga".into(),
+            started_at: now,
+            local_date: month,
+            watched_seconds: 90,
+            received_at: now,
+        })
+    }))
+    .await;
     let worker = app.worker().await;
-    let r = app
-        .send(bearer(
-            app.get(&format!(
-                "/partner/billing/export?month={}&year={}",
-                month.month(),
-                month.year()
-            )),
-            &p.admin,
-        ))
-        .await;
-    r.assert_status(202);
-    let job = r.body["data"]["jobId"].as_str().unwrap().to_string();
+    let job = app.billing_export(&p.admin, month).await.accepted_job();
     let done = app.wait_export(&p.admin, &job, 60).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["rowsTotal"], 2300);

@@ -142,14 +142,8 @@ async fn unusable_codes_give_a_reason_and_leave_nothing_behind() {
     let q = app.partner().await;
     let v = app.vouchers(&p, 3, None).await;
     let foreign = app.vouchers(&q, 1, None).await;
-    sqlx::query("UPDATE vouchers SET expires_at = now() - interval '1 hour' WHERE id = $1")
-        .bind(v[0]["id"].as_i64().unwrap())
-        .execute(&app.db)
-        .await
-        .unwrap();
-    app.send(app.as_admin(&p, app.delete(&format!("/partner/vouchers/{}", v[1]["id"]))))
-        .await
-        .assert_status(200);
+    app.expire_voucher(&v[0], "1 hour").await;
+    app.revoke_voucher(&p, &v[1]).await.assert_status(200);
     let reg = |code: &serde_json::Value, email: &str| {
         key(app.post("/auth/register"), &p.t.api_key)
             .json(&json!({"voucherCode": code, "email": email, "password": PASSWORD, "name": "X"}))
@@ -181,24 +175,12 @@ async fn unusable_codes_give_a_reason_and_leave_nothing_behind() {
         )
         .await;
     r.assert_error(400, "VALIDATION_ERROR");
-    let fields: Vec<&str> = r.body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap())
-        .collect();
+    let fields = r.error_fields();
     for f in ["email", "password", "name", "voucherCode"] {
         assert!(fields.contains(&f), "{f} in {fields:?}");
     }
     // Only the one good registration exists, and the foreign voucher is untouched.
-    assert_eq!(
-        app.count(
-            "SELECT count(*) FROM members WHERE client_id = $1",
-            p.t.client_id
-        )
-        .await,
-        1
-    );
+    assert_eq!(app.member_count(p.t.client_id).await, 1);
     assert_eq!(
         app.count(
             "SELECT count(*) FROM vouchers WHERE client_id = $1 AND status = 'active'",
@@ -271,14 +253,7 @@ async fn of_fifty_concurrent_registrations_with_one_code_exactly_one_succeeds() 
         }
     }
     assert_eq!((created, conflicts), (1, 49));
-    assert_eq!(
-        app.count(
-            "SELECT count(*) FROM members WHERE client_id = $1",
-            p.t.client_id
-        )
-        .await,
-        1
-    );
+    assert_eq!(app.member_count(p.t.client_id).await, 1);
     assert_eq!(
         app.count(
             "SELECT count(*) FROM refresh_tokens WHERE client_id = $1 AND member_id IS NOT NULL",

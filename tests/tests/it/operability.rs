@@ -210,12 +210,7 @@ async fn framework_errors_use_the_envelope() {
         .send(key(app.get("/classes?page=0&limit=1000"), &t.api_key))
         .await;
     r.assert_error(400, "VALIDATION_ERROR");
-    let fields: Vec<&str> = r.body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap())
-        .collect();
+    let fields = r.error_fields();
     assert_eq!(fields, vec!["page", "limit"]);
     app.send(key(app.get("/classes/nope"), &t.api_key))
         .await

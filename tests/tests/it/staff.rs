@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portal_shared::repo::staff;
-use portal_tests::{bearer, TestApp, PASSWORD};
+use portal_tests::{bearer, binary, TestApp, PASSWORD};
 use salvo::test::{RequestBuilder, ResponseExt};
 use salvo::Service;
 use serde_json::{json, Value};
@@ -45,20 +45,7 @@ pub(crate) async fn call(service: &Service, req: RequestBuilder) -> (u16, String
 
 /// Runs the real `portal-admin` binary (built beside this test binary) with the app's settings.
 async fn admin(app: &TestApp, args: &[&str]) -> (i32, Value, String) {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .ancestors()
-        .skip(1)
-        .take(2)
-        .map(|d| d.join("portal-admin"))
-        .find(|b| b.exists())
-        .unwrap_or_else(|| {
-            panic!(
-                "portal-admin is missing beside {}: run `cargo build --bins` first",
-                exe.display()
-            )
-        });
-    let out = tokio::process::Command::new(bin)
+    let out = tokio::process::Command::new(binary("portal-admin"))
         .env_clear()
         .envs(app.vars.iter())
         .current_dir(std::env::temp_dir())
@@ -98,6 +85,58 @@ pub(crate) async fn until_all(
     started.elapsed()
 }
 
+/// Checks every instance serves both `read` and `write` (the staff member is cached as an admin).
+pub(crate) async fn assert_serves(
+    services: &[&Service],
+    read: impl Fn() -> RequestBuilder,
+    write: impl Fn() -> RequestBuilder,
+) {
+    for service in services {
+        assert_eq!(call(service, read()).await.0, 200);
+        assert_eq!(call(service, write()).await.0, 200);
+    }
+}
+
+/// Demotion: waits until every instance refuses `write` (within 3 s) and checks each still
+/// serves `read`.
+pub(crate) async fn assert_demoted(
+    services: &[&Service],
+    read: impl Fn() -> RequestBuilder,
+    write: impl Fn() -> RequestBuilder,
+) {
+    let took = until_all(services, &write, 403).await;
+    assert!(took < Duration::from_secs(3), "demotion took {took:?}");
+    for service in services {
+        assert_eq!(call(service, write()).await, (403, "FORBIDDEN".into()));
+        assert_eq!(call(service, read()).await.0, 200, "a viewer still reads");
+    }
+}
+
+/// Deactivation: waits until every instance refuses `read` (within 3 s), then checks that the
+/// session of `refresh` is over and `email` can no longer log in.
+pub(crate) async fn assert_locked_out(
+    app: &TestApp,
+    services: &[&Service],
+    read: impl Fn() -> RequestBuilder,
+    refresh: &str,
+    email: &str,
+) {
+    let took = until_all(services, &read, 401).await;
+    assert!(took < Duration::from_secs(3), "deactivation took {took:?}");
+    for service in services {
+        assert_eq!(call(service, read()).await, (401, "UNAUTHORIZED".into()));
+    }
+    app.send(
+        app.post("/partner-auth/refresh")
+            .json(&json!({ "refreshToken": refresh })),
+    )
+    .await
+    .assert_error(401, "UNAUTHORIZED");
+    app.login(email, PASSWORD)
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+}
+
 #[tokio::test]
 async fn demotion_and_deactivation_apply_at_once_on_every_instance() {
     let app = TestApp::spawn().await;
@@ -117,10 +156,7 @@ async fn demotion_and_deactivation_apply_at_once_on_every_instance() {
     let write =
         || bearer(app.put("/partner/strings"), &access).json(&json!({"st_note": "<p>x</p>"}));
     // Both instances have the admin cached as an active admin.
-    for service in services {
-        assert_eq!(call(service, read()).await.0, 200);
-        assert_eq!(call(service, write()).await.0, 200);
-    }
+    assert_serves(&services, read, write).await;
 
     let (code, out, err) = admin(
         &app,
@@ -131,33 +167,15 @@ async fn demotion_and_deactivation_apply_at_once_on_every_instance() {
     assert_eq!(out["role"], "viewer");
     assert_eq!(out["previousRole"], "admin");
     assert!(err.contains("no active admin left"), "{err}");
-    let took = until_all(&services, write, 403).await;
-    assert!(took < Duration::from_secs(3), "demotion took {took:?}");
-    for service in services {
-        assert_eq!(call(service, write()).await, (403, "FORBIDDEN".into()));
-        assert_eq!(call(service, read()).await.0, 200, "a viewer still reads");
-    }
+    assert_demoted(&services, read, write).await;
 
     let (code, out, err) = admin(&app, &["staff", "deactivate", &id.to_string()]).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out["active"], false);
     // Two logins: the one of `partner()` and the one above.
     assert_eq!(out["sessionsRevoked"], 2);
-    let took = until_all(&services, read, 401).await;
-    assert!(took < Duration::from_secs(3), "deactivation took {took:?}");
-    for service in services {
-        assert_eq!(call(service, read()).await, (401, "UNAUTHORIZED".into()));
-    }
     // No way back in: the session is revoked and the login refused.
-    app.send(
-        app.post("/partner-auth/refresh")
-            .json(&json!({ "refreshToken": refresh })),
-    )
-    .await
-    .assert_error(401, "UNAUTHORIZED");
-    app.login(&p.t.admin_email, PASSWORD)
-        .await
-        .assert_error(401, "UNAUTHORIZED");
+    assert_locked_out(&app, &services, read, &refresh, &p.t.admin_email).await;
     let live: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM refresh_tokens WHERE staff_id = $1 AND revoked_at IS NULL",
     )

@@ -3,33 +3,16 @@
 
 use std::time::Duration;
 
-use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+use chrono::Utc;
 use portal_shared::repo::{api_keys, staff as staff_repo};
-use portal_tests::{bearer, key, watch, Partner, Resp, TestApp, LANDED, PASSWORD};
+use portal_tests::{
+    bearer, berlin, key, month_start, watch, Partner, Resp, TestApp, LANDED, PASSWORD,
+};
 use salvo::test::{RequestBuilder, TestClient};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::staff::{call, instance, until_all};
-
-/// First day of the month `back` months before the current one.
-fn month_start(today: NaiveDate, back: u32) -> NaiveDate {
-    let mut y = today.year();
-    let mut m = today.month() as i32 - back as i32;
-    while m <= 0 {
-        m += 12;
-        y -= 1;
-    }
-    NaiveDate::from_ymd_opt(y, m as u32, 1).unwrap()
-}
-
-/// An instant given as a Berlin wall-clock time (the test tenants' timezone).
-fn berlin(d: NaiveDate, h: u32, min: u32) -> chrono::DateTime<Utc> {
-    chrono_tz::Europe::Berlin
-        .from_local_datetime(&d.and_hms_opt(h, min, 0).unwrap())
-        .unwrap()
-        .with_timezone(&Utc)
-}
+use crate::staff::{assert_demoted, assert_locked_out, assert_serves, call, instance, until_all};
 
 async fn set_time(app: &TestApp, sql: &'static str, id: Value, at: chrono::DateTime<Utc>) {
     let q = sqlx::query(sql).bind(at);
@@ -145,16 +128,7 @@ async fn funnel_counts_equal_the_hand_computed_ones() {
         ))
         .await;
     assert_eq!(a.body["data"]["totals"]["activeMembers"], d["active"]);
-    let b = app
-        .send(bearer(
-            app.get(&format!(
-                "/partner/billing?month={}&year={}",
-                m.month(),
-                m.year()
-            )),
-            &p.viewer,
-        ))
-        .await;
+    let b = app.billing(&p.viewer, m).await;
     assert_eq!(b.body["data"]["activeMemberCount"], d["billable"]);
 
     // The other partner sees its own voucher and nothing of A's.
@@ -447,31 +421,22 @@ async fn the_last_active_admin_cannot_be_demoted_or_deactivated() {
     app.send(bearer(app.get("/partner/members"), &p.admin))
         .await
         .assert_error(401, "UNAUTHORIZED");
-    let r = app
-        .send(
-            bearer(
-                app.patch(&format!("/partner/staff/{second_id}")),
-                &second_token,
-            )
-            .json(&json!({"role": "viewer"})),
+    let second_steps_down = || {
+        bearer(
+            app.patch(&format!("/partner/staff/{second_id}")),
+            &second_token,
         )
-        .await;
-    r.assert_error(409, "LAST_ADMIN");
+        .json(&json!({"role": "viewer"}))
+    };
+    app.send(second_steps_down())
+        .await
+        .assert_error(409, "LAST_ADMIN");
     // Bringing the first back is allowed, and then the second may step down.
     let r = app
         .send(bearer(app.patch(&me), &second_token).json(&json!({"active": true})))
         .await;
     r.assert_status(200);
-    let r = app
-        .send(
-            bearer(
-                app.patch(&format!("/partner/staff/{second_id}")),
-                &second_token,
-            )
-            .json(&json!({"role": "viewer"})),
-        )
-        .await;
-    r.assert_status(200);
+    app.send(second_steps_down()).await.assert_status(200);
     let actions: Vec<String> = audited(&app, p.t.client_id, "staff.%")
         .await
         .into_iter()
@@ -508,41 +473,20 @@ async fn deactivation_and_demotion_by_an_admin_apply_at_once_on_every_instance()
     let read = || bearer(app.get("/partner/members"), &access);
     let write =
         || bearer(app.put("/partner/strings"), &access).json(&json!({"st_note": "<p>x</p>"}));
-    for service in services {
-        assert_eq!(call(service, read()).await.0, 200);
-        assert_eq!(call(service, write()).await.0, 200);
-    }
+    assert_serves(&services, read, write).await;
 
     let r = app
         .send(bearer(app.patch(&path), &p.admin).json(&json!({"role": "viewer"})))
         .await;
     r.assert_status(200);
-    let took = until_all(&services, write, 403).await;
-    assert!(took < Duration::from_secs(3), "demotion took {took:?}");
-    for service in services {
-        assert_eq!(call(service, write()).await, (403, "FORBIDDEN".into()));
-        assert_eq!(call(service, read()).await.0, 200, "a viewer still reads");
-    }
+    assert_demoted(&services, read, write).await;
 
     let r = app
         .send(bearer(app.patch(&path), &p.admin).json(&json!({"active": false})))
         .await;
     r.assert_status(200);
-    let took = until_all(&services, read, 401).await;
-    assert!(took < Duration::from_secs(3), "deactivation took {took:?}");
-    for service in services {
-        assert_eq!(call(service, read()).await, (401, "UNAUTHORIZED".into()));
-    }
     // The session is over and the login refused.
-    app.send(
-        app.post("/partner-auth/refresh")
-            .json(&json!({ "refreshToken": refresh })),
-    )
-    .await
-    .assert_error(401, "UNAUTHORIZED");
-    app.login(&email, PASSWORD)
-        .await
-        .assert_error(401, "UNAUTHORIZED");
+    assert_locked_out(&app, &services, read, &refresh, &email).await;
     let log = audited(&app, p.t.client_id, "staff.deactivate").await;
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].3["sessionsRevoked"], 1);
@@ -636,12 +580,8 @@ async fn api_keys_are_created_listed_and_revoked_at_once_on_every_instance() {
         .assert_status(200);
 
     // Revoked: refused at once by both instances.
-    let r = app
-        .send(bearer(
-            app.delete(&format!("/partner/api-keys/{id}")),
-            &p.admin,
-        ))
-        .await;
+    let revoke = || bearer(app.delete(&format!("/partner/api-keys/{id}")), &p.admin);
+    let r = app.send(revoke()).await;
     r.assert_status(200);
     assert_eq!(r.body["data"]["revoked"], true);
     let revoked_at = r.body["data"]["revokedAt"].clone();
@@ -652,12 +592,7 @@ async fn api_keys_are_created_listed_and_revoked_at_once_on_every_instance() {
         assert_eq!(call(service, use_key()).await, (401, "UNAUTHORIZED".into()));
     }
     // Again: same answer, no second revocation.
-    let r = app
-        .send(bearer(
-            app.delete(&format!("/partner/api-keys/{id}")),
-            &p.admin,
-        ))
-        .await;
+    let r = app.send(revoke()).await;
     r.assert_status(200);
     assert_eq!(r.body["data"]["revokedAt"], revoked_at);
     // The partner's other key is untouched.

@@ -171,14 +171,8 @@ async fn list_filters_sorts_and_computes_expired() {
     let p = app.partner().await;
     let v = app.vouchers(&p, 6, Some("LST")).await;
     // One expired (moved into the past directly), one revoked.
-    sqlx::query("UPDATE vouchers SET expires_at = now() - interval '1 day' WHERE id = $1")
-        .bind(v[0]["id"].as_i64().unwrap())
-        .execute(&app.db)
-        .await
-        .unwrap();
-    app.send(app.as_admin(&p, app.delete(&format!("/partner/vouchers/{}", v[1]["id"]))))
-        .await
-        .assert_status(200);
+    app.expire_voucher(&v[0], "1 day").await;
+    app.revoke_voucher(&p, &v[1]).await.assert_status(200);
     let list = |q: &str| app.send(app.as_admin(&p, app.get(&format!("/partner/vouchers{q}"))));
     let r = list("?status=expired").await;
     r.assert_status(200);
@@ -259,10 +253,9 @@ async fn revoke_is_idempotent_and_refuses_redeemed_vouchers() {
     })))
     .await
     .assert_status(201);
-    let r = app
-        .send(app.as_admin(&p, app.delete(&format!("/partner/vouchers/{}", v[1]["id"]))))
-        .await;
-    r.assert_error(409, "VOUCHER_REDEEMED");
+    app.revoke_voucher(&p, &v[1])
+        .await
+        .assert_error(409, "VOUCHER_REDEEMED");
     // Ids are positive whole numbers: anything else names no voucher (and no route).
     app.send(app.as_admin(&p, app.delete("/partner/vouchers/abc")))
         .await
