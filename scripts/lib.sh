@@ -33,6 +33,29 @@ ensure_s3_test_server() {
   fi
 }
 
+# Python tools, pinned, each in a virtualenv of its own under ~/.cache/partner-portal/ (or
+# PORTAL_TOOLS_DIR): tool_venv DIR CHECK PIP-ARGS... creates DIR and pip-installs PIP-ARGS into it
+# unless it is complete already (`installed` is written only after pip succeeded, so an
+# interrupted install is redone) and the command CHECK (run with DIR's python) succeeds.
+TOOLS_DIR=${PORTAL_TOOLS_DIR:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/partner-portal}
+tool_venv() {
+  local venv=$1 check=$2
+  shift 2
+  if [ -f "$venv/installed" ] && "$venv/bin/python" -c "$check" >/dev/null 2>&1; then return 0; fi
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+  mkdir -p "$TOOLS_DIR"
+  rm -rf "$venv"
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    # Debian ships venv/ensurepip separately.
+    rm -rf "$venv"
+    apt_install python3-venv
+    python3 -m venv "$venv"
+  fi
+  log "installing $* into $venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "$@"
+  touch "$venv/installed"
+}
+
 # Node.js ≥ 20.19 and npm for the partner portal (web/): Debian's packages when missing.
 ensure_node() {
   if ! command -v npm >/dev/null 2>&1; then apt_install nodejs npm; fi

@@ -14,7 +14,7 @@ source "$(dirname "$0")/lib.sh"
 PORT=${S3_TEST_PORT:-4566}
 BUCKET=${TEST_S3_BUCKET:-portal-test}
 MOTO_VERSION=5.2.5
-TOOLS=${PORTAL_TOOLS_DIR:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/partner-portal}
+TOOLS=$TOOLS_DIR
 VENV="$TOOLS/moto-$MOTO_VERSION"
 URL="http://127.0.0.1:$PORT"
 
@@ -22,21 +22,7 @@ up() { curl -fsS -o /dev/null "$URL/moto-api/" 2>/dev/null; }
 
 command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
 if ! up; then
-  # `installed` is written only after pip succeeded: an interrupted install is redone.
-  if [ ! -f "$VENV/installed" ] || ! "$VENV/bin/python" -c 'import moto.server' 2>/dev/null; then
-    command -v python3 >/dev/null 2>&1 || apt_install python3
-    mkdir -p "$TOOLS"
-    rm -rf "$VENV"
-    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
-      # Debian ships venv/ensurepip separately.
-      rm -rf "$VENV"
-      apt_install python3-venv
-      python3 -m venv "$VENV"
-    fi
-    log "installing moto[server]==$MOTO_VERSION into $VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
-    touch "$VENV/installed"
-  fi
+  tool_venv "$VENV" 'import moto.server' "moto[server]==$MOTO_VERSION"
   log "starting the S3-compatible test server on $URL"
   mkdir -p "$TOOLS/log"
   setsid nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" \

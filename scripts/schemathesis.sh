@@ -19,26 +19,12 @@ source scripts/lib.sh
 REQUIREMENTS="$ROOT/scripts/schemathesis-requirements.txt"
 SEED=${SCHEMATHESIS_SEED:-20261125}
 MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-50}
-TOOLS=${PORTAL_TOOLS_DIR:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/partner-portal}
 # The virtualenv is named by the pinned requirements, so changing them installs afresh.
-VENV="$TOOLS/schemathesis-$(sha256sum "$REQUIREMENTS" | cut -c1-12)"
+VENV="$TOOLS_DIR/schemathesis-$(sha256sum "$REQUIREMENTS" | cut -c1-12)"
 
 # 1. schemathesis and its dependencies, pinned, in their own virtualenv (`installed` is written only
 #    once pip succeeded).
-if [ ! -f "$VENV/installed" ] || ! "$VENV/bin/schemathesis" --version >/dev/null 2>&1; then
-  command -v python3 >/dev/null 2>&1 || apt_install python3
-  mkdir -p "$TOOLS"
-  rm -rf "$VENV"
-  if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
-    # Debian ships venv/ensurepip separately.
-    rm -rf "$VENV"
-    apt_install python3-venv
-    python3 -m venv "$VENV"
-  fi
-  log "installing schemathesis ($(grep '^schemathesis==' "$REQUIREMENTS")) into $VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQUIREMENTS"
-  touch "$VENV/installed"
-fi
+tool_venv "$VENV" 'import schemathesis' -r "$REQUIREMENTS"
 
 # 2. A world of its own (scripts/world.sh): databases, Redis namespace, the demo partner, the API
 #    and a worker.

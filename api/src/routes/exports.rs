@@ -68,7 +68,8 @@ fn status_of(r: ExportRow) -> ExportStatus {
 }
 
 /// Writes the job row (429 when the client has 3 queued or running), then enqueues its id (after
-/// commit). If Redis is down the job is marked failed and the caller gets 503.
+/// commit). If Redis is down the job is marked failed and the caller gets 503. The file is named
+/// `file_name`, or `{kind}-{today}.csv` (the partner's today).
 async fn start(
     depot: &Depot,
     req: &Request,
@@ -76,9 +77,13 @@ async fn start(
     s: Staff,
     kind: ExportKind,
     params: serde_json::Value,
-    file_name: String,
+    file_name: Option<String>,
 ) -> ApiResult<Json<Envelope<Queued>>> {
     let st = state(depot).clone();
+    let file_name = match file_name {
+        Some(name) => name,
+        None => format!("{}-{}.csv", kind.as_str(), today(depot, s.client_id).await?),
+    };
     let row = exports::create(
         &st.db,
         s.client_id,
@@ -140,17 +145,8 @@ pub async fn vouchers_export(
 ) -> ApiResult<Json<Envelope<Queued>>> {
     let s = staff(depot)?;
     let status = vouchers::parse_status(status.as_deref())?;
-    let day = today(depot, s.client_id).await?;
-    start(
-        depot,
-        req,
-        res,
-        s,
-        ExportKind::Vouchers,
-        serde_json::json!({ "status": status }),
-        format!("vouchers-{day}.csv"),
-    )
-    .await
+    let params = serde_json::json!({ "status": status });
+    start(depot, req, res, s, ExportKind::Vouchers, params, None).await
 }
 
 /// Export all members with activity data as CSV. Answers 202 with a job to poll; 429 with
@@ -167,17 +163,8 @@ pub async fn members_export(
     res: &mut Response,
 ) -> ApiResult<Json<Envelope<Queued>>> {
     let s = staff(depot)?;
-    let day = today(depot, s.client_id).await?;
-    start(
-        depot,
-        req,
-        res,
-        s,
-        ExportKind::Members,
-        serde_json::json!({}),
-        format!("members-{day}.csv"),
-    )
-    .await
+    let params = serde_json::json!({});
+    start(depot, req, res, s, ExportKind::Members, params, None).await
 }
 
 /// Export a month's billing report as CSV (`month`, `year`; default the current month). 429 with
@@ -203,7 +190,16 @@ pub async fn billing_export(
     let day = today(depot, s.client_id).await?;
     let m = Month::parse(month.as_deref(), year.as_deref(), day)?;
     let name = format!("billing-{}-{:02}.csv", m.year, m.month);
-    start(depot, req, res, s, ExportKind::Billing, m.params(), name).await
+    start(
+        depot,
+        req,
+        res,
+        s,
+        ExportKind::Billing,
+        m.params(),
+        Some(name),
+    )
+    .await
 }
 
 fn job_id(raw: &str) -> Result<Uuid, AppError> {

@@ -10,6 +10,18 @@ type Product = components["schemas"]["portal_api.routes.products.ProductDto"];
 type Status = "draft" | "active" | "archived";
 type Sort = "sort_order" | "newest" | "oldest" | "price_asc" | "price_desc";
 
+const STATUS_OPTIONS = (
+  [
+    ["draft", "Draft"],
+    ["active", "Active"],
+    ["archived", "Archived"],
+  ] as [Status, string][]
+).map(([v, label]) => (
+  <option key={v} value={v}>
+    {label}
+  </option>
+));
+
 const SORTS: [Sort, string][] = [
   ["sort_order", "Sort order"],
   ["newest", "Newest"],
@@ -151,9 +163,7 @@ export function Products() {
           Status
           <select value={status} onChange={(e) => set({ status: e.target.value })}>
             <option value="">All</option>
-            <option value="draft">Draft</option>
-            <option value="active">Active</option>
-            <option value="archived">Archived</option>
+            {STATUS_OPTIONS}
           </select>
         </label>
         <label>
@@ -244,9 +254,7 @@ function ProductForm({ product, onDone }: { product: Product | null; onDone: () 
       <label>
         Status
         <select value={d.status} onChange={(e) => field("status")(e.target.value as Status)}>
-          <option value="draft">Draft</option>
-          <option value="active">Active</option>
-          <option value="archived">Archived</option>
+          {STATUS_OPTIONS}
         </select>
       </label>
       <label>
