@@ -8,33 +8,14 @@ use salvo::oapi::extract::QueryParam;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{staff, state};
 
 #[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditEntry {
-    pub id: i64,
-    /// `staff | member | system`.
-    pub actor_type: String,
-    pub actor_id: Option<Uuid>,
-    pub actor_email: Option<String>,
-    /// e.g. `auth.login`, `vouchers.generate`, `vouchers.revoke`, `strings.update`, `products.create`.
-    pub action: String,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
-    pub details: serde_json::Value,
-    pub ip: Option<String>,
-    pub request_id: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Serialize, ToSchema)]
 pub struct AuditList {
-    pub entries: Vec<AuditEntry>,
+    pub entries: Vec<audit::AuditRow>,
     pub pagination: PaginationDoc,
 }
 
@@ -96,22 +77,7 @@ pub async fn list(
     let action = crate::params::text(action.as_deref(), "action", Some(64))?;
     let (rows, total) = audit::list(&st.db, s.client_id, action.as_deref(), from, to, p).await?;
     Ok(ok(AuditList {
-        entries: rows
-            .into_iter()
-            .map(|r| AuditEntry {
-                id: r.id,
-                actor_type: r.actor_type,
-                actor_id: r.actor_id,
-                actor_email: r.actor_email,
-                action: r.action,
-                target_type: r.target_type,
-                target_id: r.target_id,
-                details: r.details.0,
-                ip: r.ip,
-                request_id: r.request_id,
-                created_at: r.created_at,
-            })
-            .collect(),
+        entries: rows,
         pagination: p.pagination(total).into(),
     }))
 }

@@ -1,7 +1,6 @@
 //! Products: partner CRUD under `/partner/products` (JWT) and the app's read-only view under
 //! `/products` (X-API-Key, active products only).
 
-use chrono::{DateTime, Utc};
 use portal_shared::error::AppError;
 use portal_shared::pagination::Page;
 use portal_shared::repo::{audit, products};
@@ -15,47 +14,6 @@ use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{app_client, client_ip, request_id, staff, state};
 use crate::params;
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[salvo(schema(example = json!({"id": "01a212bf-0aca-743e-b263-3e36ed0b7418", "name": "Protein Powder", "description": "Premium whey protein...", "image": "https://example.com/image.jpg", "price": "29.99", "currency": "USD", "externalUrl": "https://shop.example.com/protein", "productType": "Supplements", "featured": true, "status": "active", "sortOrder": 0, "createdAt": "2026-03-01T00:00:00Z", "updatedAt": "2026-03-01T00:00:00Z"})))]
-pub struct ProductDto {
-    pub id: Uuid,
-    pub name: String,
-    pub description: String,
-    pub image: Option<String>,
-    /// Decimal string, two places.
-    pub price: Option<String>,
-    pub currency: String,
-    pub external_url: Option<String>,
-    pub product_type: Option<String>,
-    pub featured: bool,
-    /// `draft | active | archived`.
-    pub status: String,
-    pub sort_order: i32,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<products::Product> for ProductDto {
-    fn from(p: products::Product) -> Self {
-        Self {
-            id: p.id,
-            name: p.name,
-            description: p.description,
-            image: p.image,
-            price: p.price,
-            currency: p.currency,
-            external_url: p.external_url,
-            product_type: p.product_type,
-            featured: p.featured,
-            status: p.status,
-            sort_order: p.sort_order,
-            created_at: p.created_at,
-            updated_at: p.updated_at,
-        }
-    }
-}
 
 /// Request body of create. Unknown fields are refused.
 #[derive(Deserialize, ToSchema)]
@@ -157,7 +115,7 @@ pub struct ProductUpdate {
 
 #[derive(Serialize, ToSchema)]
 pub struct ProductList {
-    pub products: Vec<ProductDto>,
+    pub products: Vec<products::Product>,
     pub pagination: PaginationDoc,
 }
 
@@ -246,7 +204,7 @@ async fn list_page(
     };
     let (rows, total) = products::list(db, client_id, &filter, order, p).await?;
     Ok(ok(ProductList {
-        products: rows.into_iter().map(Into::into).collect(),
+        products: rows,
         pagination: p.pagination(total).into(),
     }))
 }
@@ -261,7 +219,7 @@ async fn list_page(
 pub async fn get(
     id: PathParam<String>,
     depot: &mut Depot,
-) -> ApiResult<Json<Envelope<ProductDto>>> {
+) -> ApiResult<Json<Envelope<products::Product>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
     Ok(ok(products::get(
@@ -270,8 +228,7 @@ pub async fn get(
         parse_id(&id)?,
         false,
     )
-    .await?
-    .into()))
+    .await?))
 }
 
 /// Create a product.
@@ -280,14 +237,14 @@ pub async fn get(
     security(("bearer" = [])),
     request_body = ProductCreate,
     status_codes(201, 400, 401, 403, 413, 503),
-    responses((status_code = 201, description = "Created", body = Envelope<ProductDto>))
+    responses((status_code = 201, description = "Created", body = Envelope<products::Product>))
 )]
 pub async fn create(
     body: JsonBody<serde_json::Value>,
     req: &mut Request,
     depot: &mut Depot,
     res: &mut Response,
-) -> ApiResult<Json<Envelope<ProductDto>>> {
+) -> ApiResult<Json<Envelope<products::Product>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
     let input = products::ProductInput::parse(&body.into_inner(), false)?;
@@ -304,7 +261,7 @@ pub async fn create(
     res.status_code(StatusCode::CREATED);
     res.add_header("location", format!("/partner/products/{}", p.id), true)
         .ok();
-    Ok(ok(p.into()))
+    Ok(ok(p))
 }
 
 /// Update a product: send only the fields to change.
@@ -320,7 +277,7 @@ pub async fn update(
     body: JsonBody<serde_json::Value>,
     req: &mut Request,
     depot: &mut Depot,
-) -> ApiResult<Json<Envelope<ProductDto>>> {
+) -> ApiResult<Json<Envelope<products::Product>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
     let id = parse_id(&id)?;
@@ -340,7 +297,7 @@ pub async fn update(
     .details(serde_json::json!({ "fields": fields }))
     .origin(client_ip(req), request_id(depot));
     audit::record(&st.db, &entry).await?;
-    Ok(ok(p.into()))
+    Ok(ok(p))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -428,12 +385,12 @@ pub async fn app_list(
 pub async fn app_get(
     id: PathParam<String>,
     depot: &mut Depot,
-) -> ApiResult<Json<Envelope<ProductDto>>> {
+) -> ApiResult<Json<Envelope<products::Product>>> {
     let st = state(depot).clone();
     let c = app_client(depot)?;
-    Ok(ok(products::get(&st.db, c.client_id, parse_id(&id)?, true)
-        .await?
-        .into()))
+    Ok(ok(
+        products::get(&st.db, c.client_id, parse_id(&id)?, true).await?
+    ))
 }
 
 #[derive(Serialize, ToSchema)]

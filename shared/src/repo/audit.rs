@@ -94,16 +94,21 @@ pub async fn record<'e>(exec: impl PgExecutor<'e>, e: &Entry) -> AppResult<()> {
     Ok(())
 }
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+/// One audit-log entry, as `GET /partner/audit-log` returns it.
+#[derive(Debug, Clone, FromRow, Serialize, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[salvo(schema(name = "AuditEntry"))]
 pub struct AuditRow {
     pub id: i64,
+    /// `staff | member | system`.
     pub actor_type: String,
     pub actor_id: Option<Uuid>,
     pub actor_email: Option<String>,
+    /// e.g. `auth.login`, `vouchers.generate`, `vouchers.revoke`, `strings.update`, `products.create`.
     pub action: String,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
+    #[salvo(schema(value_type = Value))]
     pub details: Json<Value>,
     pub ip: Option<String>,
     pub request_id: Option<String>,

@@ -12,19 +12,22 @@ use crate::repo::vouchers::like_pattern;
 
 pub const MAX_LIMIT: u32 = 50;
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+/// A product, as the partner and app routes return it.
+#[derive(Debug, Clone, FromRow, Serialize, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[salvo(schema(name = "Product", example = json!({"id": "01a212bf-0aca-743e-b263-3e36ed0b7418", "name": "Protein Powder", "description": "Premium whey protein...", "image": "https://example.com/image.jpg", "price": "29.99", "currency": "USD", "externalUrl": "https://shop.example.com/protein", "productType": "Supplements", "featured": true, "status": "active", "sortOrder": 0, "createdAt": "2026-03-01T00:00:00Z", "updatedAt": "2026-03-01T00:00:00Z"})))]
 pub struct Product {
     pub id: Uuid,
     pub name: String,
     pub description: String,
     pub image: Option<String>,
-    /// Decimal string with two places (`"29.99"`), or null.
+    /// Decimal string, two places.
     pub price: Option<String>,
     pub currency: String,
     pub external_url: Option<String>,
     pub product_type: Option<String>,
     pub featured: bool,
+    /// `draft | active | archived`.
     pub status: String,
     pub sort_order: i32,
     pub created_at: DateTime<Utc>,

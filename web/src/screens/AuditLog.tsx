@@ -7,7 +7,7 @@ import type { components } from "../api/schema";
 import { DataTable, Pager } from "../DataTable";
 import { AdminOnly, moment, Problem, useFrame } from "../ui";
 
-type Entry = components["schemas"]["portal_api.routes.audit_log.AuditEntry"];
+type Entry = components["schemas"]["AuditEntry"];
 
 const col = createColumnHelper<Entry>();
 const columns = [

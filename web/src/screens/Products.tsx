@@ -6,7 +6,7 @@ import type { components } from "../api/schema";
 import { DataTable, Pager } from "../DataTable";
 import { Confirm, Problem, useFrame, type Outcome, useListParams } from "../ui";
 
-type Product = components["schemas"]["portal_api.routes.products.ProductDto"];
+type Product = components["schemas"]["Product"];
 type Status = "draft" | "active" | "archived";
 type Sort = "sort_order" | "newest" | "oldest" | "price_asc" | "price_desc";
 
