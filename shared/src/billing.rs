@@ -84,8 +84,10 @@ impl Month {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// A member billable for a month, with the month's figures.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[salvo(schema(name = "BillableMember"))]
 pub struct BillableMember {
     pub id: Uuid,
     pub name: String,

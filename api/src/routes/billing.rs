@@ -1,6 +1,5 @@
 //! `GET /partner/billing` (partner JWT): the month's billable members.
 
-use chrono::{DateTime, Utc};
 use portal_shared::billing::{self, Month};
 use portal_shared::pagination::Page;
 use portal_shared::repo::clients;
@@ -8,24 +7,10 @@ use salvo::oapi::extract::QueryParam;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{staff, state};
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BillableMemberDto {
-    pub id: Uuid,
-    pub name: String,
-    pub email: String,
-    pub registered_at: DateTime<Utc>,
-    pub watch_time_minutes: i64,
-    pub classes_watched: u64,
-    pub first_active_at: DateTime<Utc>,
-    pub last_active_at: DateTime<Utc>,
-}
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -34,7 +19,7 @@ pub struct BillingReport {
     pub year: i32,
     /// Members who watched at least one class in the month (partner's timezone).
     pub active_member_count: usize,
-    pub members: Vec<BillableMemberDto>,
+    pub members: Vec<billing::BillableMember>,
     pub pagination: PaginationDoc,
 }
 
@@ -65,24 +50,11 @@ pub async fn report(
     let today = clients::today(clients::timezone(&st.db, s.client_id).await?);
     let m = Month::parse(month.as_deref(), year.as_deref(), today)?;
     let (rows, total) = billing::report_page(&st.db, &st.ch, s.client_id, m, p).await?;
-    let members = rows
-        .into_iter()
-        .map(|b| BillableMemberDto {
-            id: b.id,
-            name: b.name,
-            email: b.email,
-            registered_at: b.registered_at,
-            watch_time_minutes: b.watch_time_minutes,
-            classes_watched: b.classes_watched,
-            first_active_at: b.first_active_at,
-            last_active_at: b.last_active_at,
-        })
-        .collect();
     Ok(ok(BillingReport {
         month: m.month,
         year: m.year,
         active_member_count: total as usize,
-        members,
+        members: rows,
         pagination: p.pagination(total).into(),
     }))
 }

@@ -6,7 +6,7 @@ import { Problem, useStartExport } from "../ui";
 import { api, errorMessage } from "../api/client";
 import type { components } from "../api/schema";
 
-type Billable = components["schemas"]["portal_api.routes.billing.BillableMemberDto"];
+type Billable = components["schemas"]["BillableMember"];
 
 const col = createColumnHelper<Billable>();
 const columns = [
