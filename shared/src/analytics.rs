@@ -140,8 +140,10 @@ pub async fn totals(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> AppResult<
     })
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One day of a range (the partner's timezone): watch time and class views.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[salvo(schema(name = "DayPoint"))]
 pub struct DayPoint {
     pub date: String,
     pub watch_time_minutes: i64,
@@ -177,8 +179,10 @@ pub async fn by_day(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> AppResult<
         .collect())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A class category's watch time and views in a range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[salvo(schema(name = "CategoryStat"))]
 pub struct CategoryStat {
     pub category: String,
     pub watch_time_minutes: i64,
@@ -212,8 +216,10 @@ pub async fn top_categories(
         .collect())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A class's views and watch time in a range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[salvo(schema(name = "ClassStat"))]
 pub struct ClassStat {
     pub class_id: String,
     pub title: String,

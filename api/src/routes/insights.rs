@@ -85,41 +85,15 @@ pub struct AnalyticsTotals {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct DayPoint {
-    pub date: String,
-    pub watch_time_minutes: i64,
-    pub classes_watched: u64,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CategoryStat {
-    pub category: String,
-    pub watch_time_minutes: i64,
-    pub views: u64,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ClassStat {
-    pub class_id: String,
-    pub title: String,
-    pub category: String,
-    pub views: u64,
-    pub watch_time_minutes: i64,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
 pub struct Analytics {
     pub range: Range,
     pub totals: AnalyticsTotals,
     /// Every day of the range, zeros included.
-    pub watch_time_by_day: Vec<DayPoint>,
+    pub watch_time_by_day: Vec<stats::DayPoint>,
     /// Top 10 by watch time.
-    pub popular_categories: Vec<CategoryStat>,
+    pub popular_categories: Vec<stats::CategoryStat>,
     /// Top 10 by views.
-    pub popular_classes: Vec<ClassStat>,
+    pub popular_classes: Vec<stats::ClassStat>,
 }
 
 /// The range of `period` or `startDate`..`endDate` in the client's timezone days (analytics and
@@ -186,32 +160,9 @@ pub async fn analytics(
             active_members: totals.active_members,
             avg_watch_time_minutes_per_active_member: avg,
         },
-        watch_time_by_day: days
-            .into_iter()
-            .map(|d| DayPoint {
-                date: d.date,
-                watch_time_minutes: d.watch_time_minutes,
-                classes_watched: d.classes_watched,
-            })
-            .collect(),
-        popular_categories: cats
-            .into_iter()
-            .map(|c| CategoryStat {
-                category: c.category,
-                watch_time_minutes: c.watch_time_minutes,
-                views: c.views,
-            })
-            .collect(),
-        popular_classes: classes
-            .into_iter()
-            .map(|c| ClassStat {
-                class_id: c.class_id,
-                title: c.title,
-                category: c.category,
-                views: c.views,
-                watch_time_minutes: c.watch_time_minutes,
-            })
-            .collect(),
+        watch_time_by_day: days,
+        popular_categories: cats,
+        popular_classes: classes,
     }))
 }
 

@@ -10,8 +10,8 @@ import { Problem, useFrame } from "../ui";
 const WatchTimeChart = lazy(() => import("../charts"));
 
 type Period = "week" | "month" | "quarter" | "custom";
-type Category = components["schemas"]["portal_api.routes.insights.CategoryStat"];
-type ClassStat = components["schemas"]["portal_api.routes.insights.ClassStat"];
+type Category = components["schemas"]["CategoryStat"];
+type ClassStat = components["schemas"]["ClassStat"];
 
 const PERIODS: [Period, string][] = [
   ["week", "Week"],
