@@ -104,6 +104,21 @@ fn d(s: NaiveDate) -> String {
     s.format("%Y-%m-%d").to_string()
 }
 
+/// `sql`, whose first three parameters are `client_id = ? AND day >= toDate(?) AND
+/// day <= toDate(?)`, bound to the client and the range's first and last day.
+fn over_range(
+    ch: &ClickHouse,
+    sql: &str,
+    client_id: Uuid,
+    r: DayRange,
+) -> clickhouse::query::Query {
+    ch.client
+        .query(sql)
+        .bind(client_id.to_string())
+        .bind(d(r.start))
+        .bind(d(r.end))
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Totals {
     pub watched_seconds: u64,
@@ -112,26 +127,16 @@ pub struct Totals {
 }
 
 pub async fn totals(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> AppResult<Totals> {
-    let sums = ch
-        .client
-        .query(
-            "SELECT sum(watched_seconds), sum(views) FROM daily_class_stats
+    let sums = over_range(
+        ch,
+        "SELECT sum(watched_seconds), sum(views) FROM daily_class_stats
              WHERE client_id = ? AND day >= toDate(?) AND day <= toDate(?)",
-        )
-        .bind(client_id.to_string())
-        .bind(d(r.start))
-        .bind(d(r.end))
-        .fetch_one::<(u64, u64)>();
-    let active = ch
-        .client
-        .query(
-            "SELECT uniqExactMerge(members) FROM daily_active_members
-             WHERE client_id = ? AND day >= toDate(?) AND day <= toDate(?)",
-        )
-        .bind(client_id.to_string())
-        .bind(d(r.start))
-        .bind(d(r.end))
-        .fetch_one::<u64>();
+        client_id,
+        r,
+    )
+    .fetch_one::<(u64, u64)>();
+    let sums = async { Ok::<_, AppError>(sums.await?) };
+    let active = active_members(ch, client_id, r);
     let ((s, v), m) = tokio::try_join!(sums, active)?;
     Ok(Totals {
         watched_seconds: s,
@@ -152,18 +157,16 @@ pub struct DayPoint {
 
 /// Every day of the range, zeros included.
 pub async fn by_day(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> AppResult<Vec<DayPoint>> {
-    let rows: Vec<(String, u64, u64)> = ch
-        .client
-        .query(
-            "SELECT toString(day), sum(watched_seconds), sum(views) FROM daily_class_stats
+    let rows: Vec<(String, u64, u64)> = over_range(
+        ch,
+        "SELECT toString(day), sum(watched_seconds), sum(views) FROM daily_class_stats
              WHERE client_id = ? AND day >= toDate(?) AND day <= toDate(?)
              GROUP BY day ORDER BY day",
-        )
-        .bind(client_id.to_string())
-        .bind(d(r.start))
-        .bind(d(r.end))
-        .fetch_all()
-        .await?;
+        client_id,
+        r,
+    )
+    .fetch_all()
+    .await?;
     let found: HashMap<String, (u64, u64)> =
         rows.into_iter().map(|(day, s, v)| (day, (s, v))).collect();
     Ok(r.iter()
@@ -194,18 +197,16 @@ pub async fn top_categories(
     client_id: Uuid,
     r: DayRange,
 ) -> AppResult<Vec<CategoryStat>> {
-    let rows: Vec<(String, u64, u64)> = ch
-        .client
-        .query(
-            "SELECT category, sum(watched_seconds) AS s, sum(views) AS v FROM daily_class_stats
+    let rows: Vec<(String, u64, u64)> = over_range(
+        ch,
+        "SELECT category, sum(watched_seconds) AS s, sum(views) AS v FROM daily_class_stats
              WHERE client_id = ? AND day >= toDate(?) AND day <= toDate(?)
              GROUP BY category ORDER BY s DESC, v DESC, category LIMIT 10",
-        )
-        .bind(client_id.to_string())
-        .bind(d(r.start))
-        .bind(d(r.end))
-        .fetch_all()
-        .await?;
+        client_id,
+        r,
+    )
+    .fetch_all()
+    .await?;
     Ok(rows
         .into_iter()
         .map(|(category, s, v)| CategoryStat {
@@ -234,16 +235,14 @@ pub async fn top_classes(
     r: DayRange,
     catalogue: &HashMap<String, ClassInfo>,
 ) -> AppResult<Vec<ClassStat>> {
-    let rows: Vec<(String, String, u64, u64)> = ch
-        .client
-        .query(
+    let rows: Vec<(String, String, u64, u64)> = over_range(
+        ch,
             "SELECT class_id, any(category), sum(views) AS v, sum(watched_seconds) AS s FROM daily_class_stats
              WHERE client_id = ? AND day >= toDate(?) AND day <= toDate(?)
              GROUP BY class_id ORDER BY v DESC, s DESC, class_id LIMIT 10",
-        )
-        .bind(client_id.to_string())
-        .bind(d(r.start))
-        .bind(d(r.end))
+        client_id,
+        r,
+    )
         .fetch_all()
         .await?;
     Ok(rows
@@ -263,32 +262,28 @@ pub async fn top_classes(
 
 /// Watch seconds of the client over a range (dashboard trends).
 pub async fn watched_seconds(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> AppResult<u64> {
-    Ok(ch
-        .client
-        .query(
-            "SELECT sum(watched_seconds) FROM daily_class_stats
+    Ok(over_range(
+        ch,
+        "SELECT sum(watched_seconds) FROM daily_class_stats
              WHERE client_id = ? AND day >= toDate(?) AND day <= toDate(?)",
-        )
-        .bind(client_id.to_string())
-        .bind(d(r.start))
-        .bind(d(r.end))
-        .fetch_one()
-        .await?)
+        client_id,
+        r,
+    )
+    .fetch_one()
+    .await?)
 }
 
 /// Distinct members who watched anything on a day of the range.
 pub async fn active_members(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> AppResult<u64> {
-    Ok(ch
-        .client
-        .query(
-            "SELECT uniqExactMerge(members) FROM daily_active_members
+    Ok(over_range(
+        ch,
+        "SELECT uniqExactMerge(members) FROM daily_active_members
              WHERE client_id = ? AND day >= toDate(?) AND day <= toDate(?)",
-        )
-        .bind(client_id.to_string())
-        .bind(d(r.start))
-        .bind(d(r.end))
-        .fetch_one()
-        .await?)
+        client_id,
+        r,
+    )
+    .fetch_one()
+    .await?)
 }
 
 /// The onboarding funnel of a range of the client's days.
