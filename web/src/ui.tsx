@@ -33,6 +33,21 @@ export function Problem({ error, response }: { error: unknown; response?: Respon
 
 export type Outcome = { error: unknown; response?: Response } | null;
 
+type Answer<T> = { data?: { data: T }; error?: unknown; response: Response };
+
+/** The `data` of a successful answer. A failure is thrown as `{ error, response }`, which a query
+ *  keeps as its error and [`QueryProblem`] shows. */
+export async function dataOf<T>(answer: Promise<Answer<T>>): Promise<T> {
+  const { data, error, response } = await answer;
+  if (!data) throw { error, response };
+  return data.data;
+}
+
+/** A failed query's error (thrown by [`dataOf`]), as a person reads it. */
+export function QueryProblem({ error }: { error: unknown }) {
+  return <Problem {...(error as { error: unknown; response?: Response })} />;
+}
+
 /** A button that asks first, in a modal dialog (native `<dialog>`: focus and Escape for free). */
 export function Confirm({
   label,

@@ -5,7 +5,7 @@ import { createColumnHelper } from "@tanstack/react-table";
 import { api } from "../api/client";
 import type { components } from "../api/schema";
 import { DataTable } from "../DataTable";
-import { Problem, useFrame } from "../ui";
+import { useFrame, dataOf, QueryProblem } from "../ui";
 
 const WatchTimeChart = lazy(() => import("../charts"));
 
@@ -50,9 +50,7 @@ export function Analytics() {
     placeholderData: keepPreviousData,
     queryFn: async () => {
       const query = custom ? { startDate, endDate } : { period };
-      const { data, error, response } = await api.GET("/partner/analytics", { params: { query } });
-      if (!data) throw { error, response };
-      return data.data;
+      return dataOf(api.GET("/partner/analytics", { params: { query } }));
     },
   });
   const a = analytics.data;
@@ -101,7 +99,7 @@ export function Analytics() {
         {a ? `${a.range.startDate} to ${a.range.endDate}` : custom && !ready ? "Choose the first and last day." : "…"} · days in{" "}
         {timezone}
       </p>
-      {analytics.isError && <Problem {...(analytics.error as unknown as { error: unknown; response?: Response })} />}
+      {analytics.isError && <QueryProblem error={analytics.error} />}
       <div className="cards">
         <div className="card">
           <h2>Active members</h2>

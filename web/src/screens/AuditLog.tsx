@@ -5,7 +5,7 @@ import { createColumnHelper } from "@tanstack/react-table";
 import { api } from "../api/client";
 import type { components } from "../api/schema";
 import { DataTable, Pager } from "../DataTable";
-import { AdminOnly, moment, Problem, useFrame } from "../ui";
+import { AdminOnly, moment, useFrame, dataOf, QueryProblem } from "../ui";
 
 type Entry = components["schemas"]["AuditEntry"];
 
@@ -40,11 +40,9 @@ export function AuditLog() {
     enabled: admin,
     placeholderData: keepPreviousData,
     queryFn: async () => {
-      const { data, error, response } = await api.GET("/partner/audit-log", {
+      return dataOf(api.GET("/partner/audit-log", {
         params: { query: { action: action || undefined, from: from || undefined, to: to || undefined, page, limit: 50 } },
-      });
-      if (!data) throw { error, response };
-      return data.data;
+      }));
     },
   });
   if (!admin) return <AdminOnly title="Audit log" />;
@@ -76,7 +74,7 @@ export function AuditLog() {
         <button type="submit">Filter</button>
       </form>
       <p className="muted">Days in {timezone}.</p>
-      {log.isError && <Problem {...(log.error as unknown as { error: unknown; response?: Response })} />}
+      {log.isError && <QueryProblem error={log.error} />}
       <DataTable data={log.data?.entries ?? []} columns={columns} label="Audit log entries" />
       <Pager page={page} pages={pages} onPage={(n) => setParams({ ...Object.fromEntries(params), page: String(n) })}>
         {` (${log.data?.pagination.total ?? "…"} entries)`}

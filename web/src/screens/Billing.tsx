@@ -2,8 +2,8 @@ import { Link, useSearchParams } from "react-router";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { createColumnHelper } from "@tanstack/react-table";
 import { DataTable, Pager } from "../DataTable";
-import { Problem, useStartExport } from "../ui";
-import { api, errorMessage } from "../api/client";
+import { dataOf, Problem, QueryProblem, useStartExport } from "../ui";
+import { api } from "../api/client";
 import type { components } from "../api/schema";
 
 type Billable = components["schemas"]["BillableMember"];
@@ -33,13 +33,7 @@ export function Billing() {
   const report = useQuery({
     queryKey: ["billing", month, page],
     placeholderData: keepPreviousData,
-    queryFn: async () => {
-      const { data, error, response } = await api.GET("/partner/billing", {
-        params: { query: { month: mm, year, page, limit: 50 } },
-      });
-      if (!data) throw new Error(errorMessage(error, response));
-      return data.data;
-    },
+    queryFn: () => dataOf(api.GET("/partner/billing", { params: { query: { month: mm, year, page, limit: 50 } } })),
   });
   const pages = Math.max(1, report.data?.pagination.totalPages ?? 1);
 
@@ -63,7 +57,7 @@ export function Billing() {
         </button>
       </div>
       {exporter.failure && <Problem {...exporter.failure} />}
-      {report.isError && <p role="alert">{(report.error as Error).message}</p>}
+      {report.isError && <QueryProblem error={report.error} />}
       <div className="cards">
         <div className="card">
           <h2>Billable members</h2>

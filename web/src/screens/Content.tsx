@@ -2,7 +2,7 @@ import { useEffect, useMemo, useState } from "react";
 import { useSearchParams } from "react-router";
 import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api } from "../api/client";
-import { Problem, useFrame, type Outcome } from "../ui";
+import { Problem, useFrame, type Outcome, dataOf, QueryProblem } from "../ui";
 
 const PAGES: [string, string][] = [
   ["st_aboutus", "About"],
@@ -29,9 +29,7 @@ export function Content() {
   const stored = useQuery({
     queryKey: ["strings"],
     queryFn: async () => {
-      const { data, error, response } = await api.GET("/partner/strings");
-      if (!data) throw { error, response };
-      return data.data;
+      return dataOf(api.GET("/partner/strings"));
     },
   });
   const [drafts, setDrafts] = useState<Record<string, string>>({});
@@ -45,9 +43,8 @@ export function Content() {
     enabled: admin && stored.isSuccess,
     placeholderData: keepPreviousData,
     queryFn: async () => {
-      const { data, error, response } = await api.POST("/partner/strings/preview", { body: { [key]: settled } });
-      if (!data) throw { error, response };
-      return data.data[key] ?? "";
+      const sanitized = await dataOf(api.POST("/partner/strings/preview", { body: { [key]: settled } }));
+      return sanitized[key] ?? "";
     },
   });
   // Viewers read what is stored (sanitized when it was saved).
@@ -81,7 +78,7 @@ export function Content() {
           </button>
         ))}
       </div>
-      {stored.isError && <Problem {...(stored.error as unknown as { error: unknown; response?: Response })} />}
+      {stored.isError && <QueryProblem error={stored.error} />}
       <div className={admin ? "two" : ""}>
         {admin && (
           <div>
@@ -106,7 +103,7 @@ export function Content() {
               {dirty && <span className="muted">Unsaved changes</span>}
             </div>
             {failure && <Problem {...failure} />}
-            {preview.isError && <Problem {...(preview.error as unknown as { error: unknown; response?: Response })} />}
+            {preview.isError && <QueryProblem error={preview.error} />}
           </div>
         )}
         <div>

@@ -1,6 +1,7 @@
 import { lazy, Suspense } from "react";
 import { useQuery } from "@tanstack/react-query";
 import { api } from "../api/client";
+import { dataOf, QueryProblem } from "../ui";
 
 const WatchTimeChart = lazy(() => import("../charts"));
 
@@ -23,28 +24,28 @@ function Trend({ value }: { value: string | null | undefined }) {
 export function Dashboard() {
   const dashboard = useQuery({
     queryKey: ["dashboard"],
-    queryFn: async () => (await api.GET("/partner/dashboard")).data?.data ?? null,
+    queryFn: () => dataOf(api.GET("/partner/dashboard")),
   });
   const end = new Date();
   const start = new Date(end.getTime() - 29 * 86_400_000);
   const analytics = useQuery({
     queryKey: ["analytics", "last30"],
-    queryFn: async () =>
-      (
-        await api.GET("/partner/analytics", {
+    queryFn: () =>
+      dataOf(
+        api.GET("/partner/analytics", {
           params: { query: { startDate: isoDay(start), endDate: isoDay(end) } },
-        })
-      ).data?.data ?? null,
+        }),
+      ),
   });
 
   const funnel = useQuery({
     queryKey: ["funnel", "last30"],
-    queryFn: async () =>
-      (
-        await api.GET("/partner/funnel", {
+    queryFn: () =>
+      dataOf(
+        api.GET("/partner/funnel", {
           params: { query: { startDate: isoDay(start), endDate: isoDay(end) } },
-        })
-      ).data?.data ?? null,
+        }),
+      ),
   });
 
   const d = dashboard.data;
@@ -52,7 +53,7 @@ export function Dashboard() {
   return (
     <section>
       <h1>Dashboard</h1>
-      {dashboard.isError && <p role="alert">The dashboard could not be loaded.</p>}
+      {dashboard.isError && <QueryProblem error={dashboard.error} />}
       <div className="cards">
         <div className="card">
           <h2>Members</h2>

@@ -4,7 +4,7 @@ import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { api } from "../api/client";
 import type { components } from "../api/schema";
 import { Pager } from "../DataTable";
-import { downloadExport, moment, Problem, type Outcome } from "../ui";
+import { downloadExport, moment, Problem, type Outcome, dataOf, QueryProblem } from "../ui";
 
 type Job = components["schemas"]["portal_api.routes.exports.ExportStatus"];
 
@@ -25,9 +25,7 @@ export function Exports() {
     queryKey: ["exports", page],
     placeholderData: keepPreviousData,
     queryFn: async () => {
-      const { data, error, response } = await api.GET("/partner/exports", { params: { query: { page, limit: 20 } } });
-      if (!data) throw { error, response };
-      return data.data;
+      return dataOf(api.GET("/partner/exports", { params: { query: { page, limit: 20 } } }));
     },
     refetchInterval: (q) =>
       q.state.data?.exports.some((j) => j.status === "queued" || j.status === "running") ? 1000 : false,
@@ -40,7 +38,7 @@ export function Exports() {
       <p className="muted">
         Start an export from Members, Vouchers or Billing. Files can be downloaded until they expire.
       </p>
-      {jobs.isError && <Problem {...(jobs.error as unknown as { error: unknown; response?: Response })} />}
+      {jobs.isError && <QueryProblem error={jobs.error} />}
       {failure && <Problem {...failure} />}
       {jobs.data?.exports.length === 0 && <p>No exports yet.</p>}
       <ul className="jobs">

@@ -3,7 +3,7 @@ import { Link, useParams } from "react-router";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { createColumnHelper } from "@tanstack/react-table";
 import { DataTable, Pager } from "../DataTable";
-import { Problem, useStartExport, useListParams } from "../ui";
+import { dataOf, day, Problem, QueryProblem, useStartExport, useListParams } from "../ui";
 import { api } from "../api/client";
 import type { components } from "../api/schema";
 
@@ -19,9 +19,6 @@ const SORTS: [Sort, string][] = [
   ["-watchTime", "Most watch time"],
 ];
 
-function when(iso: string | null | undefined) {
-  return iso ? new Date(iso).toLocaleDateString() : "—";
-}
 
 const col = createColumnHelper<Member>();
 const columns = [
@@ -31,8 +28,8 @@ const columns = [
   }),
   col.accessor("email", { header: "Email" }),
   col.accessor("status", { header: "Status" }),
-  col.accessor("registeredAt", { header: "Registered", cell: (c) => when(c.getValue()) }),
-  col.accessor("lastActiveAt", { header: "Last active", cell: (c) => when(c.getValue()) }),
+  col.accessor("registeredAt", { header: "Registered", cell: (c) => day(c.getValue()) }),
+  col.accessor("lastActiveAt", { header: "Last active", cell: (c) => day(c.getValue()) }),
   col.accessor("totalWatchTimeMinutes", { header: "Watch time (min)" }),
   col.accessor("classesWatched", { header: "Classes" }),
 ];
@@ -50,14 +47,14 @@ export function Members() {
   const list = useQuery({
     queryKey: ["members", search, status, sort, page],
     placeholderData: keepPreviousData,
-    queryFn: async () =>
-      (
-        await api.GET("/partner/members", {
+    queryFn: () =>
+      dataOf(
+        api.GET("/partner/members", {
           params: {
             query: { search: search || undefined, status: status || undefined, sort, page, limit: 20 },
           },
-        })
-      ).data?.data ?? null,
+        }),
+      ),
   });
 
   function submit(e: FormEvent) {
@@ -98,7 +95,7 @@ export function Members() {
         </button>
       </form>
       {exporter.failure && <Problem {...exporter.failure} />}
-      {list.isError && <p role="alert">The members could not be loaded.</p>}
+      {list.isError && <QueryProblem error={list.error} />}
       <DataTable data={list.data?.members ?? []} columns={columns} label="Members" />
       <Pager page={page} pages={pages} onPage={(n) => set({ page: String(n) })}>
         {` (${list.data?.pagination.total ?? "…"} members)`}
@@ -114,16 +111,16 @@ export function MemberDetail() {
   const detail = useQuery({
     queryKey: ["member", id, historyPage],
     placeholderData: keepPreviousData,
-    queryFn: async () =>
-      (
-        await api.GET("/partner/members/{id}", {
+    queryFn: () =>
+      dataOf(
+        api.GET("/partner/members/{id}", {
           params: { path: { id }, query: { historyPage, historyLimit: 20 } },
-        })
-      ).data?.data ?? null,
+        }),
+      ),
   });
   const m = detail.data;
   if (detail.isLoading) return <p>Loading…</p>;
-  if (!m) return <p role="alert">No such member.</p>;
+  if (!m) return detail.isError ? <QueryProblem error={detail.error} /> : <p role="alert">No such member.</p>;
   const pages = Math.max(1, m.historyPagination.totalPages);
   return (
     <section>
@@ -132,7 +129,7 @@ export function MemberDetail() {
       </p>
       <h1>{m.name}</h1>
       <p>
-        {m.email} · registered {when(m.registeredAt)} · {m.status}
+        {m.email} · registered {day(m.registeredAt)} · {m.status}
         {m.voucherCode ? ` · voucher ${m.voucherCode}` : ""}
       </p>
       <div className="cards">

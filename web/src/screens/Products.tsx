@@ -4,7 +4,7 @@ import { createColumnHelper } from "@tanstack/react-table";
 import { api } from "../api/client";
 import type { components } from "../api/schema";
 import { DataTable, Pager } from "../DataTable";
-import { Confirm, Problem, useFrame, type Outcome, useListParams } from "../ui";
+import { Confirm, Problem, useFrame, type Outcome, useListParams, dataOf } from "../ui";
 
 type Product = components["schemas"]["Product"];
 type Status = "draft" | "active" | "archived";
@@ -101,11 +101,9 @@ export function Products() {
     queryKey: ["products", status, productType, sort, page],
     placeholderData: keepPreviousData,
     queryFn: async () => {
-      const { data, error, response } = await api.GET("/partner/products", {
+      return dataOf(api.GET("/partner/products", {
         params: { query: { status: status || undefined, productType: productType || undefined, sort, page, limit: 25 } },
-      });
-      if (!data) throw { error, response };
-      return data.data;
+      }));
     },
   });
 

@@ -5,7 +5,7 @@ import { api } from "../api/client";
 import type { components } from "../api/schema";
 import { keepApiKey, useApiKey } from "../apiKey";
 import { DataTable } from "../DataTable";
-import { AdminOnly, Confirm, day, moment, Problem, useFrame, type Outcome } from "../ui";
+import { AdminOnly, Confirm, day, moment, Problem, useFrame, type Outcome, dataOf, QueryProblem } from "../ui";
 
 type Staff = components["schemas"]["portal_api.routes.team.StaffDto"];
 type Key = components["schemas"]["portal_api.routes.team.ApiKeyDto"];
@@ -30,9 +30,7 @@ function StaffPanel() {
   const staff = useQuery({
     queryKey: ["staff"],
     queryFn: async () => {
-      const { data, error, response } = await api.GET("/partner/staff");
-      if (!data) throw { error, response };
-      return data.data.staff;
+      return (await dataOf(api.GET("/partner/staff"))).staff;
     },
   });
   async function update(s: Staff, body: { role?: Role; active?: boolean }) {
@@ -83,7 +81,7 @@ function StaffPanel() {
   return (
     <>
       <h2>Team</h2>
-      {staff.isError && <Problem {...(staff.error as unknown as { error: unknown; response?: Response })} />}
+      {staff.isError && <QueryProblem error={staff.error} />}
       {failure && <Problem {...failure} />}
       <DataTable data={staff.data ?? []} columns={columns} label="Team" />
       <AddStaff />
@@ -154,9 +152,7 @@ function KeysPanel() {
   const keys = useQuery({
     queryKey: ["api-keys"],
     queryFn: async () => {
-      const { data, error, response } = await api.GET("/partner/api-keys");
-      if (!data) throw { error, response };
-      return data.data.apiKeys;
+      return (await dataOf(api.GET("/partner/api-keys"))).apiKeys;
     },
   });
   async function create(e: FormEvent) {
@@ -202,7 +198,7 @@ function KeysPanel() {
     <>
       <h2>API keys</h2>
       <p className="muted">The app sends a client API key with every request; the voucher screens use one too.</p>
-      {keys.isError && <Problem {...(keys.error as unknown as { error: unknown; response?: Response })} />}
+      {keys.isError && <QueryProblem error={keys.error} />}
       {failure && <Problem {...failure} />}
       <DataTable data={keys.data ?? []} columns={columns} label="API keys" />
       <form className="filters panel" onSubmit={create}>

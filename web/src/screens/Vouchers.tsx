@@ -5,7 +5,7 @@ import { api } from "../api/client";
 import type { components } from "../api/schema";
 import { keepApiKey, useApiKey } from "../apiKey";
 import { DataTable, Pager } from "../DataTable";
-import { Confirm, day, Problem, saveText, useFrame, useStartExport, type Outcome, useListParams } from "../ui";
+import { Confirm, day, Problem, saveText, useFrame, useStartExport, type Outcome, useListParams, dataOf } from "../ui";
 
 type Voucher = components["schemas"]["portal_api.routes.vouchers.VoucherDto"];
 type Status = "" | "active" | "redeemed" | "expired" | "revoked";
@@ -63,21 +63,17 @@ function VoucherScreen({ apiKey, clientId }: { apiKey: string; clientId: string 
   const stats = useQuery({
     queryKey: ["vouchers", "stats"],
     queryFn: async () => {
-      const { data, error, response } = await api.GET("/partner/vouchers/stats", { headers });
-      if (!data) throw { error, response };
-      return data.data;
+      return dataOf(api.GET("/partner/vouchers/stats", { headers }));
     },
   });
   const list = useQuery({
     queryKey: ["vouchers", "list", status, search, page],
     placeholderData: keepPreviousData,
     queryFn: async () => {
-      const { data, error, response } = await api.GET("/partner/vouchers", {
+      return dataOf(api.GET("/partner/vouchers", {
         headers,
         params: { query: { status: status || undefined, search: search || undefined, page, limit: 25, sort: "-createdAt" } },
-      });
-      if (!data) throw { error, response };
-      return data.data;
+      }));
     },
   });
   const keyRefused = [stats.error, list.error].some(
