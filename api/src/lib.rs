@@ -139,6 +139,7 @@ pub fn api_router() -> Router {
         );
 
     Router::new()
+        .hoop(middleware::single_query_values)
         .push(Router::with_path("health").get(health::health))
         .push(Router::with_path("ready").get(health::ready))
         .push(Router::with_path("metrics").get(health::prometheus))
@@ -156,7 +157,8 @@ pub fn openapi(router: &Router) -> OpenApi {
              white-label fitness app. Every answer uses the envelope {success, data} or \
              {success:false, error:{code, message, details}}; 429 and 503 carry Retry-After. \
              Query values: surrounding whitespace is ignored, and an empty value means the \
-             parameter is not given (except page and limit, which must be whole numbers).",
+             parameter is not given (except page and limit, which must be whole numbers); a \
+             parameter given more than once is refused with 400.",
         ),
     )
     .add_security_scheme(

@@ -87,6 +87,30 @@ pub async fn client_address(req: &mut Request, depot: &mut Depot) {
     req.extensions_mut().insert(ClientAddr(client));
 }
 
+/// Every query parameter of this API takes one value: a parameter given twice
+/// (`?status=active&status=revoked`) is refused with 400 rather than silently reading one of them.
+#[handler]
+pub async fn single_query_values(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
+    let repeated = req
+        .queries()
+        .iter_all()
+        .find(|(_, values)| values.len() > 1)
+        .map(|(name, _)| name.clone());
+    if let Some(name) = repeated {
+        deny(
+            AppError::validation(&name, "must be given at most once"),
+            depot,
+            res,
+            ctrl,
+        );
+    }
+}
+
 /// Whether the caller reached the service over https: the request's own scheme (a TLS listener,
 /// or an absolute `https:` request URI), or `X-Forwarded-Proto: https` (its first value) sent by a
 /// peer in `TRUSTED_PROXIES`. From anyone else that header is ignored.

@@ -319,6 +319,21 @@ async fn vouchers_and_billing_exports() {
     app.send(app.as_admin(&p, app.get("/partner/vouchers/export?status=bogus")))
         .await
         .assert_error(400, "VALIDATION_ERROR");
+    // A parameter given twice is refused, whichever of its values is valid, and starts no job.
+    const JOBS: &str = "SELECT count(*) FROM export_jobs WHERE client_id = $1";
+    let jobs = app.count(JOBS, p.t.client_id).await;
+    for query in ["status=&status=bogus", "status=active&status=revoked"] {
+        let r = app
+            .send(app.as_admin(&p, app.get(&format!("/partner/vouchers/export?{query}"))))
+            .await;
+        r.assert_error(400, "VALIDATION_ERROR");
+        assert_eq!(
+            r.body["error"]["details"][0]["field"], "status",
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(app.count(JOBS, p.t.client_id).await, jobs);
     // Billing of this month.
     let today = Utc::now()
         .with_timezone(&chrono_tz::Europe::Berlin)
