@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     };
     // sqlx spawns the pool's maintenance task, which needs the runtime.
     let _entered = runtime.enter();
-    let pool = match portal_shared::db::pool(&config) {
+    let pool = match portal_shared::pg::pool(&config) {
         Ok(p) => p,
         Err(e) => {
             let message = format!("configuration error: DATABASE_URL is not usable ({e})");

@@ -3,7 +3,7 @@
 //! they cannot drift apart; the other enums repeat the parsers' literals), the patterns of stored
 //! text, and the one rule attributes cannot state: an empty query value means "not given".
 
-use portal_shared::repo::{classes, members, vouchers};
+use portal_shared::pg::{classes, members, vouchers};
 use salvo::oapi::schema::{AnyOf, Object, Schema};
 use salvo::oapi::{BasicType, Components, KnownFormat, OpenApi, RefOr, SchemaFormat, ToSchema};
 

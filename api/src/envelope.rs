@@ -1,6 +1,6 @@
 //! The success envelope of SPEC §4: `{"success": true, "data": …}`.
 
-use portal_shared::pagination::Pagination;
+use portal_shared::domain::pagination::Pagination;
 use salvo::oapi::ToSchema;
 use salvo::prelude::Json;
 use serde::Serialize;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use portal_shared::config::Config;
-use portal_shared::repo::api_keys::revocation_channel;
+use portal_shared::pg::api_keys::revocation_channel;
 use salvo::catcher::Catcher;
 use salvo::oapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme};
 use salvo::oapi::{Info, SecurityScheme};
@@ -219,7 +219,7 @@ pub fn service(state: State) -> Service {
 /// empty, since announcements made meanwhile are lost.
 pub async fn watch_announcements(state: State) {
     let keys = revocation_channel(&state.config.redis_namespace);
-    let staff = portal_shared::repo::staff::change_channel(&state.config.redis_namespace);
+    let staff = portal_shared::pg::staff::change_channel(&state.config.redis_namespace);
     loop {
         let result: redis::RedisResult<()> = async {
             let client = redis::Client::open(state.config.redis_url.expose())?;
@@ -271,8 +271,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if state.config.migrate_on_start {
         // Migrations may run (or wait for another process's lock) longer than the API's query
         // time limits allow, so they get their own connections without those limits.
-        let pg = portal_shared::db::pool(&state.config)?;
-        portal_shared::db::migrate_with_retry(&pg, Duration::from_secs(60)).await?;
+        let pg = portal_shared::pg::pool(&state.config)?;
+        portal_shared::pg::migrate_with_retry(&pg, Duration::from_secs(60)).await?;
         let ch = portal_shared::ch::ClickHouse::from_config(&state.config);
         tokio::spawn(async move {
             migrate_clickhouse_until_done(&ch, &pg).await;

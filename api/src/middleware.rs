@@ -5,9 +5,9 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use ipnet::{IpNet, Ipv6Net};
-use portal_shared::auth::{Role, TokenType};
+use portal_shared::domain::auth::{Role, TokenType};
 use portal_shared::error::AppError;
-use portal_shared::repo::api_keys::KeyPrincipal;
+use portal_shared::pg::api_keys::KeyPrincipal;
 use salvo::http::Method;
 use salvo::prelude::*;
 use salvo::request_id::RequestIdDepotExt;
@@ -258,11 +258,11 @@ impl LoginAttempt {
 /// that is logged and audited before the 401.
 pub async fn refresh_refused(
     st: &crate::state::AppState,
-    failure: portal_shared::repo::sessions::RotateFailure,
+    failure: portal_shared::pg::sessions::RotateFailure,
     req: &Request,
     depot: &Depot,
 ) -> crate::error::ApiError {
-    use portal_shared::repo::{audit, sessions};
+    use portal_shared::pg::{audit, sessions};
     if let sessions::RotateFailure::Reused {
         family_id,
         client_id,
@@ -357,7 +357,7 @@ pub async fn require_staff(
     let status = st
         .staff
         .try_get_with(staff_id, async move {
-            let row = portal_shared::repo::unscoped::staff_by_id(&db, staff_id).await?;
+            let row = portal_shared::pg::unscoped::staff_by_id(&db, staff_id).await?;
             Ok::<_, AppError>(row.map(|s| StaffStatus {
                 client_id: s.client_id,
                 role: s.role,

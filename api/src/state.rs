@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
-use portal_shared::auth::{JwtKeys, Role};
 use portal_shared::ch::ClickHouse;
 use portal_shared::config::Config;
+use portal_shared::domain::auth::{JwtKeys, Role};
 use portal_shared::jobs;
-use portal_shared::repo::api_keys::ApiKeyCache;
+use portal_shared::pg::api_keys::ApiKeyCache;
 use portal_shared::throttle::Throttle;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
@@ -35,11 +35,11 @@ pub struct AppState {
     /// the fallback when an announcement is missed.
     pub staff: Cache<Uuid, Option<StaffStatus>>,
     /// The class catalogue (validation of events, titles in analytics).
-    pub catalogue: portal_shared::events::Catalogue,
+    pub catalogue: portal_shared::pg::classes::Catalogue,
     /// Producer side of the watch-event queue.
-    pub events: jobs::Queue<portal_shared::events::WatchBatch>,
+    pub events: jobs::Queue<portal_shared::pipeline::WatchBatch>,
     /// Producer side of the export queue.
-    pub exports: jobs::Queue<portal_shared::exports::ExportJob>,
+    pub exports: jobs::Queue<portal_shared::jobs::exports::ExportJob>,
     /// Where export files are.
     pub storage: portal_shared::storage::Storage,
 }
@@ -50,10 +50,10 @@ impl AppState {
     /// Builds the state. Connections are lazy: the API starts (and `/ready` says what is missing)
     /// even when a dependency is down.
     pub async fn new(config: Config) -> anyhow::Result<State> {
-        portal_shared::auth::set_hash_wait(config.password_hash_wait);
+        portal_shared::domain::auth::set_hash_wait(config.password_hash_wait);
         // Reads and writes of requests are bounded by DATABASE_STATEMENT_TIMEOUT_MS and
         // CLICKHOUSE_MAX_EXECUTION_SECS (503 past them); migrations use unbounded connections.
-        let db = portal_shared::db::api_pool(&config)?;
+        let db = portal_shared::pg::api_pool(&config)?;
         let redis = jobs::redis_lazy(config.redis_url.expose())?;
         let mut ch = ClickHouse::from_config(&config)
             .with_max_execution_time(config.clickhouse_max_execution);
@@ -75,7 +75,7 @@ impl AppState {
         Ok(Arc::new(Self {
             exports,
             storage,
-            catalogue: portal_shared::events::Catalogue::default(),
+            catalogue: portal_shared::pg::classes::Catalogue::default(),
             events,
             jwt: JwtKeys::new(config.jwt_secret.expose()),
             api_keys: ApiKeyCache::new(config.api_key_cache_ttl),
@@ -115,15 +115,14 @@ impl AppState {
     /// Forgets a staff member's cached status here and tells every other instance to.
     pub async fn announce_staff_change(&self, staff_id: Uuid) {
         self.staff.invalidate(&staff_id).await;
-        let channel = portal_shared::repo::staff::change_channel(&self.config.redis_namespace);
+        let channel = portal_shared::pg::staff::change_channel(&self.config.redis_namespace);
         self.announce(&channel, &staff_id.to_string()).await;
     }
 
     /// Drops a revoked key from the key cache here and tells every other instance to.
     pub async fn announce_key_revoked(&self, hash: &[u8; 32]) {
         self.api_keys.invalidate(hash).await;
-        let channel =
-            portal_shared::repo::api_keys::revocation_channel(&self.config.redis_namespace);
+        let channel = portal_shared::pg::api_keys::revocation_channel(&self.config.redis_namespace);
         self.announce(&channel, &hex::encode(hash)).await;
     }
 }

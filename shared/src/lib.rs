@@ -1,22 +1,23 @@
-//! Partner Portal shared library: configuration, errors, domain types, queries (repositories),
-//! job payloads and telemetry used by `portal-api`, `portal-worker` and `portal-admin`.
+//! Partner Portal shared library, used by `portal-api`, `portal-worker` and `portal-admin`.
 //!
-//! Repository functions take the caller's client id first: there is no finder for tenant-owned
-//! rows without it.
+//! Its folders are the layers, each depending only on those listed before it:
+//! - [`domain`]: types and rules with no I/O (credentials and roles, list parameters, JSON input
+//!   rules);
+//! - [`pg`]: Postgres, every SQL statement against it, one module per resource;
+//! - [`ch`]: ClickHouse, the analytics store: its migrations and every read of it;
+//! - [`pipeline`]: the watch-event path, from a validated batch to events counted exactly once;
+//! - [`jobs`]: the queues, their jobs, and the export job's CSV writer.
+//!
+//! Beside them, the cross-cutting pieces: [`config`], [`error`], [`telemetry`], [`storage`]
+//! (export files) and [`throttle`] (rate limits in Redis).
 
-pub mod analytics;
-pub mod auth;
-pub mod billing;
 pub mod ch;
 pub mod config;
-pub mod db;
+pub mod domain;
 pub mod error;
-pub mod events;
-pub mod exports;
 pub mod jobs;
-pub mod json;
-pub mod pagination;
-pub mod repo;
+pub mod pg;
+pub mod pipeline;
 pub mod storage;
 pub mod telemetry;
 pub mod throttle;

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use portal_api::State;
-use portal_shared::auth::Role;
 use portal_shared::config::Config;
-use portal_shared::repo::{api_keys, clients, staff};
+use portal_shared::domain::auth::Role;
+use portal_shared::pg::{api_keys, clients, staff};
 use salvo::http::HeaderMap;
 use salvo::test::{RequestBuilder, ResponseExt, TestClient};
 use salvo::Service;
@@ -64,7 +64,7 @@ pub fn s3_vars(v: &mut HashMap<String, String>) {
 /// Name of the migrated template database for the current set of migrations.
 fn template_name() -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for m in portal_shared::db::MIGRATOR.iter() {
+    for m in portal_shared::pg::MIGRATOR.iter() {
         for b in m.checksum.iter() {
             h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
         }
@@ -104,7 +104,7 @@ pub async fn fresh_database() -> String {
             let mut c = PgConnection::connect_with(&admin_opts.clone().database(&building))
                 .await
                 .unwrap();
-            portal_shared::db::MIGRATOR.run(&mut c).await.unwrap();
+            portal_shared::pg::MIGRATOR.run(&mut c).await.unwrap();
             c.close().await.unwrap();
         }
         admin
@@ -242,7 +242,7 @@ impl TestApp {
         vars.insert("CLICKHOUSE_DATABASE".into(), db_name.clone());
         vars.insert(
             "JWT_SECRET".into(),
-            portal_shared::auth::random_secret("test-"),
+            portal_shared::domain::auth::random_secret("test-"),
         );
         vars.insert("MIGRATE_ON_START".into(), "false".into());
         // Every test of this process shares the hashing slots: wait for them rather than 503.
@@ -601,7 +601,7 @@ impl TestApp {
         let csv = "id,title,category,instructor,durationMinutes\n\
                    yoga-1,Morning Flow,Yoga,Ana,30\nyoga-2,Evening Calm,Yoga,Ana,20\n\
                    hiit-1,Burn,HIIT,Bo,25\npilates-1,Core,Pilates,Cy,40\n";
-        portal_shared::repo::classes::import_csv(&self.db, csv.as_bytes())
+        portal_shared::pg::classes::import_csv(&self.db, csv.as_bytes())
             .await
             .unwrap();
         self.state.catalogue.invalidate();
@@ -707,7 +707,7 @@ impl TestApp {
     /// each count every event once.
     pub async fn assert_counted_once(&self, client_id: Uuid, n: i64, secs: u64) {
         assert_eq!(self.wait_for_count(LANDED, client_id, n, secs).await, n);
-        self.wait_queue_drained::<portal_shared::events::WatchBatch>(secs)
+        self.wait_queue_drained::<portal_shared::pipeline::WatchBatch>(secs)
             .await;
         assert_eq!(self.count(LANDED, client_id).await, n, "receipts");
         assert_eq!(self.class_views(client_id).await, n, "class views");
@@ -862,11 +862,11 @@ impl TestApp {
         &self,
         client_id: Uuid,
         member_id: Uuid,
-        events: Vec<portal_shared::events::WatchEvent>,
+        events: Vec<portal_shared::pipeline::WatchEvent>,
     ) {
         self.state
             .events
-            .enqueue(portal_shared::events::WatchBatch {
+            .enqueue(portal_shared::pipeline::WatchBatch {
                 batch_id: Uuid::now_v7(),
                 client_id,
                 member_id,
@@ -920,8 +920,8 @@ pub fn watch(
     class_id: &str,
     started_at: chrono::DateTime<chrono::Utc>,
     seconds: u32,
-) -> portal_shared::events::WatchEvent {
-    portal_shared::events::WatchEvent {
+) -> portal_shared::pipeline::WatchEvent {
+    portal_shared::pipeline::WatchEvent {
         event_id: Uuid::new_v4(),
         class_id: class_id.into(),
         started_at,
@@ -1050,13 +1050,13 @@ impl TestApp {
     /// Writes `rows` straight into ClickHouse's `watch_events`, bypassing the queue.
     pub async fn insert_ch_events(
         &self,
-        rows: impl IntoIterator<Item = portal_shared::events::ChEvent>,
+        rows: impl IntoIterator<Item = portal_shared::pipeline::ChEvent>,
     ) {
         let mut insert = self
             .state
             .ch
             .client
-            .insert::<portal_shared::events::ChEvent>("watch_events")
+            .insert::<portal_shared::pipeline::ChEvent>("watch_events")
             .await
             .unwrap();
         for row in rows {

@@ -3,7 +3,7 @@
 //! oldest row has waited `EVENTS_FLUSH_MS`, then answers every waiting task. A task is
 //! acknowledged only after its events are in ClickHouse and counted in Postgres, so a crash at any
 //! point leaves it on the queue, and the receipt ledger makes the retry count nothing twice
-//! (`portal_shared::events::land_pending`, which the demo seed uses too):
+//! (`portal_shared::pipeline::land_pending`, which the demo seed uses too):
 //!
 //! 0. own (beside step 1): insert the batches' `landed_watch_batches` rows in a transaction that
 //!    stays open until step 4 (a second delivery of a batch still being landed waits on its row,
@@ -25,8 +25,8 @@ use std::time::Duration;
 use apalis::prelude::*;
 use moka::future::Cache;
 use portal_shared::error::AppError;
-use portal_shared::events::{self, ChEvent, Flushed, Pending, WatchBatch};
 use portal_shared::jobs::{self, Outcome};
+use portal_shared::pipeline::{self, ChEvent, Flushed, Pending, WatchBatch};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
@@ -169,7 +169,7 @@ async fn client_timezones(
         }
     }
     if !missing.is_empty() {
-        for (id, tz) in portal_shared::repo::clients::timezones(&state.db, &missing).await? {
+        for (id, tz) in portal_shared::pg::clients::timezones(&state.db, &missing).await? {
             cache.insert(id, tz).await;
             out.insert(id, tz);
         }
@@ -216,5 +216,5 @@ pub async fn flush(
         return Ok(Flushed::default());
     }
 
-    events::land_pending(&state.db, &state.ch, &pending).await
+    pipeline::land_pending(&state.db, &state.ch, &pending).await
 }

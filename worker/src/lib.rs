@@ -16,9 +16,9 @@ use chrono::Utc;
 use portal_shared::ch::ClickHouse;
 use portal_shared::config::Config;
 use portal_shared::error::{AppError, AppResult};
-use portal_shared::events::WatchBatch;
-use portal_shared::exports::{self, ExportJob};
+use portal_shared::jobs::exports::{self, ExportJob};
 use portal_shared::jobs::{self, Housekeeping, Job, Outcome, Queue};
+use portal_shared::pipeline::WatchBatch;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -30,7 +30,7 @@ pub struct WorkerState {
     pub db: PgPool,
     pub redis: ConnectionManager,
     pub ch: ClickHouse,
-    pub catalogue: portal_shared::events::Catalogue,
+    pub catalogue: portal_shared::pg::classes::Catalogue,
     pub storage: portal_shared::storage::Storage,
     /// Clients with an export being built in this process (see [`ExportSlots`]).
     pub export_slots: ExportSlots,
@@ -38,7 +38,7 @@ pub struct WorkerState {
 
 impl WorkerState {
     pub async fn new(config: Config) -> anyhow::Result<Self> {
-        let db = portal_shared::db::pool(&config)?;
+        let db = portal_shared::pg::pool(&config)?;
         let redis = jobs::redis_lazy(config.redis_url.expose())?;
         let mut ch = ClickHouse::from_config(&config);
         if let Err(e) = ch.detect_version().await {
@@ -54,7 +54,7 @@ impl WorkerState {
             db,
             redis,
             ch,
-            catalogue: portal_shared::events::Catalogue::default(),
+            catalogue: portal_shared::pg::classes::Catalogue::default(),
             export_slots: ExportSlots::default(),
         })
     }
@@ -220,7 +220,7 @@ impl Work for Housekeeping {
 impl Work for ExportJob {
     async fn run(&self, state: &WorkerState) -> AppResult<Outcome> {
         let Some(client_id) =
-            portal_shared::repo::unscoped::pending_export_client(&state.db, self.job_id).await?
+            portal_shared::pg::unscoped::pending_export_client(&state.db, self.job_id).await?
         else {
             // Finished, failed or deleted meanwhile: nothing to do.
             return Ok(Outcome::Done);
@@ -242,7 +242,7 @@ impl Work for ExportJob {
     }
 
     async fn attempts(&self, state: &WorkerState, _attempt: &Attempt) -> usize {
-        match portal_shared::repo::unscoped::pending_export_client(&state.db, self.job_id).await {
+        match portal_shared::pg::unscoped::pending_export_client(&state.db, self.job_id).await {
             Ok(Some(client_id)) => exports::attempts(&state.db, client_id, self.job_id)
                 .await
                 .unwrap_or(0),
@@ -252,7 +252,7 @@ impl Work for ExportJob {
 
     async fn give_up(&self, state: &WorkerState, error: &AppError) {
         if let Ok(Some(client_id)) =
-            portal_shared::repo::unscoped::pending_export_client(&state.db, self.job_id).await
+            portal_shared::pg::unscoped::pending_export_client(&state.db, self.job_id).await
         {
             let _ = exports::fail(&state.db, client_id, self.job_id, &error.public_message()).await;
         }
@@ -356,7 +356,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     portal_shared::telemetry::metrics_handle();
     let state = WorkerState::new(config).await?;
     if state.config.migrate_on_start {
-        portal_shared::db::migrate_with_retry(&state.db, Duration::from_secs(60)).await?;
+        portal_shared::pg::migrate_with_retry(&state.db, Duration::from_secs(60)).await?;
         let migrations = portal_shared::ch::embedded()?;
         portal_shared::ch::migrate(&state.ch, &state.db, &migrations).await?;
     }

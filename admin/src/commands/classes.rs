@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use portal_shared::repo::classes;
+use portal_shared::pg::classes;
 use serde_json::json;
 
 use super::Ctx;

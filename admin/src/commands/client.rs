@@ -1,6 +1,6 @@
 //! `portal-admin client create`.
 
-use portal_shared::repo::clients::{self, NewClient};
+use portal_shared::pg::clients::{self, NewClient};
 use portal_shared::AppError;
 use serde_json::{json, Value};
 

@@ -1,7 +1,7 @@
 //! `portal-admin migrate`: Postgres (sqlx, embedded `migrations/`) then ClickHouse (embedded
 //! `clickhouse/`). Both are idempotent; a second run applies nothing.
 
-use portal_shared::{ch, db};
+use portal_shared::{ch, pg};
 use serde_json::json;
 
 use super::Ctx;
@@ -9,7 +9,7 @@ use crate::error::{CliError, CliResult};
 use crate::output::Outcome;
 
 pub async fn run(ctx: &Ctx) -> CliResult<Outcome> {
-    db::migrate(&ctx.pool).await.map_err(postgres_error)?;
+    pg::migrate(&ctx.pool).await.map_err(postgres_error)?;
 
     let migrations = ch::embedded()
         .map_err(|e| CliError::failed("MIGRATION_FAILED", format!("clickhouse migrations: {e}")))?;
@@ -24,7 +24,7 @@ pub async fn run(ctx: &Ctx) -> CliResult<Outcome> {
         .await
         .map_err(|e| CliError::failed("MIGRATION_FAILED", e.to_string()))?;
 
-    let pg_known = db::MIGRATOR.iter().count();
+    let pg_known = pg::MIGRATOR.iter().count();
     let mut text = format!("postgres: up to date ({pg_known} migration(s))\n");
     text.push_str(&format!(
         "clickhouse {version}, database {}: ",

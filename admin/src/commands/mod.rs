@@ -7,7 +7,7 @@ pub mod migrate;
 pub mod staff;
 
 use portal_shared::config::Config;
-use portal_shared::repo::clients::{self, Client};
+use portal_shared::pg::clients::{self, Client};
 use portal_shared::AppError;
 use sqlx::PgPool;
 use uuid::Uuid;

@@ -8,9 +8,9 @@
 
 use chrono::{Duration, Utc};
 use portal_shared::ch::ClickHouse;
-use portal_shared::events::{self, ChEvent, Pending};
-use portal_shared::repo::clients::Client;
-use portal_shared::repo::{audit, members, products, strings, vouchers};
+use portal_shared::pg::clients::Client;
+use portal_shared::pg::{audit, members, products, strings, vouchers};
+use portal_shared::pipeline::{self, ChEvent, Pending};
 use uuid::Uuid;
 
 use super::{Report, DEMO_PASSWORD};
@@ -219,7 +219,7 @@ pub async fn ensure(ctx: &Ctx, client: &Client, report: &mut Report) -> CliResul
     }
     // Through the worker's own landing (claim, insert, profiles, count), a chunk at a time.
     for chunk in chunks {
-        events::land_pending(&ctx.pool, &ch, chunk).await?;
+        pipeline::land_pending(&ctx.pool, &ch, chunk).await?;
     }
     report.note(format!(
         "activity: {MEMBERS} members, {} vouchers, 6 products, 2 content strings, {} watch events over {DAYS} days",

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use portal_shared::repo::api_keys::{self, ApiKeyCache};
-use portal_shared::repo::clients::Client;
+use portal_shared::pg::api_keys::{self, ApiKeyCache};
+use portal_shared::pg::clients::Client;
 use portal_shared::AppError;
 use serde_json::Value;
 

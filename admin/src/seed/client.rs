@@ -1,6 +1,6 @@
 //! The demo client (slug `demo-studio`), created if absent and otherwise left as it is.
 
-use portal_shared::repo::clients::{self, Client, NewClient};
+use portal_shared::pg::clients::{self, Client, NewClient};
 use portal_shared::AppError;
 
 use super::{demo_branding, Report, DEMO_NAME, DEMO_SLUG, DEMO_TIMEZONE};

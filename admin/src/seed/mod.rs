@@ -14,7 +14,7 @@ pub mod staff;
 
 use std::path::Path;
 
-use portal_shared::auth::Role;
+use portal_shared::domain::auth::Role;
 use serde::Serialize;
 use uuid::Uuid;
 

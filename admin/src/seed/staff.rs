@@ -1,9 +1,9 @@
 //! The demo staff accounts, created if absent. An existing account is kept; if it no longer matches
 //! what the demo promises (other client, role, password, deactivated) the operator is told.
 
-use portal_shared::auth::verify_password;
-use portal_shared::repo::clients::Client;
-use portal_shared::repo::staff::{self, NewStaff};
+use portal_shared::domain::auth::verify_password;
+use portal_shared::pg::clients::Client;
+use portal_shared::pg::staff::{self, NewStaff};
 use portal_shared::AppError;
 
 use super::{DemoStaff, Report, DEMO_PASSWORD};
@@ -19,7 +19,7 @@ pub async fn ensure(
 ) -> CliResult<()> {
     let role = who.role.as_str();
     if let Some(existing) =
-        portal_shared::repo::unscoped::staff_for_login(&ctx.pool, who.email).await?
+        portal_shared::pg::unscoped::staff_for_login(&ctx.pool, who.email).await?
     {
         if existing.client_id != client.id {
             return Err(AppError::conflict(
@@ -70,7 +70,7 @@ pub async fn ensure(
         Ok(_) => report.note(format!("staff {} ({role}): created", who.email)),
         // Another seed-demo run created it a moment ago: fine if it is ours.
         Err(AppError::Conflict { .. })
-            if portal_shared::repo::unscoped::staff_for_login(&ctx.pool, who.email)
+            if portal_shared::pg::unscoped::staff_for_login(&ctx.pool, who.email)
                 .await?
                 .is_some_and(|s| s.client_id == client.id) =>
         {

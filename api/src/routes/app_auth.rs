@@ -1,9 +1,9 @@
 //! App onboarding (X-API-Key): voucher validation, member registration, login, refresh.
 
 use chrono::{DateTime, Utc};
-use portal_shared::auth::{verify_password, TokenType};
+use portal_shared::domain::auth::{verify_password, TokenType};
 use portal_shared::error::AppError;
-use portal_shared::repo::{audit, members, sessions, staff::normalize_email, vouchers};
+use portal_shared::pg::{audit, members, sessions, staff::normalize_email, vouchers};
 use portal_shared::throttle;
 use salvo::oapi::extract::JsonBody;
 use salvo::oapi::ToSchema;

@@ -1,9 +1,9 @@
 //! `GET /partner/audit-log` (admin): who did what, when.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use portal_shared::domain::pagination::Page;
 use portal_shared::error::AppError;
-use portal_shared::pagination::Page;
-use portal_shared::repo::{audit, clients};
+use portal_shared::pg::{audit, clients};
 use salvo::oapi::extract::QueryParam;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;

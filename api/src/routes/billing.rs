@@ -1,8 +1,8 @@
 //! `GET /partner/billing` (partner JWT): the month's billable members.
 
-use portal_shared::billing::{self, Month};
-use portal_shared::pagination::Page;
-use portal_shared::repo::clients;
+use portal_shared::ch::billing::{self, Month};
+use portal_shared::domain::pagination::Page;
+use portal_shared::pg::clients;
 use salvo::oapi::extract::QueryParam;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;

@@ -1,7 +1,7 @@
 //! `GET /classes`, `GET /classes/{id}`: the class catalogue, for the app (X-API-Key).
 
-use portal_shared::pagination::Page;
-use portal_shared::repo::classes;
+use portal_shared::domain::pagination::Page;
+use portal_shared::pg::classes;
 use salvo::oapi::extract::{PathParam, QueryParam};
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;

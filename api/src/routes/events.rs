@@ -1,7 +1,7 @@
 //! `POST /app/events` (X-API-Key + member token): watch events, one or a batch of up to 500.
 
 use chrono::Utc;
-use portal_shared::events::{self, WatchBatch};
+use portal_shared::pipeline::{self, WatchBatch};
 use portal_shared::throttle;
 use salvo::oapi::extract::JsonBody;
 use salvo::oapi::ToSchema;
@@ -67,9 +67,10 @@ pub async fn ingest(
     let body = body.into_inner();
     let catalogue = st.catalogue.get(&st.db).await?;
     let now = Utc::now();
-    let (unique, in_batch_dups) = events::validate_batch(&body, &catalogue, now)?;
+    let (unique, in_batch_dups) = pipeline::validate_batch(&body, &catalogue, now)?;
     let ids: Vec<Uuid> = unique.iter().map(|e| e.event_id).collect();
-    let seen_before = events::already_received(&st.db, m.client_id, &ids).await?;
+    let seen_before =
+        portal_shared::pg::receipts::already_received(&st.db, m.client_id, &ids).await?;
     let accepted = unique.len() - seen_before.min(unique.len());
     let batch = WatchBatch {
         batch_id: Uuid::now_v7(),

@@ -4,11 +4,13 @@
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
-use portal_shared::billing::Month;
+use portal_shared::ch::billing::Month;
+use portal_shared::domain::pagination::Page;
 use portal_shared::error::AppError;
-use portal_shared::exports::{self, ExportJob, ExportKind, ExportRow, ExportStatus as JobStatus};
-use portal_shared::pagination::Page;
-use portal_shared::repo::{audit, clients, vouchers};
+use portal_shared::jobs::exports::{
+    self, ExportJob, ExportKind, ExportRow, ExportStatus as JobStatus,
+};
+use portal_shared::pg::{audit, clients, vouchers};
 use portal_shared::storage::Storage;
 use salvo::oapi::extract::{PathParam, QueryParam};
 use salvo::oapi::ToSchema;

@@ -53,7 +53,7 @@ pub struct Readiness {
 pub async fn ready(depot: &mut Depot, res: &mut Response) -> Json<serde_json::Value> {
     let st = state(depot).clone();
     let pg = async {
-        tokio::time::timeout(Duration::from_secs(2), portal_shared::db::ping(&st.db))
+        tokio::time::timeout(Duration::from_secs(2), portal_shared::pg::ping(&st.db))
             .await
             .map_err(|_| "timed out".to_string())
             .and_then(|r| r.map_err(|e| e.to_string()))
@@ -124,8 +124,8 @@ pub async fn prometheus(depot: &mut Depot, res: &mut Response) {
     let mut conn = st.redis.clone();
     for queue in [
         jobs::HOUSEKEEPING_QUEUE,
-        portal_shared::events::EVENTS_QUEUE,
-        portal_shared::exports::EXPORTS_QUEUE,
+        portal_shared::pipeline::EVENTS_QUEUE,
+        portal_shared::jobs::exports::EXPORTS_QUEUE,
     ] {
         if let Ok(Ok(d)) = tokio::time::timeout(
             Duration::from_secs(1),

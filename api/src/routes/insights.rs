@@ -1,8 +1,8 @@
 //! `GET /partner/dashboard` and `GET /partner/analytics` (partner JWT).
 
 use chrono::Utc;
-use portal_shared::analytics::{self as stats, DayRange};
-use portal_shared::repo::{
+use portal_shared::ch::analytics::{self as stats, DayRange};
+use portal_shared::pg::{
     clients,
     members::{self, minutes},
 };

@@ -1,9 +1,9 @@
 //! `GET /partner/members`, `GET /partner/members/{id}` (partner JWT).
 
 use chrono::{DateTime, Utc};
+use portal_shared::domain::pagination::Page;
 use portal_shared::error::AppError;
-use portal_shared::pagination::Page;
-use portal_shared::repo::{clients, members};
+use portal_shared::pg::{clients, members};
 use salvo::oapi::extract::{PathParam, QueryParam};
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
@@ -175,7 +175,7 @@ async fn viewing_history(
     member_id: Uuid,
     page: Page,
 ) -> ApiResult<(Vec<HistoryEntry>, i64)> {
-    let (rows, total) = portal_shared::analytics::member_history(
+    let (rows, total) = portal_shared::ch::analytics::member_history(
         &st.ch,
         client_id,
         member_id,

@@ -1,8 +1,8 @@
 //! `/partner-auth/*`: staff login, refresh-token rotation, logout, profile.
 
-use portal_shared::auth::TokenType;
+use portal_shared::domain::auth::TokenType;
 use portal_shared::error::AppError;
-use portal_shared::repo::{audit, clients, sessions, staff as staff_repo};
+use portal_shared::pg::{audit, clients, sessions, staff as staff_repo};
 use salvo::oapi::extract::JsonBody;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
@@ -28,7 +28,9 @@ fn refresh_cookie(value: String, secure: bool) -> salvo::http::cookie::Cookie<'s
         .http_only(true)
         .same_site(SameSite::Strict)
         .secure(secure)
-        .max_age(Duration::days(portal_shared::auth::REFRESH_TOKEN_TTL_DAYS))
+        .max_age(Duration::days(
+            portal_shared::domain::auth::REFRESH_TOKEN_TTL_DAYS,
+        ))
         .build()
 }
 
@@ -170,8 +172,8 @@ pub async fn login(
     let ip = client_ip(req);
     let attempt = LoginAttempt::begin(&st, res, "staff", email.clone(), address(req)).await?;
 
-    let found = portal_shared::repo::unscoped::staff_for_login(&st.db, &email).await?;
-    let verified = portal_shared::auth::verify_password(
+    let found = portal_shared::pg::unscoped::staff_for_login(&st.db, &email).await?;
+    let verified = portal_shared::domain::auth::verify_password(
         body.password,
         found.as_ref().map(|s| s.password_hash.clone()),
     )

@@ -1,9 +1,9 @@
 //! Products: partner CRUD under `/partner/products` (JWT) and the app's read-only view under
 //! `/products` (X-API-Key, active products only).
 
+use portal_shared::domain::pagination::Page;
 use portal_shared::error::AppError;
-use portal_shared::pagination::Page;
-use portal_shared::repo::{audit, products};
+use portal_shared::pg::{audit, products};
 use salvo::oapi::extract::{JsonBody, PathParam, QueryParam};
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;

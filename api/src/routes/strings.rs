@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use portal_shared::repo::{audit, strings};
+use portal_shared::pg::{audit, strings};
 use salvo::oapi::extract::JsonBody;
 use salvo::prelude::*;
 

@@ -5,9 +5,9 @@
 //! same channels `portal-admin` uses.
 
 use chrono::{DateTime, Utc};
-use portal_shared::auth::{validate_password_strength, Role};
+use portal_shared::domain::auth::{validate_password_strength, Role};
 use portal_shared::error::{AppError, FieldError};
-use portal_shared::repo::{api_keys, audit, staff as staff_repo};
+use portal_shared::pg::{api_keys, audit, staff as staff_repo};
 use salvo::oapi::extract::{JsonBody, PathParam};
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;

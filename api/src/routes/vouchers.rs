@@ -1,9 +1,9 @@
 //! `/partner/vouchers/*` (partner JWT + X-API-Key of the same client).
 
 use chrono::{DateTime, Utc};
+use portal_shared::domain::pagination::Page;
 use portal_shared::error::AppError;
-use portal_shared::pagination::Page;
-use portal_shared::repo::{audit, idempotency, vouchers};
+use portal_shared::pg::{audit, idempotency, vouchers};
 use salvo::oapi::extract::{JsonBody, PathParam, QueryParam};
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;

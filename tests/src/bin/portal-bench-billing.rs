@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use portal_shared::events::ChEvent;
+use portal_shared::pipeline::ChEvent;
 use portal_tests::{env_usize, Partner, TestApp};
 use uuid::Uuid;
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portal_shared::auth::{random_secret, API_KEY_PREFIX};
+use portal_shared::domain::auth::{random_secret, API_KEY_PREFIX};
 use portal_tests::{env_usize, percentile, TestApp};
 use salvo::prelude::*;
 
@@ -156,8 +156,8 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "known-key cache entries: {known_before} before the flood, {known_after} after; valid key still cached: {still_cached}; unknown-key cache: {negative_after} entries (capacity {}, {} s)",
-        portal_shared::repo::api_keys::UNKNOWN_KEYS_CAPACITY,
-        portal_shared::repo::api_keys::UNKNOWN_KEYS_TTL.as_secs()
+        portal_shared::pg::api_keys::UNKNOWN_KEYS_CAPACITY,
+        portal_shared::pg::api_keys::UNKNOWN_KEYS_TTL.as_secs()
     );
     Ok(())
 }

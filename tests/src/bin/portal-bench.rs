@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{Duration as ChronoDuration, Utc};
-use portal_shared::analytics::{self, DayRange};
-use portal_shared::events::ChEvent;
+use portal_shared::ch::analytics::{self, DayRange};
+use portal_shared::pipeline::ChEvent;
 use portal_tests::{env_usize, event, percentile, TestApp, LANDED};
 use salvo::prelude::*;
 use serde_json::json;

@@ -435,7 +435,7 @@ async fn the_api_refuses_to_start_with_a_weak_signing_key() {
 
 #[tokio::test]
 async fn a_revocation_never_misses_a_token_minted_beside_it() {
-    use portal_shared::repo::sessions;
+    use portal_shared::pg::sessions;
     let app = TestApp::spawn().await;
     let t = app.tenant().await;
     let staff_id: uuid::Uuid =

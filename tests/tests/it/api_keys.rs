@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use portal_shared::repo::api_keys;
+use portal_shared::pg::api_keys;
 use portal_tests::{bearer, key, TestApp};
 
 #[tokio::test]
@@ -73,7 +73,9 @@ async fn unknown_keys_write_nothing_and_leave_known_keys_cached() {
     assert!(cache.is_cached(&t.api_key));
 
     let unknown: Vec<String> = (0..2_000)
-        .map(|_| portal_shared::auth::random_secret(portal_shared::auth::API_KEY_PREFIX))
+        .map(|_| {
+            portal_shared::domain::auth::random_secret(portal_shared::domain::auth::API_KEY_PREFIX)
+        })
         .collect();
     let app_ref = &app;
     let statuses: Vec<u16> = futures::stream::iter(&unknown)
@@ -120,7 +122,8 @@ async fn a_full_negative_cache_cannot_evict_a_known_key() {
     let cache = api_keys::ApiKeyCache::with_capacity(Duration::from_secs(60), 1, 16);
     cache.authenticate(&app.db, &t.api_key).await.unwrap();
     for _ in 0..500 {
-        let k = portal_shared::auth::random_secret(portal_shared::auth::API_KEY_PREFIX);
+        let k =
+            portal_shared::domain::auth::random_secret(portal_shared::domain::auth::API_KEY_PREFIX);
         let e = cache.authenticate(&app.db, &k).await.unwrap_err();
         assert_eq!(e.status(), 401);
     }
@@ -132,7 +135,7 @@ async fn a_full_negative_cache_cannot_evict_a_known_key() {
     assert_eq!(p.client_id, t.client_id);
     assert_eq!(cache.db_lookups(), 501, "the known key was evicted");
     // Revocation still drops it at once.
-    let (_, hash) = portal_shared::repo::unscoped::revoke_api_key(&app.db, t.api_key_id)
+    let (_, hash) = portal_shared::pg::unscoped::revoke_api_key(&app.db, t.api_key_id)
         .await
         .unwrap();
     cache.invalidate(&hash).await;
@@ -175,7 +178,7 @@ async fn a_revoked_key_stops_working_on_every_instance() {
     app.wait_listeners(&channel, 1).await;
     let mut conn = app.state.redis.clone();
     // What `portal-admin api-key revoke` does: revoke in Postgres, announce on Redis.
-    let (_, hash) = portal_shared::repo::unscoped::revoke_api_key(&app.db, t.api_key_id)
+    let (_, hash) = portal_shared::pg::unscoped::revoke_api_key(&app.db, t.api_key_id)
         .await
         .unwrap();
     let _: i64 = redis::cmd("PUBLISH")
@@ -189,7 +192,7 @@ async fn a_revoked_key_stops_working_on_every_instance() {
         .await;
     assert_eq!(status, 401, "revoked key still accepted after 3 s");
     // Revoking again is harmless.
-    portal_shared::repo::unscoped::revoke_api_key(&app.db, t.api_key_id)
+    portal_shared::pg::unscoped::revoke_api_key(&app.db, t.api_key_id)
         .await
         .unwrap();
 }
@@ -204,7 +207,7 @@ async fn revocation_is_honoured_after_the_cache_ttl_without_an_announcement() {
     app.send(key(app.get("/classes"), &t.api_key))
         .await
         .assert_status(200);
-    portal_shared::repo::unscoped::revoke_api_key(&app.db, t.api_key_id)
+    portal_shared::pg::unscoped::revoke_api_key(&app.db, t.api_key_id)
         .await
         .unwrap();
     let revoked = std::time::Instant::now();

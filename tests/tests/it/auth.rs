@@ -1,7 +1,7 @@
 //! Staff authentication: login, tokens, refresh rotation, logout, throttling, roles.
 
 use base64::Engine;
-use portal_shared::auth::{Role, TokenType};
+use portal_shared::domain::auth::{Role, TokenType};
 use portal_tests::{bearer, key, TestApp, PASSWORD};
 
 #[tokio::test]
@@ -83,11 +83,11 @@ async fn inactive_staff_cannot_log_in_or_use_tokens() {
     let app = TestApp::spawn().await;
     let t = app.tenant().await;
     let (access, _) = app.tokens(&t.admin_email).await;
-    let row = portal_shared::repo::unscoped::staff_for_login(&app.db, &t.admin_email)
+    let row = portal_shared::pg::unscoped::staff_for_login(&app.db, &t.admin_email)
         .await
         .unwrap()
         .unwrap();
-    portal_shared::repo::staff::set_active(&app.db, t.client_id, row.id, false)
+    portal_shared::pg::staff::set_active(&app.db, t.client_id, row.id, false)
         .await
         .unwrap();
     app.state.staff.invalidate_all();
@@ -127,10 +127,11 @@ async fn bad_tokens_are_rejected_with_401() {
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
     // Same claims, signed by someone else.
-    let forged = portal_shared::auth::JwtKeys::new("an-attacker-secret-that-is-long-enough")
-        .issue(TokenType::Partner, staff_id, t.client_id, Some(Role::Admin))
-        .unwrap()
-        .0;
+    let forged =
+        portal_shared::domain::auth::JwtKeys::new("an-attacker-secret-that-is-long-enough")
+            .issue(TokenType::Partner, staff_id, t.client_id, Some(Role::Admin))
+            .unwrap()
+            .0;
     // alg: none with valid-looking claims and no signature.
     let claims = app.state.jwt.verify(&good, TokenType::Partner).unwrap();
     let none = format!(

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use portal_shared::events::{self, ChEvent, WatchBatch, WatchEvent};
+use portal_shared::pipeline::{self, ChEvent, WatchBatch, WatchEvent};
 use portal_tests::{event, Partner, TestApp, LANDED};
 use serde_json::json;
 use uuid::Uuid;
@@ -95,8 +95,8 @@ fn pending_view(
     batch_id: Uuid,
     started_at: chrono::DateTime<Utc>,
     now: chrono::DateTime<Utc>,
-) -> events::Pending {
-    events::Pending {
+) -> pipeline::Pending {
+    pipeline::Pending {
         batch_id,
         row: ChEvent {
             client_id: p.t.client_id,
@@ -131,10 +131,10 @@ async fn a_flush_interrupted_after_the_clickhouse_insert_is_finished_without_dup
             .collect(),
     };
     // What a worker did before it died: claimed all three, inserted two into ClickHouse.
-    let pending: Vec<events::Pending> = batch
+    let pending: Vec<pipeline::Pending> = batch
         .events
         .iter()
-        .map(|e| events::Pending {
+        .map(|e| pipeline::Pending {
             batch_id: batch.batch_id,
             row: ChEvent {
                 client_id: batch.client_id,
@@ -149,7 +149,7 @@ async fn a_flush_interrupted_after_the_clickhouse_insert_is_finished_without_dup
             },
         })
         .collect();
-    let claim = events::claim(&app.db, &pending).await.unwrap();
+    let claim = pipeline::claim(&app.db, &pending).await.unwrap();
     assert_eq!(claim.fresh.len(), 3);
     app.insert_ch_events(pending[..2].iter().map(|p| p.row.clone()))
         .await;
@@ -269,23 +269,27 @@ async fn a_large_claim_in_parallel_chunks_owns_each_event_once() {
     let now = Utc::now();
     // 12,000 events in batches of 100: more than one claim chunk.
     let batches: Vec<Uuid> = (0..120).map(|_| Uuid::now_v7()).collect();
-    let pending: Vec<events::Pending> = (0..12_000)
+    let pending: Vec<pipeline::Pending> = (0..12_000)
         .map(|i| pending_view(&p, member, batches[i / 100], now, now))
         .collect();
     // An earlier delivery of the same batches claimed the first 3,000 and died (resumable)…
-    let earlier = events::claim(&app.db, &pending[..3_000]).await.unwrap();
+    let earlier = pipeline::claim(&app.db, &pending[..3_000]).await.unwrap();
     assert_eq!(earlier.fresh.len(), 3_000);
     // …and another batch, already landed, holds 500 of the event ids (not ours to count).
     let other = Uuid::now_v7();
-    let foreign: Vec<events::Pending> = pending[3_000..3_500]
+    let foreign: Vec<pipeline::Pending> = pending[3_000..3_500]
         .iter()
-        .map(|e| events::Pending {
+        .map(|e| pipeline::Pending {
             batch_id: other,
             row: e.row.clone(),
         })
         .collect();
     assert_eq!(
-        events::claim(&app.db, &foreign).await.unwrap().fresh.len(),
+        pipeline::claim(&app.db, &foreign)
+            .await
+            .unwrap()
+            .fresh
+            .len(),
         500
     );
     sqlx::query("INSERT INTO landed_watch_batches (batch_id) VALUES ($1)")
@@ -296,7 +300,7 @@ async fn a_large_claim_in_parallel_chunks_owns_each_event_once() {
     // The same event twice in one flush is claimed once.
     let mut all = pending.clone();
     all.push(pending[11_999].clone());
-    let claim = events::claim(&app.db, &all).await.unwrap();
+    let claim = pipeline::claim(&app.db, &all).await.unwrap();
     assert_eq!(claim.fresh.len(), 8_500);
     assert_eq!(claim.resumed.len(), 3_000);
     for e in &pending[3_000..3_500] {
@@ -319,7 +323,7 @@ async fn a_large_claim_in_parallel_chunks_owns_each_event_once() {
         .execute(&app.db)
         .await
         .unwrap();
-    let again = events::claim(&app.db, &pending).await.unwrap();
+    let again = pipeline::claim(&app.db, &pending).await.unwrap();
     assert!(again.fresh.is_empty() && again.resumed.is_empty());
 }
 
@@ -335,7 +339,7 @@ async fn two_landers_holding_one_batch_at_once_land_it_once() {
     let per_batch: i64 = 50;
     for round in 0..rounds {
         let batch_id = Uuid::now_v7();
-        let pending: Vec<events::Pending> = (0..per_batch)
+        let pending: Vec<pipeline::Pending> = (0..per_batch)
             .map(|i| {
                 let started_at = now - chrono::Duration::minutes(round * per_batch + i);
                 pending_view(&p, member, batch_id, started_at, now)
@@ -345,13 +349,17 @@ async fn two_landers_holding_one_batch_at_once_land_it_once() {
             // An earlier delivery claimed the receipts and died before inserting: both landers
             // resume the batch, each asking ClickHouse what is there before inserting.
             assert_eq!(
-                events::claim(&app.db, &pending).await.unwrap().fresh.len(),
+                pipeline::claim(&app.db, &pending)
+                    .await
+                    .unwrap()
+                    .fresh
+                    .len(),
                 per_batch as usize
             );
         }
         let (a, b) = tokio::join!(
-            events::land_pending(&first.db, &first.ch, &pending),
-            events::land_pending(&second.db, &second.ch, &pending),
+            pipeline::land_pending(&first.db, &first.ch, &pending),
+            pipeline::land_pending(&second.db, &second.ch, &pending),
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!(

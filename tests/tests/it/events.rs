@@ -2,7 +2,7 @@
 //! the partner's dashboard, analytics and member figures computed from it.
 
 use chrono::{Duration, TimeZone, Utc};
-use portal_shared::events::WatchBatch;
+use portal_shared::pipeline::WatchBatch;
 use portal_tests::{bearer, event, key, Cuttable, TestApp, LANDED};
 use serde_json::json;
 

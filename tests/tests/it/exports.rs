@@ -271,7 +271,7 @@ async fn members_export_lifecycle(app: TestApp) {
         .await
         .assert_error(410, "GONE");
     // Housekeeping removes the expired file.
-    let (files, _) = portal_shared::exports::cleanup(&app.db, &app.state.storage)
+    let (files, _) = portal_shared::jobs::exports::cleanup(&app.db, &app.state.storage)
         .await
         .unwrap();
     assert_eq!(files, 1);
@@ -390,22 +390,22 @@ async fn an_export_that_cannot_succeed_fails_readably_and_an_interrupted_one_is_
         .await
         .unwrap();
     // A billing job without its month: can never succeed.
-    let bad = portal_shared::exports::create(
+    let bad = portal_shared::jobs::exports::create(
         &app.db,
         p.t.client_id,
         staff_id,
-        portal_shared::exports::ExportKind::Billing,
+        portal_shared::jobs::exports::ExportKind::Billing,
         json!({}),
         "billing-x.csv",
     )
     .await
     .unwrap();
     // A members job whose previous worker died mid-way (running, a partial file).
-    let half = portal_shared::exports::create(
+    let half = portal_shared::jobs::exports::create(
         &app.db,
         p.t.client_id,
         staff_id,
-        portal_shared::exports::ExportKind::Members,
+        portal_shared::jobs::exports::ExportKind::Members,
         json!({}),
         "members-x.csv",
     )
@@ -419,10 +419,10 @@ async fn an_export_that_cannot_succeed_fails_readably_and_an_interrupted_one_is_
     .await
     .unwrap();
     let q = &app.state.exports;
-    q.enqueue(portal_shared::exports::ExportJob { job_id: bad.id })
+    q.enqueue(portal_shared::jobs::exports::ExportJob { job_id: bad.id })
         .await
         .unwrap();
-    q.enqueue(portal_shared::exports::ExportJob { job_id: half.id })
+    q.enqueue(portal_shared::jobs::exports::ExportJob { job_id: half.id })
         .await
         .unwrap();
     let worker = app.worker().await;
@@ -686,7 +686,7 @@ async fn a_billing_export_lists_every_billable_member_in_report_order_across_chu
     let now = Utc::now() - Duration::minutes(5);
     let month = now.with_timezone(&chrono_tz::Europe::Berlin).date_naive();
     app.insert_ch_events(ids.iter().enumerate().skip(45).flat_map(|(i, id)| {
-        (0..(1 + i % 2)).map(|_| portal_shared::events::ChEvent {
+        (0..(1 + i % 2)).map(|_| portal_shared::pipeline::ChEvent {
             client_id: p.t.client_id,
             event_id: Uuid::new_v4(),
             member_id: *id,

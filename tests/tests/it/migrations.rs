@@ -7,13 +7,13 @@ use portal_tests::{clickhouse_url, TestApp};
 async fn postgres_migrations_are_idempotent() {
     let app = TestApp::spawn().await;
     // The template was migrated already; running again applies nothing and fails nothing.
-    portal_shared::db::migrate(&app.db).await.unwrap();
-    portal_shared::db::migrate(&app.db).await.unwrap();
+    portal_shared::pg::migrate(&app.db).await.unwrap();
+    portal_shared::pg::migrate(&app.db).await.unwrap();
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
         .fetch_one(&app.db)
         .await
         .unwrap();
-    assert_eq!(applied as usize, portal_shared::db::MIGRATOR.iter().count());
+    assert_eq!(applied as usize, portal_shared::pg::MIGRATOR.iter().count());
     let trgm: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')")
             .fetch_one(&app.db)

@@ -85,7 +85,7 @@ async fn registration_redeems_the_voucher_and_signs_the_member_in() {
         .jwt
         .verify(
             d["accessToken"].as_str().unwrap(),
-            portal_shared::auth::TokenType::Member,
+            portal_shared::domain::auth::TokenType::Member,
         )
         .unwrap();
     assert_eq!(claims.client, p.t.client_id);

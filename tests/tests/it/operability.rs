@@ -222,7 +222,7 @@ async fn classes_are_listed_and_filtered() {
     let app = TestApp::spawn().await;
     let t = app.tenant().await;
     let csv = "id,title,category,instructor,durationMinutes\nyoga-1,Flow,Yoga,Ana,30\nyoga-2,Calm,Yoga,Ana,20\nhiit-1,Burn,HIIT,Bo,25\n";
-    let n = portal_shared::repo::classes::import_csv(&app.db, csv.as_bytes())
+    let n = portal_shared::pg::classes::import_csv(&app.db, csv.as_bytes())
         .await
         .unwrap();
     assert_eq!(n, 3);
@@ -251,7 +251,7 @@ async fn classes_are_listed_and_filtered() {
     assert_eq!(r.body["data"]["durationMinutes"], 25);
     // Importing again updates in place.
     let csv2 = "id,title,category,instructor,durationMinutes\nhiit-1,Burn Harder,HIIT,Bo,35\n";
-    portal_shared::repo::classes::import_csv(&app.db, csv2.as_bytes())
+    portal_shared::pg::classes::import_csv(&app.db, csv2.as_bytes())
         .await
         .unwrap();
     let r = app.send(key(app.get("/classes/hiit-1"), &t.api_key)).await;

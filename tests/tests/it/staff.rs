@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portal_shared::repo::staff;
+use portal_shared::pg::staff;
 use portal_tests::{bearer, binary, TestApp, PASSWORD};
 use salvo::test::{RequestBuilder, ResponseExt};
 use salvo::Service;
@@ -142,7 +142,7 @@ async fn demotion_and_deactivation_apply_at_once_on_every_instance() {
     let app = TestApp::spawn().await;
     let p = app.partner().await;
     let (access, refresh) = app.tokens(&p.t.admin_email).await;
-    let id = portal_shared::repo::unscoped::staff_for_login(&app.db, &p.t.admin_email)
+    let id = portal_shared::pg::unscoped::staff_for_login(&app.db, &p.t.admin_email)
         .await
         .unwrap()
         .unwrap()
@@ -245,12 +245,12 @@ async fn bad_staff_changes_are_refused_and_change_nothing() {
         assert_eq!(code, 1, "{args:?}: {err}");
         assert_eq!(out["error"]["code"], want, "{args:?}: {out}");
     }
-    let s = portal_shared::repo::unscoped::staff_for_login(&app.db, &p.t.admin_email)
+    let s = portal_shared::pg::unscoped::staff_for_login(&app.db, &p.t.admin_email)
         .await
         .unwrap()
         .unwrap();
     assert!(s.active);
-    assert_eq!(s.role, portal_shared::auth::Role::Admin);
+    assert_eq!(s.role, portal_shared::domain::auth::Role::Admin);
     let audited = app
         .count(
             "SELECT count(*) FROM audit_log WHERE client_id = $1 AND action LIKE 'staff.%'",

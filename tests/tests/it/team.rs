@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use portal_shared::repo::{api_keys, staff as staff_repo};
+use portal_shared::pg::{api_keys, staff as staff_repo};
 use portal_tests::{
     bearer, berlin, key, month_start, watch, Partner, Resp, TestApp, LANDED, PASSWORD,
 };
@@ -173,7 +173,7 @@ async fn funnel_counts_equal_the_hand_computed_ones() {
 }
 
 async fn staff_id(app: &TestApp, email: &str) -> Uuid {
-    portal_shared::repo::unscoped::staff_for_login(&app.db, email)
+    portal_shared::pg::unscoped::staff_for_login(&app.db, email)
         .await
         .unwrap()
         .unwrap()
@@ -398,7 +398,7 @@ async fn the_last_active_admin_cannot_be_demoted_or_deactivated() {
         .await
         .unwrap();
     assert!(s.active);
-    assert_eq!(s.role, portal_shared::auth::Role::Admin);
+    assert_eq!(s.role, portal_shared::domain::auth::Role::Admin);
     assert_eq!(s.name, "Test Staff", "a refused change changes nothing");
     assert!(audited(&app, p.t.client_id, "staff.%").await.is_empty());
     app.send(bearer(app.get("/partner/members"), &p.admin))

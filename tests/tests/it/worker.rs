@@ -10,14 +10,14 @@ async fn worker_processes_housekeeping_and_shuts_down_gracefully() {
     let app = TestApp::spawn().await;
     let t = app.tenant().await;
     // An expired refresh token (past the 7-day grace) that housekeeping must delete.
-    let staff = portal_shared::repo::unscoped::staff_for_login(&app.db, &t.admin_email)
+    let staff = portal_shared::pg::unscoped::staff_for_login(&app.db, &t.admin_email)
         .await
         .unwrap()
         .unwrap();
-    let token = portal_shared::repo::sessions::issue_new(
+    let token = portal_shared::pg::sessions::issue_new(
         &app.db,
         t.client_id,
-        portal_shared::repo::sessions::Subject::Staff(staff.id),
+        portal_shared::pg::sessions::Subject::Staff(staff.id),
     )
     .await
     .unwrap();
@@ -75,8 +75,8 @@ async fn worker_with_no_jobs_starts_and_stops() {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     for queue in [
         <Housekeeping as Job>::QUEUE,
-        <portal_shared::exports::ExportJob as Job>::QUEUE,
-        <portal_shared::events::WatchBatch as Job>::QUEUE,
+        <portal_shared::jobs::exports::ExportJob as Job>::QUEUE,
+        <portal_shared::pipeline::WatchBatch as Job>::QUEUE,
     ] {
         let key = format!("{}:workers", jobs::queue_key(&cfg.redis_namespace, queue));
         loop {

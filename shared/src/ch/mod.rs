@@ -4,6 +4,10 @@
 //! The official crate validates row types against the server schema by sending settings that old
 //! servers reject, so validation is turned on only for servers that understand it (23.x and newer).
 
+pub mod analytics;
+pub mod billing;
+pub mod events;
+
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -206,12 +210,12 @@ pub async fn migrate(
     }
     let mut lock_conn = pg.acquire().await?;
     sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(crate::db::CLICKHOUSE_MIGRATION_LOCK)
+        .bind(crate::pg::CLICKHOUSE_MIGRATION_LOCK)
         .execute(&mut *lock_conn)
         .await?;
     let result = migrate_locked(ch, migrations).await;
     let unlock = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(crate::db::CLICKHOUSE_MIGRATION_LOCK)
+        .bind(crate::pg::CLICKHOUSE_MIGRATION_LOCK)
         .execute(&mut *lock_conn)
         .await;
     if let Err(e) = unlock {

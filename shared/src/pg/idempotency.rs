@@ -6,7 +6,7 @@ use serde_json::Value;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::auth::sha256;
+use crate::domain::auth::sha256;
 use crate::error::{AppError, AppResult};
 
 pub fn validate_key(key: &str) -> AppResult<()> {

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult, FieldError};
-use crate::repo::audit;
+use crate::pg::audit;
 
 pub const MAX_KEYS: i64 = 100;
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
-use crate::auth::{random_secret, sha256, API_KEY_PREFIX};
+use crate::domain::auth::{random_secret, sha256, API_KEY_PREFIX};
 use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, FromRow, Serialize)]
@@ -66,7 +66,7 @@ pub async fn create_audited(
     pool: &PgPool,
     client_id: Uuid,
     name: &str,
-    audit: Option<crate::repo::audit::Entry>,
+    audit: Option<crate::pg::audit::Entry>,
 ) -> AppResult<CreatedKey> {
     let key = random_secret(API_KEY_PREFIX);
     let prefix: String = key.chars().take(API_KEY_PREFIX.len() + 8).collect();
@@ -90,7 +90,7 @@ pub async fn create_audited(
         let entry = entry
             .target("api_key", id)
             .details(serde_json::json!({ "name": name, "prefix": prefix }));
-        crate::repo::audit::record(&mut *tx, &entry).await?;
+        crate::pg::audit::record(&mut *tx, &entry).await?;
     }
     tx.commit().await?;
     Ok(CreatedKey {
@@ -130,7 +130,7 @@ pub async fn revoke_for(
     pool: &PgPool,
     client_id: Uuid,
     id: Uuid,
-    audit: Option<crate::repo::audit::Entry>,
+    audit: Option<crate::pg::audit::Entry>,
 ) -> AppResult<(ApiKey, [u8; 32])> {
     #[derive(FromRow)]
     struct Revoked {
@@ -158,7 +158,7 @@ pub async fn revoke_for(
         let entry = entry
             .target("api_key", id)
             .details(serde_json::json!({ "name": row.key.name, "prefix": row.key.prefix }));
-        crate::repo::audit::record(&mut *tx, &entry).await?;
+        crate::pg::audit::record(&mut *tx, &entry).await?;
     }
     tx.commit().await?;
     let hash: [u8; 32] = row
@@ -263,7 +263,7 @@ impl ApiKeyCache {
             .try_get_with(hash, async move {
                 lookups.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("portal_api_key_lookups_total").increment(1);
-                match crate::repo::unscoped::api_key_by_hash(pool, &hash).await {
+                match crate::pg::unscoped::api_key_by_hash(pool, &hash).await {
                     Ok(Some(found)) => Ok(found),
                     Ok(None) => Err(Miss::Unknown),
                     Err(e) => Err(Miss::Failed(Arc::new(e))),

@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
-use crate::billing::{self, Month};
+use crate::ch::billing::{self, Month};
 use crate::ch::ClickHouse;
+use crate::domain::pagination::Page;
 use crate::error::{AppError, AppResult};
-use crate::pagination::Page;
-use crate::repo::{clients, members, vouchers};
+use crate::pg::{clients, members, vouchers};
 use crate::storage::Storage;
 
 pub const EXPORTS_QUEUE: &str = "exports";

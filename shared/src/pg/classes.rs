@@ -1,13 +1,18 @@
 //! The class catalogue (shared by all partners), imported from CSV with the header
 //! `id,title,category,instructor,durationMinutes`.
 
+use std::collections::HashMap;
 use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
 
 use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgPool};
 
+use crate::domain::pagination::{Direction, Page, Sort};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::pagination::{Direction, Page, Sort};
 
 #[derive(Debug, Clone, FromRow, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -183,6 +188,63 @@ pub async fn get(pool: &PgPool, id: &str) -> AppResult<Class> {
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| AppError::not_found("class"))
+}
+
+/// The class catalogue as a map, reloaded at most every 30 s (classes change rarely).
+#[derive(Clone)]
+pub struct Catalogue {
+    cache: Cache<(), Arc<HashMap<String, ClassInfo>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassInfo {
+    pub title: String,
+    pub category: String,
+    pub duration_minutes: i32,
+}
+
+impl Default for Catalogue {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(30))
+    }
+}
+
+impl Catalogue {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            cache: Cache::builder().max_capacity(1).time_to_live(ttl).build(),
+        }
+    }
+
+    pub async fn get(&self, pool: &PgPool) -> AppResult<Arc<HashMap<String, ClassInfo>>> {
+        self.cache
+            .try_get_with((), async {
+                let rows: Vec<(String, String, String, i32)> =
+                    sqlx::query_as("SELECT id, title, category, duration_minutes FROM classes")
+                        .fetch_all(pool)
+                        .await?;
+                Ok::<_, AppError>(Arc::new(
+                    rows.into_iter()
+                        .map(|(id, title, category, duration_minutes)| {
+                            (
+                                id,
+                                ClassInfo {
+                                    title,
+                                    category,
+                                    duration_minutes,
+                                },
+                            )
+                        })
+                        .collect(),
+                ))
+            })
+            .await
+            .map_err(AppError::from)
+    }
+
+    pub fn invalidate(&self) {
+        self.cache.invalidate_all();
+    }
 }
 
 #[cfg(test)]

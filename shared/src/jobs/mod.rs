@@ -7,6 +7,8 @@
 //! one place the per-queue outcome metric is counted. The worker's consumers run them
 //! (`portal_worker::Work`).
 
+pub mod exports;
+
 use std::time::Duration;
 
 use apalis::prelude::{TaskBuilder, TaskSink};
@@ -45,15 +47,15 @@ impl Job for Housekeeping {
     const POLL: Duration = Duration::from_millis(500);
 }
 
-impl Job for crate::exports::ExportJob {
-    const QUEUE: &'static str = crate::exports::EXPORTS_QUEUE;
+impl Job for crate::jobs::exports::ExportJob {
+    const QUEUE: &'static str = crate::jobs::exports::EXPORTS_QUEUE;
     /// Counted in the job's row (`export_jobs.attempts`); then the export is marked failed.
     const MAX_ATTEMPTS: usize = 3;
     const POLL: Duration = Duration::from_millis(200);
 }
 
-impl Job for crate::events::WatchBatch {
-    const QUEUE: &'static str = crate::events::EVENTS_QUEUE;
+impl Job for crate::pipeline::WatchBatch {
+    const QUEUE: &'static str = crate::pipeline::EVENTS_QUEUE;
     /// Never given up: a batch stays queued until it has landed (exactly once).
     const MAX_ATTEMPTS: usize = usize::MAX;
     const BATCH: usize = 100;
@@ -207,7 +209,7 @@ pub async fn run_housekeeping(pool: &PgPool) -> AppResult<HousekeepingReport> {
             .execute(pool)
             .await?
             .rows_affected();
-    let receipts = crate::events::prune_receipts(pool).await?;
+    let receipts = crate::pg::receipts::prune(pool).await?;
     let keys =
         sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
             .execute(pool)

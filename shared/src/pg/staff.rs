@@ -5,9 +5,9 @@ use serde::Serialize;
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
-use crate::auth::{hash_password, validate_password_strength, Role};
+use crate::domain::auth::{hash_password, validate_password_strength, Role};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::repo::audit;
+use crate::pg::audit;
 
 /// A staff row. `Debug` leaves the password hash out.
 #[derive(Clone, FromRow)]

@@ -2,17 +2,16 @@
 //! ClickHouse row, and the receipt ledger that makes every event count exactly once.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::time::Duration;
 
-use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
-use clickhouse::Row;
-use moka::future::Cache;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+pub use crate::ch::events::ChEvent;
 use crate::error::{AppError, AppResult, FieldError};
+use crate::pg::classes::ClassInfo;
+use crate::pg::receipts::{self, Activity, Claim, Profile};
 
 pub const EVENTS_QUEUE: &str = "watch-events";
 pub const MAX_BATCH: usize = 500;
@@ -44,63 +43,6 @@ pub struct WatchBatch {
     pub member_id: Uuid,
     pub received_at: DateTime<Utc>,
     pub events: Vec<WatchEvent>,
-}
-
-/// The class catalogue as a map, reloaded at most every 30 s (classes change rarely).
-#[derive(Clone)]
-pub struct Catalogue {
-    cache: Cache<(), Arc<HashMap<String, ClassInfo>>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClassInfo {
-    pub title: String,
-    pub category: String,
-    pub duration_minutes: i32,
-}
-
-impl Default for Catalogue {
-    fn default() -> Self {
-        Self::new(Duration::from_secs(30))
-    }
-}
-
-impl Catalogue {
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            cache: Cache::builder().max_capacity(1).time_to_live(ttl).build(),
-        }
-    }
-
-    pub async fn get(&self, pool: &PgPool) -> AppResult<Arc<HashMap<String, ClassInfo>>> {
-        self.cache
-            .try_get_with((), async {
-                let rows: Vec<(String, String, String, i32)> =
-                    sqlx::query_as("SELECT id, title, category, duration_minutes FROM classes")
-                        .fetch_all(pool)
-                        .await?;
-                Ok::<_, AppError>(Arc::new(
-                    rows.into_iter()
-                        .map(|(id, title, category, duration_minutes)| {
-                            (
-                                id,
-                                ClassInfo {
-                                    title,
-                                    category,
-                                    duration_minutes,
-                                },
-                            )
-                        })
-                        .collect(),
-                ))
-            })
-            .await
-            .map_err(AppError::from)
-    }
-
-    pub fn invalidate(&self) {
-        self.cache.invalidate_all();
-    }
 }
 
 /// Validates a raw `{"events": [...]}` body. The batch is accepted whole or not at all: every
@@ -192,7 +134,7 @@ pub fn validate_batch(
         };
         let watched = match obj
             .get("watchedSeconds")
-            .and_then(crate::json::whole_number)
+            .and_then(crate::domain::json::whole_number)
         {
             Some(s) if (1..=MAX_WATCHED_SECONDS).contains(&s) => Some(s as u32),
             _ => {
@@ -268,62 +210,9 @@ fn implausible(
     None
 }
 
-/// How many of these events of `client_id` are already counted (or being counted).
-pub async fn already_received(pool: &PgPool, client_id: Uuid, ids: &[Uuid]) -> AppResult<usize> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM watch_event_receipts WHERE client_id = $1 AND event_id = ANY($2)",
-    )
-    .bind(client_id)
-    .bind(ids)
-    .fetch_one(pool)
-    .await?;
-    Ok(n as usize)
-}
-
-/// A row of `watch_events` in ClickHouse.
-#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ChEvent {
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub client_id: Uuid,
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub event_id: Uuid,
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub member_id: Uuid,
-    pub class_id: String,
-    pub category: String,
-    #[serde(with = "clickhouse::serde::chrono::datetime")]
-    pub started_at: DateTime<Utc>,
-    #[serde(with = "clickhouse::serde::chrono::date")]
-    pub local_date: NaiveDate,
-    pub watched_seconds: u32,
-    #[serde(with = "clickhouse::serde::chrono::datetime")]
-    pub received_at: DateTime<Utc>,
-}
-
-/// One event a worker is about to land, with the batch it came in.
-#[derive(Debug, Clone)]
-pub struct Pending {
-    pub batch_id: Uuid,
-    pub row: ChEvent,
-}
-
-/// The outcome of claiming: events this flush owns (`fresh` were never seen before; `resumed`
-/// belong to an earlier, interrupted delivery of the same batch and may already be in ClickHouse).
-#[derive(Debug, Default)]
-pub struct Claim {
-    pub fresh: HashSet<(Uuid, Uuid)>,
-    pub resumed: HashSet<(Uuid, Uuid)>,
-}
-
-/// Claims events by inserting their receipts; the first claim of an event wins. Events whose
-/// receipt already exists are owned only when it is of the same batch and that batch has not
-/// landed (a redelivery resuming an interrupted flush).
-///
-/// Large flushes are claimed in parallel chunks, each in key order (so two workers claiming the
-/// same events cannot deadlock). A chunk is its own statement: after a failure some chunks may be
-/// committed, which the retry finds as its own pending receipts (resumed), as after a crash.
+/// Claims the receipts of `pending` (see [`receipts::claim`]). The first delivery of an event wins
+/// within one flush, as it does across flushes.
 pub async fn claim(pool: &PgPool, events: &[Pending]) -> AppResult<Claim> {
-    // The first delivery of an event wins within one flush, as it does across flushes.
     let mut seen = HashSet::with_capacity(events.len());
     let mut keyed: Vec<(Uuid, Uuid, Uuid)> = events
         .iter()
@@ -331,65 +220,14 @@ pub async fn claim(pool: &PgPool, events: &[Pending]) -> AppResult<Claim> {
         .map(|p| (p.row.client_id, p.row.event_id, p.batch_id))
         .collect();
     keyed.sort_unstable();
-    let chunk = keyed.len().div_ceil(CLAIM_CHUNKS).max(CLAIM_CHUNK_MIN_ROWS);
-    let parts =
-        futures::future::try_join_all(keyed.chunks(chunk).map(|c| claim_chunk(pool, c))).await?;
-    let mut out = Claim::default();
-    for c in parts {
-        out.fresh.extend(c.fresh);
-        out.resumed.extend(c.resumed);
-    }
-    Ok(out)
+    receipts::claim(pool, &keyed).await
 }
 
-/// Parallel statements one claim is split into at most…
-const CLAIM_CHUNKS: usize = 4;
-/// …each of at least this many rows.
-const CLAIM_CHUNK_MIN_ROWS: usize = 5_000;
-
-async fn claim_chunk(pool: &PgPool, keyed: &[(Uuid, Uuid, Uuid)]) -> AppResult<Claim> {
-    let clients: Vec<Uuid> = keyed.iter().map(|k| k.0).collect();
-    let ids: Vec<Uuid> = keyed.iter().map(|k| k.1).collect();
-    let batches: Vec<Uuid> = keyed.iter().map(|k| k.2).collect();
-    let fresh: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "INSERT INTO watch_event_receipts (client_id, event_id, batch_id)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[])
-         ON CONFLICT (client_id, event_id) DO NOTHING
-         RETURNING client_id, event_id",
-    )
-    .bind(&clients)
-    .bind(&ids)
-    .bind(&batches)
-    .fetch_all(pool)
-    .await?;
-    let mut c = Claim {
-        fresh: fresh.into_iter().collect(),
-        resumed: HashSet::new(),
-    };
-    if c.fresh.len() < clients.len() {
-        let (mut rc, mut ri, mut rb) = (Vec::new(), Vec::new(), Vec::new());
-        for ((client, id), batch) in clients.iter().zip(&ids).zip(&batches) {
-            if !c.fresh.contains(&(*client, *id)) {
-                rc.push(*client);
-                ri.push(*id);
-                rb.push(*batch);
-            }
-        }
-        let resumed: Vec<(Uuid, Uuid)> = sqlx::query_as(
-            "SELECT r.client_id, r.event_id
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) AS t(client_id, event_id, batch_id)
-             JOIN watch_event_receipts r
-               ON r.client_id = t.client_id AND r.event_id = t.event_id AND r.batch_id = t.batch_id
-             WHERE NOT EXISTS (SELECT 1 FROM landed_watch_batches l WHERE l.batch_id = r.batch_id)",
-        )
-        .bind(&rc)
-        .bind(&ri)
-        .bind(&rb)
-        .fetch_all(pool)
-        .await?;
-        c.resumed = resumed.into_iter().collect();
-    }
-    Ok(c)
+/// One event a worker is about to land, with the batch it came in.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub batch_id: Uuid,
+    pub row: ChEvent,
 }
 
 /// What one landing did.
@@ -438,7 +276,7 @@ pub async fn land_pending(
         }
         for (c, ids) in by_client {
             for chunk in ids.chunks(5000) {
-                for e in crate::analytics::existing_events(ch, c, chunk).await? {
+                for e in crate::ch::events::existing(ch, c, chunk).await? {
                     already.insert((c, e));
                 }
             }
@@ -481,7 +319,7 @@ pub async fn land_pending(
         let members: Vec<Uuid> = members.into_iter().collect();
         for chunk in members.chunks(5000) {
             for (member_id, active_days, favorite_category) in
-                crate::analytics::member_profiles(ch, client, chunk).await?
+                crate::ch::events::member_profiles(ch, client, chunk).await?
             {
                 profiles.push(Profile {
                     client_id: client,
@@ -513,10 +351,8 @@ pub async fn land_pending(
     })
 }
 
-/// Inserts a `landed_watch_batches` row for every batch of `pending` (in key order, so landers
-/// whose batches overlap cannot deadlock) and returns the batches this transaction now owns, with
-/// how many batches there were. Waits while another open landing holds one of them; a batch whose
-/// landing committed is not returned.
+/// Owns the batches of `pending` (see [`receipts::own_batches`]); returns those owned and how many
+/// batches there were.
 async fn own_batches(
     tx: &mut Transaction<'static, Postgres>,
     pending: &[Pending],
@@ -524,24 +360,10 @@ async fn own_batches(
     let mut batch_ids: Vec<Uuid> = pending.iter().map(|p| p.batch_id).collect();
     batch_ids.sort_unstable();
     batch_ids.dedup();
-    let owned: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO landed_watch_batches (batch_id)
-         SELECT b FROM UNNEST($1::uuid[]) AS b ORDER BY b
-         ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id",
-    )
-    .bind(&batch_ids)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok((owned.into_iter().collect(), batch_ids.len()))
-}
-
-/// Active days and favourite category of a member, recomputed from ClickHouse.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Profile {
-    pub client_id: Uuid,
-    pub member_id: Uuid,
-    pub active_days: i32,
-    pub favorite_category: Option<String>,
+    Ok((
+        receipts::own_batches(tx, &batch_ids).await?,
+        batch_ids.len(),
+    ))
 }
 
 /// Adds the events of owned batches to the member activity summaries and sets the recomputed
@@ -555,91 +377,26 @@ pub async fn land(
     if events.is_empty() && profiles.is_empty() {
         return Ok(0);
     }
-    #[derive(Default)]
-    struct Acc {
-        seconds: i64,
-        views: i64,
-        first: Option<DateTime<Utc>>,
-        last: Option<DateTime<Utc>>,
-    }
-    let mut per_member: HashMap<(Uuid, Uuid), Acc> = HashMap::new();
+    let mut per_member: HashMap<(Uuid, Uuid), Activity> = HashMap::new();
     for e in events {
-        let a = per_member.entry((e.client_id, e.member_id)).or_default();
+        let a = per_member
+            .entry((e.client_id, e.member_id))
+            .or_insert_with(|| Activity {
+                client_id: e.client_id,
+                member_id: e.member_id,
+                seconds: 0,
+                views: 0,
+                first: None,
+                last: None,
+            });
         a.seconds += i64::from(e.watched_seconds);
         a.views += 1;
         a.first = Some(a.first.map_or(e.started_at, |f| f.min(e.started_at)));
         a.last = Some(a.last.map_or(e.started_at, |l| l.max(e.started_at)));
     }
-    if !per_member.is_empty() {
-        let mut c = Vec::new();
-        let mut m = Vec::new();
-        let mut s = Vec::new();
-        let mut v = Vec::new();
-        let mut f = Vec::new();
-        let mut l = Vec::new();
-        for ((client, member), a) in &per_member {
-            c.push(*client);
-            m.push(*member);
-            s.push(a.seconds);
-            v.push(a.views);
-            f.push(a.first);
-            l.push(a.last);
-        }
-        sqlx::query(
-            "UPDATE members m SET
-                 watch_seconds = m.watch_seconds + d.seconds,
-                 class_views = m.class_views + d.views,
-                 first_active_at = LEAST(m.first_active_at, d.first_at),
-                 last_active_at = GREATEST(m.last_active_at, d.last_at),
-                 updated_at = now()
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[])
-                  AS d(client_id, member_id, seconds, views, first_at, last_at)
-             WHERE m.id = d.member_id AND m.client_id = d.client_id",
-        )
-        .bind(&c)
-        .bind(&m)
-        .bind(&s)
-        .bind(&v)
-        .bind(&f)
-        .bind(&l)
-        .execute(&mut **tx)
-        .await?;
-    }
-    if !profiles.is_empty() {
-        let c: Vec<Uuid> = profiles.iter().map(|p| p.client_id).collect();
-        let m: Vec<Uuid> = profiles.iter().map(|p| p.member_id).collect();
-        let d: Vec<i32> = profiles.iter().map(|p| p.active_days).collect();
-        let f: Vec<Option<String>> = profiles
-            .iter()
-            .map(|p| p.favorite_category.clone())
-            .collect();
-        sqlx::query(
-            "UPDATE members m SET active_days = d.days, favorite_category = d.category
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::int[], $4::text[]) AS d(client_id, id, days, category)
-             WHERE m.client_id = d.client_id AND m.id = d.id",
-        )
-        .bind(&c)
-        .bind(&m)
-        .bind(&d)
-        .bind(&f)
-        .execute(&mut **tx)
-        .await?;
-    }
+    let activity: Vec<Activity> = per_member.into_values().collect();
+    receipts::count_landed(tx, &activity, profiles).await?;
     Ok(events.len())
-}
-
-/// Receipts older than 35 days are no longer needed (events that old are refused).
-pub async fn prune_receipts(pool: &PgPool) -> AppResult<u64> {
-    let receipts = sqlx::query(
-        "DELETE FROM watch_event_receipts WHERE received_at < now() - interval '35 days'",
-    )
-    .execute(pool)
-    .await?
-    .rows_affected();
-    sqlx::query("DELETE FROM landed_watch_batches WHERE landed_at < now() - interval '35 days'")
-        .execute(pool)
-        .await?;
-    Ok(receipts)
 }
 
 #[cfg(test)]

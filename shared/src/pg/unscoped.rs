@@ -8,8 +8,8 @@ use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
-use crate::repo::api_keys::{ApiKey, KeyPrincipal};
-use crate::repo::staff::{StaffRow, SELECT as STAFF_SELECT};
+use crate::pg::api_keys::{ApiKey, KeyPrincipal};
+use crate::pg::staff::{StaffRow, SELECT as STAFF_SELECT};
 
 /// Staff login: emails are unique platform-wide.
 pub async fn staff_for_login(pool: &PgPool, email: &str) -> AppResult<Option<StaffRow>> {

@@ -5,7 +5,7 @@ use chrono::{Duration, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::auth::{random_secret, sha256, REFRESH_TOKEN_PREFIX, REFRESH_TOKEN_TTL_DAYS};
+use crate::domain::auth::{random_secret, sha256, REFRESH_TOKEN_PREFIX, REFRESH_TOKEN_TTL_DAYS};
 use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

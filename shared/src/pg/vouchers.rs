@@ -7,8 +7,8 @@ use serde::Serialize;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::domain::pagination::{Direction, Page, Sort};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::pagination::{Direction, Page, Sort};
 
 /// Crockford base32: no I, L, O, U, so codes survive being read aloud and typed.
 pub const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -72,7 +72,7 @@ impl Generate {
                 errors.push(FieldError::new("quantity", "is required"));
                 0
             }
-            Some(v) => match crate::json::whole_number(v) {
+            Some(v) => match crate::domain::json::whole_number(v) {
                 Some(q) if (1..=MAX_QUANTITY).contains(&q) => q,
                 _ => {
                     errors.push(FieldError::new(

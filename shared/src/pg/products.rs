@@ -6,9 +6,9 @@ use serde_json::{Map, Value};
 use sqlx::{FromRow, PgPool, QueryBuilder};
 use uuid::Uuid;
 
+use crate::domain::pagination::Page;
 use crate::error::{AppError, AppResult, FieldError};
-use crate::pagination::Page;
-use crate::repo::vouchers::like_pattern;
+use crate::pg::vouchers::like_pattern;
 
 pub const MAX_LIMIT: u32 = 50;
 
@@ -175,7 +175,7 @@ impl ProductInput {
                     )),
                 },
                 "sortOrder" => {
-                    match crate::json::whole_number(v).and_then(|n| i32::try_from(n).ok()) {
+                    match crate::domain::json::whole_number(v).and_then(|n| i32::try_from(n).ok()) {
                         Some(n) if (-1_000_000..=1_000_000).contains(&n) => p.sort_order = Some(n),
                         _ => e.push(FieldError::new(
                             "sortOrder",

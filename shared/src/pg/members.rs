@@ -6,10 +6,10 @@ use serde::Serialize;
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
-use crate::auth::{hash_password, validate_password_strength};
+use crate::domain::auth::{hash_password, validate_password_strength};
+use crate::domain::pagination::{Direction, Page, Sort};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::pagination::{Direction, Page, Sort};
-use crate::repo::{audit, sessions, staff::normalize_email, vouchers};
+use crate::pg::{audit, sessions, staff::normalize_email, vouchers};
 
 /// Start (as an instant) of the 30-day activity window: today and the 29 days before it, in the
 /// client's timezone.

@@ -122,7 +122,7 @@ pub async fn list(
     action: Option<&str>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
-    page: crate::pagination::Page,
+    page: crate::domain::pagination::Page,
 ) -> AppResult<(Vec<AuditRow>, i64)> {
     let filter = "WHERE client_id = $1 AND ($2::text IS NULL OR action = $2)
         AND ($3::timestamptz IS NULL OR created_at >= $3)

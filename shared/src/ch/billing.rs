@@ -9,9 +9,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::ch::ClickHouse;
+use crate::domain::pagination::Page;
 use crate::error::{AppError, AppResult, FieldError};
-use crate::pagination::Page;
-use crate::repo::members::minutes;
+use crate::pg::members::minutes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Month {
