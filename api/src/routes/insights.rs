@@ -2,10 +2,8 @@
 
 use chrono::Utc;
 use portal_shared::ch::analytics::{self as stats, DayRange};
-use portal_shared::pg::{
-    clients,
-    members::{self, minutes},
-};
+use portal_shared::domain::minutes;
+use portal_shared::pg::{clients, members};
 use salvo::oapi::extract::QueryParam;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;

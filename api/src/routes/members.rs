@@ -194,7 +194,7 @@ async fn viewing_history(
                 class_id: r.class_id,
                 category: r.category,
                 watched_at: r.started_at,
-                watched_minutes: members::minutes(i64::from(r.watched_seconds)),
+                watched_minutes: portal_shared::domain::minutes(i64::from(r.watched_seconds)),
             })
             .collect(),
         total,

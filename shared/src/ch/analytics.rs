@@ -10,9 +10,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::ch::ClickHouse;
+use crate::domain::minutes;
 use crate::error::{AppError, AppResult};
 use crate::pg::classes::ClassInfo;
-use crate::pg::members::minutes;
 
 /// An inclusive range of local days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,27 +325,7 @@ pub async fn funnel(
     client_id: Uuid,
     r: DayRange,
 ) -> AppResult<Funnel> {
-    // Day bounds are computed by Postgres in the client's timezone (DST gaps included), and the
-    // comparisons stay on the indexed timestamps.
-    let counts = async {
-        let row: (i64, i64) = sqlx::query_as(
-            "WITH b AS (
-                 SELECT ($2::date::timestamp AT TIME ZONE c.timezone) AS lo,
-                        (($3::date + 1)::timestamp AT TIME ZONE c.timezone) AS hi
-                 FROM clients c WHERE c.id = $1
-             )
-             SELECT (SELECT count(*) FROM vouchers v, b
-                     WHERE v.client_id = $1 AND v.created_at >= b.lo AND v.created_at < b.hi),
-                    (SELECT count(*) FROM members m, b
-                     WHERE m.client_id = $1 AND m.registered_at >= b.lo AND m.registered_at < b.hi)",
-        )
-        .bind(client_id)
-        .bind(r.start)
-        .bind(r.end)
-        .fetch_one(db)
-        .await?;
-        Ok::<_, AppError>(row)
-    };
+    let counts = crate::pg::clients::issued_and_registered(db, client_id, r.start, r.end);
     let ((vouchers_issued, registered), active, billable) = tokio::try_join!(
         counts,
         active_members(ch, client_id, r),

@@ -9,9 +9,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::ch::ClickHouse;
+use crate::domain::minutes;
 use crate::domain::pagination::Page;
 use crate::error::{AppError, AppResult, FieldError};
-use crate::pg::members::minutes;
+use crate::pg::billing::Person;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Month {
@@ -99,18 +100,6 @@ pub struct BillableMember {
     pub last_active_at: DateTime<Utc>,
 }
 
-/// A billable member's Postgres side.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Person {
-    pub id: Uuid,
-    pub name: String,
-    pub email: String,
-    pub registered_at: DateTime<Utc>,
-}
-
-/// The report's order: name regardless of case (byte order of the lower-cased name), then id.
-const ORDER: &str = r#"lower(name) COLLATE "C", id"#;
-
 /// The ids of the month's billable members (ClickHouse decides who watched in the month), read
 /// as a stream: 16 bytes a member. Everything else is fetched a page at a time.
 pub async fn billable_ids(ch: &ClickHouse, client_id: Uuid, month: Month) -> AppResult<Vec<Uuid>> {
@@ -147,74 +136,9 @@ pub async fn report_page(
     if ids.is_empty() {
         return Ok((Vec::new(), 0));
     }
-    /// The total, and a person of the page (none when the page is past the end: the query still
-    /// answers one row, so the total always comes back).
-    #[derive(sqlx::FromRow)]
-    struct PageRow {
-        total: i64,
-        id: Option<Uuid>,
-        name: Option<String>,
-        email: Option<String>,
-        registered_at: Option<DateTime<Utc>>,
-    }
-    let rows: Vec<PageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "WITH billable AS (
-             SELECT id, name, email, registered_at FROM members WHERE client_id = $1 AND id = ANY($2)
-         )
-         SELECT t.total, p.id, p.name, p.email, p.registered_at
-         FROM (SELECT count(*) AS total FROM billable) t
-         LEFT JOIN LATERAL (
-             SELECT * FROM billable ORDER BY {ORDER} LIMIT $3 OFFSET $4
-         ) p ON true"
-    )))
-    .bind(client_id)
-    .bind(&ids)
-    .bind(page.limit_i64())
-    .bind(page.offset())
-    .fetch_all(db)
-    .await?;
+    let (people, total) = crate::pg::billing::page(db, client_id, &ids, page).await?;
     drop(ids);
-    let total = rows.first().map_or(0, |r| r.total);
-    let people: Vec<Person> = rows
-        .into_iter()
-        .filter_map(|r| {
-            Some(Person {
-                id: r.id?,
-                name: r.name?,
-                email: r.email?,
-                registered_at: r.registered_at?,
-            })
-        })
-        .collect();
     Ok((with_figures(ch, client_id, month, people).await?, total))
-}
-
-/// How many of `ids` are members of the client (members deleted since are not billed).
-pub async fn count(db: &PgPool, client_id: Uuid, ids: &[Uuid]) -> AppResult<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM members WHERE client_id = $1 AND id = ANY($2)")
-            .bind(client_id)
-            .bind(ids)
-            .fetch_one(db)
-            .await?,
-    )
-}
-
-/// The members among `ids`, in report order, as a stream (for exports).
-pub fn people<'a>(
-    db: &'a PgPool,
-    client_id: Uuid,
-    ids: &'a [Uuid],
-) -> impl futures::Stream<Item = AppResult<Person>> + Send + 'a {
-    use futures::TryStreamExt;
-    sqlx::query_as::<_, Person>(sqlx::AssertSqlSafe(format!(
-        "SELECT id, name, email, registered_at FROM members
-         WHERE client_id = $1 AND id = ANY($2) ORDER BY {ORDER}"
-    )))
-    .bind(client_id)
-    .bind(ids)
-    .fetch(db)
-    .map_err(AppError::from)
 }
 
 /// Adds each person's figures of the month (one ClickHouse aggregate over these members only),

@@ -209,15 +209,10 @@ pub async fn migrate(
         return Err(MigrationError::BadDatabase(ch.database.clone()));
     }
     let mut lock_conn = pg.acquire().await?;
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(crate::pg::CLICKHOUSE_MIGRATION_LOCK)
-        .execute(&mut *lock_conn)
-        .await?;
+    crate::pg::advisory_lock(&mut lock_conn, crate::pg::CLICKHOUSE_MIGRATION_LOCK).await?;
     let result = migrate_locked(ch, migrations).await;
-    let unlock = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(crate::pg::CLICKHOUSE_MIGRATION_LOCK)
-        .execute(&mut *lock_conn)
-        .await;
+    let unlock =
+        crate::pg::advisory_unlock(&mut lock_conn, crate::pg::CLICKHOUSE_MIGRATION_LOCK).await;
     if let Err(e) = unlock {
         tracing::warn!(error = %e, "could not release the clickhouse migration lock; closing the connection");
         lock_conn.close_on_drop();

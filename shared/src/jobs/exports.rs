@@ -534,7 +534,7 @@ async fn billing_csv(
         ctx.db,
         job.client_id,
         job.id,
-        billing::count(ctx.db, job.client_id, &ids).await?,
+        crate::pg::billing::count(ctx.db, job.client_id, &ids).await?,
     )
     .await?;
     sink.record([
@@ -549,7 +549,7 @@ async fn billing_csv(
     ])
     .await?;
     // Members in report order, their figures fetched a chunk at a time.
-    let mut people = std::pin::pin!(billing::people(ctx.db, job.client_id, &ids));
+    let mut people = std::pin::pin!(crate::pg::billing::people(ctx.db, job.client_id, &ids));
     let mut chunk = Vec::with_capacity(BILLING_CHUNK);
     loop {
         let next = people.try_next().await?;

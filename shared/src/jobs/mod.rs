@@ -204,17 +204,9 @@ pub struct HousekeepingReport {
 }
 
 pub async fn run_housekeeping(pool: &PgPool) -> AppResult<HousekeepingReport> {
-    let tokens =
-        sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '7 days'")
-            .execute(pool)
-            .await?
-            .rows_affected();
+    let tokens = crate::pg::sessions::prune(pool).await?;
     let receipts = crate::pg::receipts::prune(pool).await?;
-    let keys =
-        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
-            .execute(pool)
-            .await?
-            .rows_affected();
+    let keys = crate::pg::idempotency::prune(pool).await?;
     Ok(HousekeepingReport {
         refresh_tokens_deleted: tokens,
         idempotency_keys_deleted: keys,

@@ -1,6 +1,6 @@
 //! Partners (clients of the white-label app).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{types::Json, FromRow, PgPool};
@@ -146,5 +146,32 @@ pub async fn find_by_slug(pool: &PgPool, slug: &str) -> AppResult<Option<Client>
     )
     .bind(slug)
     .fetch_optional(pool)
+    .await?)
+}
+
+/// Vouchers issued and members registered on the client's days `start..=end` (day bounds computed
+/// by Postgres in the client's timezone, DST gaps included; the comparisons stay on the indexed
+/// timestamps).
+pub async fn issued_and_registered(
+    db: &PgPool,
+    client_id: Uuid,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> AppResult<(i64, i64)> {
+    Ok(sqlx::query_as(
+        "WITH b AS (
+             SELECT ($2::date::timestamp AT TIME ZONE c.timezone) AS lo,
+                    (($3::date + 1)::timestamp AT TIME ZONE c.timezone) AS hi
+             FROM clients c WHERE c.id = $1
+         )
+         SELECT (SELECT count(*) FROM vouchers v, b
+                 WHERE v.client_id = $1 AND v.created_at >= b.lo AND v.created_at < b.hi),
+                (SELECT count(*) FROM members m, b
+                 WHERE m.client_id = $1 AND m.registered_at >= b.lo AND m.registered_at < b.hi)",
+    )
+    .bind(client_id)
+    .bind(start)
+    .bind(end)
+    .fetch_one(db)
     .await?)
 }

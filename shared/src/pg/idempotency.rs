@@ -79,3 +79,13 @@ pub async fn store(
     .await?;
     Ok(())
 }
+
+/// Stored answers are kept 24 hours.
+pub async fn prune(pool: &sqlx::PgPool) -> AppResult<u64> {
+    Ok(
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    )
+}

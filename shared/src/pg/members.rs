@@ -22,11 +22,6 @@ pub fn active_since(tz: chrono_tz::Tz, now: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(now)
 }
 
-/// Whole minutes from seconds: round half up, applied once to the sum (SPEC §4 units).
-pub fn minutes(seconds: i64) -> i64 {
-    (seconds.max(0) + 30) / 60
-}
-
 #[derive(Debug, Clone, FromRow)]
 pub struct MemberRow {
     pub id: Uuid,
@@ -72,7 +67,7 @@ impl MemberRow {
             voucher_code: self.voucher_code.clone(),
             registered_at: self.registered_at,
             last_active_at: self.last_active_at,
-            total_watch_time_minutes: minutes(self.watch_seconds),
+            total_watch_time_minutes: crate::domain::minutes(self.watch_seconds),
             classes_watched: self.class_views,
         }
     }
@@ -341,7 +336,7 @@ pub async fn list(
     let search = f
         .search
         .as_deref()
-        .map(|s| vouchers::like_pattern(&s.to_lowercase()));
+        .map(|s| super::like_pattern(&s.to_lowercase()));
     let filter = "WHERE m.client_id = $1
            AND ($2::text IS NULL OR lower(m.name) LIKE $2 OR m.email LIKE $2)
            AND ($3::boolean IS NULL
@@ -374,15 +369,6 @@ pub async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn minutes_round_half_up_once() {
-        assert_eq!(minutes(0), 0);
-        assert_eq!(minutes(29), 0);
-        assert_eq!(minutes(30), 1);
-        assert_eq!(minutes(89), 1);
-        assert_eq!(minutes(90), 2);
-    }
 
     #[test]
     fn activity_window_starts_at_local_midnight_29_days_back() {

@@ -5,6 +5,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod billing;
 pub mod classes;
 pub mod clients;
 pub mod idempotency;
@@ -93,8 +94,44 @@ pub async fn migrate_with_retry(pool: &PgPool, patience: Duration) -> anyhow::Re
     }
 }
 
+/// Takes the session-level advisory lock `key` on this connection, waiting for it.
+pub async fn advisory_lock(conn: &mut sqlx::PgConnection, key: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(key)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Releases the advisory lock `key` taken by [`advisory_lock`] on this connection.
+pub async fn advisory_unlock(conn: &mut sqlx::PgConnection, key: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(key)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Escapes `%`, `_` and `\` for use inside `ILIKE '%…%'`.
+pub fn like_pattern(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('%');
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(super::like_pattern("a%b_c"), "%a\\%b\\_c%");
+    }
     use chrono::Utc;
     use uuid::Uuid;
 

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::pagination::Page;
 use crate::error::{AppError, AppResult, FieldError};
-use crate::pg::vouchers::like_pattern;
+use crate::pg::like_pattern;
 
 pub const MAX_LIMIT: u32 = 50;
 

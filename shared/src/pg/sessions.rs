@@ -218,3 +218,13 @@ pub fn failure_error(f: RotateFailure) -> AppError {
         RotateFailure::Unknown => AppError::unauthorized("refresh token is invalid"),
     }
 }
+
+/// Refresh tokens expired for more than 7 days are deleted (reuse detection needs them a while).
+pub async fn prune(pool: &PgPool) -> AppResult<u64> {
+    Ok(
+        sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '7 days'")
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    )
+}
