@@ -243,9 +243,11 @@ impl Work for ExportJob {
 
     async fn attempts(&self, state: &WorkerState, _attempt: &Attempt) -> usize {
         match portal_shared::pg::unscoped::pending_export_client(&state.db, self.job_id).await {
-            Ok(Some(client_id)) => exports::attempts(&state.db, client_id, self.job_id)
-                .await
-                .unwrap_or(0),
+            Ok(Some(client_id)) => {
+                portal_shared::pg::exports::attempts(&state.db, client_id, self.job_id)
+                    .await
+                    .unwrap_or(0)
+            }
             _ => 0,
         }
     }
@@ -254,7 +256,13 @@ impl Work for ExportJob {
         if let Ok(Some(client_id)) =
             portal_shared::pg::unscoped::pending_export_client(&state.db, self.job_id).await
         {
-            let _ = exports::fail(&state.db, client_id, self.job_id, &error.public_message()).await;
+            let _ = portal_shared::pg::exports::fail(
+                &state.db,
+                client_id,
+                self.job_id,
+                &error.public_message(),
+            )
+            .await;
         }
     }
 }

@@ -41,20 +41,12 @@ const FIRST: [&str; 10] = [
 const LAST: [&str; 4] = ["Lopez", "Schmidt", "Okafor", "Kowalski"];
 
 pub async fn ensure(ctx: &Ctx, client: &Client, report: &mut Report) -> CliResult<()> {
-    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM members WHERE client_id = $1")
-        .bind(client.id)
-        .fetch_one(&ctx.pool)
-        .await
-        .map_err(portal_shared::AppError::from)?;
+    let existing = portal_shared::pg::members::count(&ctx.pool, client.id).await?;
     if existing > 0 {
         report.note(format!("activity: kept ({existing} members already)"));
         return Ok(());
     }
-    let classes: Vec<(String, String)> =
-        sqlx::query_as("SELECT id, category FROM classes ORDER BY id")
-            .fetch_all(&ctx.pool)
-            .await
-            .map_err(portal_shared::AppError::from)?;
+    let classes = portal_shared::pg::classes::categories(&ctx.pool).await?;
     if classes.is_empty() {
         report.note("activity: skipped (no class catalogue)");
         return Ok(());
@@ -105,15 +97,10 @@ pub async fn ensure(ctx: &Ctx, client: &Client, report: &mut Report) -> CliResul
         )
         .await?;
         // Spread registration dates over the demo period.
-        sqlx::query(
-            "UPDATE members SET registered_at = now() - make_interval(days => $2) WHERE id = $1",
-        )
-        .bind(m.id)
-        .bind((DAYS - (i as i64 * DAYS / MEMBERS as i64)) as i32)
-        .execute(&ctx.pool)
-        .await
-        .map_err(portal_shared::AppError::from)?;
-        member_ids.push((m.id, DAYS - (i as i64 * DAYS / MEMBERS as i64)));
+        let days_ago = DAYS - (i as i64 * DAYS / MEMBERS as i64);
+        portal_shared::pg::members::backdate_registration(&ctx.pool, client.id, m.id, days_ago)
+            .await?;
+        member_ids.push((m.id, days_ago));
     }
 
     // Products and content strings.

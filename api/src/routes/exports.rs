@@ -7,9 +7,8 @@ use object_store::ObjectStoreExt;
 use portal_shared::ch::billing::Month;
 use portal_shared::domain::pagination::Page;
 use portal_shared::error::AppError;
-use portal_shared::jobs::exports::{
-    self, ExportJob, ExportKind, ExportRow, ExportStatus as JobStatus,
-};
+use portal_shared::jobs::exports::ExportJob;
+use portal_shared::pg::exports::{self, ExportKind, ExportRow, ExportStatus as JobStatus};
 use portal_shared::pg::{audit, clients, vouchers};
 use portal_shared::storage::Storage;
 use salvo::oapi::extract::{PathParam, QueryParam};

@@ -8,13 +8,13 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use object_store::{ObjectStoreExt, WriteMultipart};
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::ch::billing::{self, Month};
 use crate::ch::ClickHouse;
-use crate::domain::pagination::Page;
 use crate::error::{AppError, AppResult};
+use crate::pg::exports::{self, ExportKind, ExportRow};
 use crate::pg::{clients, members, vouchers};
 use crate::storage::Storage;
 
@@ -32,168 +32,6 @@ const BILLING_CHUNK: usize = 1000;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ExportJob {
     pub job_id: Uuid,
-}
-
-/// What an export holds. Its parameters (a voucher status, a billing month) are in the job's
-/// `params` and read by the kind's builder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum ExportKind {
-    Members,
-    Vouchers,
-    Billing,
-}
-
-impl ExportKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExportKind::Members => "members",
-            ExportKind::Vouchers => "vouchers",
-            ExportKind::Billing => "billing",
-        }
-    }
-}
-
-/// Where an export job is: `queued` → `running` → `completed` or `failed` (a completed file
-/// expires after [`RETENTION_HOURS`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum ExportStatus {
-    Queued,
-    Running,
-    Completed,
-    Failed,
-}
-
-impl ExportStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExportStatus::Queued => "queued",
-            ExportStatus::Running => "running",
-            ExportStatus::Completed => "completed",
-            ExportStatus::Failed => "failed",
-        }
-    }
-}
-
-/// An export job's row; kind and status are decoded when it is read.
-#[derive(Debug, Clone, FromRow, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExportRow {
-    pub id: Uuid,
-    pub client_id: Uuid,
-    pub kind: ExportKind,
-    pub params: sqlx::types::Json<serde_json::Value>,
-    pub status: ExportStatus,
-    pub rows_written: i64,
-    pub rows_total: Option<i64>,
-    pub file_name: String,
-    pub storage_key: Option<String>,
-    pub error: Option<String>,
-    pub attempts: i32,
-    pub created_at: DateTime<Utc>,
-    pub completed_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-const COLUMNS: &str =
-    "id, client_id, kind, params, status, rows_written, rows_total, file_name, storage_key,
-    error, attempts, created_at, completed_at, expires_at";
-
-/// A client may have at most this many exports queued or running at once.
-pub const MAX_ACTIVE_PER_CLIENT: i64 = 3;
-/// What a client over that limit is told to wait before asking again, in seconds.
-pub const RETRY_AFTER_SECS: u64 = 30;
-/// First key of the advisory lock that serialises one client's export requests.
-const CREATE_LOCK: i32 = 0x6578_7074;
-
-/// Writes a queued job, unless the client already has [`MAX_ACTIVE_PER_CLIENT`] queued or running
-/// (429). The count and the insert run under a per-client lock, so parallel requests cannot pass
-/// the limit together.
-pub async fn create(
-    pool: &PgPool,
-    client_id: Uuid,
-    staff_id: Uuid,
-    kind: ExportKind,
-    params: serde_json::Value,
-    file_name: &str,
-) -> AppResult<ExportRow> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
-        .bind(CREATE_LOCK)
-        .bind(client_id)
-        .execute(&mut *tx)
-        .await?;
-    let active: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM export_jobs WHERE client_id = $1 AND status IN ('queued', 'running')",
-    )
-    .bind(client_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if active >= MAX_ACTIVE_PER_CLIENT {
-        return Err(AppError::RateLimited {
-            retry_after: RETRY_AFTER_SECS,
-            message: format!(
-                "{active} exports are queued or running (at most {MAX_ACTIVE_PER_CLIENT}); \
-                 start another once one has finished"
-            ),
-        });
-    }
-    let row = sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO export_jobs (id, client_id, kind, params, file_name, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
-    )))
-    .bind(Uuid::now_v7())
-    .bind(client_id)
-    .bind(kind)
-    .bind(sqlx::types::Json(params))
-    .bind(file_name)
-    .bind(staff_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(row)
-}
-
-/// Runs of the client's export `id` so far (each run counts itself as it starts); 0 for a deleted
-/// job.
-pub async fn attempts(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<usize> {
-    let n: Option<i32> =
-        sqlx::query_scalar("SELECT attempts FROM export_jobs WHERE client_id = $1 AND id = $2")
-            .bind(client_id)
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(n.unwrap_or(0).max(0) as usize)
-}
-
-pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<ExportRow> {
-    sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM export_jobs WHERE client_id = $1 AND id = $2"
-    )))
-    .bind(client_id)
-    .bind(id)
-    .fetch_optional(pool)
-    .await?
-    .ok_or_else(|| AppError::not_found("export"))
-}
-
-pub async fn list(pool: &PgPool, client_id: Uuid, page: Page) -> AppResult<(Vec<ExportRow>, i64)> {
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM export_jobs WHERE client_id = $1")
-        .bind(client_id)
-        .fetch_one(pool)
-        .await?;
-    let rows = sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM export_jobs WHERE client_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
-    )))
-    .bind(client_id)
-    .bind(page.limit_i64())
-    .bind(page.offset())
-    .fetch_all(pool)
-    .await?;
-    Ok((rows, total))
 }
 
 /// A spreadsheet runs cells that start with `= + - @`, tab or carriage return as formulas:
@@ -250,7 +88,7 @@ impl CsvSink {
         self.record(fields).await?;
         self.rows += 1;
         if self.rows.is_multiple_of(PROGRESS_EVERY) {
-            progress(&self.db, self.client_id, self.job_id, self.rows).await?;
+            exports::progress(&self.db, self.client_id, self.job_id, self.rows).await?;
         }
         Ok(())
     }
@@ -312,29 +150,10 @@ pub struct ExportCtx<'a> {
     pub storage: &'a Storage,
 }
 
-async fn progress(db: &PgPool, client_id: Uuid, id: Uuid, written: u64) -> AppResult<()> {
-    sqlx::query("UPDATE export_jobs SET rows_written = $3 WHERE client_id = $1 AND id = $2")
-        .bind(client_id)
-        .bind(id)
-        .bind(written as i64)
-        .execute(db)
-        .await?;
-    Ok(())
-}
-
 /// Builds the file of the client's job `id`. Idempotent: a completed job is left alone; a retried
 /// one starts its file over. Returns `Ok(false)` when the job no longer exists.
 pub async fn run(ctx: &ExportCtx<'_>, client_id: Uuid, id: Uuid) -> AppResult<bool> {
-    // The column list is a constant of this module.
-    let row: Option<ExportRow> = sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
-        "UPDATE export_jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
-                rows_written = 0, error = NULL
-         WHERE client_id = $1 AND id = $2 AND status IN ('queued', 'running') RETURNING {COLUMNS}"
-    )))
-    .bind(client_id)
-    .bind(id)
-    .fetch_optional(ctx.db)
-    .await?;
+    let row = exports::start(ctx.db, client_id, id).await?;
     let Some(job) = row else {
         return Ok(false);
     };
@@ -364,43 +183,16 @@ pub async fn run(ctx: &ExportCtx<'_>, client_id: Uuid, id: Uuid) -> AppResult<bo
     }
     let written = sink.rows;
     sink.finish().await?;
-    sqlx::query(
-        "UPDATE export_jobs SET status = 'completed', rows_written = $2, rows_total = $2,
-                storage_key = $3, completed_at = now(), expires_at = now() + make_interval(hours => $4)
-         WHERE client_id = $5 AND id = $1",
+    exports::complete(
+        ctx.db,
+        job.client_id,
+        job.id,
+        written,
+        &key,
+        RETENTION_HOURS,
     )
-    .bind(job.id)
-    .bind(written as i64)
-    .bind(&key)
-    .bind(RETENTION_HOURS as i32)
-    .bind(job.client_id)
-    .execute(ctx.db)
     .await?;
     Ok(true)
-}
-
-/// Records a permanent failure of the client's job `id`.
-pub async fn fail(db: &PgPool, client_id: Uuid, id: Uuid, error: &str) -> AppResult<()> {
-    sqlx::query(
-        "UPDATE export_jobs SET status = 'failed', error = $2, completed_at = now()
-         WHERE client_id = $3 AND id = $1",
-    )
-    .bind(id)
-    .bind(error.chars().take(500).collect::<String>())
-    .bind(client_id)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-async fn set_total(db: &PgPool, client_id: Uuid, id: Uuid, total: i64) -> AppResult<()> {
-    sqlx::query("UPDATE export_jobs SET rows_total = $3 WHERE client_id = $1 AND id = $2")
-        .bind(client_id)
-        .bind(id)
-        .bind(total)
-        .execute(db)
-        .await?;
-    Ok(())
 }
 
 async fn members_csv(
@@ -409,11 +201,8 @@ async fn members_csv(
     tz: chrono_tz::Tz,
     sink: &mut CsvSink,
 ) -> AppResult<()> {
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM members WHERE client_id = $1")
-        .bind(job.client_id)
-        .fetch_one(ctx.db)
-        .await?;
-    set_total(ctx.db, job.client_id, job.id, total).await?;
+    let total = members::count(ctx.db, job.client_id).await?;
+    exports::set_total(ctx.db, job.client_id, job.id, total).await?;
     let since = members::active_since(tz, Utc::now());
     sink.record([
         "id",
@@ -430,12 +219,7 @@ async fn members_csv(
         "favoriteCategory",
     ])
     .await?;
-    let mut rows = sqlx::query_as::<_, members::MemberRow>(sqlx::AssertSqlSafe(format!(
-        "{} WHERE m.client_id = $1 ORDER BY m.registered_at, m.id",
-        members::SELECT
-    )))
-    .bind(job.client_id)
-    .fetch(ctx.db);
+    let mut rows = members::all(ctx.db, job.client_id);
     while let Some(m) = rows.try_next().await? {
         let s = m.summary(since);
         sink.row([
@@ -469,18 +253,9 @@ async fn vouchers_csv(
         .get("status")
         .and_then(|s| s.as_str())
         .map(str::to_string);
-    let filter = format!(
-        "WHERE v.client_id = $1 AND ($2::text IS NULL OR ({}) = $2)",
-        vouchers::STATUS_SQL
-    );
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM vouchers v {filter}"
-    )))
-    .bind(job.client_id)
-    .bind(&status)
-    .fetch_one(ctx.db)
-    .await?;
-    set_total(ctx.db, job.client_id, job.id, total).await?;
+    let status = vouchers::parse_status(status.as_deref())?;
+    let total = vouchers::count_with_status(ctx.db, job.client_id, status.as_deref()).await?;
+    exports::set_total(ctx.db, job.client_id, job.id, total).await?;
     sink.record([
         "id",
         "code",
@@ -494,13 +269,7 @@ async fn vouchers_csv(
         "revokedAt",
     ])
     .await?;
-    let mut rows = sqlx::query_as::<_, vouchers::Voucher>(sqlx::AssertSqlSafe(format!(
-        "{} {filter} ORDER BY v.id",
-        vouchers::SELECT
-    )))
-    .bind(job.client_id)
-    .bind(&status)
-    .fetch(ctx.db);
+    let mut rows = vouchers::all_with_status(ctx.db, job.client_id, status.as_deref());
     while let Some(v) = rows.try_next().await? {
         sink.row([
             v.id.to_string(),
@@ -530,7 +299,7 @@ async fn billing_csv(
         message: "a billing export needs a month and a year".into(),
     })?;
     let ids = billing::billable_ids(ctx.ch, job.client_id, month).await?;
-    set_total(
+    exports::set_total(
         ctx.db,
         job.client_id,
         job.id,
@@ -581,11 +350,7 @@ async fn billing_csv(
 /// Deletes files of expired exports (rows stay 7 days more so downloads answer 410, not 404),
 /// then old rows. Returns (files deleted, rows deleted).
 pub async fn cleanup(db: &PgPool, storage: &Storage) -> AppResult<(u64, u64)> {
-    let expired: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT id, storage_key FROM export_jobs WHERE expires_at < now() AND storage_key IS NOT NULL LIMIT 10000",
-    )
-    .fetch_all(db)
-    .await?;
+    let expired = exports::expired_files(db).await?;
     let mut files = 0;
     for (id, key) in expired {
         match storage.store.delete(&Storage::path(&key)).await {
@@ -595,10 +360,7 @@ pub async fn cleanup(db: &PgPool, storage: &Storage) -> AppResult<(u64, u64)> {
                 continue;
             }
         }
-        sqlx::query("UPDATE export_jobs SET storage_key = NULL WHERE id = $1")
-            .bind(id)
-            .execute(db)
-            .await?;
+        exports::forget_file(db, id).await?;
         files += 1;
     }
     let abandoned = storage
@@ -610,12 +372,7 @@ pub async fn cleanup(db: &PgPool, storage: &Storage) -> AppResult<(u64, u64)> {
             "removed partial export files of interrupted uploads"
         );
     }
-    let rows = sqlx::query(
-        "DELETE FROM export_jobs WHERE created_at < now() - interval '8 days' AND storage_key IS NULL",
-    )
-    .execute(db)
-    .await?
-    .rows_affected();
+    let rows = exports::delete_old(db).await?;
     Ok((files, rows))
 }
 

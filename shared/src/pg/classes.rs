@@ -247,6 +247,15 @@ impl Catalogue {
     }
 }
 
+/// Every class's id and category, in id order.
+pub async fn categories(pool: &PgPool) -> AppResult<Vec<(String, String)>> {
+    Ok(
+        sqlx::query_as("SELECT id, category FROM classes ORDER BY id")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -366,6 +366,49 @@ pub async fn list(
     Ok((rows, total))
 }
 
+/// How many members the client has.
+pub async fn count(pool: &PgPool, client_id: Uuid) -> AppResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM members WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Every member of the client in registration order, as a stream (for exports).
+pub fn all(
+    pool: &PgPool,
+    client_id: Uuid,
+) -> impl futures::Stream<Item = AppResult<MemberRow>> + Send + '_ {
+    use futures::TryStreamExt;
+    sqlx::query_as::<_, MemberRow>(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE m.client_id = $1 ORDER BY m.registered_at, m.id"
+    )))
+    .bind(client_id)
+    .fetch(pool)
+    .map_err(AppError::from)
+}
+
+/// Moves a member's registration `days_ago` days into the past (demo data only).
+pub async fn backdate_registration(
+    pool: &PgPool,
+    client_id: Uuid,
+    id: Uuid,
+    days_ago: i64,
+) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE members SET registered_at = now() - make_interval(days => $3)
+         WHERE client_id = $1 AND id = $2",
+    )
+    .bind(client_id)
+    .bind(id)
+    .bind(days_ago as i32)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod billing;
 pub mod classes;
 pub mod clients;
+pub mod exports;
 pub mod idempotency;
 pub mod members;
 pub mod products;

@@ -421,6 +421,40 @@ pub async fn validate_code(pool: &PgPool, client_id: Uuid, code: &str) -> AppRes
     })
 }
 
+/// How many of the client's vouchers have `status` (all of them when `None`).
+pub async fn count_with_status(
+    pool: &PgPool,
+    client_id: Uuid,
+    status: Option<&str>,
+) -> AppResult<i64> {
+    Ok(sqlx::query_scalar(concat!(
+        "SELECT count(*) FROM vouchers v WHERE v.client_id = $1 AND ($2::text IS NULL OR (",
+        status_sql!(),
+        ") = $2)"
+    ))
+    .bind(client_id)
+    .bind(status)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// The client's vouchers with `status` (all of them when `None`) in id order, as a stream (for
+/// exports).
+pub fn all_with_status<'a>(
+    pool: &'a PgPool,
+    client_id: Uuid,
+    status: Option<&'a str>,
+) -> impl futures::Stream<Item = AppResult<Voucher>> + Send + 'a {
+    use futures::TryStreamExt;
+    sqlx::query_as::<_, Voucher>(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE v.client_id = $1 AND ($2::text IS NULL OR ({STATUS_SQL}) = $2) ORDER BY v.id"
+    )))
+    .bind(client_id)
+    .bind(status)
+    .fetch(pool)
+    .map_err(AppError::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -390,22 +390,22 @@ async fn an_export_that_cannot_succeed_fails_readably_and_an_interrupted_one_is_
         .await
         .unwrap();
     // A billing job without its month: can never succeed.
-    let bad = portal_shared::jobs::exports::create(
+    let bad = portal_shared::pg::exports::create(
         &app.db,
         p.t.client_id,
         staff_id,
-        portal_shared::jobs::exports::ExportKind::Billing,
+        portal_shared::pg::exports::ExportKind::Billing,
         json!({}),
         "billing-x.csv",
     )
     .await
     .unwrap();
     // A members job whose previous worker died mid-way (running, a partial file).
-    let half = portal_shared::jobs::exports::create(
+    let half = portal_shared::pg::exports::create(
         &app.db,
         p.t.client_id,
         staff_id,
-        portal_shared::jobs::exports::ExportKind::Members,
+        portal_shared::pg::exports::ExportKind::Members,
         json!({}),
         "members-x.csv",
     )

@@ -1,0 +1,276 @@
+//! Export job rows: created under a per-client limit, listed, and moved through
+//! `queued` → `running` → `completed` | `failed` by the worker ([`crate::jobs::exports`]).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+
+use crate::domain::pagination::Page;
+use crate::error::{AppError, AppResult};
+
+/// What an export holds. Its parameters (a voucher status, a billing month) are in the job's
+/// `params` and read by the kind's builder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum ExportKind {
+    Members,
+    Vouchers,
+    Billing,
+}
+
+impl ExportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportKind::Members => "members",
+            ExportKind::Vouchers => "vouchers",
+            ExportKind::Billing => "billing",
+        }
+    }
+}
+
+/// Where an export job is: `queued` → `running` → `completed` or `failed` (a completed file
+/// expires after [`RETENTION_HOURS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum ExportStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+}
+
+impl ExportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportStatus::Queued => "queued",
+            ExportStatus::Running => "running",
+            ExportStatus::Completed => "completed",
+            ExportStatus::Failed => "failed",
+        }
+    }
+}
+
+/// An export job's row; kind and status are decoded when it is read.
+#[derive(Debug, Clone, FromRow, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportRow {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub kind: ExportKind,
+    pub params: sqlx::types::Json<serde_json::Value>,
+    pub status: ExportStatus,
+    pub rows_written: i64,
+    pub rows_total: Option<i64>,
+    pub file_name: String,
+    pub storage_key: Option<String>,
+    pub error: Option<String>,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str =
+    "id, client_id, kind, params, status, rows_written, rows_total, file_name, storage_key,
+    error, attempts, created_at, completed_at, expires_at";
+
+/// A client may have at most this many exports queued or running at once.
+pub const MAX_ACTIVE_PER_CLIENT: i64 = 3;
+/// What a client over that limit is told to wait before asking again, in seconds.
+pub const RETRY_AFTER_SECS: u64 = 30;
+/// First key of the advisory lock that serialises one client's export requests.
+const CREATE_LOCK: i32 = 0x6578_7074;
+
+/// Writes a queued job, unless the client already has [`MAX_ACTIVE_PER_CLIENT`] queued or running
+/// (429). The count and the insert run under a per-client lock, so parallel requests cannot pass
+/// the limit together.
+pub async fn create(
+    pool: &PgPool,
+    client_id: Uuid,
+    staff_id: Uuid,
+    kind: ExportKind,
+    params: serde_json::Value,
+    file_name: &str,
+) -> AppResult<ExportRow> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
+        .bind(CREATE_LOCK)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
+    let active: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM export_jobs WHERE client_id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(client_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if active >= MAX_ACTIVE_PER_CLIENT {
+        return Err(AppError::RateLimited {
+            retry_after: RETRY_AFTER_SECS,
+            message: format!(
+                "{active} exports are queued or running (at most {MAX_ACTIVE_PER_CLIENT}); \
+                 start another once one has finished"
+            ),
+        });
+    }
+    let row = sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO export_jobs (id, client_id, kind, params, file_name, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(client_id)
+    .bind(kind)
+    .bind(sqlx::types::Json(params))
+    .bind(file_name)
+    .bind(staff_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Runs of the client's export `id` so far (each run counts itself as it starts); 0 for a deleted
+/// job.
+pub async fn attempts(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<usize> {
+    let n: Option<i32> =
+        sqlx::query_scalar("SELECT attempts FROM export_jobs WHERE client_id = $1 AND id = $2")
+            .bind(client_id)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(n.unwrap_or(0).max(0) as usize)
+}
+
+pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<ExportRow> {
+    sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM export_jobs WHERE client_id = $1 AND id = $2"
+    )))
+    .bind(client_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| AppError::not_found("export"))
+}
+
+pub async fn list(pool: &PgPool, client_id: Uuid, page: Page) -> AppResult<(Vec<ExportRow>, i64)> {
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM export_jobs WHERE client_id = $1")
+        .bind(client_id)
+        .fetch_one(pool)
+        .await?;
+    let rows = sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM export_jobs WHERE client_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+    )))
+    .bind(client_id)
+    .bind(page.limit_i64())
+    .bind(page.offset())
+    .fetch_all(pool)
+    .await?;
+    Ok((rows, total))
+}
+
+/// Marks the client's job `id` running (counting the attempt, starting its file over) and returns
+/// it; `None` when it no longer exists or has finished.
+pub async fn start(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<Option<ExportRow>> {
+    // The column list is a constant of this module.
+    Ok(sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE export_jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
+                rows_written = 0, error = NULL
+         WHERE client_id = $1 AND id = $2 AND status IN ('queued', 'running') RETURNING {COLUMNS}"
+    )))
+    .bind(client_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Marks the client's job `id` completed with `written` rows in the file at `key`, downloadable
+/// for `retention_hours`.
+pub async fn complete(
+    pool: &PgPool,
+    client_id: Uuid,
+    id: Uuid,
+    written: u64,
+    key: &str,
+    retention_hours: i64,
+) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE export_jobs SET status = 'completed', rows_written = $2, rows_total = $2,
+                storage_key = $3, completed_at = now(), expires_at = now() + make_interval(hours => $4)
+         WHERE client_id = $5 AND id = $1",
+    )
+    .bind(id)
+    .bind(written as i64)
+    .bind(key)
+    .bind(retention_hours as i32)
+    .bind(client_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Rows written so far into the client's job `id`.
+pub async fn progress(db: &PgPool, client_id: Uuid, id: Uuid, written: u64) -> AppResult<()> {
+    sqlx::query("UPDATE export_jobs SET rows_written = $3 WHERE client_id = $1 AND id = $2")
+        .bind(client_id)
+        .bind(id)
+        .bind(written as i64)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Records a permanent failure of the client's job `id`.
+pub async fn fail(db: &PgPool, client_id: Uuid, id: Uuid, error: &str) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE export_jobs SET status = 'failed', error = $2, completed_at = now()
+         WHERE client_id = $3 AND id = $1",
+    )
+    .bind(id)
+    .bind(error.chars().take(500).collect::<String>())
+    .bind(client_id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// How many rows the client's job `id` will hold.
+pub async fn set_total(db: &PgPool, client_id: Uuid, id: Uuid, total: i64) -> AppResult<()> {
+    sqlx::query("UPDATE export_jobs SET rows_total = $3 WHERE client_id = $1 AND id = $2")
+        .bind(client_id)
+        .bind(id)
+        .bind(total)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Expired exports whose file is still stored (at most 10,000 at a time): `(id, storage key)`.
+pub async fn expired_files(pool: &PgPool) -> AppResult<Vec<(Uuid, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, storage_key FROM export_jobs WHERE expires_at < now() AND storage_key IS NOT NULL LIMIT 10000",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Records that the file of export `id` is deleted (an operator's sweep over every client).
+pub async fn forget_file(pool: &PgPool, id: Uuid) -> AppResult<()> {
+    sqlx::query("UPDATE export_jobs SET storage_key = NULL WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Deletes export rows older than 8 days whose file is gone; returns how many.
+pub async fn delete_old(pool: &PgPool) -> AppResult<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM export_jobs WHERE created_at < now() - interval '8 days' AND storage_key IS NULL",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
