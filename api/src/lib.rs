@@ -233,7 +233,7 @@ pub async fn watch_announcements(state: State) {
                 if msg.get_channel_name() == staff {
                     match std::str::from_utf8(payload)
                         .ok()
-                        .and_then(|s| s.parse::<uuid::Uuid>().ok())
+                        .and_then(|s| s.parse::<portal_shared::domain::ids::StaffId>().ok())
                     {
                         Some(id) => state.staff.invalidate(&id).await,
                         None => tracing::warn!("unreadable staff change announcement ignored"),

@@ -11,10 +11,10 @@ use portal_shared::pg::api_keys::KeyPrincipal;
 use salvo::http::Method;
 use salvo::prelude::*;
 use salvo::request_id::RequestIdDepotExt;
-use uuid::Uuid;
 
 use crate::error::write_error;
 use crate::state::{StaffStatus, State};
+use portal_shared::domain::ids::{ApiKeyId, ClientId, MemberId, StaffId};
 
 /// The shared state (injected by `affix_state` on the root router).
 pub fn state(depot: &Depot) -> &State {
@@ -140,16 +140,16 @@ pub fn request_id(depot: &Depot) -> Option<String> {
 /// An authenticated partner staff member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Staff {
-    pub staff_id: Uuid,
-    pub client_id: Uuid,
+    pub staff_id: StaffId,
+    pub client_id: ClientId,
     pub role: Role,
 }
 
 /// The client an `X-API-Key` belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppClient {
-    pub key_id: Uuid,
-    pub client_id: Uuid,
+    pub key_id: ApiKeyId,
+    pub client_id: ClientId,
 }
 
 pub fn staff(depot: &Depot) -> Result<Staff, crate::error::ApiError> {
@@ -353,7 +353,7 @@ pub async fn require_staff(
         Err(e) => return deny(e, depot, res, ctrl),
     };
     let db = st.db.clone();
-    let staff_id = claims.sub;
+    let staff_id = StaffId(claims.sub);
     let status = st
         .staff
         .try_get_with(staff_id, async move {
@@ -459,8 +459,8 @@ pub async fn require_api_key(
 /// An app member (member JWT whose client is the API key's client).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Member {
-    pub member_id: Uuid,
-    pub client_id: Uuid,
+    pub member_id: MemberId,
+    pub client_id: ClientId,
 }
 
 pub fn member(depot: &Depot) -> Result<Member, crate::error::ApiError> {
@@ -498,7 +498,7 @@ pub async fn require_member(
     match st.jwt.verify(token, TokenType::Member) {
         Ok(c) if c.client == key.client_id => {
             depot.insert_typed(Member {
-                member_id: c.sub,
+                member_id: MemberId(c.sub),
                 client_id: c.client,
             });
         }

@@ -5,8 +5,10 @@ use uuid::Uuid;
 
 /// An id in the path. A malformed one cannot name anything: it answers the same 404 as an unknown
 /// one (`what` names the resource).
-pub fn path_id(raw: &str, what: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(raw.trim()).map_err(|_| AppError::not_found(what))
+pub fn path_id<T: From<Uuid>>(raw: &str, what: &str) -> Result<T, AppError> {
+    Uuid::parse_str(raw.trim())
+        .map(T::from)
+        .map_err(|_| AppError::not_found(what))
 }
 
 /// A free-text query value: at most `max` characters (when given) and no U+0000 (Postgres cannot

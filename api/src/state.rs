@@ -7,17 +7,17 @@ use moka::future::Cache;
 use portal_shared::ch::ClickHouse;
 use portal_shared::config::Config;
 use portal_shared::domain::auth::{JwtKeys, Role};
+use portal_shared::domain::ids::{ClientId, StaffId};
 use portal_shared::jobs;
 use portal_shared::pg::api_keys::ApiKeyCache;
 use portal_shared::throttle::Throttle;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
-use uuid::Uuid;
 
 /// A staff member as seen by the auth middleware (cached for a few seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StaffStatus {
-    pub client_id: Uuid,
+    pub client_id: ClientId,
     pub role: Role,
     pub active: bool,
 }
@@ -33,7 +33,7 @@ pub struct AppState {
     /// Staff id → status for 10 s. `portal-admin staff deactivate|set-role` announces the change on
     /// Redis and every instance drops the entry at once (`watch_announcements`); the lifetime is
     /// the fallback when an announcement is missed.
-    pub staff: Cache<Uuid, Option<StaffStatus>>,
+    pub staff: Cache<StaffId, Option<StaffStatus>>,
     /// The class catalogue (validation of events, titles in analytics).
     pub catalogue: portal_shared::pg::classes::Catalogue,
     /// Producer side of the watch-event queue.
@@ -113,7 +113,7 @@ impl AppState {
     }
 
     /// Forgets a staff member's cached status here and tells every other instance to.
-    pub async fn announce_staff_change(&self, staff_id: Uuid) {
+    pub async fn announce_staff_change(&self, staff_id: StaffId) {
         self.staff.invalidate(&staff_id).await;
         let channel = portal_shared::pg::staff::change_channel(&self.config.redis_namespace);
         self.announce(&channel, &staff_id.to_string()).await;

@@ -46,7 +46,11 @@ impl Storage {
     }
 
     /// The key of a job's file.
-    pub fn key(&self, client_id: uuid::Uuid, job_id: uuid::Uuid) -> String {
+    pub fn key(
+        &self,
+        client_id: crate::domain::ids::ClientId,
+        job_id: crate::domain::ids::ExportJobId,
+    ) -> String {
         let p = self.prefix.trim_matches('/');
         if p.is_empty() {
             format!("exports/{client_id}/{job_id}.csv")
@@ -85,7 +89,7 @@ impl Storage {
             return Ok(());
         }
         let nil = uuid::Uuid::nil();
-        let key = self.key(nil, nil);
+        let key = self.key(nil.into(), nil.into());
         let dir = key.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
         self.store
             .list_with_delimiter(Some(&Self::path(dir)))

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use portal_api::State;
 use portal_shared::config::Config;
 use portal_shared::domain::auth::Role;
+use portal_shared::domain::ids::{ApiKeyId, BatchId, ClientId, MemberId};
 use portal_shared::pg::{api_keys, clients, staff};
 use salvo::http::HeaderMap;
 use salvo::test::{RequestBuilder, ResponseExt, TestClient};
@@ -216,12 +217,12 @@ impl Drop for TestApp {
 }
 
 pub struct Tenant {
-    pub client_id: Uuid,
+    pub client_id: ClientId,
     pub slug: String,
     pub admin_email: String,
     pub viewer_email: String,
     pub api_key: String,
-    pub api_key_id: Uuid,
+    pub api_key_id: ApiKeyId,
 }
 
 impl TestApp {
@@ -473,7 +474,7 @@ impl TestApp {
         )
     }
 
-    pub async fn count(&self, sql: &'static str, client_id: Uuid) -> i64 {
+    pub async fn count(&self, sql: &'static str, client_id: ClientId) -> i64 {
         sqlx::query_scalar(sql)
             .bind(client_id)
             .fetch_one(&self.db)
@@ -482,7 +483,7 @@ impl TestApp {
     }
 
     /// Views counted in the member summaries of a client (all its members together).
-    pub async fn class_views(&self, client_id: Uuid) -> i64 {
+    pub async fn class_views(&self, client_id: ClientId) -> i64 {
         self.count(
             "SELECT COALESCE(sum(class_views), 0)::bigint FROM members WHERE client_id = $1",
             client_id,
@@ -491,7 +492,7 @@ impl TestApp {
     }
 
     /// Rows of a client in ClickHouse's `watch_events`.
-    pub async fn ch_rows(&self, client_id: Uuid) -> u64 {
+    pub async fn ch_rows(&self, client_id: ClientId) -> u64 {
         self.state
             .ch
             .client
@@ -620,7 +621,7 @@ impl TestApp {
     pub async fn wait_for_count(
         &self,
         sql: &'static str,
-        client_id: Uuid,
+        client_id: ClientId,
         want: i64,
         secs: u64,
     ) -> i64 {
@@ -705,7 +706,7 @@ impl TestApp {
     /// drained (every batch queued so far, duplicates and redeliveries included, has been
     /// consumed, so nothing more can land), then checks the Postgres summaries and ClickHouse
     /// each count every event once.
-    pub async fn assert_counted_once(&self, client_id: Uuid, n: i64, secs: u64) {
+    pub async fn assert_counted_once(&self, client_id: ClientId, n: i64, secs: u64) {
         assert_eq!(self.wait_for_count(LANDED, client_id, n, secs).await, n);
         self.wait_queue_drained::<portal_shared::pipeline::WatchBatch>(secs)
             .await;
@@ -860,14 +861,14 @@ impl TestApp {
     /// that need events in earlier months.
     pub async fn push_batch(
         &self,
-        client_id: Uuid,
-        member_id: Uuid,
+        client_id: ClientId,
+        member_id: MemberId,
         events: Vec<portal_shared::pipeline::WatchEvent>,
     ) {
         self.state
             .events
             .enqueue(portal_shared::pipeline::WatchBatch {
-                batch_id: Uuid::now_v7(),
+                batch_id: BatchId::new_v7(),
                 client_id,
                 member_id,
                 received_at: chrono::Utc::now(),
@@ -1005,7 +1006,7 @@ impl TestApp {
     }
 
     /// Members of a client.
-    pub async fn member_count(&self, client_id: Uuid) -> i64 {
+    pub async fn member_count(&self, client_id: ClientId) -> i64 {
         self.count(
             "SELECT count(*) FROM members WHERE client_id = $1",
             client_id,
@@ -1014,7 +1015,7 @@ impl TestApp {
     }
 
     /// Refresh tokens of a client not revoked yet.
-    pub async fn live_refresh_tokens(&self, client_id: Uuid) -> i64 {
+    pub async fn live_refresh_tokens(&self, client_id: ClientId) -> i64 {
         self.count(
             "SELECT count(*) FROM refresh_tokens WHERE client_id = $1 AND revoked_at IS NULL",
             client_id,
@@ -1023,9 +1024,9 @@ impl TestApp {
     }
 
     /// Registers a member (see [`TestApp::member`]) and returns only its id.
-    pub async fn member_id(&self, p: &Partner, email: &str, name: &str) -> Uuid {
+    pub async fn member_id(&self, p: &Partner, email: &str, name: &str) -> MemberId {
         let (id, _) = self.member(p, email, name).await;
-        Uuid::parse_str(&id).unwrap()
+        id.parse().unwrap()
     }
 
     /// Moves a voucher's expiry `ago` (a Postgres interval such as `1 day`) into the past.

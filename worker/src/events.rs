@@ -24,11 +24,11 @@ use std::time::Duration;
 
 use apalis::prelude::*;
 use moka::future::Cache;
+use portal_shared::domain::ids::ClientId;
 use portal_shared::error::AppError;
 use portal_shared::jobs::{self, Outcome};
 use portal_shared::pipeline::{self, ChEvent, Flushed, Pending, WatchBatch};
 use tokio::sync::{mpsc, oneshot, watch};
-use uuid::Uuid;
 
 use crate::WorkerState;
 
@@ -69,7 +69,7 @@ async fn flusher(
     mut rx: mpsc::Receiver<(WatchBatch, Reply)>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let tz_cache: Cache<Uuid, chrono_tz::Tz> = Cache::builder()
+    let tz_cache: Cache<ClientId, chrono_tz::Tz> = Cache::builder()
         .max_capacity(100_000)
         .time_to_live(Duration::from_secs(60))
         .build();
@@ -122,7 +122,7 @@ async fn flusher(
 
 async fn flush_with_retry(
     state: &WorkerState,
-    tz_cache: &Cache<Uuid, chrono_tz::Tz>,
+    tz_cache: &Cache<ClientId, chrono_tz::Tz>,
     batches: &[&WatchBatch],
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Flushed, String> {
@@ -155,9 +155,9 @@ async fn flush_with_retry(
 
 async fn client_timezones(
     state: &WorkerState,
-    cache: &Cache<Uuid, chrono_tz::Tz>,
-    clients: &HashSet<Uuid>,
-) -> Result<HashMap<Uuid, chrono_tz::Tz>, AppError> {
+    cache: &Cache<ClientId, chrono_tz::Tz>,
+    clients: &HashSet<ClientId>,
+) -> Result<HashMap<ClientId, chrono_tz::Tz>, AppError> {
     let mut out = HashMap::new();
     let mut missing = Vec::new();
     for c in clients {
@@ -180,11 +180,11 @@ async fn client_timezones(
 /// One attempt at landing `batches`. Safe to repeat: every step is idempotent.
 pub async fn flush(
     state: &WorkerState,
-    tz_cache: &Cache<Uuid, chrono_tz::Tz>,
+    tz_cache: &Cache<ClientId, chrono_tz::Tz>,
     batches: &[&WatchBatch],
 ) -> Result<Flushed, AppError> {
     let catalogue = state.catalogue.get(&state.db).await?;
-    let clients: HashSet<Uuid> = batches.iter().map(|b| b.client_id).collect();
+    let clients: HashSet<ClientId> = batches.iter().map(|b| b.client_id).collect();
     let tzs = client_timezones(state, tz_cache, &clients).await?;
     let mut pending = Vec::with_capacity(batches.iter().map(|b| b.events.len()).sum());
     for b in batches {

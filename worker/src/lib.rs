@@ -15,13 +15,13 @@ use apalis::prelude::*;
 use chrono::Utc;
 use portal_shared::ch::ClickHouse;
 use portal_shared::config::Config;
+use portal_shared::domain::ids::ClientId;
 use portal_shared::error::{AppError, AppResult};
 use portal_shared::jobs::exports::{self, ExportJob};
 use portal_shared::jobs::{self, Housekeeping, Job, Outcome, Queue};
 use portal_shared::pipeline::WatchBatch;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
-use uuid::Uuid;
 
 /// Shared state handed to every job handler.
 #[derive(Clone)]
@@ -64,11 +64,11 @@ impl WorkerState {
 /// per client at a time: a client's further jobs are put back on the queue for a moment, so a
 /// client with a backlog never takes every export slot and other clients' exports go ahead.
 #[derive(Clone, Default)]
-pub struct ExportSlots(Arc<Mutex<HashSet<Uuid>>>);
+pub struct ExportSlots(Arc<Mutex<HashSet<ClientId>>>);
 
 impl ExportSlots {
     /// The client's slot in this process, unless one of its exports is being built already.
-    pub fn take(&self, client_id: Uuid) -> Option<ExportSlot> {
+    pub fn take(&self, client_id: ClientId) -> Option<ExportSlot> {
         let mut busy = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         busy.insert(client_id).then(|| ExportSlot {
             slots: self.clone(),
@@ -80,7 +80,7 @@ impl ExportSlots {
 /// Held while a client's export is built; frees the client's slot when dropped.
 pub struct ExportSlot {
     slots: ExportSlots,
-    client_id: Uuid,
+    client_id: ClientId,
 }
 
 impl Drop for ExportSlot {

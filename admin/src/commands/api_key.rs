@@ -34,7 +34,7 @@ pub async fn create(ctx: &Ctx, client: &str, name: &str) -> CliResult<Outcome> {
 
 pub async fn revoke(ctx: &Ctx, id: &str) -> CliResult<Outcome> {
     let id = parse_uuid("id", id)?;
-    let (key, hash) = portal_shared::pg::unscoped::revoke_api_key(&ctx.pool, id).await?;
+    let (key, hash) = portal_shared::pg::unscoped::revoke_api_key(&ctx.pool, id.into()).await?;
     let revoked_at = key.revoked_at.unwrap_or_else(Utc::now);
     let channel = revocation_channel(&ctx.config.redis_namespace);
     let notice = match announce(&ctx.config, &channel, &hex::encode(hash)).await {

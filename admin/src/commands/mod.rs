@@ -71,7 +71,7 @@ pub fn parse_uuid(field: &str, value: &str) -> Result<Uuid, AppError> {
 pub async fn resolve_client(pool: &PgPool, value: &str) -> Result<Client, AppError> {
     let value = value.trim();
     if let Ok(id) = value.parse::<Uuid>() {
-        return clients::get(pool, id).await.map_err(|e| match e {
+        return clients::get(pool, id.into()).await.map_err(|e| match e {
             AppError::NotFound(_) => AppError::NotFound(format!("no client with id {id}")),
             other => other,
         });

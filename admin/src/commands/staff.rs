@@ -1,6 +1,7 @@
 //! `portal-admin staff create|deactivate|set-role`.
 
 use portal_shared::domain::auth::Role;
+use portal_shared::domain::ids::StaffId;
 use portal_shared::pg::audit::Actor;
 use portal_shared::pg::staff::{self, NewStaff, StaffChange, StaffRow};
 use portal_shared::AppError;
@@ -94,7 +95,7 @@ pub async fn set_role(ctx: &Ctx, value: &str, role: &str) -> CliResult<Outcome> 
 async fn resolve_staff(pool: &PgPool, value: &str) -> Result<StaffRow, AppError> {
     let value = value.trim();
     let found = match value.parse::<uuid::Uuid>() {
-        Ok(id) => portal_shared::pg::unscoped::staff_by_id(pool, id).await?,
+        Ok(id) => portal_shared::pg::unscoped::staff_by_id(pool, StaffId(id)).await?,
         Err(_) if value.contains('@') => {
             portal_shared::pg::unscoped::staff_for_login(pool, &staff::normalize_email(value)?)
                 .await?

@@ -8,6 +8,7 @@
 
 use chrono::{Duration, Utc};
 use portal_shared::ch::ClickHouse;
+use portal_shared::domain::ids::BatchId;
 use portal_shared::pg::clients::Client;
 use portal_shared::pg::{audit, members, products, strings, vouchers};
 use portal_shared::pipeline::{self, ChEvent, Pending};
@@ -170,7 +171,7 @@ pub async fn ensure(ctx: &Ctx, client: &Client, report: &mut Report) -> CliResul
                     now - Duration::days(day) - Duration::minutes(rng.below(600) as i64 + 30);
                 pending.push(Pending {
                     // One batch per member: a batch lands (and is counted) once.
-                    batch_id: *member_id,
+                    batch_id: BatchId(member_id.0),
                     row: ChEvent {
                         client_id: client.id,
                         event_id: Uuid::new_v4(),

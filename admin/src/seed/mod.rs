@@ -16,11 +16,11 @@ use std::path::Path;
 
 use portal_shared::domain::auth::Role;
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::commands::Ctx;
 use crate::error::{CliError, CliResult};
 use crate::output::Outcome;
+use portal_shared::domain::ids::ClientId;
 
 pub const DEMO_SLUG: &str = "demo-studio";
 pub const DEMO_NAME: &str = "Demo Studio";
@@ -60,7 +60,7 @@ pub const DEMO_VIEWER: DemoStaff = DemoStaff {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DemoSummary {
-    pub client_id: Uuid,
+    pub client_id: ClientId,
     pub slug: String,
     pub admin_email: String,
     pub admin_password: String,

@@ -9,7 +9,6 @@ use salvo::oapi::extract::JsonBody;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::envelope::{ok, Envelope};
 use crate::error::ApiResult;
@@ -18,6 +17,7 @@ use crate::middleware::{
     LoginAttempt,
 };
 use crate::routes::partner_auth::TokenPair;
+use portal_shared::domain::ids::{ClientId, MemberId};
 
 #[derive(Deserialize, ToSchema)]
 #[salvo(schema(example = json!({"code": "STUDIO-7K3M9Q2X"})))]
@@ -136,7 +136,7 @@ pub struct RegisterRequest {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberProfile {
-    pub id: Uuid,
+    pub id: MemberId,
     pub email: String,
     pub name: String,
     pub registered_at: DateTime<Utc>,
@@ -154,8 +154,8 @@ pub struct MemberSession {
 /// A member's new access token beside its refresh token.
 fn member_tokens(
     st: &crate::state::AppState,
-    member_id: Uuid,
-    client_id: Uuid,
+    member_id: MemberId,
+    client_id: ClientId,
     refresh_token: String,
 ) -> ApiResult<TokenPair> {
     let (access_token, expires_in) = st

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::envelope::{ok, Envelope};
 use crate::error::ApiResult;
 use crate::middleware::{member, rate_headers, state};
+use portal_shared::domain::ids::BatchId;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -73,7 +74,7 @@ pub async fn ingest(
         portal_shared::pg::receipts::already_received(&st.db, m.client_id, &ids).await?;
     let accepted = unique.len() - seen_before.min(unique.len());
     let batch = WatchBatch {
-        batch_id: Uuid::now_v7(),
+        batch_id: BatchId::new_v7(),
         client_id: m.client_id,
         member_id: m.member_id,
         received_at: now,

@@ -15,16 +15,16 @@ use salvo::oapi::extract::{PathParam, QueryParam};
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{client_ip, request_id, staff, state, Staff};
+use portal_shared::domain::ids::{ClientId, ExportJobId};
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Queued {
-    pub job_id: Uuid,
+    pub job_id: ExportJobId,
     /// `vouchers | members | billing`.
     pub kind: String,
     /// Always `queued`.
@@ -35,7 +35,7 @@ pub struct Queued {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportStatus {
-    pub job_id: Uuid,
+    pub job_id: ExportJobId,
     pub kind: String,
     /// `queued | running | completed | failed`.
     pub status: String,
@@ -124,7 +124,7 @@ async fn start(
     }))
 }
 
-async fn today(depot: &Depot, client_id: Uuid) -> ApiResult<chrono::NaiveDate> {
+async fn today(depot: &Depot, client_id: ClientId) -> ApiResult<chrono::NaiveDate> {
     let st = state(depot).clone();
     Ok(clients::today(clients::timezone(&st.db, client_id).await?))
 }
@@ -203,7 +203,7 @@ pub async fn billing_export(
     .await
 }
 
-fn job_id(raw: &str) -> Result<Uuid, AppError> {
+fn job_id(raw: &str) -> Result<ExportJobId, AppError> {
     crate::params::path_id(raw, "export")
 }
 

@@ -2,6 +2,7 @@
 
 use chrono::Utc;
 use portal_shared::ch::analytics::{self as stats, DayRange};
+use portal_shared::domain::ids::ClientId;
 use portal_shared::domain::minutes;
 use portal_shared::pg::{clients, members};
 use salvo::oapi::extract::QueryParam;
@@ -98,7 +99,7 @@ pub struct Analytics {
 /// funnel read the same parameters).
 async fn range_of(
     st: &crate::state::AppState,
-    client_id: uuid::Uuid,
+    client_id: ClientId,
     period: &QueryParam<String, false>,
     start: &QueryParam<String, false>,
     end: &QueryParam<String, false>,

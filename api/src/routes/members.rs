@@ -8,16 +8,16 @@ use salvo::oapi::extract::{PathParam, QueryParam};
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{staff, state};
+use portal_shared::domain::ids::{ClientId, MemberId};
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberRowDto {
-    pub id: Uuid,
+    pub id: MemberId,
     pub name: String,
     pub email: String,
     /// `active` when the member watched anything in the last 30 days (client's timezone).
@@ -171,8 +171,8 @@ pub async fn detail(
 /// The member's class views, newest first (from ClickHouse).
 async fn viewing_history(
     st: &crate::state::AppState,
-    client_id: Uuid,
-    member_id: Uuid,
+    client_id: ClientId,
+    member_id: MemberId,
     page: Page,
 ) -> ApiResult<(Vec<HistoryEntry>, i64)> {
     let (rows, total) = portal_shared::ch::analytics::member_history(

@@ -7,13 +7,13 @@ use salvo::oapi::extract::JsonBody;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::envelope::{ok, Envelope};
 use crate::error::ApiResult;
 use crate::middleware::{
     address, client_ip, over_https, refresh_refused, request_id, staff, state, LoginAttempt,
 };
+use portal_shared::domain::ids::{ClientId, StaffId};
 
 /// The cookie that carries the staff refresh token for the portal (a browser keeps no token where
 /// scripts can read it). `HttpOnly`, `SameSite=Strict`, sent back only to `/partner-auth/*`,
@@ -67,7 +67,7 @@ pub struct LoginRequest {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientInfo {
-    pub id: Uuid,
+    pub id: ClientId,
     pub name: String,
     pub slug: String,
     pub timezone: String,
@@ -78,7 +78,7 @@ pub struct ClientInfo {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StaffMe {
-    pub id: Uuid,
+    pub id: StaffId,
     pub email: String,
     pub name: String,
     /// `admin` or `viewer`.
@@ -124,7 +124,11 @@ pub struct LoggedOut {
     pub logged_out: bool,
 }
 
-async fn me(st: &crate::state::AppState, client_id: Uuid, staff_id: Uuid) -> ApiResult<StaffMe> {
+async fn me(
+    st: &crate::state::AppState,
+    client_id: ClientId,
+    staff_id: StaffId,
+) -> ApiResult<StaffMe> {
     let s = staff_repo::get(&st.db, client_id, staff_id).await?;
     let c = clients::get(&st.db, client_id).await?;
     Ok(StaffMe {

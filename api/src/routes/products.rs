@@ -8,12 +8,12 @@ use salvo::oapi::extract::{JsonBody, PathParam, QueryParam};
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{app_client, client_ip, request_id, staff, state};
 use crate::params;
+use portal_shared::domain::ids::{ClientId, ProductId};
 
 /// Request body of create. Unknown fields are refused.
 #[derive(Deserialize, ToSchema)]
@@ -119,7 +119,7 @@ pub struct ProductList {
     pub pagination: PaginationDoc,
 }
 
-fn parse_id(raw: &str) -> Result<Uuid, AppError> {
+fn parse_id(raw: &str) -> Result<ProductId, AppError> {
     params::path_id(raw, "product")
 }
 
@@ -190,7 +190,7 @@ struct ListQuery<'a> {
 
 async fn list_page(
     db: &sqlx::PgPool,
-    client_id: Uuid,
+    client_id: ClientId,
     status: Option<String>,
     q: ListQuery<'_>,
 ) -> ApiResult<Json<Envelope<ProductList>>> {

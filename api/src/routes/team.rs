@@ -6,13 +6,13 @@
 
 use chrono::{DateTime, Utc};
 use portal_shared::domain::auth::{validate_password_strength, Role};
+use portal_shared::domain::ids::{ApiKeyId, StaffId};
 use portal_shared::error::{AppError, FieldError};
 use portal_shared::pg::{api_keys, audit, staff as staff_repo};
 use salvo::oapi::extract::{JsonBody, PathParam};
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::envelope::{ok, Envelope};
 use crate::error::ApiResult;
@@ -27,7 +27,7 @@ const MAX_PASSWORD_CHARS: usize = 256;
 #[serde(rename_all = "camelCase")]
 #[salvo(schema(example = json!({"id": "01a212bf-0aca-743e-b263-3e36ed0b7418", "email": "coach@studio-north.example", "name": "Coach", "role": "viewer", "active": true, "createdAt": "2026-11-01T09:00:00Z", "lastLoginAt": null})))]
 pub struct StaffDto {
-    pub id: Uuid,
+    pub id: StaffId,
     pub email: String,
     pub name: String,
     #[salvo(schema(value_type = crate::doc::StaffRole))]
@@ -260,7 +260,7 @@ pub async fn update_staff(
 #[serde(rename_all = "camelCase")]
 #[salvo(schema(example = json!({"id": "01a212bf-0aca-743e-b263-3e36ed0b7418", "name": "iOS app", "prefix": "ppk_3f9a1c2b", "createdAt": "2026-11-01T09:00:00Z", "lastUsedAt": "2026-11-30T18:12:00Z", "revoked": false, "revokedAt": null})))]
 pub struct ApiKeyDto {
-    pub id: Uuid,
+    pub id: ApiKeyId,
     pub name: String,
     /// The key's first characters, to tell keys apart; the key itself is shown once, on creation.
     pub prefix: String,
@@ -309,7 +309,7 @@ pub struct ApiKeyCreate {
 #[serde(rename_all = "camelCase")]
 #[salvo(schema(example = json!({"id": "01a212bf-0aca-743e-b263-3e36ed0b7418", "name": "iOS app", "prefix": "ppk_3f9a1c2b", "createdAt": "2026-11-30T18:12:00Z", "key": "ppk_3f9a1c2b…"})))]
 pub struct CreatedApiKey {
-    pub id: Uuid,
+    pub id: ApiKeyId,
     pub name: String,
     pub prefix: String,
     pub created_at: DateTime<Utc>,

@@ -13,11 +13,12 @@ use uuid::Uuid;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{client_ip, request_id, staff, state};
+use portal_shared::domain::ids::{MemberId, VoucherBatchId};
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RedeemedBy {
-    pub id: Uuid,
+    pub id: MemberId,
     pub name: String,
     pub email: String,
 }
@@ -30,7 +31,7 @@ pub struct VoucherDto {
     pub code: String,
     /// `active | redeemed | expired | revoked` (`expired` follows from `expiresAt`).
     pub status: String,
-    pub batch_id: Uuid,
+    pub batch_id: VoucherBatchId,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub redeemed_at: Option<DateTime<Utc>>,
@@ -78,7 +79,7 @@ pub struct GenerateRequest {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Generated {
-    pub batch_id: Uuid,
+    pub batch_id: VoucherBatchId,
     pub quantity: i64,
     pub vouchers: Vec<VoucherDto>,
 }
@@ -216,7 +217,9 @@ pub async fn list(
     let batch_id = match batchId.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
         None => None,
         Some(b) => Some(
-            Uuid::parse_str(b).map_err(|_| AppError::validation("batchId", "must be a UUID"))?,
+            Uuid::parse_str(b)
+                .map(VoucherBatchId)
+                .map_err(|_| AppError::validation("batchId", "must be a UUID"))?,
         ),
     };
     let filter = vouchers::ListFilter {

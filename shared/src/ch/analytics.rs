@@ -1,5 +1,5 @@
-//! Reads over ClickHouse (and the Postgres summaries) for the dashboard, analytics, member
-//! history and billing. Days are the client's timezone days (`local_date`, fixed at ingest).
+//! Reads over ClickHouse for the dashboard, analytics, the funnel and member history (billing's
+//! reads are in [`crate::ch::billing`]). Days are the client's timezone days (`local_date`, fixed at ingest).
 //! Units (SPEC §4): a class view is one deduplicated event; minutes are round-half-up of the
 //! summed seconds ÷ 60, applied once.
 
@@ -7,9 +7,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::ch::ClickHouse;
+use crate::domain::ids::{ClientId, MemberId};
 use crate::domain::minutes;
 use crate::error::{AppError, AppResult};
 use crate::pg::classes::ClassInfo;
@@ -109,7 +109,7 @@ fn d(s: NaiveDate) -> String {
 fn over_range(
     ch: &ClickHouse,
     sql: &str,
-    client_id: Uuid,
+    client_id: ClientId,
     r: DayRange,
 ) -> clickhouse::query::Query {
     ch.client
@@ -126,7 +126,7 @@ pub struct Totals {
     pub active_members: u64,
 }
 
-pub async fn totals(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> AppResult<Totals> {
+pub async fn totals(ch: &ClickHouse, client_id: ClientId, r: DayRange) -> AppResult<Totals> {
     let sums = over_range(
         ch,
         "SELECT sum(watched_seconds), sum(views) FROM daily_class_stats
@@ -156,7 +156,7 @@ pub struct DayPoint {
 }
 
 /// Every day of the range, zeros included.
-pub async fn by_day(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> AppResult<Vec<DayPoint>> {
+pub async fn by_day(ch: &ClickHouse, client_id: ClientId, r: DayRange) -> AppResult<Vec<DayPoint>> {
     let rows: Vec<(String, u64, u64)> = over_range(
         ch,
         "SELECT toString(day), sum(watched_seconds), sum(views) FROM daily_class_stats
@@ -194,7 +194,7 @@ pub struct CategoryStat {
 
 pub async fn top_categories(
     ch: &ClickHouse,
-    client_id: Uuid,
+    client_id: ClientId,
     r: DayRange,
 ) -> AppResult<Vec<CategoryStat>> {
     let rows: Vec<(String, u64, u64)> = over_range(
@@ -231,7 +231,7 @@ pub struct ClassStat {
 
 pub async fn top_classes(
     ch: &ClickHouse,
-    client_id: Uuid,
+    client_id: ClientId,
     r: DayRange,
     catalogue: &HashMap<String, ClassInfo>,
 ) -> AppResult<Vec<ClassStat>> {
@@ -261,7 +261,7 @@ pub async fn top_classes(
 }
 
 /// Watch seconds of the client over a range (dashboard trends).
-pub async fn watched_seconds(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> AppResult<u64> {
+pub async fn watched_seconds(ch: &ClickHouse, client_id: ClientId, r: DayRange) -> AppResult<u64> {
     Ok(over_range(
         ch,
         "SELECT sum(watched_seconds) FROM daily_class_stats
@@ -274,7 +274,7 @@ pub async fn watched_seconds(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> A
 }
 
 /// Distinct members who watched anything on a day of the range.
-pub async fn active_members(ch: &ClickHouse, client_id: Uuid, r: DayRange) -> AppResult<u64> {
+pub async fn active_members(ch: &ClickHouse, client_id: ClientId, r: DayRange) -> AppResult<u64> {
     Ok(over_range(
         ch,
         "SELECT uniqExactMerge(members) FROM daily_active_members
@@ -322,7 +322,7 @@ pub fn whole_months(r: DayRange) -> DayRange {
 pub async fn funnel(
     db: &sqlx::PgPool,
     ch: &ClickHouse,
-    client_id: Uuid,
+    client_id: ClientId,
     r: DayRange,
 ) -> AppResult<Funnel> {
     let counts = crate::pg::clients::issued_and_registered(db, client_id, r.start, r.end);
@@ -363,8 +363,8 @@ pub struct HistoryRow {
 /// A member's class views, newest first.
 pub async fn member_history(
     ch: &ClickHouse,
-    client_id: Uuid,
-    member_id: Uuid,
+    client_id: ClientId,
+    member_id: MemberId,
     limit: i64,
     offset: i64,
 ) -> AppResult<(Vec<HistoryRow>, i64)> {

@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::ch::ClickHouse;
+use crate::domain::ids::{ClientId, MemberId};
 use crate::domain::minutes;
 use crate::domain::pagination::Page;
 use crate::error::{AppError, AppResult, FieldError};
@@ -90,7 +91,7 @@ impl Month {
 #[serde(rename_all = "camelCase")]
 #[salvo(schema(name = "BillableMember"))]
 pub struct BillableMember {
-    pub id: Uuid,
+    pub id: MemberId,
     pub name: String,
     pub email: String,
     pub registered_at: DateTime<Utc>,
@@ -102,7 +103,11 @@ pub struct BillableMember {
 
 /// The ids of the month's billable members (ClickHouse decides who watched in the month), read
 /// as a stream: 16 bytes a member. Everything else is fetched a page at a time.
-pub async fn billable_ids(ch: &ClickHouse, client_id: Uuid, month: Month) -> AppResult<Vec<Uuid>> {
+pub async fn billable_ids(
+    ch: &ClickHouse,
+    client_id: ClientId,
+    month: Month,
+) -> AppResult<Vec<MemberId>> {
     let mut cursor = ch
         .client
         .query(
@@ -116,7 +121,7 @@ pub async fn billable_ids(ch: &ClickHouse, client_id: Uuid, month: Month) -> App
     let mut ids = Vec::new();
     while let Some(id) = cursor.next().await? {
         if let Ok(id) = Uuid::parse_str(&id) {
-            ids.push(id);
+            ids.push(MemberId(id));
         }
     }
     Ok(ids)
@@ -128,7 +133,7 @@ pub async fn billable_ids(ch: &ClickHouse, client_id: Uuid, month: Month) -> App
 pub async fn report_page(
     db: &PgPool,
     ch: &ClickHouse,
-    client_id: Uuid,
+    client_id: ClientId,
     month: Month,
     page: Page,
 ) -> AppResult<(Vec<BillableMember>, i64)> {
@@ -146,7 +151,7 @@ pub async fn report_page(
 /// is evaluated row by row on ClickHouse 18.16 (seconds for a page of a large partner).
 pub async fn with_figures(
     ch: &ClickHouse,
-    client_id: Uuid,
+    client_id: ClientId,
     month: Month,
     people: Vec<Person>,
 ) -> AppResult<Vec<BillableMember>> {
@@ -169,9 +174,13 @@ pub async fn with_figures(
         .bind(strs)
         .fetch_all()
         .await?;
-    let figures: HashMap<Uuid, (u64, u64, u32, u32)> = rows
+    let figures: HashMap<MemberId, (u64, u64, u32, u32)> = rows
         .into_iter()
-        .filter_map(|(m, s, c, f, l)| Uuid::parse_str(&m).ok().map(|id| (id, (s, c, f, l))))
+        .filter_map(|(m, s, c, f, l)| {
+            Uuid::parse_str(&m)
+                .ok()
+                .map(|id| (MemberId(id), (s, c, f, l)))
+        })
         .collect();
     Ok(people
         .into_iter()

@@ -9,17 +9,32 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::ch::ClickHouse;
+use crate::domain::ids::{ClientId, MemberId};
 use crate::error::AppResult;
+
+/// A typed id as ClickHouse's `UUID` in RowBinary (the crate's uuid encoding).
+mod ch_id {
+    use serde::{Deserializer, Serializer};
+    use uuid::Uuid;
+
+    pub fn serialize<T: Copy + Into<Uuid>, S: Serializer>(id: &T, s: S) -> Result<S::Ok, S::Error> {
+        clickhouse::serde::uuid::serialize(&(*id).into(), s)
+    }
+
+    pub fn deserialize<'de, T: From<Uuid>, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        clickhouse::serde::uuid::deserialize(d).map(T::from)
+    }
+}
 
 /// A row of `watch_events` in ClickHouse.
 #[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ChEvent {
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub client_id: Uuid,
+    #[serde(with = "ch_id")]
+    pub client_id: ClientId,
     #[serde(with = "clickhouse::serde::uuid")]
     pub event_id: Uuid,
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub member_id: Uuid,
+    #[serde(with = "ch_id")]
+    pub member_id: MemberId,
     pub class_id: String,
     pub category: String,
     #[serde(with = "clickhouse::serde::chrono::datetime")]
@@ -32,7 +47,7 @@ pub struct ChEvent {
 }
 
 /// Which of `ids` are already in `watch_events` (used when finishing an interrupted batch).
-pub async fn existing(ch: &ClickHouse, client_id: Uuid, ids: &[Uuid]) -> AppResult<Vec<Uuid>> {
+pub async fn existing(ch: &ClickHouse, client_id: ClientId, ids: &[Uuid]) -> AppResult<Vec<Uuid>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -56,13 +71,13 @@ pub async fn existing(ch: &ClickHouse, client_id: Uuid, ids: &[Uuid]) -> AppResu
 /// Active days and favourite category per member, recomputed from ClickHouse.
 pub async fn member_profiles(
     ch: &ClickHouse,
-    client_id: Uuid,
-    members: &[Uuid],
-) -> AppResult<Vec<(Uuid, i32, Option<String>)>> {
+    client_id: ClientId,
+    members: &[MemberId],
+) -> AppResult<Vec<(MemberId, i32, Option<String>)>> {
     if members.is_empty() {
         return Ok(Vec::new());
     }
-    let strs: Vec<String> = members.iter().map(Uuid::to_string).collect();
+    let strs: Vec<String> = members.iter().map(MemberId::to_string).collect();
     let by_category = ch
         .client
         .query(
@@ -95,7 +110,7 @@ pub async fn member_profiles(
     Ok(days
         .into_iter()
         .filter_map(|(m, n)| {
-            let id = Uuid::parse_str(&m).ok()?;
+            let id = MemberId(Uuid::parse_str(&m).ok()?);
             Some((id, n as i32, best.get(&m).map(|(c, _)| c.clone())))
         })
         .collect())

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::domain::ids::ClientId;
+
 use crate::error::{AppError, AppResult};
 
 /// Access tokens live 15 minutes (SPEC §2).
@@ -234,7 +236,7 @@ impl Role {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccessClaims {
     pub sub: Uuid,
-    pub client: Uuid,
+    pub client: ClientId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
     pub typ: TokenType,
@@ -270,8 +272,8 @@ impl JwtKeys {
     pub fn issue(
         &self,
         typ: TokenType,
-        subject: Uuid,
-        client: Uuid,
+        subject: impl Into<Uuid>,
+        client: ClientId,
         role: Option<Role>,
     ) -> AppResult<(String, i64)> {
         let now = Utc::now().timestamp();
@@ -283,14 +285,14 @@ impl JwtKeys {
     pub fn issue_with_times(
         &self,
         typ: TokenType,
-        subject: Uuid,
-        client: Uuid,
+        subject: impl Into<Uuid>,
+        client: ClientId,
         role: Option<Role>,
         iat: i64,
         exp: i64,
     ) -> AppResult<String> {
         let claims = AccessClaims {
-            sub: subject,
+            sub: subject.into(),
             client,
             role,
             typ,
@@ -335,7 +337,7 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_check_type() {
         let keys = JwtKeys::new("0123456789abcdef0123456789abcdef");
-        let (sub, client) = (Uuid::new_v4(), Uuid::new_v4());
+        let (sub, client) = (Uuid::new_v4(), ClientId(Uuid::new_v4()));
         let (t, ttl) = keys
             .issue(TokenType::Partner, sub, client, Some(Role::Viewer))
             .unwrap();

@@ -9,10 +9,10 @@ use futures::TryStreamExt;
 use object_store::{ObjectStoreExt, WriteMultipart};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::ch::billing::{self, Month};
 use crate::ch::ClickHouse;
+use crate::domain::ids::{ClientId, ExportJobId};
 use crate::error::{AppError, AppResult};
 use crate::pg::exports::{self, ExportKind, ExportRow};
 use crate::pg::{clients, members, vouchers};
@@ -31,7 +31,7 @@ const BILLING_CHUNK: usize = 1000;
 /// The job on the queue: only the id; the worker reloads the row.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ExportJob {
-    pub job_id: Uuid,
+    pub job_id: ExportJobId,
 }
 
 /// A spreadsheet runs cells that start with `= + - @`, tab or carriage return as formulas:
@@ -57,8 +57,8 @@ struct CsvSink {
     buf: csv::Writer<Vec<u8>>,
     upload: WriteMultipart,
     db: PgPool,
-    client_id: Uuid,
-    job_id: Uuid,
+    client_id: ClientId,
+    job_id: ExportJobId,
     /// Data rows written (the header is not counted).
     rows: u64,
 }
@@ -68,7 +68,7 @@ impl CsvSink {
         csv::WriterBuilder::new().from_writer(Vec::with_capacity(PART_BYTES + 4096))
     }
 
-    fn new(upload: WriteMultipart, db: &PgPool, client_id: Uuid, job_id: Uuid) -> Self {
+    fn new(upload: WriteMultipart, db: &PgPool, client_id: ClientId, job_id: ExportJobId) -> Self {
         Self {
             buf: Self::writer(),
             upload,
@@ -152,7 +152,7 @@ pub struct ExportCtx<'a> {
 
 /// Builds the file of the client's job `id`. Idempotent: a completed job is left alone; a retried
 /// one starts its file over. Returns `Ok(false)` when the job no longer exists.
-pub async fn run(ctx: &ExportCtx<'_>, client_id: Uuid, id: Uuid) -> AppResult<bool> {
+pub async fn run(ctx: &ExportCtx<'_>, client_id: ClientId, id: ExportJobId) -> AppResult<bool> {
     let row = exports::start(ctx.db, client_id, id).await?;
     let Some(job) = row else {
         return Ok(false);

@@ -189,8 +189,9 @@ fn storage<T>(conn: ConnectionManager, config: QueueConfig) -> RedisStorage<T> {
     RedisStorage::new(conn).with_config(config)
 }
 
-/// Periodic clean-up: expired refresh tokens (kept 7 days past expiry for reuse detection) and
-/// idempotency records older than 24 hours.
+/// Periodic clean-up: expired refresh tokens (kept 7 days past expiry for reuse detection),
+/// idempotency records older than 24 hours, and event receipts older than 35 days. Expired
+/// export files are swept by the worker's export cleanup.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Housekeeping {
     pub requested_at: DateTime<Utc>,

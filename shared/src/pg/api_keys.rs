@@ -9,16 +9,16 @@ use chrono::{DateTime, Utc};
 use moka::future::Cache;
 use serde::Serialize;
 use sqlx::{FromRow, PgPool};
-use uuid::Uuid;
 
 use crate::domain::auth::{random_secret, sha256, API_KEY_PREFIX};
+use crate::domain::ids::{ApiKeyId, ClientId};
 use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, FromRow, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
-    pub id: Uuid,
-    pub client_id: Uuid,
+    pub id: ApiKeyId,
+    pub client_id: ClientId,
     pub name: String,
     pub prefix: String,
     pub created_at: DateTime<Utc>,
@@ -29,8 +29,8 @@ pub struct ApiKey {
 /// A key just created. `Debug` leaves the key out (it is serialised once, for its owner).
 #[derive(Clone, Serialize)]
 pub struct CreatedKey {
-    pub id: Uuid,
-    pub client_id: Uuid,
+    pub id: ApiKeyId,
+    pub client_id: ClientId,
     pub prefix: String,
     /// The plaintext key: returned once, never stored.
     pub key: String,
@@ -50,27 +50,27 @@ impl std::fmt::Debug for CreatedKey {
 /// Who an authenticated key belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyPrincipal {
-    pub key_id: Uuid,
-    pub client_id: Uuid,
+    pub key_id: ApiKeyId,
+    pub client_id: ClientId,
 }
 
 const SELECT: &str =
     "SELECT id, client_id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys";
 
-pub async fn create(pool: &PgPool, client_id: Uuid, name: &str) -> AppResult<CreatedKey> {
+pub async fn create(pool: &PgPool, client_id: ClientId, name: &str) -> AppResult<CreatedKey> {
     create_audited(pool, client_id, name, None).await
 }
 
 /// [`create`], recording `audit` (its target set to the new key) in the same transaction.
 pub async fn create_audited(
     pool: &PgPool,
-    client_id: Uuid,
+    client_id: ClientId,
     name: &str,
     audit: Option<crate::pg::audit::Entry>,
 ) -> AppResult<CreatedKey> {
     let key = random_secret(API_KEY_PREFIX);
     let prefix: String = key.chars().take(API_KEY_PREFIX.len() + 8).collect();
-    let id = Uuid::now_v7();
+    let id = ApiKeyId::new_v7();
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO api_keys (id, client_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)",
@@ -102,7 +102,7 @@ pub async fn create_audited(
 }
 
 /// One key of the client (never the key itself).
-pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<ApiKey> {
+pub async fn get(pool: &PgPool, client_id: ClientId, id: ApiKeyId) -> AppResult<ApiKey> {
     sqlx::query_as::<_, ApiKey>(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE client_id = $1 AND id = $2"
     )))
@@ -113,7 +113,7 @@ pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<ApiKey> 
     .ok_or_else(|| AppError::not_found("api key"))
 }
 
-pub async fn list(pool: &PgPool, client_id: Uuid) -> AppResult<Vec<ApiKey>> {
+pub async fn list(pool: &PgPool, client_id: ClientId) -> AppResult<Vec<ApiKey>> {
     Ok(sqlx::query_as::<_, ApiKey>(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE client_id = $1 ORDER BY created_at DESC"
     )))
@@ -128,8 +128,8 @@ pub async fn list(pool: &PgPool, client_id: Uuid) -> AppResult<Vec<ApiKey>> {
 /// key and the SHA-256 of its secret, so caches can drop it at once.
 pub async fn revoke_for(
     pool: &PgPool,
-    client_id: Uuid,
-    id: Uuid,
+    client_id: ClientId,
+    id: ApiKeyId,
     audit: Option<crate::pg::audit::Entry>,
 ) -> AppResult<(ApiKey, [u8; 32])> {
     #[derive(FromRow)]

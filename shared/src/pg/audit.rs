@@ -9,18 +9,19 @@ use serde_json::Value;
 use sqlx::{types::Json, FromRow, PgExecutor};
 use uuid::Uuid;
 
+use crate::domain::ids::{ClientId, MemberId, StaffId};
 use crate::error::AppResult;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
-    Staff(Uuid),
-    Member(Uuid),
+    Staff(StaffId),
+    Member(MemberId),
     System,
 }
 
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub client_id: Uuid,
+    pub client_id: ClientId,
     pub actor: Actor,
     pub actor_email: Option<String>,
     pub action: &'static str,
@@ -32,7 +33,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(client_id: Uuid, actor: Actor, action: &'static str) -> Self {
+    pub fn new(client_id: ClientId, actor: Actor, action: &'static str) -> Self {
         Self {
             client_id,
             actor,
@@ -71,8 +72,8 @@ impl Entry {
 
 pub async fn record<'e>(exec: impl PgExecutor<'e>, e: &Entry) -> AppResult<()> {
     let (actor_type, actor_id) = match e.actor {
-        Actor::Staff(id) => ("staff", Some(id)),
-        Actor::Member(id) => ("member", Some(id)),
+        Actor::Staff(id) => ("staff", Some(id.0)),
+        Actor::Member(id) => ("member", Some(id.0)),
         Actor::System => ("system", None),
     };
     sqlx::query(
@@ -118,7 +119,7 @@ pub struct AuditRow {
 /// Newest first, for one client, optionally by action and time range (`to` exclusive).
 pub async fn list(
     pool: &sqlx::PgPool,
-    client_id: Uuid,
+    client_id: ClientId,
     action: Option<&str>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,

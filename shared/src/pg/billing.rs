@@ -3,15 +3,15 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use uuid::Uuid;
 
+use crate::domain::ids::{ClientId, MemberId};
 use crate::domain::pagination::Page;
 use crate::error::{AppError, AppResult};
 
 /// A billable member's Postgres side.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Person {
-    pub id: Uuid,
+    pub id: MemberId,
     pub name: String,
     pub email: String,
     pub registered_at: DateTime<Utc>,
@@ -24,8 +24,8 @@ pub struct Person {
 /// lower-cased name), then id.
 pub async fn page(
     db: &PgPool,
-    client_id: Uuid,
-    ids: &[Uuid],
+    client_id: ClientId,
+    ids: &[MemberId],
     page: Page,
 ) -> AppResult<(Vec<Person>, i64)> {
     /// The total, and a person of the page (none when the page is past the end: the query still
@@ -33,7 +33,7 @@ pub async fn page(
     #[derive(sqlx::FromRow)]
     struct PageRow {
         total: i64,
-        id: Option<Uuid>,
+        id: Option<MemberId>,
         name: Option<String>,
         email: Option<String>,
         registered_at: Option<DateTime<Utc>>,
@@ -70,7 +70,7 @@ pub async fn page(
 }
 
 /// How many of `ids` are members of the client (members deleted since are not billed).
-pub async fn count(db: &PgPool, client_id: Uuid, ids: &[Uuid]) -> AppResult<i64> {
+pub async fn count(db: &PgPool, client_id: ClientId, ids: &[MemberId]) -> AppResult<i64> {
     Ok(
         sqlx::query_scalar("SELECT count(*) FROM members WHERE client_id = $1 AND id = ANY($2)")
             .bind(client_id)
@@ -83,8 +83,8 @@ pub async fn count(db: &PgPool, client_id: Uuid, ids: &[Uuid]) -> AppResult<i64>
 /// The members among `ids`, in report order, as a stream (for exports).
 pub fn people<'a>(
     db: &'a PgPool,
-    client_id: Uuid,
-    ids: &'a [Uuid],
+    client_id: ClientId,
+    ids: &'a [MemberId],
 ) -> impl futures::Stream<Item = AppResult<Person>> + Send + 'a {
     use futures::TryStreamExt;
     sqlx::query_as::<_, Person>(

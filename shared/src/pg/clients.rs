@@ -4,14 +4,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{types::Json, FromRow, PgPool};
-use uuid::Uuid;
 
+use crate::domain::ids::ClientId;
 use crate::error::{AppError, AppResult, FieldError};
 
 #[derive(Debug, Clone, FromRow, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Client {
-    pub id: Uuid,
+    pub id: ClientId,
     pub name: String,
     pub slug: String,
     pub timezone: String,
@@ -32,7 +32,7 @@ fn parse_tz(name: &str) -> chrono_tz::Tz {
 }
 
 /// The client's timezone alone: what most partner reads need of the client.
-pub async fn timezone(pool: &PgPool, id: Uuid) -> AppResult<chrono_tz::Tz> {
+pub async fn timezone(pool: &PgPool, id: ClientId) -> AppResult<chrono_tz::Tz> {
     let name: Option<String> = sqlx::query_scalar("SELECT timezone FROM clients WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)
@@ -42,8 +42,11 @@ pub async fn timezone(pool: &PgPool, id: Uuid) -> AppResult<chrono_tz::Tz> {
 }
 
 /// The timezones of several clients (the event pipeline's lookup for the clients of a flush).
-pub async fn timezones(pool: &PgPool, ids: &[Uuid]) -> AppResult<Vec<(Uuid, chrono_tz::Tz)>> {
-    let rows: Vec<(Uuid, String)> =
+pub async fn timezones(
+    pool: &PgPool,
+    ids: &[ClientId],
+) -> AppResult<Vec<(ClientId, chrono_tz::Tz)>> {
+    let rows: Vec<(ClientId, String)> =
         sqlx::query_as("SELECT id, timezone FROM clients WHERE id = ANY($1)")
             .bind(ids)
             .fetch_all(pool)
@@ -113,7 +116,7 @@ pub async fn create(pool: &PgPool, new: &NewClient) -> AppResult<Client> {
          VALUES ($1, $2, $3, $4, $5, $6)
          RETURNING id, name, slug, timezone, branding, features, created_at",
     )
-    .bind(Uuid::now_v7())
+    .bind(ClientId::new_v7())
     .bind(new.name.trim())
     .bind(&new.slug)
     .bind(&new.timezone)
@@ -130,7 +133,7 @@ pub async fn create(pool: &PgPool, new: &NewClient) -> AppResult<Client> {
     })
 }
 
-pub async fn get(pool: &PgPool, id: Uuid) -> AppResult<Client> {
+pub async fn get(pool: &PgPool, id: ClientId) -> AppResult<Client> {
     sqlx::query_as::<_, Client>(
         "SELECT id, name, slug, timezone, branding, features, created_at FROM clients WHERE id = $1",
     )
@@ -154,7 +157,7 @@ pub async fn find_by_slug(pool: &PgPool, slug: &str) -> AppResult<Option<Client>
 /// timestamps).
 pub async fn issued_and_registered(
     db: &PgPool,
-    client_id: Uuid,
+    client_id: ClientId,
     start: NaiveDate,
     end: NaiveDate,
 ) -> AppResult<(i64, i64)> {

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgPool};
-use uuid::Uuid;
 
+use crate::domain::ids::{ClientId, ExportJobId, StaffId};
 use crate::domain::pagination::Page;
 use crate::error::{AppError, AppResult};
 
@@ -57,8 +57,8 @@ impl ExportStatus {
 #[derive(Debug, Clone, FromRow, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportRow {
-    pub id: Uuid,
-    pub client_id: Uuid,
+    pub id: ExportJobId,
+    pub client_id: ClientId,
     pub kind: ExportKind,
     pub params: sqlx::types::Json<serde_json::Value>,
     pub status: ExportStatus,
@@ -89,8 +89,8 @@ const CREATE_LOCK: i32 = 0x6578_7074;
 /// the limit together.
 pub async fn create(
     pool: &PgPool,
-    client_id: Uuid,
-    staff_id: Uuid,
+    client_id: ClientId,
+    staff_id: StaffId,
     kind: ExportKind,
     params: serde_json::Value,
     file_name: &str,
@@ -120,7 +120,7 @@ pub async fn create(
         "INSERT INTO export_jobs (id, client_id, kind, params, file_name, created_by)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
     )))
-    .bind(Uuid::now_v7())
+    .bind(ExportJobId::new_v7())
     .bind(client_id)
     .bind(kind)
     .bind(sqlx::types::Json(params))
@@ -134,7 +134,7 @@ pub async fn create(
 
 /// Runs of the client's export `id` so far (each run counts itself as it starts); 0 for a deleted
 /// job.
-pub async fn attempts(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<usize> {
+pub async fn attempts(pool: &PgPool, client_id: ClientId, id: ExportJobId) -> AppResult<usize> {
     let n: Option<i32> =
         sqlx::query_scalar("SELECT attempts FROM export_jobs WHERE client_id = $1 AND id = $2")
             .bind(client_id)
@@ -144,7 +144,7 @@ pub async fn attempts(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<usi
     Ok(n.unwrap_or(0).max(0) as usize)
 }
 
-pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<ExportRow> {
+pub async fn get(pool: &PgPool, client_id: ClientId, id: ExportJobId) -> AppResult<ExportRow> {
     sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM export_jobs WHERE client_id = $1 AND id = $2"
     )))
@@ -155,7 +155,11 @@ pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<ExportRo
     .ok_or_else(|| AppError::not_found("export"))
 }
 
-pub async fn list(pool: &PgPool, client_id: Uuid, page: Page) -> AppResult<(Vec<ExportRow>, i64)> {
+pub async fn list(
+    pool: &PgPool,
+    client_id: ClientId,
+    page: Page,
+) -> AppResult<(Vec<ExportRow>, i64)> {
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM export_jobs WHERE client_id = $1")
         .bind(client_id)
         .fetch_one(pool)
@@ -173,7 +177,11 @@ pub async fn list(pool: &PgPool, client_id: Uuid, page: Page) -> AppResult<(Vec<
 
 /// Marks the client's job `id` running (counting the attempt, starting its file over) and returns
 /// it; `None` when it no longer exists or has finished.
-pub async fn start(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<Option<ExportRow>> {
+pub async fn start(
+    pool: &PgPool,
+    client_id: ClientId,
+    id: ExportJobId,
+) -> AppResult<Option<ExportRow>> {
     // The column list is a constant of this module.
     Ok(sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
         "UPDATE export_jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
@@ -190,8 +198,8 @@ pub async fn start(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<Option
 /// for `retention_hours`.
 pub async fn complete(
     pool: &PgPool,
-    client_id: Uuid,
-    id: Uuid,
+    client_id: ClientId,
+    id: ExportJobId,
     written: u64,
     key: &str,
     retention_hours: i64,
@@ -212,7 +220,12 @@ pub async fn complete(
 }
 
 /// Rows written so far into the client's job `id`.
-pub async fn progress(db: &PgPool, client_id: Uuid, id: Uuid, written: u64) -> AppResult<()> {
+pub async fn progress(
+    db: &PgPool,
+    client_id: ClientId,
+    id: ExportJobId,
+    written: u64,
+) -> AppResult<()> {
     sqlx::query("UPDATE export_jobs SET rows_written = $3 WHERE client_id = $1 AND id = $2")
         .bind(client_id)
         .bind(id)
@@ -223,7 +236,7 @@ pub async fn progress(db: &PgPool, client_id: Uuid, id: Uuid, written: u64) -> A
 }
 
 /// Records a permanent failure of the client's job `id`.
-pub async fn fail(db: &PgPool, client_id: Uuid, id: Uuid, error: &str) -> AppResult<()> {
+pub async fn fail(db: &PgPool, client_id: ClientId, id: ExportJobId, error: &str) -> AppResult<()> {
     sqlx::query(
         "UPDATE export_jobs SET status = 'failed', error = $2, completed_at = now()
          WHERE client_id = $3 AND id = $1",
@@ -237,7 +250,12 @@ pub async fn fail(db: &PgPool, client_id: Uuid, id: Uuid, error: &str) -> AppRes
 }
 
 /// How many rows the client's job `id` will hold.
-pub async fn set_total(db: &PgPool, client_id: Uuid, id: Uuid, total: i64) -> AppResult<()> {
+pub async fn set_total(
+    db: &PgPool,
+    client_id: ClientId,
+    id: ExportJobId,
+    total: i64,
+) -> AppResult<()> {
     sqlx::query("UPDATE export_jobs SET rows_total = $3 WHERE client_id = $1 AND id = $2")
         .bind(client_id)
         .bind(id)
@@ -248,7 +266,7 @@ pub async fn set_total(db: &PgPool, client_id: Uuid, id: Uuid, total: i64) -> Ap
 }
 
 /// Expired exports whose file is still stored (at most 10,000 at a time): `(id, storage key)`.
-pub async fn expired_files(pool: &PgPool) -> AppResult<Vec<(Uuid, String)>> {
+pub async fn expired_files(pool: &PgPool) -> AppResult<Vec<(ExportJobId, String)>> {
     Ok(sqlx::query_as(
         "SELECT id, storage_key FROM export_jobs WHERE expires_at < now() AND storage_key IS NOT NULL LIMIT 10000",
     )
@@ -257,7 +275,7 @@ pub async fn expired_files(pool: &PgPool) -> AppResult<Vec<(Uuid, String)>> {
 }
 
 /// Records that the file of export `id` is deleted (an operator's sweep over every client).
-pub async fn forget_file(pool: &PgPool, id: Uuid) -> AppResult<()> {
+pub async fn forget_file(pool: &PgPool, id: ExportJobId) -> AppResult<()> {
     sqlx::query("UPDATE export_jobs SET storage_key = NULL WHERE id = $1")
         .bind(id)
         .execute(pool)

@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 use sqlx::{Postgres, Transaction};
-use uuid::Uuid;
 
 use crate::domain::auth::sha256;
+use crate::domain::ids::ClientId;
 use crate::error::{AppError, AppResult};
 
 pub fn validate_key(key: &str) -> AppResult<()> {
@@ -26,7 +26,7 @@ pub fn request_hash(body: &Value) -> [u8; 32] {
 /// Takes the key's lock for this transaction and returns the stored answer, if any.
 pub async fn lookup(
     tx: &mut Transaction<'static, Postgres>,
-    client_id: Uuid,
+    client_id: ClientId,
     scope: &str,
     key: &str,
     hash: &[u8; 32],
@@ -58,7 +58,7 @@ pub async fn lookup(
 
 pub async fn store(
     tx: &mut Transaction<'static, Postgres>,
-    client_id: Uuid,
+    client_id: ClientId,
     scope: &str,
     key: &str,
     hash: &[u8; 32],

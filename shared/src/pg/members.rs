@@ -4,9 +4,9 @@
 use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
 use serde::Serialize;
 use sqlx::{FromRow, PgPool};
-use uuid::Uuid;
 
 use crate::domain::auth::{hash_password, validate_password_strength};
+use crate::domain::ids::{ClientId, MemberId};
 use crate::domain::pagination::{Direction, Page, Sort};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::pg::{audit, sessions, staff::normalize_email, vouchers};
@@ -24,8 +24,8 @@ pub fn active_since(tz: chrono_tz::Tz, now: DateTime<Utc>) -> DateTime<Utc> {
 
 #[derive(Debug, Clone, FromRow)]
 pub struct MemberRow {
-    pub id: Uuid,
-    pub client_id: Uuid,
+    pub id: MemberId,
+    pub client_id: ClientId,
     pub email: String,
     pub name: String,
     pub registered_at: DateTime<Utc>,
@@ -42,7 +42,7 @@ pub struct MemberRow {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberSummary {
-    pub id: Uuid,
+    pub id: MemberId,
     pub name: String,
     pub email: String,
     pub status: &'static str,
@@ -105,7 +105,7 @@ impl std::fmt::Debug for LoginRow {
 }
 
 pub struct Registration<'a> {
-    pub client_id: Uuid,
+    pub client_id: ClientId,
     pub voucher_code: &'a str,
     pub email: &'a str,
     pub password: &'a str,
@@ -196,7 +196,7 @@ pub async fn register(
         .await?;
         return Err(voucher_refusal(status.as_deref()));
     };
-    let id = Uuid::now_v7();
+    let id = MemberId::new_v7();
     sqlx::query(
         "INSERT INTO members (id, client_id, email, name, password_hash, voucher_id)
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -235,7 +235,7 @@ pub async fn register(
 /// Member login lookup within the key's client: the member and its password hash, in one query.
 pub async fn find_for_login(
     pool: &PgPool,
-    client_id: Uuid,
+    client_id: ClientId,
     email: &str,
 ) -> AppResult<Option<LoginRow>> {
     Ok(sqlx::query_as::<_, LoginRow>(concat!(
@@ -251,7 +251,7 @@ pub async fn find_for_login(
     .await?)
 }
 
-pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<MemberRow> {
+pub async fn get(pool: &PgPool, client_id: ClientId, id: MemberId) -> AppResult<MemberRow> {
     sqlx::query_as::<_, MemberRow>(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE m.client_id = $1 AND m.id = $2"
     )))
@@ -285,7 +285,7 @@ pub struct Totals {
 
 pub async fn totals(
     pool: &PgPool,
-    client_id: Uuid,
+    client_id: ClientId,
     since: DateTime<Utc>,
     before_since: DateTime<Utc>,
 ) -> AppResult<Totals> {
@@ -327,7 +327,7 @@ pub fn parse_status(raw: Option<&str>) -> AppResult<Option<bool>> {
 
 pub async fn list(
     pool: &PgPool,
-    client_id: Uuid,
+    client_id: ClientId,
     active_since: DateTime<Utc>,
     f: &ListFilter,
     sort: Sort,
@@ -367,7 +367,7 @@ pub async fn list(
 }
 
 /// How many members the client has.
-pub async fn count(pool: &PgPool, client_id: Uuid) -> AppResult<i64> {
+pub async fn count(pool: &PgPool, client_id: ClientId) -> AppResult<i64> {
     Ok(
         sqlx::query_scalar("SELECT count(*) FROM members WHERE client_id = $1")
             .bind(client_id)
@@ -379,7 +379,7 @@ pub async fn count(pool: &PgPool, client_id: Uuid) -> AppResult<i64> {
 /// Every member of the client in registration order, as a stream (for exports).
 pub fn all(
     pool: &PgPool,
-    client_id: Uuid,
+    client_id: ClientId,
 ) -> impl futures::Stream<Item = AppResult<MemberRow>> + Send + '_ {
     use futures::TryStreamExt;
     sqlx::query_as::<_, MemberRow>(sqlx::AssertSqlSafe(format!(
@@ -393,8 +393,8 @@ pub fn all(
 /// Moves a member's registration `days_ago` days into the past (demo data only).
 pub async fn backdate_registration(
     pool: &PgPool,
-    client_id: Uuid,
-    id: Uuid,
+    client_id: ClientId,
+    id: MemberId,
     days_ago: i64,
 ) -> AppResult<()> {
     sqlx::query(

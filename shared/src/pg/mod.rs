@@ -64,7 +64,6 @@ pub fn pool_with(opts: PgConnectOptions, max_connections: u32) -> PgPool {
         .connect_lazy_with(opts)
 }
 
-/// Applies pending Postgres migrations (sqlx takes its own advisory lock, so concurrent starts are safe).
 /// One round trip to Postgres (readiness).
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query_scalar::<_, i32>("SELECT 1")
@@ -73,6 +72,8 @@ pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
         .map(|_| ())
 }
 
+/// Applies pending Postgres migrations (sqlx takes its own advisory lock, so concurrent starts are
+/// safe).
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
 }
@@ -136,13 +137,15 @@ mod tests {
     use chrono::Utc;
     use uuid::Uuid;
 
+    use crate::domain::ids::{ApiKeyId, ClientId, FamilyId, MemberId, StaffId};
+
     /// Rows that carry a password hash, a key or a token print without it.
     #[test]
     fn rows_carrying_secrets_redact_them_in_debug() {
         const SECRET: &str = "$argon2id$v=19$SECRET-VALUE";
         let staff = super::staff::StaffRow {
-            id: Uuid::nil(),
-            client_id: Uuid::nil(),
+            id: StaffId(Uuid::nil()),
+            client_id: ClientId(Uuid::nil()),
             email: "a@b.example".into(),
             name: "A".into(),
             password_hash: SECRET.into(),
@@ -153,8 +156,8 @@ mod tests {
         };
         let member = super::members::LoginRow {
             member: super::members::MemberRow {
-                id: Uuid::nil(),
-                client_id: Uuid::nil(),
+                id: MemberId(Uuid::nil()),
+                client_id: ClientId(Uuid::nil()),
                 email: "m@b.example".into(),
                 name: "M".into(),
                 registered_at: Utc::now(),
@@ -169,14 +172,14 @@ mod tests {
             password_hash: SECRET.into(),
         };
         let rotated = super::sessions::Rotated {
-            client_id: Uuid::nil(),
-            subject: super::sessions::Subject::Staff(Uuid::nil()),
-            family_id: Uuid::nil(),
+            client_id: ClientId(Uuid::nil()),
+            subject: super::sessions::Subject::Staff(StaffId(Uuid::nil())),
+            family_id: FamilyId(Uuid::nil()),
             refresh_token: SECRET.into(),
         };
         let key = super::api_keys::CreatedKey {
-            id: Uuid::nil(),
-            client_id: Uuid::nil(),
+            id: ApiKeyId(Uuid::nil()),
+            client_id: ClientId(Uuid::nil()),
             prefix: "ppk_abcd".into(),
             key: SECRET.into(),
         };

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::{FromRow, PgPool, QueryBuilder};
-use uuid::Uuid;
 
+use crate::domain::ids::{ClientId, ProductId};
 use crate::domain::pagination::Page;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::pg::like_pattern;
@@ -17,7 +17,7 @@ pub const MAX_LIMIT: u32 = 50;
 #[serde(rename_all = "camelCase")]
 #[salvo(schema(name = "Product", example = json!({"id": "01a212bf-0aca-743e-b263-3e36ed0b7418", "name": "Protein Powder", "description": "Premium whey protein...", "image": "https://example.com/image.jpg", "price": "29.99", "currency": "USD", "externalUrl": "https://shop.example.com/protein", "productType": "Supplements", "featured": true, "status": "active", "sortOrder": 0, "createdAt": "2026-03-01T00:00:00Z", "updatedAt": "2026-03-01T00:00:00Z"})))]
 pub struct Product {
-    pub id: Uuid,
+    pub id: ProductId,
     pub name: String,
     pub description: String,
     pub image: Option<String>,
@@ -200,14 +200,14 @@ impl ProductInput {
     }
 }
 
-pub async fn create(pool: &PgPool, client_id: Uuid, p: &ProductInput) -> AppResult<Product> {
+pub async fn create(pool: &PgPool, client_id: ClientId, p: &ProductInput) -> AppResult<Product> {
     Ok(sqlx::query_as::<_, Product>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO products (id, client_id, name, description, image, price, currency, external_url,
                                product_type, featured, status, sort_order)
          VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8, $9, $10, $11, $12)
          RETURNING {COLUMNS}"
     )))
-    .bind(Uuid::now_v7())
+    .bind(ProductId::new_v7())
     .bind(client_id)
     .bind(p.name.as_deref().unwrap_or_default())
     .bind(p.description.as_deref().unwrap_or_default())
@@ -225,8 +225,8 @@ pub async fn create(pool: &PgPool, client_id: Uuid, p: &ProductInput) -> AppResu
 
 pub async fn update(
     pool: &PgPool,
-    client_id: Uuid,
-    id: Uuid,
+    client_id: ClientId,
+    id: ProductId,
     p: &ProductInput,
 ) -> AppResult<Product> {
     let mut q: QueryBuilder<sqlx::Postgres> =
@@ -270,7 +270,7 @@ pub async fn update(
         .ok_or_else(|| AppError::not_found("product"))
 }
 
-pub async fn delete(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<()> {
+pub async fn delete(pool: &PgPool, client_id: ClientId, id: ProductId) -> AppResult<()> {
     let done = sqlx::query("DELETE FROM products WHERE client_id = $1 AND id = $2")
         .bind(client_id)
         .bind(id)
@@ -284,8 +284,8 @@ pub async fn delete(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<()> {
 
 pub async fn get(
     pool: &PgPool,
-    client_id: Uuid,
-    id: Uuid,
+    client_id: ClientId,
+    id: ProductId,
     active_only: bool,
 ) -> AppResult<Product> {
     sqlx::query_as::<_, Product>(sqlx::AssertSqlSafe(format!(
@@ -339,7 +339,7 @@ pub fn parse_status(raw: Option<&str>) -> AppResult<Option<String>> {
 
 pub async fn list(
     pool: &PgPool,
-    client_id: Uuid,
+    client_id: ClientId,
     f: &ListFilter,
     order_by: &'static str,
     page: Page,
@@ -383,7 +383,7 @@ pub struct TypeCount {
 }
 
 /// Product types of the client's active products, with counts.
-pub async fn active_types(pool: &PgPool, client_id: Uuid) -> AppResult<Vec<TypeCount>> {
+pub async fn active_types(pool: &PgPool, client_id: ClientId) -> AppResult<Vec<TypeCount>> {
     Ok(sqlx::query_as::<_, TypeCount>(
         "SELECT product_type, count(*) AS count FROM products
          WHERE client_id = $1 AND status = 'active' AND product_type IS NOT NULL

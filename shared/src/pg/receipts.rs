@@ -8,10 +8,15 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::domain::ids::{BatchId, ClientId, MemberId};
 use crate::error::AppResult;
 
 /// How many of these events of `client_id` are already counted (or being counted).
-pub async fn already_received(pool: &PgPool, client_id: Uuid, ids: &[Uuid]) -> AppResult<usize> {
+pub async fn already_received(
+    pool: &PgPool,
+    client_id: ClientId,
+    ids: &[Uuid],
+) -> AppResult<usize> {
     let n: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM watch_event_receipts WHERE client_id = $1 AND event_id = ANY($2)",
     )
@@ -26,8 +31,8 @@ pub async fn already_received(pool: &PgPool, client_id: Uuid, ids: &[Uuid]) -> A
 /// belong to an earlier, interrupted delivery of the same batch and may already be in ClickHouse).
 #[derive(Debug, Default)]
 pub struct Claim {
-    pub fresh: HashSet<(Uuid, Uuid)>,
-    pub resumed: HashSet<(Uuid, Uuid)>,
+    pub fresh: HashSet<(ClientId, Uuid)>,
+    pub resumed: HashSet<(ClientId, Uuid)>,
 }
 
 /// Claims events, given as `(client, event, batch)` keys in key order without repeats, by inserting
@@ -38,7 +43,7 @@ pub struct Claim {
 /// Large flushes are claimed in parallel chunks, each in key order (so two workers claiming the
 /// same events cannot deadlock). A chunk is its own statement: after a failure some chunks may be
 /// committed, which the retry finds as its own pending receipts (resumed), as after a crash.
-pub async fn claim(pool: &PgPool, keyed: &[(Uuid, Uuid, Uuid)]) -> AppResult<Claim> {
+pub async fn claim(pool: &PgPool, keyed: &[(ClientId, Uuid, BatchId)]) -> AppResult<Claim> {
     let chunk = keyed.len().div_ceil(CLAIM_CHUNKS).max(CLAIM_CHUNK_MIN_ROWS);
     let parts =
         futures::future::try_join_all(keyed.chunks(chunk).map(|c| claim_chunk(pool, c))).await?;
@@ -55,11 +60,11 @@ const CLAIM_CHUNKS: usize = 4;
 /// …each of at least this many rows.
 const CLAIM_CHUNK_MIN_ROWS: usize = 5_000;
 
-async fn claim_chunk(pool: &PgPool, keyed: &[(Uuid, Uuid, Uuid)]) -> AppResult<Claim> {
-    let clients: Vec<Uuid> = keyed.iter().map(|k| k.0).collect();
+async fn claim_chunk(pool: &PgPool, keyed: &[(ClientId, Uuid, BatchId)]) -> AppResult<Claim> {
+    let clients: Vec<ClientId> = keyed.iter().map(|k| k.0).collect();
     let ids: Vec<Uuid> = keyed.iter().map(|k| k.1).collect();
-    let batches: Vec<Uuid> = keyed.iter().map(|k| k.2).collect();
-    let fresh: Vec<(Uuid, Uuid)> = sqlx::query_as(
+    let batches: Vec<BatchId> = keyed.iter().map(|k| k.2).collect();
+    let fresh: Vec<(ClientId, Uuid)> = sqlx::query_as(
         "INSERT INTO watch_event_receipts (client_id, event_id, batch_id)
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[])
          ON CONFLICT (client_id, event_id) DO NOTHING
@@ -83,7 +88,7 @@ async fn claim_chunk(pool: &PgPool, keyed: &[(Uuid, Uuid, Uuid)]) -> AppResult<C
                 rb.push(*batch);
             }
         }
-        let resumed: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        let resumed: Vec<(ClientId, Uuid)> = sqlx::query_as(
             "SELECT r.client_id, r.event_id
              FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) AS t(client_id, event_id, batch_id)
              JOIN watch_event_receipts r
@@ -106,9 +111,9 @@ async fn claim_chunk(pool: &PgPool, keyed: &[(Uuid, Uuid, Uuid)]) -> AppResult<C
 /// not returned.
 pub async fn own_batches(
     tx: &mut Transaction<'static, Postgres>,
-    batch_ids: &[Uuid],
-) -> AppResult<HashSet<Uuid>> {
-    let owned: Vec<Uuid> = sqlx::query_scalar(
+    batch_ids: &[BatchId],
+) -> AppResult<HashSet<BatchId>> {
+    let owned: Vec<BatchId> = sqlx::query_scalar(
         "INSERT INTO landed_watch_batches (batch_id)
          SELECT b FROM UNNEST($1::uuid[]) AS b ORDER BY b
          ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id",
@@ -122,8 +127,8 @@ pub async fn own_batches(
 /// What a landing adds to one member's activity summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Activity {
-    pub client_id: Uuid,
-    pub member_id: Uuid,
+    pub client_id: ClientId,
+    pub member_id: MemberId,
     pub seconds: i64,
     pub views: i64,
     pub first: Option<DateTime<Utc>>,
@@ -133,8 +138,8 @@ pub struct Activity {
 /// Active days and favourite category of a member, recomputed from ClickHouse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
-    pub client_id: Uuid,
-    pub member_id: Uuid,
+    pub client_id: ClientId,
+    pub member_id: MemberId,
     pub active_days: i32,
     pub favorite_category: Option<String>,
 }
@@ -147,8 +152,8 @@ pub async fn count_landed(
     profiles: &[Profile],
 ) -> AppResult<()> {
     if !activity.is_empty() {
-        let c: Vec<Uuid> = activity.iter().map(|a| a.client_id).collect();
-        let m: Vec<Uuid> = activity.iter().map(|a| a.member_id).collect();
+        let c: Vec<ClientId> = activity.iter().map(|a| a.client_id).collect();
+        let m: Vec<MemberId> = activity.iter().map(|a| a.member_id).collect();
         let s: Vec<i64> = activity.iter().map(|a| a.seconds).collect();
         let v: Vec<i64> = activity.iter().map(|a| a.views).collect();
         let f: Vec<Option<DateTime<Utc>>> = activity.iter().map(|a| a.first).collect();
@@ -174,8 +179,8 @@ pub async fn count_landed(
         .await?;
     }
     if !profiles.is_empty() {
-        let c: Vec<Uuid> = profiles.iter().map(|p| p.client_id).collect();
-        let m: Vec<Uuid> = profiles.iter().map(|p| p.member_id).collect();
+        let c: Vec<ClientId> = profiles.iter().map(|p| p.client_id).collect();
+        let m: Vec<MemberId> = profiles.iter().map(|p| p.member_id).collect();
         let d: Vec<i32> = profiles.iter().map(|p| p.active_days).collect();
         let f: Vec<Option<String>> = profiles
             .iter()

@@ -6,16 +6,17 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::domain::auth::{random_secret, sha256, REFRESH_TOKEN_PREFIX, REFRESH_TOKEN_TTL_DAYS};
+use crate::domain::ids::{ClientId, FamilyId, MemberId, StaffId};
 use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
-    Staff(Uuid),
-    Member(Uuid),
+    Staff(StaffId),
+    Member(MemberId),
 }
 
 impl Subject {
-    fn ids(self) -> (Option<Uuid>, Option<Uuid>) {
+    fn ids(self) -> (Option<StaffId>, Option<MemberId>) {
         match self {
             Subject::Staff(id) => (Some(id), None),
             Subject::Member(id) => (None, Some(id)),
@@ -26,9 +27,9 @@ impl Subject {
 /// Issues a refresh token, starting a new family when `family` is `None`.
 pub async fn issue(
     tx: &mut Transaction<'static, Postgres>,
-    client_id: Uuid,
+    client_id: ClientId,
     subject: Subject,
-    family: Option<Uuid>,
+    family: Option<FamilyId>,
 ) -> AppResult<String> {
     let token = random_secret(REFRESH_TOKEN_PREFIX);
     let (staff_id, member_id) = subject.ids();
@@ -37,7 +38,7 @@ pub async fn issue(
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(Uuid::now_v7())
-    .bind(family.unwrap_or_else(Uuid::now_v7))
+    .bind(family.unwrap_or_else(FamilyId::new_v7))
     .bind(client_id)
     .bind(staff_id)
     .bind(member_id)
@@ -48,7 +49,7 @@ pub async fn issue(
     Ok(token)
 }
 
-pub async fn issue_new(pool: &PgPool, client_id: Uuid, subject: Subject) -> AppResult<String> {
+pub async fn issue_new(pool: &PgPool, client_id: ClientId, subject: Subject) -> AppResult<String> {
     let mut tx = pool.begin().await?;
     let token = issue(&mut tx, client_id, subject, None).await?;
     tx.commit().await?;
@@ -58,9 +59,9 @@ pub async fn issue_new(pool: &PgPool, client_id: Uuid, subject: Subject) -> AppR
 /// The outcome of a successful rotation. `Debug` leaves the new token out.
 #[derive(Clone)]
 pub struct Rotated {
-    pub client_id: Uuid,
+    pub client_id: ClientId,
     pub subject: Subject,
-    pub family_id: Uuid,
+    pub family_id: FamilyId,
     pub refresh_token: String,
 }
 
@@ -83,8 +84,8 @@ pub enum RotateFailure {
     Revoked,
     /// Presented a second time: the family is now revoked.
     Reused {
-        family_id: Uuid,
-        client_id: Uuid,
+        family_id: FamilyId,
+        client_id: ClientId,
     },
 }
 
@@ -103,7 +104,15 @@ pub async fn rotate(
         return Ok(Err(RotateFailure::Unknown));
     }
     #[allow(clippy::type_complexity)]
-    let row: Option<(Uuid, Uuid, Option<Uuid>, Option<Uuid>, bool, bool, bool)> = sqlx::query_as(
+    let row: Option<(
+        FamilyId,
+        ClientId,
+        Option<StaffId>,
+        Option<MemberId>,
+        bool,
+        bool,
+        bool,
+    )> = sqlx::query_as(
         "SELECT family_id, client_id, staff_id, member_id,
                 used_at IS NOT NULL, revoked_at IS NOT NULL, expires_at <= now()
          FROM refresh_tokens WHERE token_hash = $1",
@@ -161,7 +170,7 @@ async fn lock_family_of(
     tx: &mut Transaction<'static, Postgres>,
     token_hash: &[u8; 32],
 ) -> AppResult<bool> {
-    let family: Option<Uuid> =
+    let family: Option<FamilyId> =
         sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
             .bind(&token_hash[..])
             .fetch_optional(&mut **tx)
@@ -183,13 +192,13 @@ const FAMILY_LOCK_CLASS: i32 = 0x5046_414d; // "PFAM"
 
 /// Revokes the family of `token` (logout). Unknown tokens are ignored: logout always succeeds.
 /// Returns the subject whose session ended, when known.
-pub async fn revoke_family(pool: &PgPool, token: &str) -> AppResult<Option<(Uuid, Subject)>> {
+pub async fn revoke_family(pool: &PgPool, token: &str) -> AppResult<Option<(ClientId, Subject)>> {
     let hash = sha256(token.as_bytes());
     let mut tx = pool.begin().await?;
     if !lock_family_of(&mut tx, &hash).await? {
         return Ok(None);
     }
-    let row: Option<(Uuid, Option<Uuid>, Option<Uuid>)> = sqlx::query_as(
+    let row: Option<(ClientId, Option<StaffId>, Option<MemberId>)> = sqlx::query_as(
         "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, now())
          WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)
          RETURNING client_id, staff_id, member_id",

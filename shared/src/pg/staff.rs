@@ -3,17 +3,17 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{FromRow, PgPool};
-use uuid::Uuid;
 
 use crate::domain::auth::{hash_password, validate_password_strength, Role};
+use crate::domain::ids::{ClientId, StaffId};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::pg::audit;
 
 /// A staff row. `Debug` leaves the password hash out.
 #[derive(Clone, FromRow)]
 pub struct StaffRow {
-    pub id: Uuid,
-    pub client_id: Uuid,
+    pub id: StaffId,
+    pub client_id: ClientId,
     pub email: String,
     pub name: String,
     pub password_hash: String,
@@ -49,7 +49,7 @@ impl StaffRow {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StaffProfile {
-    pub id: Uuid,
+    pub id: StaffId,
     pub email: String,
     pub name: String,
     pub role: Role,
@@ -94,14 +94,14 @@ pub fn normalize_email(email: &str) -> AppResult<String> {
 }
 
 pub struct NewStaff<'a> {
-    pub client_id: Uuid,
+    pub client_id: ClientId,
     pub email: &'a str,
     pub name: &'a str,
     pub password: &'a str,
     pub role: Role,
 }
 
-pub async fn create(pool: &PgPool, new: NewStaff<'_>) -> AppResult<Uuid> {
+pub async fn create(pool: &PgPool, new: NewStaff<'_>) -> AppResult<StaffId> {
     create_audited(pool, new, None).await
 }
 
@@ -110,7 +110,7 @@ pub async fn create_audited(
     pool: &PgPool,
     new: NewStaff<'_>,
     audit: Option<audit::Entry>,
-) -> AppResult<Uuid> {
+) -> AppResult<StaffId> {
     let email = normalize_email(new.email)?;
     validate_password_strength(new.password)?;
     if new.name.chars().count() > 200 {
@@ -120,7 +120,7 @@ pub async fn create_audited(
         )]));
     }
     let hash = hash_password(new.password.to_string()).await?;
-    let id = Uuid::now_v7();
+    let id = StaffId::new_v7();
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO staff (id, client_id, email, name, password_hash, role) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -153,7 +153,7 @@ pub async fn create_audited(
 }
 
 /// Every staff member of a client, oldest first.
-pub async fn list(pool: &PgPool, client_id: Uuid) -> AppResult<Vec<StaffRow>> {
+pub async fn list(pool: &PgPool, client_id: ClientId) -> AppResult<Vec<StaffRow>> {
     Ok(sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE client_id = $1 ORDER BY created_at, id"
     )))
@@ -162,7 +162,7 @@ pub async fn list(pool: &PgPool, client_id: Uuid) -> AppResult<Vec<StaffRow>> {
     .await?)
 }
 
-pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<StaffRow> {
+pub async fn get(pool: &PgPool, client_id: ClientId, id: StaffId) -> AppResult<StaffRow> {
     sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE client_id = $1 AND id = $2"
     )))
@@ -173,7 +173,7 @@ pub async fn get(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<StaffRow
     .ok_or_else(|| AppError::not_found("staff"))
 }
 
-pub async fn touch_login(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<()> {
+pub async fn touch_login(pool: &PgPool, client_id: ClientId, id: StaffId) -> AppResult<()> {
     sqlx::query("UPDATE staff SET last_login_at = now() WHERE client_id = $1 AND id = $2")
         .bind(client_id)
         .bind(id)
@@ -182,7 +182,12 @@ pub async fn touch_login(pool: &PgPool, client_id: Uuid, id: Uuid) -> AppResult<
     Ok(())
 }
 
-pub async fn set_active(pool: &PgPool, client_id: Uuid, id: Uuid, active: bool) -> AppResult<()> {
+pub async fn set_active(
+    pool: &PgPool,
+    client_id: ClientId,
+    id: StaffId,
+    active: bool,
+) -> AppResult<()> {
     let done = sqlx::query(
         "UPDATE staff SET active = $3, updated_at = now() WHERE client_id = $1 AND id = $2",
     )
@@ -206,8 +211,8 @@ pub fn change_channel(namespace: &str) -> String {
 /// What a deactivation or role change did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaffChange {
-    pub id: Uuid,
-    pub client_id: Uuid,
+    pub id: StaffId,
+    pub client_id: ClientId,
     pub email: String,
     pub role_before: Role,
     pub role: Role,
@@ -230,8 +235,8 @@ type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 /// `staff.deactivate`, all in one transaction. Deactivating an inactive member is harmless.
 pub async fn deactivate(
     pool: &PgPool,
-    client_id: Uuid,
-    id: Uuid,
+    client_id: ClientId,
+    id: StaffId,
     actor: audit::Actor,
 ) -> AppResult<StaffChange> {
     let mut tx = pool.begin().await?;
@@ -292,8 +297,8 @@ async fn apply_deactivate(
 /// instance that hears of it). Audited as `staff.set_role`; setting the current role is harmless.
 pub async fn set_role(
     pool: &PgPool,
-    client_id: Uuid,
-    id: Uuid,
+    client_id: ClientId,
+    id: StaffId,
     role: Role,
     actor: audit::Actor,
 ) -> AppResult<StaffChange> {
@@ -365,8 +370,8 @@ pub struct Updated {
 /// deactivating each other at the same moment take turns and the second is refused.
 pub async fn update(
     pool: &PgPool,
-    client_id: Uuid,
-    id: Uuid,
+    client_id: ClientId,
+    id: StaffId,
     patch: &Patch,
     actor: audit::Actor,
     origin: Origin,
@@ -441,7 +446,7 @@ pub async fn update(
 }
 
 /// The staff row, locked for the rest of the transaction (so concurrent changes take turns).
-async fn lock(tx: &mut Tx, client_id: Uuid, id: Uuid) -> AppResult<StaffRow> {
+async fn lock(tx: &mut Tx, client_id: ClientId, id: StaffId) -> AppResult<StaffRow> {
     sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE client_id = $1 AND id = $2 FOR UPDATE"
     )))
@@ -452,7 +457,7 @@ async fn lock(tx: &mut Tx, client_id: Uuid, id: Uuid) -> AppResult<StaffRow> {
     .ok_or_else(|| AppError::not_found("staff"))
 }
 
-async fn active_admins(tx: &mut Tx, client_id: Uuid) -> AppResult<i64> {
+async fn active_admins(tx: &mut Tx, client_id: ClientId) -> AppResult<i64> {
     Ok(sqlx::query_scalar(
         "SELECT count(*) FROM staff WHERE client_id = $1 AND active AND role = 'admin'",
     )

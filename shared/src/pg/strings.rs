@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 use sqlx::PgPool;
-use uuid::Uuid;
 
+use crate::domain::ids::{ClientId, StaffId};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::pg::audit;
 
@@ -96,7 +96,7 @@ pub fn prepare(body: &Value) -> AppResult<Vec<(String, String)>> {
     }
 }
 
-pub async fn get_all(pool: &PgPool, client_id: Uuid) -> AppResult<BTreeMap<String, String>> {
+pub async fn get_all(pool: &PgPool, client_id: ClientId) -> AppResult<BTreeMap<String, String>> {
     let rows: Vec<(String, String)> =
         sqlx::query_as("SELECT key, value FROM content_strings WHERE client_id = $1 ORDER BY key")
             .bind(client_id)
@@ -108,9 +108,9 @@ pub async fn get_all(pool: &PgPool, client_id: Uuid) -> AppResult<BTreeMap<Strin
 /// Merges `entries` into the client's strings (one transaction, audited) and returns all strings.
 pub async fn merge(
     pool: &PgPool,
-    client_id: Uuid,
+    client_id: ClientId,
     entry: audit::Entry,
-    staff_id: Option<Uuid>,
+    staff_id: Option<StaffId>,
     entries: &[(String, String)],
 ) -> AppResult<BTreeMap<String, String>> {
     let mut tx = pool.begin().await?;

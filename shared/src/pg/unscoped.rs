@@ -5,7 +5,8 @@
 //! secret inside the rotation transaction in `sessions`.)
 
 use sqlx::{FromRow, PgPool};
-use uuid::Uuid;
+
+use crate::domain::ids::{ApiKeyId, ClientId, ExportJobId, StaffId};
 
 use crate::error::{AppError, AppResult};
 use crate::pg::api_keys::{ApiKey, KeyPrincipal};
@@ -24,7 +25,7 @@ pub async fn staff_for_login(pool: &PgPool, email: &str) -> AppResult<Option<Sta
 
 /// A staff member by id: the holder of a verified access token (whose client the caller then
 /// compares with the token's), or `portal-admin` acting across clients.
-pub async fn staff_by_id(pool: &PgPool, id: Uuid) -> AppResult<Option<StaffRow>> {
+pub async fn staff_by_id(pool: &PgPool, id: StaffId) -> AppResult<Option<StaffRow>> {
     // The column list is a constant of the staff module.
     Ok(
         sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!("{STAFF_SELECT} WHERE id = $1")))
@@ -37,7 +38,7 @@ pub async fn staff_by_id(pool: &PgPool, id: Uuid) -> AppResult<Option<StaffRow>>
 /// An active API key by the hash of its secret. Only a found key is written to (its
 /// `last_used_at`, at most once a minute); an unknown one costs one indexed read.
 pub async fn api_key_by_hash(pool: &PgPool, hash: &[u8; 32]) -> AppResult<Option<KeyPrincipal>> {
-    let row: Option<(Uuid, Uuid)> = sqlx::query_as(
+    let row: Option<(ApiKeyId, ClientId)> = sqlx::query_as(
         "SELECT id, client_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
     )
     .bind(&hash[..])
@@ -59,7 +60,7 @@ pub async fn api_key_by_hash(pool: &PgPool, hash: &[u8; 32]) -> AppResult<Option
 /// Revokes any client's key (`portal-admin api-key revoke`; partners use
 /// `api_keys::revoke_for`, which takes their client). Idempotent: a revoked key keeps its first
 /// revocation time. Returns the key and the SHA-256 of its secret, so caches can drop it at once.
-pub async fn revoke_api_key(pool: &PgPool, id: Uuid) -> AppResult<(ApiKey, [u8; 32])> {
+pub async fn revoke_api_key(pool: &PgPool, id: ApiKeyId) -> AppResult<(ApiKey, [u8; 32])> {
     #[derive(FromRow)]
     struct Revoked {
         #[sqlx(flatten)]
@@ -84,7 +85,7 @@ pub async fn revoke_api_key(pool: &PgPool, id: Uuid) -> AppResult<(ApiKey, [u8; 
 /// The client of export job `id` (all the worker's queue payload carries) while it still is to be
 /// built (queued, or running after an interrupted attempt); `None` once it is completed, failed or
 /// gone. The worker then works on it through the client-scoped `exports` functions.
-pub async fn pending_export_client(pool: &PgPool, id: Uuid) -> AppResult<Option<Uuid>> {
+pub async fn pending_export_client(pool: &PgPool, id: ExportJobId) -> AppResult<Option<ClientId>> {
     Ok(sqlx::query_scalar(
         "SELECT client_id FROM export_jobs WHERE id = $1 AND status IN ('queued', 'running')",
     )

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::Serialize;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
-use uuid::Uuid;
 
+use crate::domain::ids::{ClientId, MemberId, StaffId, VoucherBatchId};
 use crate::domain::pagination::{Direction, Page, Sort};
 use crate::error::{AppError, AppResult, FieldError};
 
@@ -31,11 +31,11 @@ pub struct Voucher {
     pub id: i64,
     pub code: String,
     pub status: String,
-    pub batch_id: Uuid,
+    pub batch_id: VoucherBatchId,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub redeemed_at: Option<DateTime<Utc>>,
-    pub redeemed_by_id: Option<Uuid>,
+    pub redeemed_by_id: Option<MemberId>,
     pub redeemed_by_name: Option<String>,
     pub redeemed_by_email: Option<String>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -180,11 +180,11 @@ pub fn normalize_code(code: &str) -> String {
 /// second round is practically never needed.
 pub async fn generate(
     tx: &mut Transaction<'static, Postgres>,
-    client_id: Uuid,
-    created_by: Option<Uuid>,
+    client_id: ClientId,
+    created_by: Option<StaffId>,
     g: &Generate,
-) -> AppResult<(Uuid, Vec<Voucher>)> {
-    let batch_id = Uuid::now_v7();
+) -> AppResult<(VoucherBatchId, Vec<Voucher>)> {
+    let batch_id = VoucherBatchId::new_v7();
     let mut ids: Vec<i64> = Vec::with_capacity(g.quantity as usize);
     for _round in 0..10 {
         let missing = g.quantity as usize - ids.len();
@@ -240,7 +240,7 @@ pub fn parse_sort(raw: Option<&str>) -> AppResult<Sort> {
 pub struct ListFilter {
     pub status: Option<String>,
     pub search: Option<String>,
-    pub batch_id: Option<Uuid>,
+    pub batch_id: Option<VoucherBatchId>,
 }
 
 pub fn parse_status(raw: Option<&str>) -> AppResult<Option<String>> {
@@ -256,7 +256,7 @@ pub fn parse_status(raw: Option<&str>) -> AppResult<Option<String>> {
 
 pub async fn list(
     pool: &PgPool,
-    client_id: Uuid,
+    client_id: ClientId,
     f: &ListFilter,
     sort: Sort,
     page: Page,
@@ -292,7 +292,7 @@ pub async fn list(
     Ok((rows, total))
 }
 
-pub async fn get(pool: &PgPool, client_id: Uuid, id: i64) -> AppResult<Voucher> {
+pub async fn get(pool: &PgPool, client_id: ClientId, id: i64) -> AppResult<Voucher> {
     sqlx::query_as::<_, Voucher>(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE v.client_id = $1 AND v.id = $2"
     )))
@@ -315,9 +315,9 @@ pub enum Revoked {
 /// Revokes a voucher: 409 when it was redeemed, idempotent for revoked ones.
 pub async fn revoke(
     tx: &mut Transaction<'static, Postgres>,
-    client_id: Uuid,
+    client_id: ClientId,
     id: i64,
-    staff_id: Option<Uuid>,
+    staff_id: Option<StaffId>,
 ) -> AppResult<Revoked> {
     let status: Option<String> = sqlx::query_scalar(
         "SELECT status FROM vouchers WHERE client_id = $1 AND id = $2 FOR UPDATE",
@@ -360,7 +360,7 @@ pub struct Stats {
 }
 
 /// Counts by status; the four counts always add up to `total` (one snapshot, one statement).
-pub async fn stats(pool: &PgPool, client_id: Uuid) -> AppResult<Stats> {
+pub async fn stats(pool: &PgPool, client_id: ClientId) -> AppResult<Stats> {
     let (total, active, redeemed, expired, revoked): (i64, i64, i64, i64, i64) = sqlx::query_as(
         "SELECT count(*),
                 count(*) FILTER (WHERE status = 'active' AND (expires_at IS NULL OR expires_at > now())),
@@ -398,7 +398,11 @@ pub struct Validation {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-pub async fn validate_code(pool: &PgPool, client_id: Uuid, code: &str) -> AppResult<Validation> {
+pub async fn validate_code(
+    pool: &PgPool,
+    client_id: ClientId,
+    code: &str,
+) -> AppResult<Validation> {
     let row: Option<(String, Option<DateTime<Utc>>)> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {STATUS_SQL}, v.expires_at FROM vouchers v WHERE v.client_id = $1 AND v.code = $2"
@@ -424,7 +428,7 @@ pub async fn validate_code(pool: &PgPool, client_id: Uuid, code: &str) -> AppRes
 /// How many of the client's vouchers have `status` (all of them when `None`).
 pub async fn count_with_status(
     pool: &PgPool,
-    client_id: Uuid,
+    client_id: ClientId,
     status: Option<&str>,
 ) -> AppResult<i64> {
     Ok(sqlx::query_scalar(concat!(
@@ -442,7 +446,7 @@ pub async fn count_with_status(
 /// exports).
 pub fn all_with_status<'a>(
     pool: &'a PgPool,
-    client_id: Uuid,
+    client_id: ClientId,
     status: Option<&'a str>,
 ) -> impl futures::Stream<Item = AppResult<Voucher>> + Send + 'a {
     use futures::TryStreamExt;

@@ -1,8 +1,10 @@
-//! Watch events: what the app sends, the job that carries a batch from the API to a worker, the
-//! ClickHouse row, and the receipt ledger that makes every event count exactly once.
+//! The watch-event path: what the app sends and how a batch is validated, the job that carries
+//! it from the API to a worker, and [`land_pending`], which counts every event exactly once
+//! (with the receipt ledger in [`crate::pg::receipts`] and the row in [`crate::ch::events`]).
 
 use std::collections::{HashMap, HashSet};
 
+use crate::domain::ids::{BatchId, ClientId, MemberId};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -38,9 +40,9 @@ pub struct WatchEvent {
 /// The job: one accepted API batch. `batch_id` ties its receipts together across redeliveries.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct WatchBatch {
-    pub batch_id: Uuid,
-    pub client_id: Uuid,
-    pub member_id: Uuid,
+    pub batch_id: BatchId,
+    pub client_id: ClientId,
+    pub member_id: MemberId,
     pub received_at: DateTime<Utc>,
     pub events: Vec<WatchEvent>,
 }
@@ -214,7 +216,7 @@ fn implausible(
 /// within one flush, as it does across flushes.
 pub async fn claim(pool: &PgPool, events: &[Pending]) -> AppResult<Claim> {
     let mut seen = HashSet::with_capacity(events.len());
-    let mut keyed: Vec<(Uuid, Uuid, Uuid)> = events
+    let mut keyed: Vec<(ClientId, Uuid, BatchId)> = events
         .iter()
         .filter(|p| seen.insert((p.row.client_id, p.row.event_id)))
         .map(|p| (p.row.client_id, p.row.event_id, p.batch_id))
@@ -226,7 +228,7 @@ pub async fn claim(pool: &PgPool, events: &[Pending]) -> AppResult<Claim> {
 /// One event a worker is about to land, with the batch it came in.
 #[derive(Debug, Clone)]
 pub struct Pending {
-    pub batch_id: Uuid,
+    pub batch_id: BatchId,
     pub row: ChEvent,
 }
 
@@ -268,9 +270,9 @@ pub async fn land_pending(
     }
     let t_claim = t0.elapsed();
     // 2. Insert what is not in ClickHouse yet.
-    let mut already: HashSet<(Uuid, Uuid)> = HashSet::new();
+    let mut already: HashSet<(ClientId, Uuid)> = HashSet::new();
     if !claimed.resumed.is_empty() {
-        let mut by_client: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        let mut by_client: HashMap<ClientId, Vec<Uuid>> = HashMap::new();
         for (c, e) in &claimed.resumed {
             by_client.entry(*c).or_default().push(*e);
         }
@@ -307,7 +309,7 @@ pub async fn land_pending(
     }
     let t_insert = t0.elapsed();
     // 3. Derived member profile fields, from what ClickHouse now holds.
-    let mut members_by_client: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
+    let mut members_by_client: HashMap<ClientId, HashSet<MemberId>> = HashMap::new();
     for r in &counted_rows {
         members_by_client
             .entry(r.client_id)
@@ -316,7 +318,7 @@ pub async fn land_pending(
     }
     let mut profiles = Vec::new();
     for (client, members) in members_by_client {
-        let members: Vec<Uuid> = members.into_iter().collect();
+        let members: Vec<MemberId> = members.into_iter().collect();
         for chunk in members.chunks(5000) {
             for (member_id, active_days, favorite_category) in
                 crate::ch::events::member_profiles(ch, client, chunk).await?
@@ -356,8 +358,8 @@ pub async fn land_pending(
 async fn own_batches(
     tx: &mut Transaction<'static, Postgres>,
     pending: &[Pending],
-) -> AppResult<(HashSet<Uuid>, usize)> {
-    let mut batch_ids: Vec<Uuid> = pending.iter().map(|p| p.batch_id).collect();
+) -> AppResult<(HashSet<BatchId>, usize)> {
+    let mut batch_ids: Vec<BatchId> = pending.iter().map(|p| p.batch_id).collect();
     batch_ids.sort_unstable();
     batch_ids.dedup();
     Ok((
@@ -377,7 +379,7 @@ pub async fn land(
     if events.is_empty() && profiles.is_empty() {
         return Ok(0);
     }
-    let mut per_member: HashMap<(Uuid, Uuid), Activity> = HashMap::new();
+    let mut per_member: HashMap<(ClientId, MemberId), Activity> = HashMap::new();
     for e in events {
         let a = per_member
             .entry((e.client_id, e.member_id))

@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use portal_shared::domain::ids::MemberId;
 use portal_shared::pipeline::ChEvent;
 use portal_tests::{env_usize, Partner, TestApp};
 use uuid::Uuid;
@@ -20,7 +21,7 @@ use uuid::Uuid;
 /// events ten minutes ago.
 async fn partner_with_billable(app: &TestApp, members: usize, events: usize) -> Partner {
     let p = app.partner().await;
-    let ids: Vec<Uuid> = sqlx::query_scalar(
+    let ids: Vec<MemberId> = sqlx::query_scalar(
         "INSERT INTO members (id, client_id, email, name, password_hash)
          SELECT gen_random_uuid(), $1, 'member' || g || '@example.com',
                 'Member ' || (g * 7919 % $2), 'x'

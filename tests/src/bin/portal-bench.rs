@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
     app.catalogue().await;
     let p = app.partner().await;
     let (member, token) = app.member(&p, "bench@example.com", "Bench").await;
-    let member = Uuid::parse_str(&member)?;
+    let member = portal_shared::domain::ids::MemberId(Uuid::parse_str(&member)?);
 
     // The real HTTP server.
     let acceptor = TcpListener::new("127.0.0.1:0").bind().await;

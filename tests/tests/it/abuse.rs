@@ -438,7 +438,7 @@ async fn a_revocation_never_misses_a_token_minted_beside_it() {
     use portal_shared::pg::sessions;
     let app = TestApp::spawn().await;
     let t = app.tenant().await;
-    let staff_id: uuid::Uuid =
+    let staff_id: portal_shared::domain::ids::StaffId =
         sqlx::query_scalar("SELECT id FROM staff WHERE client_id = $1 AND email = $2")
             .bind(t.client_id)
             .bind(&t.admin_email)

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use portal_shared::domain::ids::{BatchId, MemberId};
 use portal_shared::pipeline::{self, ChEvent, WatchBatch, WatchEvent};
 use portal_tests::{event, Partner, TestApp, LANDED};
 use serde_json::json;
@@ -80,7 +81,7 @@ async fn tasks_of_a_killed_worker_are_processed_by_another_and_counted_once() {
 }
 
 /// An app with the catalogue and a partner with one member; returns the member's id too.
-async fn app_with_member(email: &str, name: &str) -> (TestApp, Partner, Uuid) {
+async fn app_with_member(email: &str, name: &str) -> (TestApp, Partner, MemberId) {
     let app = TestApp::spawn().await;
     app.catalogue().await;
     let p = app.partner().await;
@@ -91,8 +92,8 @@ async fn app_with_member(email: &str, name: &str) -> (TestApp, Partner, Uuid) {
 /// A claimable 60-second view of yoga-1 by `member` in batch `batch_id`, received at `now`.
 fn pending_view(
     p: &Partner,
-    member: Uuid,
-    batch_id: Uuid,
+    member: MemberId,
+    batch_id: BatchId,
     started_at: chrono::DateTime<Utc>,
     now: chrono::DateTime<Utc>,
 ) -> pipeline::Pending {
@@ -117,7 +118,7 @@ async fn a_flush_interrupted_after_the_clickhouse_insert_is_finished_without_dup
     let (app, p, member) = app_with_member("resume@example.com", "Resume").await;
     let now = Utc::now();
     let batch = WatchBatch {
-        batch_id: Uuid::now_v7(),
+        batch_id: BatchId::new_v7(),
         client_id: p.t.client_id,
         member_id: member,
         received_at: now,
@@ -268,7 +269,7 @@ async fn a_large_claim_in_parallel_chunks_owns_each_event_once() {
     let member = app.member_id(&p, "bulk@example.com", "Bulk").await;
     let now = Utc::now();
     // 12,000 events in batches of 100: more than one claim chunk.
-    let batches: Vec<Uuid> = (0..120).map(|_| Uuid::now_v7()).collect();
+    let batches: Vec<BatchId> = (0..120).map(|_| BatchId::new_v7()).collect();
     let pending: Vec<pipeline::Pending> = (0..12_000)
         .map(|i| pending_view(&p, member, batches[i / 100], now, now))
         .collect();
@@ -276,7 +277,7 @@ async fn a_large_claim_in_parallel_chunks_owns_each_event_once() {
     let earlier = pipeline::claim(&app.db, &pending[..3_000]).await.unwrap();
     assert_eq!(earlier.fresh.len(), 3_000);
     // …and another batch, already landed, holds 500 of the event ids (not ours to count).
-    let other = Uuid::now_v7();
+    let other = BatchId::new_v7();
     let foreign: Vec<pipeline::Pending> = pending[3_000..3_500]
         .iter()
         .map(|e| pipeline::Pending {
@@ -338,7 +339,7 @@ async fn two_landers_holding_one_batch_at_once_land_it_once() {
     let rounds: i64 = 8;
     let per_batch: i64 = 50;
     for round in 0..rounds {
-        let batch_id = Uuid::now_v7();
+        let batch_id = BatchId::new_v7();
         let pending: Vec<pipeline::Pending> = (0..per_batch)
             .map(|i| {
                 let started_at = now - chrono::Duration::minutes(round * per_batch + i);

@@ -2,6 +2,7 @@
 
 use chrono::{Datelike, Duration, Utc};
 use object_store::ObjectStoreExt;
+use portal_shared::domain::ids::{MemberId, StaffId};
 use portal_shared::storage::Storage;
 use portal_tests::{bearer, berlin, month_query, month_start, watch, TestApp, LANDED};
 use serde_json::json;
@@ -384,7 +385,7 @@ async fn an_export_that_cannot_succeed_fails_readably_and_an_interrupted_one_is_
     let app = TestApp::spawn().await;
     let p = app.partner().await;
     app.member(&p, "x@example.com", "X").await;
-    let staff_id: Uuid = sqlx::query_scalar("SELECT id FROM staff WHERE email = $1")
+    let staff_id: StaffId = sqlx::query_scalar("SELECT id FROM staff WHERE email = $1")
         .bind(&p.t.admin_email)
         .fetch_one(&app.db)
         .await
@@ -611,7 +612,7 @@ async fn billing_pages_follow_the_name_order_across_pages() {
     let month = now.with_timezone(&chrono_tz::Europe::Berlin).date_naive();
     // Seven billable members (two named alike, mixed case, one accented) and two who are not.
     let names = ["bea", "Anna", "carl", "Émile", "anna", "Zoë", "dave"];
-    let mut billable: Vec<(String, Uuid, u32)> = Vec::new();
+    let mut billable: Vec<(String, MemberId, u32)> = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let id = app.member_id(&p, &format!("m{i}@example.com"), name).await;
         let seconds = 60 * (i as u32 + 1);
@@ -654,13 +655,13 @@ async fn billing_pages_follow_the_name_order_across_pages() {
         for m in members {
             seen.push((
                 m["name"].as_str().unwrap().to_string(),
-                Uuid::parse_str(m["id"].as_str().unwrap()).unwrap(),
+                m["id"].as_str().unwrap().parse::<MemberId>().unwrap(),
                 m["watchTimeMinutes"].as_i64().unwrap(),
                 m["classesWatched"].as_i64().unwrap(),
             ));
         }
     }
-    let expected: Vec<(String, Uuid, i64, i64)> = billable
+    let expected: Vec<(String, MemberId, i64, i64)> = billable
         .iter()
         .map(|(n, id, s)| (n.clone(), *id, i64::from(*s) / 60, 1))
         .collect();
@@ -673,7 +674,7 @@ async fn a_billing_export_lists_every_billable_member_in_report_order_across_chu
     let app = TestApp::spawn().await;
     let p = app.partner().await;
     // 2,345 members (more than two chunks of figures), 2,300 of them billable this month.
-    let ids: Vec<Uuid> = sqlx::query_scalar(
+    let ids: Vec<MemberId> = sqlx::query_scalar(
         "INSERT INTO members (id, client_id, email, name, password_hash)
          SELECT gen_random_uuid(), $1, 'm' || g || '@example.com',
                 CASE WHEN g % 3 = 0 THEN 'member ' ELSE 'Member ' END || (g * 7919 % 2345), 'x'
@@ -722,13 +723,13 @@ async fn a_billing_export_lists_every_billable_member_in_report_order_across_chu
         .map(|r| (r[1].clone(), r[0].clone()))
         .collect();
     assert_eq!(got, expected);
-    let views: std::collections::HashMap<Uuid, usize> = ids
+    let views: std::collections::HashMap<MemberId, usize> = ids
         .iter()
         .enumerate()
         .map(|(i, id)| (*id, 1 + i % 2))
         .collect();
     for r in &rows[1..] {
-        let n = views[&Uuid::parse_str(&r[0]).unwrap()];
+        let n = views[&r[0].parse::<MemberId>().unwrap()];
         assert_eq!(r[5], n.to_string(), "classesWatched of {}", r[0]);
         assert_eq!(
             r[4],

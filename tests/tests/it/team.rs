@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use portal_shared::domain::ids::{ClientId, MemberId, StaffId};
 use portal_shared::pg::{api_keys, staff as staff_repo};
 use portal_tests::{
     bearer, berlin, key, month_start, watch, Partner, Resp, TestApp, LANDED, PASSWORD,
@@ -72,7 +73,7 @@ async fn funnel_counts_equal_the_hand_computed_ones() {
         if let Some(at) = registered {
             set_time(&app, REGISTERED_AT, Value::String(id.clone()), at).await;
         }
-        ids.push(Uuid::parse_str(&id).unwrap());
+        ids.push(id.parse::<MemberId>().unwrap());
     }
     let (ann, bob, cy, dee) = (ids[0], ids[1], ids[2], ids[3]);
     // Ann watches in the range; Bob only on the 3rd of M (billable for M, not active in the
@@ -172,7 +173,7 @@ async fn funnel_counts_equal_the_hand_computed_ones() {
     worker.stop().await.unwrap();
 }
 
-async fn staff_id(app: &TestApp, email: &str) -> Uuid {
+async fn staff_id(app: &TestApp, email: &str) -> StaffId {
     portal_shared::pg::unscoped::staff_for_login(&app.db, email)
         .await
         .unwrap()
@@ -187,10 +188,10 @@ fn new_staff(email: &str, role: &str) -> Value {
 /// The client's audit entries of `prefix.*`: (action, actor type, actor id, details).
 async fn audited(
     app: &TestApp,
-    client: Uuid,
+    client: ClientId,
     like: &str,
-) -> Vec<(String, String, Option<Uuid>, Value)> {
-    sqlx::query_as::<_, (String, String, Option<Uuid>, sqlx::types::Json<Value>)>(
+) -> Vec<(String, String, Option<StaffId>, Value)> {
+    sqlx::query_as::<_, (String, String, Option<StaffId>, sqlx::types::Json<Value>)>(
         "SELECT action, actor_type, actor_id, details FROM audit_log
          WHERE client_id = $1 AND action LIKE $2 ORDER BY id",
     )
