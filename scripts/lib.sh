@@ -56,6 +56,20 @@ tool_venv() {
   touch "$venv/installed"
 }
 
+# sqlx-cli, pinned to the sqlx version of Cargo.lock, installed once under $TOOLS_DIR; puts it on
+# PATH.
+SQLX_CLI_VERSION=0.9.0
+ensure_sqlx_cli() {
+  local root="$TOOLS_DIR/sqlx-cli-$SQLX_CLI_VERSION"
+  if ! "$root/bin/sqlx" --version 2>/dev/null | grep -q " $SQLX_CLI_VERSION\$"; then
+    log "installing sqlx-cli $SQLX_CLI_VERSION into $root (once; a few minutes)"
+    rm -rf "$root"
+    cargo install sqlx-cli --version "$SQLX_CLI_VERSION" --no-default-features \
+      --features postgres,rustls --locked --quiet --root "$root"
+  fi
+  export PATH="$root/bin:$PATH"
+}
+
 # Node.js ≥ 20.19 and npm for the partner portal (web/): Debian's packages when missing.
 ensure_node() {
   if ! command -v npm >/dev/null 2>&1; then apt_install nodejs npm; fi

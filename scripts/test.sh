@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: services (installed and started if missing), format check, clippy with
-# warnings as errors, every test of the workspace against the real Postgres, Redis and ClickHouse,
+# warnings as errors, the compile-time SQL data (.sqlx/) checked current, every test of the workspace against the real Postgres, Redis and ClickHouse,
 # then schemathesis over the OpenAPI document against the running product, and the partner portal
 # in a real browser (scripts/portal-test.sh).
 # Each test creates its own Postgres database, ClickHouse database, tenant and Redis namespace, so the
@@ -24,6 +24,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== sqlx offline data (scripts/sqlx.sh check): .sqlx/ matches every checked query"
+bash scripts/sqlx.sh check
 echo "== cargo test"
 bash scripts/test-cleanup.sh
 # The crash tests run the real portal-worker binary (and SIGKILL it).

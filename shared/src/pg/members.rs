@@ -368,12 +368,12 @@ pub async fn list(
 
 /// How many members the client has.
 pub async fn count(pool: &PgPool, client_id: ClientId) -> AppResult<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM members WHERE client_id = $1")
-            .bind(client_id)
-            .fetch_one(pool)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM members WHERE client_id = $1"#,
+        client_id as ClientId
     )
+    .fetch_one(pool)
+    .await?)
 }
 
 /// Every member of the client in registration order, as a stream (for exports).
