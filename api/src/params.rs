@@ -42,3 +42,68 @@ pub fn text(
 pub fn search(raw: Option<&str>) -> Result<Option<String>, AppError> {
     text(raw, "search", Some(100))
 }
+
+/// The day range of analytics and the funnel as the caller gave it: `period`, or `startDate` and
+/// `endDate` (turned into the client's days by [`portal_shared::ch::analytics::parse_range`]).
+/// One extractor, so both endpoints read and document the same three query parameters.
+#[derive(Debug, Clone, Default)]
+pub struct RangeQuery {
+    pub period: Option<String>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+}
+
+impl<'ex> salvo::extract::Extractible<'ex> for RangeQuery {
+    fn metadata() -> &'static salvo::extract::Metadata {
+        static METADATA: salvo::extract::Metadata = salvo::extract::Metadata::new("");
+        &METADATA
+    }
+
+    #[allow(refining_impl_trait)]
+    async fn extract(
+        req: &'ex mut salvo::Request,
+        _depot: &'ex mut salvo::Depot,
+    ) -> Result<Self, crate::error::ApiError> {
+        Ok(Self {
+            period: req.query::<String>("period"),
+            start_date: req.query::<String>("startDate"),
+            end_date: req.query::<String>("endDate"),
+        })
+    }
+}
+
+impl salvo::oapi::EndpointArgRegister for RangeQuery {
+    fn register(
+        components: &mut salvo::oapi::Components,
+        operation: &mut salvo::oapi::Operation,
+        _arg: &str,
+    ) {
+        use salvo::oapi::{Parameter, ParameterIn, ToSchema};
+        let params = [
+            (
+                "period",
+                crate::doc::Period::to_schema(components),
+                "Not together with startDate/endDate",
+            ),
+            (
+                "startDate",
+                chrono::NaiveDate::to_schema(components),
+                "With endDate; not after it",
+            ),
+            (
+                "endDate",
+                chrono::NaiveDate::to_schema(components),
+                "With startDate; at most 366 days after it, counting both",
+            ),
+        ];
+        for (name, schema, description) in params {
+            operation.parameters.insert(
+                Parameter::new(name)
+                    .location(ParameterIn::Query)
+                    .description(description)
+                    .schema(schema)
+                    .required(false),
+            );
+        }
+    }
+}

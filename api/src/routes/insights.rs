@@ -5,7 +5,6 @@ use portal_shared::ch::analytics::{self as stats, DayRange};
 use portal_shared::domain::ids::ClientId;
 use portal_shared::domain::minutes;
 use portal_shared::pg::{clients, members};
-use salvo::oapi::extract::QueryParam;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::Serialize;
@@ -13,6 +12,7 @@ use serde::Serialize;
 use crate::envelope::{ok, Envelope};
 use crate::error::ApiResult;
 use crate::middleware::{staff, state};
+use crate::params::RangeQuery;
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -100,15 +100,13 @@ pub struct Analytics {
 async fn range_of(
     st: &crate::state::AppState,
     client_id: ClientId,
-    period: &QueryParam<String, false>,
-    start: &QueryParam<String, false>,
-    end: &QueryParam<String, false>,
+    range: &RangeQuery,
 ) -> ApiResult<DayRange> {
     let today = clients::today(clients::timezone(&st.db, client_id).await?);
     Ok(stats::parse_range(
-        period.as_deref(),
-        start.as_deref(),
-        end.as_deref(),
+        range.period.as_deref(),
+        range.start_date.as_deref(),
+        range.end_date.as_deref(),
         today,
     )?)
 }
@@ -119,22 +117,15 @@ async fn range_of(
 #[endpoint(
     tags("insights"),
     security(("bearer" = [])),
-    status_codes(200, 400, 401, 503),
-    parameters(
-        ("period" = Option<crate::doc::Period>, Query, description = "Not together with startDate/endDate"),
-        ("startDate" = Option<chrono::NaiveDate>, Query, description = "With endDate; not after it"),
-        ("endDate" = Option<chrono::NaiveDate>, Query, description = "With startDate; at most 366 days after it, counting both"),
-    )
+    status_codes(200, 400, 401, 503)
 )]
 pub async fn analytics(
-    period: QueryParam<String, false>,
-    #[allow(non_snake_case)] startDate: QueryParam<String, false>,
-    #[allow(non_snake_case)] endDate: QueryParam<String, false>,
+    range: RangeQuery,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<Analytics>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let r = range_of(&st, s.client_id, &period, &startDate, &endDate).await?;
+    let r = range_of(&st, s.client_id, &range).await?;
     let catalogue = st.catalogue.get(&st.db).await?;
     let (totals, days, cats, classes) = tokio::try_join!(
         stats::totals(&st.ch, s.client_id, r),
@@ -192,22 +183,12 @@ pub struct Funnel {
 #[endpoint(
     tags("insights"),
     security(("bearer" = [])),
-    status_codes(200, 400, 401, 503),
-    parameters(
-        ("period" = Option<crate::doc::Period>, Query, description = "Not together with startDate/endDate"),
-        ("startDate" = Option<chrono::NaiveDate>, Query, description = "With endDate; not after it"),
-        ("endDate" = Option<chrono::NaiveDate>, Query, description = "With startDate; at most 366 days after it, counting both"),
-    )
+    status_codes(200, 400, 401, 503)
 )]
-pub async fn funnel(
-    period: QueryParam<String, false>,
-    #[allow(non_snake_case)] startDate: QueryParam<String, false>,
-    #[allow(non_snake_case)] endDate: QueryParam<String, false>,
-    depot: &mut Depot,
-) -> ApiResult<Json<Envelope<Funnel>>> {
+pub async fn funnel(range: RangeQuery, depot: &mut Depot) -> ApiResult<Json<Envelope<Funnel>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let r = range_of(&st, s.client_id, &period, &startDate, &endDate).await?;
+    let r = range_of(&st, s.client_id, &range).await?;
     let f = stats::funnel(&st.db, &st.ch, s.client_id, r).await?;
     Ok(ok(Funnel {
         range: Range {
