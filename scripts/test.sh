@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: services (installed and started if missing), format check, clippy with
-# warnings as errors, the compile-time SQL data (.sqlx/) checked current, every test of the workspace against the real Postgres, Redis and ClickHouse,
-# then schemathesis over the OpenAPI document against the running product, and the partner portal
-# in a real browser (scripts/portal-test.sh).
+# warnings as errors, the compile-time SQL data (.sqlx/) checked current, every test of the
+# workspace against the real Postgres, Redis and ClickHouse, then schemathesis over the OpenAPI
+# document against the running product, and the partner portal in a real browser
+# (scripts/portal-test.sh).
 # Each test creates its own Postgres database, ClickHouse database, tenant and Redis namespace, so the
 # suite runs in parallel.
 set -euo pipefail

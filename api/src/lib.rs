@@ -1,6 +1,7 @@
 //! Partner Portal HTTP API. `service(state)` builds the whole salvo service (used by the binary
 //! and, in-process, by the tests); `run` is the binary's body.
 
+pub mod body;
 pub mod doc;
 pub mod envelope;
 pub mod error;

@@ -2,6 +2,15 @@
 
 use serde_json::Value;
 
+use crate::error::AppResult;
+
+/// A request body read from its JSON value with every field's problem reported at once (serde
+/// stops at the first), so a caller fixes a form in one round. The API's `Body<T>` extractor reads
+/// a body with it, and the type's own `ToSchema` documents it.
+pub trait FromJson: Sized {
+    fn from_json(body: &Value) -> AppResult<Self>;
+}
+
 /// An `integer` in the JSON Schema sense: any number without a fractional part, so `427`, `427.0`
 /// and `4.27e2` are all 427. JSON itself does not tell integers from other numbers.
 pub fn whole_number(v: &Value) -> Option<i64> {
