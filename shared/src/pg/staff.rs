@@ -281,7 +281,7 @@ async fn apply_deactivate(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    let entry = audit::Entry::new(before.client_id, actor, "staff.deactivate")
+    let entry = audit::Entry::new(before.client_id, actor, audit::AuditAction::StaffDeactivate)
         .target("staff", before.id)
         .details(serde_json::json!({
             "email": before.email,
@@ -333,7 +333,7 @@ async fn apply_set_role(
         .bind(role.as_str())
         .execute(&mut **tx)
         .await?;
-    let entry = audit::Entry::new(before.client_id, actor, "staff.set_role")
+    let entry = audit::Entry::new(before.client_id, actor, audit::AuditAction::StaffSetRole)
         .target("staff", before.id)
         .details(serde_json::json!({
             "email": before.email,
@@ -395,7 +395,7 @@ pub async fn update(
             .bind(name)
             .execute(&mut *tx)
             .await?;
-            let entry = audit::Entry::new(client_id, actor, "staff.rename")
+            let entry = audit::Entry::new(client_id, actor, audit::AuditAction::StaffRename)
                 .target("staff", id)
                 .details(serde_json::json!({
                     "email": before.email, "from": before.name, "to": name,
@@ -422,7 +422,7 @@ pub async fn update(
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            let entry = audit::Entry::new(client_id, actor, "staff.activate")
+            let entry = audit::Entry::new(client_id, actor, audit::AuditAction::StaffActivate)
                 .target("staff", id)
                 .details(serde_json::json!({ "email": before.email }))
                 .origin(origin.0, origin.1.clone());
