@@ -1,15 +1,28 @@
 //! The lookups that take no client id, all in one place. Each of them is how the client is found
-//! in the first place (a login email, an API key, a job the worker picked up) or an operator's act
-//! across clients (`portal-admin`); every other function of the repository takes the caller's
-//! client id and keeps to that client's rows. (Refresh tokens are found by the hash of their
-//! secret inside the rotation transaction in `sessions`.)
+//! in the first place (a login email, an API key, a refresh token, a job the worker picked up) or
+//! an operator's act across clients (`portal-admin`); every other function of the repository
+//! takes the caller's client id and keeps to that client's rows.
+//!
+//! The all-client sweeps: housekeeping deletes expired rows of every client by design, and those
+//! statements stay with the table they keep (they read no row out to a caller):
+//! - [`sessions::prune`](crate::pg::sessions::prune) — refresh tokens expired for over 7 days;
+//! - [`idempotency::prune`](crate::pg::idempotency::prune) — stored answers older than 24 hours;
+//! - [`receipts::prune`](crate::pg::receipts::prune) — watch-event receipts and landed batches
+//!   older than 35 days;
+//! - [`exports::expired_files`](crate::pg::exports::expired_files),
+//!   [`exports::forget_file`](crate::pg::exports::forget_file) and
+//!   [`exports::delete_old`](crate::pg::exports::delete_old) — expired export files and old job
+//!   rows.
 
 use sqlx::{FromRow, PgPool};
 
-use crate::domain::ids::{ApiKeyId, ClientId, ExportJobId, StaffId};
+use sqlx::{Postgres, Transaction};
+
+use crate::domain::ids::{ApiKeyId, ClientId, ExportJobId, FamilyId, MemberId, StaffId};
 
 use crate::error::{AppError, AppResult};
 use crate::pg::api_keys::{ApiKey, KeyPrincipal};
+use crate::pg::sessions::{self, Subject};
 use crate::pg::staff::{StaffRow, SELECT as STAFF_SELECT};
 
 /// Staff login: emails are unique platform-wide.
@@ -91,5 +104,58 @@ pub async fn pending_export_client(pool: &PgPool, id: ExportJobId) -> AppResult<
     )
     .bind(id)
     .fetch_optional(pool)
+    .await?)
+}
+
+/// A refresh token found by the hash of its secret: its family and client (which every further
+/// statement on it is scoped by), its subject and its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub family_id: FamilyId,
+    pub client_id: ClientId,
+    pub staff_id: Option<StaffId>,
+    pub member_id: Option<MemberId>,
+    pub used: bool,
+    pub revoked: bool,
+    pub expired: bool,
+}
+
+impl RefreshToken {
+    /// Whose session the token is (`None` for a row with neither or both subjects).
+    pub fn subject(&self) -> Option<Subject> {
+        match (self.staff_id, self.member_id) {
+            (Some(id), None) => Some(Subject::Staff(id)),
+            (None, Some(id)) => Some(Subject::Member(id)),
+            _ => None,
+        }
+    }
+}
+
+/// The refresh token whose secret hashes to `token_hash`, read after taking its family's lock
+/// for the rest of `tx` (rotation and logout hold it; see `sessions`); `None` when there is none.
+pub async fn refresh_token_by_hash(
+    tx: &mut Transaction<'static, Postgres>,
+    token_hash: &[u8; 32],
+) -> AppResult<Option<RefreshToken>> {
+    let family = sqlx::query_scalar!(
+        r#"SELECT family_id AS "family_id: FamilyId" FROM refresh_tokens WHERE token_hash = $1"#,
+        &token_hash[..],
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(family) = family else {
+        return Ok(None);
+    };
+    sessions::lock_family(tx, family).await?;
+    Ok(sqlx::query_as!(
+        RefreshToken,
+        r#"SELECT family_id AS "family_id: FamilyId", client_id AS "client_id: ClientId",
+                  staff_id AS "staff_id: StaffId", member_id AS "member_id: MemberId",
+                  used_at IS NOT NULL AS "used!", revoked_at IS NOT NULL AS "revoked!",
+                  expires_at <= now() AS "expired!"
+           FROM refresh_tokens WHERE token_hash = $1"#,
+        &token_hash[..],
+    )
+    .fetch_optional(&mut **tx)
     .await?)
 }
