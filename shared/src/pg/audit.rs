@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
-use sqlx::{types::Json, FromRow, PgExecutor, Postgres};
+use sqlx::{types::Json, PgExecutor, Postgres};
 use uuid::Uuid;
 
 use crate::domain::ids::{ClientId, MemberId, StaffId};
@@ -237,27 +237,27 @@ pub async fn record<'e>(exec: impl PgExecutor<'e>, e: &Entry) -> AppResult<()> {
         Actor::Member(id) => ("member", Some(id.0)),
         Actor::System => ("system", None),
     };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO audit_log (client_id, actor_type, actor_id, actor_email, action, target_type, target_id, details, ip, request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::inet, $10)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::inet, $10)",
+        e.client_id as ClientId,
+        actor_type,
+        actor_id,
+        e.actor_email.as_deref(),
+        e.action as AuditAction,
+        e.target_type,
+        e.target_id.as_deref(),
+        Json(&e.details) as _,
+        e.ip.map(|ip| ip.to_string()),
+        e.request_id.as_deref(),
     )
-    .bind(e.client_id)
-    .bind(actor_type)
-    .bind(actor_id)
-    .bind(&e.actor_email)
-    .bind(e.action)
-    .bind(e.target_type)
-    .bind(&e.target_id)
-    .bind(Json(&e.details))
-    .bind(e.ip.map(|ip| ip.to_string()))
-    .bind(&e.request_id)
     .execute(exec)
     .await?;
     Ok(())
 }
 
 /// One audit-log entry, as `GET /partner/audit-log` returns it.
-#[derive(Debug, Clone, FromRow, Serialize, salvo_oapi::ToSchema)]
+#[derive(Debug, Clone, Serialize, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[salvo(schema(name = "AuditEntry"))]
 pub struct AuditRow {
@@ -287,30 +287,36 @@ pub async fn list(
     to: Option<DateTime<Utc>>,
     page: crate::domain::pagination::Page,
 ) -> AppResult<(Vec<AuditRow>, i64)> {
-    let filter = "WHERE client_id = $1 AND ($2::text IS NULL OR action = $2)
-        AND ($3::timestamptz IS NULL OR created_at >= $3)
-        AND ($4::timestamptz IS NULL OR created_at < $4)";
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM audit_log {filter}"
-    )))
-    .bind(client_id)
-    .bind(action)
-    .bind(from)
-    .bind(to)
+    // The same filter twice: the count of every match and the page of it.
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM audit_log
+           WHERE client_id = $1 AND ($2::text IS NULL OR action = $2)
+             AND ($3::timestamptz IS NULL OR created_at >= $3)
+             AND ($4::timestamptz IS NULL OR created_at < $4)"#,
+        client_id as ClientId,
+        action,
+        from,
+        to,
+    )
     .fetch_one(pool)
     .await?;
-    let rows = sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT id, actor_type, actor_id, actor_email, action, target_type, target_id, details,
-                host(ip) AS ip, request_id, created_at
-         FROM audit_log {filter}
-         ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6"
-    )))
-    .bind(client_id)
-    .bind(action)
-    .bind(from)
-    .bind(to)
-    .bind(page.limit_i64())
-    .bind(page.offset())
+    let rows = sqlx::query_as!(
+        AuditRow,
+        r#"SELECT id, actor_type, actor_id, actor_email, action AS "action: LoggedAction",
+                  target_type, target_id, details AS "details: Json<Value>",
+                  host(ip) AS "ip?", request_id, created_at
+           FROM audit_log
+           WHERE client_id = $1 AND ($2::text IS NULL OR action = $2)
+             AND ($3::timestamptz IS NULL OR created_at >= $3)
+             AND ($4::timestamptz IS NULL OR created_at < $4)
+           ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6"#,
+        client_id as ClientId,
+        action,
+        from,
+        to,
+        page.limit_i64(),
+        page.offset(),
+    )
     .fetch_all(pool)
     .await?;
     Ok((rows, total))

@@ -14,24 +14,27 @@
 //!   [`exports::delete_old`](crate::pg::exports::delete_old) — expired export files and old job
 //!   rows.
 
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 
 use sqlx::{Postgres, Transaction};
 
 use crate::domain::ids::{ApiKeyId, ClientId, ExportJobId, FamilyId, MemberId, StaffId};
 
+use crate::domain::auth::Role;
 use crate::error::{AppError, AppResult};
 use crate::pg::api_keys::{ApiKey, KeyPrincipal};
 use crate::pg::sessions::{self, Subject};
-use crate::pg::staff::{StaffRow, SELECT as STAFF_SELECT};
+use crate::pg::staff::StaffRow;
 
 /// Staff login: emails are unique platform-wide.
 pub async fn staff_for_login(pool: &PgPool, email: &str) -> AppResult<Option<StaffRow>> {
-    // The column list is a constant of the staff module.
-    Ok(sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!(
-        "{STAFF_SELECT} WHERE email = $1"
-    )))
-    .bind(email)
+    Ok(sqlx::query_as!(
+        StaffRow,
+        r#"SELECT id AS "id: StaffId", client_id AS "client_id: ClientId", email, name,
+                  password_hash, role AS "role: Role", active, created_at, last_login_at
+           FROM staff WHERE email = $1"#,
+        email,
+    )
     .fetch_optional(pool)
     .await?)
 }
@@ -39,32 +42,37 @@ pub async fn staff_for_login(pool: &PgPool, email: &str) -> AppResult<Option<Sta
 /// A staff member by id: the holder of a verified access token (whose client the caller then
 /// compares with the token's), or `portal-admin` acting across clients.
 pub async fn staff_by_id(pool: &PgPool, id: StaffId) -> AppResult<Option<StaffRow>> {
-    // The column list is a constant of the staff module.
-    Ok(
-        sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!("{STAFF_SELECT} WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?,
+    Ok(sqlx::query_as!(
+        StaffRow,
+        r#"SELECT id AS "id: StaffId", client_id AS "client_id: ClientId", email, name,
+                  password_hash, role AS "role: Role", active, created_at, last_login_at
+           FROM staff WHERE id = $1"#,
+        id as StaffId,
     )
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// An active API key by the hash of its secret. Only a found key is written to (its
 /// `last_used_at`, at most once a minute); an unknown one costs one indexed read.
 pub async fn api_key_by_hash(pool: &PgPool, hash: &[u8; 32]) -> AppResult<Option<KeyPrincipal>> {
-    let row: Option<(ApiKeyId, ClientId)> = sqlx::query_as(
-        "SELECT id, client_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+    let row = sqlx::query!(
+        r#"SELECT id AS "id: ApiKeyId", client_id AS "client_id: ClientId"
+           FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"#,
+        &hash[..],
     )
-    .bind(&hash[..])
     .fetch_optional(pool)
     .await?;
-    let Some((key_id, client_id)) = row else {
+    let Some((key_id, client_id)) = row.map(|r| (r.id, r.client_id)) else {
         return Ok(None);
     };
-    sqlx::query(
+    sqlx::query!(
         "UPDATE api_keys SET last_used_at = now()
-         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+         WHERE client_id = $1 AND id = $2
+           AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+        client_id as ClientId,
+        key_id as ApiKeyId,
     )
-    .bind(key_id)
     .execute(pool)
     .await?;
     Ok(Some(KeyPrincipal { key_id, client_id }))
@@ -74,17 +82,12 @@ pub async fn api_key_by_hash(pool: &PgPool, hash: &[u8; 32]) -> AppResult<Option
 /// `api_keys::revoke_for`, which takes their client). Idempotent: a revoked key keeps its first
 /// revocation time. Returns the key and the SHA-256 of its secret, so caches can drop it at once.
 pub async fn revoke_api_key(pool: &PgPool, id: ApiKeyId) -> AppResult<(ApiKey, [u8; 32])> {
-    #[derive(FromRow)]
-    struct Revoked {
-        #[sqlx(flatten)]
-        key: ApiKey,
-        key_hash: Vec<u8>,
-    }
-    let row: Option<Revoked> = sqlx::query_as(
-        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
-         RETURNING id, client_id, name, prefix, created_at, last_used_at, revoked_at, key_hash",
+    let row = sqlx::query!(
+        r#"UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
+           RETURNING id AS "id: ApiKeyId", client_id AS "client_id: ClientId", name, prefix,
+                     created_at, last_used_at, revoked_at, key_hash"#,
+        id as ApiKeyId,
     )
-    .bind(id)
     .fetch_optional(pool)
     .await?;
     let row = row.ok_or_else(|| AppError::not_found("api key"))?;
@@ -92,17 +95,27 @@ pub async fn revoke_api_key(pool: &PgPool, id: ApiKeyId) -> AppResult<(ApiKey, [
         .key_hash
         .try_into()
         .map_err(|_| AppError::internal("bad key hash length"))?;
-    Ok((row.key, hash))
+    let key = ApiKey {
+        id: row.id,
+        client_id: row.client_id,
+        name: row.name,
+        prefix: row.prefix,
+        created_at: row.created_at,
+        last_used_at: row.last_used_at,
+        revoked_at: row.revoked_at,
+    };
+    Ok((key, hash))
 }
 
 /// The client of export job `id` (all the worker's queue payload carries) while it still is to be
 /// built (queued, or running after an interrupted attempt); `None` once it is completed, failed or
 /// gone. The worker then works on it through the client-scoped `exports` functions.
 pub async fn pending_export_client(pool: &PgPool, id: ExportJobId) -> AppResult<Option<ClientId>> {
-    Ok(sqlx::query_scalar(
-        "SELECT client_id FROM export_jobs WHERE id = $1 AND status IN ('queued', 'running')",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT client_id AS "client_id: ClientId" FROM export_jobs
+           WHERE id = $1 AND status IN ('queued', 'running')"#,
+        id as ExportJobId,
     )
-    .bind(id)
     .fetch_optional(pool)
     .await?)
 }
