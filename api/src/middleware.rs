@@ -272,7 +272,7 @@ pub async fn refresh_refused(
         let entry = audit::Entry::new(
             client_id,
             audit::Actor::System,
-            "auth.refresh_reuse_detected",
+            audit::AuditAction::AuthRefreshReuseDetected,
         )
         .target("session", family_id)
         .origin(client_ip(req), request_id(depot));

@@ -149,7 +149,11 @@ pub async fn ensure(ctx: &Ctx, client: &Client, report: &mut Report) -> CliResul
     strings::merge(
         &ctx.pool,
         client.id,
-        audit::Entry::new(client.id, audit::Actor::System, "strings.update"),
+        audit::Entry::new(
+            client.id,
+            audit::Actor::System,
+            audit::AuditAction::StringsUpdate,
+        ),
         None,
         &entries,
     )

@@ -267,9 +267,13 @@ pub async fn login(
     let refresh_token =
         sessions::issue_new(&st.db, c.client_id, sessions::Subject::Member(member_id)).await?;
     let tokens = member_tokens(&st, member_id, c.client_id, refresh_token)?;
-    let entry = audit::Entry::new(c.client_id, audit::Actor::Member(member_id), "member.login")
-        .email(&m.email)
-        .origin(client_ip(req), request_id(depot));
+    let entry = audit::Entry::new(
+        c.client_id,
+        audit::Actor::Member(member_id),
+        audit::AuditAction::MemberLogin,
+    )
+    .email(&m.email)
+    .origin(client_ip(req), request_id(depot));
     audit::record(&st.db, &entry).await?;
     Ok(ok(MemberSession {
         tokens,

@@ -107,7 +107,7 @@ async fn start(
     let entry = audit::Entry::new(
         s.client_id,
         audit::Actor::Staff(s.staff_id),
-        "exports.create",
+        audit::AuditAction::ExportsCreate,
     )
     .target("export", row.id)
     .details(serde_json::json!({ "kind": kind, "params": params }))

@@ -141,7 +141,7 @@ async fn me(
             id: c.id,
             name: c.name,
             slug: c.slug,
-            timezone: c.timezone,
+            timezone: c.timezone.name().to_string(),
             branding: c.branding.0,
             features: c.features.0,
         },
@@ -187,10 +187,13 @@ pub async fn login(
         other => {
             attempt.failed();
             if let Some(s) = other {
-                let entry =
-                    audit::Entry::new(s.client_id, audit::Actor::Staff(s.id), "auth.login_failed")
-                        .email(&s.email)
-                        .origin(ip, request_id(depot));
+                let entry = audit::Entry::new(
+                    s.client_id,
+                    audit::Actor::Staff(s.id),
+                    audit::AuditAction::AuthLoginFailed,
+                )
+                .email(&s.email)
+                .origin(ip, request_id(depot));
                 audit::record(&st.db, &entry).await?;
             }
             return Err(AppError::unauthorized("email or password is incorrect").into());
@@ -214,7 +217,7 @@ pub async fn login(
     let entry = audit::Entry::new(
         account.client_id,
         audit::Actor::Staff(account.id),
-        "auth.login",
+        audit::AuditAction::AuthLogin,
     )
     .email(&account.email)
     .origin(ip, request_id(depot));
@@ -316,8 +319,12 @@ pub async fn logout(
         if let Some((client_id, sessions::Subject::Staff(staff_id))) =
             sessions::revoke_family(&st.db, &token).await?
         {
-            let entry = audit::Entry::new(client_id, audit::Actor::Staff(staff_id), "auth.logout")
-                .origin(client_ip(req), request_id(depot));
+            let entry = audit::Entry::new(
+                client_id,
+                audit::Actor::Staff(staff_id),
+                audit::AuditAction::AuthLogout,
+            )
+            .origin(client_ip(req), request_id(depot));
             audit::record(&st.db, &entry).await?;
         }
     }

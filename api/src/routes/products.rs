@@ -252,7 +252,7 @@ pub async fn create(
     let entry = audit::Entry::new(
         s.client_id,
         audit::Actor::Staff(s.staff_id),
-        "products.create",
+        audit::AuditAction::ProductsCreate,
     )
     .target("product", p.id)
     .details(serde_json::json!({"name": p.name, "status": p.status}))
@@ -291,7 +291,7 @@ pub async fn update(
     let entry = audit::Entry::new(
         s.client_id,
         audit::Actor::Staff(s.staff_id),
-        "products.update",
+        audit::AuditAction::ProductsUpdate,
     )
     .target("product", p.id)
     .details(serde_json::json!({ "fields": fields }))
@@ -324,7 +324,7 @@ pub async fn delete(
     let entry = audit::Entry::new(
         s.client_id,
         audit::Actor::Staff(s.staff_id),
-        "products.delete",
+        audit::AuditAction::ProductsDelete,
     )
     .target("product", id)
     .origin(client_ip(req), request_id(depot));

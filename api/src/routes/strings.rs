@@ -41,7 +41,7 @@ pub async fn put_partner(
     let entry = audit::Entry::new(
         s.client_id,
         audit::Actor::Staff(s.staff_id),
-        "strings.update",
+        audit::AuditAction::StringsUpdate,
     )
     .origin(client_ip(req), request_id(depot));
     Ok(ok(strings::merge(

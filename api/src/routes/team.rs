@@ -118,8 +118,12 @@ fn parse_name(raw: &str) -> Result<String, FieldError> {
 
 fn actor(s: &Staff, req: &Request, depot: &Depot) -> (audit::Entry, staff_repo::Origin) {
     let origin = (client_ip(req), request_id(depot));
-    let entry = audit::Entry::new(s.client_id, audit::Actor::Staff(s.staff_id), "staff.create")
-        .origin(origin.0, origin.1.clone());
+    let entry = audit::Entry::new(
+        s.client_id,
+        audit::Actor::Staff(s.staff_id),
+        audit::AuditAction::StaffCreate,
+    )
+    .origin(origin.0, origin.1.clone());
     (entry, origin)
 }
 
@@ -359,7 +363,7 @@ pub async fn create_key(
     let entry = audit::Entry::new(
         s.client_id,
         audit::Actor::Staff(s.staff_id),
-        "api_keys.create",
+        audit::AuditAction::ApiKeysCreate,
     )
     .origin(client_ip(req), request_id(depot));
     let created = api_keys::create_audited(&st.db, s.client_id, name, Some(entry)).await?;
@@ -393,7 +397,7 @@ pub async fn revoke_key(
     let entry = audit::Entry::new(
         s.client_id,
         audit::Actor::Staff(s.staff_id),
-        "api_keys.revoke",
+        audit::AuditAction::ApiKeysRevoke,
     )
     .origin(client_ip(req), request_id(depot));
     let (key, hash) = api_keys::revoke_for(&st.db, s.client_id, id, Some(entry)).await?;

@@ -147,7 +147,7 @@ pub async fn generate(
     let entry = audit::Entry::new(
         s.client_id,
         audit::Actor::Staff(s.staff_id),
-        "vouchers.generate",
+        audit::AuditAction::VouchersGenerate,
     )
     .target("voucher_batch", batch_id)
     .details(serde_json::json!({
@@ -268,7 +268,7 @@ pub async fn revoke(
         let entry = audit::Entry::new(
             s.client_id,
             audit::Actor::Staff(s.staff_id),
-            "vouchers.revoke",
+            audit::AuditAction::VouchersRevoke,
         )
         .target("voucher", id)
         .origin(client_ip(req), request_id(depot));

@@ -8,13 +8,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use moka::future::Cache;
 use serde::Serialize;
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 
 use crate::domain::auth::{random_secret, sha256, API_KEY_PREFIX};
 use crate::domain::ids::{ApiKeyId, ClientId};
 use crate::error::{AppError, AppResult};
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
     pub id: ApiKeyId,
@@ -54,9 +54,6 @@ pub struct KeyPrincipal {
     pub client_id: ClientId,
 }
 
-const SELECT: &str =
-    "SELECT id, client_id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys";
-
 pub async fn create(pool: &PgPool, client_id: ClientId, name: &str) -> AppResult<CreatedKey> {
     create_audited(pool, client_id, name, None).await
 }
@@ -72,14 +69,14 @@ pub async fn create_audited(
     let prefix: String = key.chars().take(API_KEY_PREFIX.len() + 8).collect();
     let id = ApiKeyId::new_v7();
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO api_keys (id, client_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)",
+        id as ApiKeyId,
+        client_id as ClientId,
+        name,
+        &prefix,
+        &sha256(key.as_bytes())[..],
     )
-    .bind(id)
-    .bind(client_id)
-    .bind(name)
-    .bind(&prefix)
-    .bind(&sha256(key.as_bytes())[..])
     .execute(&mut *tx)
     .await
     .map_err(|e| match AppError::from(e) {
@@ -103,21 +100,27 @@ pub async fn create_audited(
 
 /// One key of the client (never the key itself).
 pub async fn get(pool: &PgPool, client_id: ClientId, id: ApiKeyId) -> AppResult<ApiKey> {
-    sqlx::query_as::<_, ApiKey>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE client_id = $1 AND id = $2"
-    )))
-    .bind(client_id)
-    .bind(id)
+    sqlx::query_as!(
+        ApiKey,
+        r#"SELECT id AS "id: ApiKeyId", client_id AS "client_id: ClientId", name, prefix,
+                  created_at, last_used_at, revoked_at
+           FROM api_keys WHERE client_id = $1 AND id = $2"#,
+        client_id as ClientId,
+        id as ApiKeyId,
+    )
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| AppError::not_found("api key"))
 }
 
 pub async fn list(pool: &PgPool, client_id: ClientId) -> AppResult<Vec<ApiKey>> {
-    Ok(sqlx::query_as::<_, ApiKey>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE client_id = $1 ORDER BY created_at DESC"
-    )))
-    .bind(client_id)
+    Ok(sqlx::query_as!(
+        ApiKey,
+        r#"SELECT id AS "id: ApiKeyId", client_id AS "client_id: ClientId", name, prefix,
+                  created_at, last_used_at, revoked_at
+           FROM api_keys WHERE client_id = $1 ORDER BY created_at DESC"#,
+        client_id as ClientId,
+    )
     .fetch_all(pool)
     .await?)
 }
@@ -132,32 +135,35 @@ pub async fn revoke_for(
     id: ApiKeyId,
     audit: Option<crate::pg::audit::Entry>,
 ) -> AppResult<(ApiKey, [u8; 32])> {
-    #[derive(FromRow)]
-    struct Revoked {
-        #[sqlx(flatten)]
-        key: ApiKey,
-        key_hash: Vec<u8>,
-        newly: bool,
-    }
     let mut tx = pool.begin().await?;
-    let row: Option<Revoked> = sqlx::query_as(
-        "WITH old AS (
-             SELECT id, revoked_at FROM api_keys WHERE client_id = $1 AND id = $2 FOR UPDATE
-         )
-         UPDATE api_keys k SET revoked_at = COALESCE(k.revoked_at, now())
-         FROM old WHERE k.id = old.id
-         RETURNING k.id, k.client_id, k.name, k.prefix, k.created_at, k.last_used_at,
-                   k.revoked_at, k.key_hash, old.revoked_at IS NULL AS newly",
+    let row = sqlx::query!(
+        r#"WITH old AS (
+               SELECT id, revoked_at FROM api_keys WHERE client_id = $1 AND id = $2 FOR UPDATE
+           )
+           UPDATE api_keys k SET revoked_at = COALESCE(k.revoked_at, now())
+           FROM old WHERE k.id = old.id
+           RETURNING k.id AS "id: ApiKeyId", k.client_id AS "client_id: ClientId", k.name,
+                     k.prefix, k.created_at, k.last_used_at, k.revoked_at, k.key_hash,
+                     old.revoked_at IS NULL AS "newly!""#,
+        client_id as ClientId,
+        id as ApiKeyId,
     )
-    .bind(client_id)
-    .bind(id)
     .fetch_optional(&mut *tx)
     .await?;
     let row = row.ok_or_else(|| AppError::not_found("api key"))?;
+    let key = ApiKey {
+        id: row.id,
+        client_id: row.client_id,
+        name: row.name,
+        prefix: row.prefix,
+        created_at: row.created_at,
+        last_used_at: row.last_used_at,
+        revoked_at: row.revoked_at,
+    };
     if let (true, Some(entry)) = (row.newly, audit) {
         let entry = entry
             .target("api_key", id)
-            .details(serde_json::json!({ "name": row.key.name, "prefix": row.key.prefix }));
+            .details(serde_json::json!({ "name": key.name, "prefix": key.prefix }));
         crate::pg::audit::record(&mut *tx, &entry).await?;
     }
     tx.commit().await?;
@@ -165,7 +171,7 @@ pub async fn revoke_for(
         .key_hash
         .try_into()
         .map_err(|_| AppError::internal("bad key hash length"))?;
-    Ok((row.key, hash))
+    Ok((key, hash))
 }
 
 /// Redis channel on which revocations are announced to every API instance.

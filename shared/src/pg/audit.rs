@@ -6,11 +6,172 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{types::Json, FromRow, PgExecutor};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
+use sqlx::{types::Json, PgExecutor, Postgres};
 use uuid::Uuid;
 
 use crate::domain::ids::{ClientId, MemberId, StaffId};
 use crate::error::AppResult;
+
+/// Declares [`AuditAction`] from `Variant => "dotted.name"` pairs: the names are what the log
+/// stores, filters on and returns.
+macro_rules! audit_actions {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// Everything the audit log records, a closed set; stored and serialised as its dotted
+        /// name ([`AuditAction::as_str`]).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum AuditAction {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl AuditAction {
+            /// Every action, in declaration order.
+            pub const ALL: &'static [AuditAction] = &[$(AuditAction::$variant,)*];
+
+            /// The dotted name stored in `audit_log.action`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(AuditAction::$variant => $name,)*
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s {
+                    $($name => Some(AuditAction::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+audit_actions! {
+    ApiKeysCreate => "api_keys.create",
+    ApiKeysRevoke => "api_keys.revoke",
+    AuthLogin => "auth.login",
+    AuthLoginFailed => "auth.login_failed",
+    AuthLogout => "auth.logout",
+    /// A refresh token was presented twice; its family was revoked.
+    AuthRefreshReuseDetected => "auth.refresh_reuse_detected",
+    ExportsCreate => "exports.create",
+    MemberLogin => "member.login",
+    MemberRegister => "member.register",
+    ProductsCreate => "products.create",
+    ProductsDelete => "products.delete",
+    ProductsUpdate => "products.update",
+    StaffActivate => "staff.activate",
+    StaffCreate => "staff.create",
+    StaffDeactivate => "staff.deactivate",
+    StaffRename => "staff.rename",
+    StaffSetRole => "staff.set_role",
+    StringsUpdate => "strings.update",
+    VouchersGenerate => "vouchers.generate",
+    VouchersRevoke => "vouchers.revoke",
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for AuditAction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AuditAction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown audit action {s:?}")))
+    }
+}
+
+impl sqlx::Type<Postgres> for AuditAction {
+    fn type_info() -> PgTypeInfo {
+        <str as sqlx::Type<Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &PgTypeInfo) -> bool {
+        <str as sqlx::Type<Postgres>>::compatible(ty)
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for AuditAction {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <&str as sqlx::Encode<Postgres>>::encode(self.as_str(), buf)
+    }
+}
+
+/// Strict: a value outside the set is an error. Rows read back from the log decode into
+/// [`LoggedAction`] instead, which keeps such a value.
+impl<'r> sqlx::Decode<'r, Postgres> for AuditAction {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        let s = <&str as sqlx::Decode<Postgres>>::decode(value)?;
+        Self::parse(s).ok_or_else(|| format!("unknown audit action {s:?}").into())
+    }
+}
+
+/// An action as read back from the log. The log is append-only history, so a row this build does
+/// not know (written before the set was closed, or by a newer build during a rollout) is kept
+/// verbatim and listed, rather than failing the whole page or being rewritten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoggedAction {
+    Known(AuditAction),
+    Unrecognised(String),
+}
+
+impl LoggedAction {
+    pub fn as_str(&self) -> &str {
+        match self {
+            LoggedAction::Known(a) => a.as_str(),
+            LoggedAction::Unrecognised(s) => s,
+        }
+    }
+
+    /// The action, when it is one of the set.
+    pub fn known(&self) -> Option<AuditAction> {
+        match self {
+            LoggedAction::Known(a) => Some(*a),
+            LoggedAction::Unrecognised(_) => None,
+        }
+    }
+}
+
+impl From<String> for LoggedAction {
+    fn from(s: String) -> Self {
+        match AuditAction::parse(&s) {
+            Some(a) => LoggedAction::Known(a),
+            None => LoggedAction::Unrecognised(s),
+        }
+    }
+}
+
+impl Serialize for LoggedAction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl sqlx::Type<Postgres> for LoggedAction {
+    fn type_info() -> PgTypeInfo {
+        <str as sqlx::Type<Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &PgTypeInfo) -> bool {
+        <str as sqlx::Type<Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Postgres> for LoggedAction {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(<String as sqlx::Decode<Postgres>>::decode(value)?.into())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
@@ -24,7 +185,7 @@ pub struct Entry {
     pub client_id: ClientId,
     pub actor: Actor,
     pub actor_email: Option<String>,
-    pub action: &'static str,
+    pub action: AuditAction,
     pub target_type: Option<&'static str>,
     pub target_id: Option<String>,
     pub details: Value,
@@ -33,7 +194,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(client_id: ClientId, actor: Actor, action: &'static str) -> Self {
+    pub fn new(client_id: ClientId, actor: Actor, action: AuditAction) -> Self {
         Self {
             client_id,
             actor,
@@ -76,27 +237,27 @@ pub async fn record<'e>(exec: impl PgExecutor<'e>, e: &Entry) -> AppResult<()> {
         Actor::Member(id) => ("member", Some(id.0)),
         Actor::System => ("system", None),
     };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO audit_log (client_id, actor_type, actor_id, actor_email, action, target_type, target_id, details, ip, request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::inet, $10)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::inet, $10)",
+        e.client_id as ClientId,
+        actor_type,
+        actor_id,
+        e.actor_email.as_deref(),
+        e.action as AuditAction,
+        e.target_type,
+        e.target_id.as_deref(),
+        Json(&e.details) as _,
+        e.ip.map(|ip| ip.to_string()),
+        e.request_id.as_deref(),
     )
-    .bind(e.client_id)
-    .bind(actor_type)
-    .bind(actor_id)
-    .bind(&e.actor_email)
-    .bind(e.action)
-    .bind(e.target_type)
-    .bind(&e.target_id)
-    .bind(Json(&e.details))
-    .bind(e.ip.map(|ip| ip.to_string()))
-    .bind(&e.request_id)
     .execute(exec)
     .await?;
     Ok(())
 }
 
 /// One audit-log entry, as `GET /partner/audit-log` returns it.
-#[derive(Debug, Clone, FromRow, Serialize, salvo_oapi::ToSchema)]
+#[derive(Debug, Clone, Serialize, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[salvo(schema(name = "AuditEntry"))]
 pub struct AuditRow {
@@ -106,7 +267,8 @@ pub struct AuditRow {
     pub actor_id: Option<Uuid>,
     pub actor_email: Option<String>,
     /// e.g. `auth.login`, `vouchers.generate`, `vouchers.revoke`, `strings.update`, `products.create`.
-    pub action: String,
+    #[salvo(schema(value_type = String))]
+    pub action: LoggedAction,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
     #[salvo(schema(value_type = Value))]
@@ -125,31 +287,66 @@ pub async fn list(
     to: Option<DateTime<Utc>>,
     page: crate::domain::pagination::Page,
 ) -> AppResult<(Vec<AuditRow>, i64)> {
-    let filter = "WHERE client_id = $1 AND ($2::text IS NULL OR action = $2)
-        AND ($3::timestamptz IS NULL OR created_at >= $3)
-        AND ($4::timestamptz IS NULL OR created_at < $4)";
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM audit_log {filter}"
-    )))
-    .bind(client_id)
-    .bind(action)
-    .bind(from)
-    .bind(to)
+    // The same filter twice: the count of every match and the page of it.
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM audit_log
+           WHERE client_id = $1 AND ($2::text IS NULL OR action = $2)
+             AND ($3::timestamptz IS NULL OR created_at >= $3)
+             AND ($4::timestamptz IS NULL OR created_at < $4)"#,
+        client_id as ClientId,
+        action,
+        from,
+        to,
+    )
     .fetch_one(pool)
     .await?;
-    let rows = sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT id, actor_type, actor_id, actor_email, action, target_type, target_id, details,
-                host(ip) AS ip, request_id, created_at
-         FROM audit_log {filter}
-         ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6"
-    )))
-    .bind(client_id)
-    .bind(action)
-    .bind(from)
-    .bind(to)
-    .bind(page.limit_i64())
-    .bind(page.offset())
+    let rows = sqlx::query_as!(
+        AuditRow,
+        r#"SELECT id, actor_type, actor_id, actor_email, action AS "action: LoggedAction",
+                  target_type, target_id, details AS "details: Json<Value>",
+                  host(ip) AS "ip?", request_id, created_at
+           FROM audit_log
+           WHERE client_id = $1 AND ($2::text IS NULL OR action = $2)
+             AND ($3::timestamptz IS NULL OR created_at >= $3)
+             AND ($4::timestamptz IS NULL OR created_at < $4)
+           ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6"#,
+        client_id as ClientId,
+        action,
+        from,
+        to,
+        page.limit_i64(),
+        page.offset(),
+    )
     .fetch_all(pool)
     .await?;
     Ok((rows, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_round_trip_through_their_dotted_names() {
+        for a in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(a.as_str()), Some(*a));
+            let json = serde_json::to_value(a).unwrap();
+            assert_eq!(json, serde_json::json!(a.as_str()));
+            assert_eq!(serde_json::from_value::<AuditAction>(json).unwrap(), *a);
+        }
+        assert_eq!(AuditAction::VouchersGenerate.as_str(), "vouchers.generate");
+        assert_eq!(AuditAction::parse("vouchers.explode"), None);
+    }
+
+    #[test]
+    fn unknown_logged_actions_are_kept_verbatim() {
+        let known = LoggedAction::from("auth.login".to_string());
+        assert_eq!(known.known(), Some(AuditAction::AuthLogin));
+        let odd = LoggedAction::from("legacy.thing".to_string());
+        assert_eq!(odd.known(), None);
+        assert_eq!(
+            serde_json::to_value(&odd).unwrap(),
+            serde_json::json!("legacy.thing")
+        );
+    }
 }

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, PgPool};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::PgPool;
 
 use crate::domain::ids::{ClientId, ExportJobId, StaffId};
 use crate::domain::pagination::Page;
@@ -54,13 +56,13 @@ impl ExportStatus {
 }
 
 /// An export job's row; kind and status are decoded when it is read.
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportRow {
     pub id: ExportJobId,
     pub client_id: ClientId,
     pub kind: ExportKind,
-    pub params: sqlx::types::Json<serde_json::Value>,
+    pub params: Json<Value>,
     pub status: ExportStatus,
     pub rows_written: i64,
     pub rows_total: Option<i64>,
@@ -72,10 +74,6 @@ pub struct ExportRow {
     pub completed_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
 }
-
-const COLUMNS: &str =
-    "id, client_id, kind, params, status, rows_written, rows_total, file_name, storage_key,
-    error, attempts, created_at, completed_at, expires_at";
 
 /// A client may have at most this many exports queued or running at once.
 pub const MAX_ACTIVE_PER_CLIENT: i64 = 3;
@@ -96,15 +94,18 @@ pub async fn create(
     file_name: &str,
 ) -> AppResult<ExportRow> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
-        .bind(CREATE_LOCK)
-        .bind(client_id)
-        .execute(&mut *tx)
-        .await?;
-    let active: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM export_jobs WHERE client_id = $1 AND status IN ('queued', 'running')",
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2::text))",
+        CREATE_LOCK,
+        client_id as ClientId,
     )
-    .bind(client_id)
+    .execute(&mut *tx)
+    .await?;
+    let active = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM export_jobs
+           WHERE client_id = $1 AND status IN ('queued', 'running')"#,
+        client_id as ClientId,
+    )
     .fetch_one(&mut *tx)
     .await?;
     if active >= MAX_ACTIVE_PER_CLIENT {
@@ -116,16 +117,21 @@ pub async fn create(
             ),
         });
     }
-    let row = sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO export_jobs (id, client_id, kind, params, file_name, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
-    )))
-    .bind(ExportJobId::new_v7())
-    .bind(client_id)
-    .bind(kind)
-    .bind(sqlx::types::Json(params))
-    .bind(file_name)
-    .bind(staff_id)
+    let row = sqlx::query_as!(
+        ExportRow,
+        r#"INSERT INTO export_jobs (id, client_id, kind, params, file_name, created_by)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           RETURNING id AS "id: ExportJobId", client_id AS "client_id: ClientId",
+                     kind AS "kind: ExportKind", params AS "params: Json<Value>",
+                     status AS "status: ExportStatus", rows_written, rows_total, file_name,
+                     storage_key, error, attempts, created_at, completed_at, expires_at"#,
+        ExportJobId::new_v7() as ExportJobId,
+        client_id as ClientId,
+        kind as ExportKind,
+        Json(params) as _,
+        file_name,
+        staff_id as StaffId,
+    )
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -135,21 +141,27 @@ pub async fn create(
 /// Runs of the client's export `id` so far (each run counts itself as it starts); 0 for a deleted
 /// job.
 pub async fn attempts(pool: &PgPool, client_id: ClientId, id: ExportJobId) -> AppResult<usize> {
-    let n: Option<i32> =
-        sqlx::query_scalar("SELECT attempts FROM export_jobs WHERE client_id = $1 AND id = $2")
-            .bind(client_id)
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
+    let n = sqlx::query_scalar!(
+        "SELECT attempts FROM export_jobs WHERE client_id = $1 AND id = $2",
+        client_id as ClientId,
+        id as ExportJobId,
+    )
+    .fetch_optional(pool)
+    .await?;
     Ok(n.unwrap_or(0).max(0) as usize)
 }
 
 pub async fn get(pool: &PgPool, client_id: ClientId, id: ExportJobId) -> AppResult<ExportRow> {
-    sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM export_jobs WHERE client_id = $1 AND id = $2"
-    )))
-    .bind(client_id)
-    .bind(id)
+    sqlx::query_as!(
+        ExportRow,
+        r#"SELECT id AS "id: ExportJobId", client_id AS "client_id: ClientId",
+                     kind AS "kind: ExportKind", params AS "params: Json<Value>",
+                     status AS "status: ExportStatus", rows_written, rows_total, file_name,
+                     storage_key, error, attempts, created_at, completed_at, expires_at
+           FROM export_jobs WHERE client_id = $1 AND id = $2"#,
+        client_id as ClientId,
+        id as ExportJobId,
+    )
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| AppError::not_found("export"))
@@ -160,16 +172,24 @@ pub async fn list(
     client_id: ClientId,
     page: Page,
 ) -> AppResult<(Vec<ExportRow>, i64)> {
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM export_jobs WHERE client_id = $1")
-        .bind(client_id)
-        .fetch_one(pool)
-        .await?;
-    let rows = sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM export_jobs WHERE client_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
-    )))
-    .bind(client_id)
-    .bind(page.limit_i64())
-    .bind(page.offset())
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM export_jobs WHERE client_id = $1"#,
+        client_id as ClientId,
+    )
+    .fetch_one(pool)
+    .await?;
+    let rows = sqlx::query_as!(
+        ExportRow,
+        r#"SELECT id AS "id: ExportJobId", client_id AS "client_id: ClientId",
+                     kind AS "kind: ExportKind", params AS "params: Json<Value>",
+                     status AS "status: ExportStatus", rows_written, rows_total, file_name,
+                     storage_key, error, attempts, created_at, completed_at, expires_at
+           FROM export_jobs WHERE client_id = $1
+           ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"#,
+        client_id as ClientId,
+        page.limit_i64(),
+        page.offset(),
+    )
     .fetch_all(pool)
     .await?;
     Ok((rows, total))
@@ -182,14 +202,18 @@ pub async fn start(
     client_id: ClientId,
     id: ExportJobId,
 ) -> AppResult<Option<ExportRow>> {
-    // The column list is a constant of this module.
-    Ok(sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(format!(
-        "UPDATE export_jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
-                rows_written = 0, error = NULL
-         WHERE client_id = $1 AND id = $2 AND status IN ('queued', 'running') RETURNING {COLUMNS}"
-    )))
-    .bind(client_id)
-    .bind(id)
+    Ok(sqlx::query_as!(
+        ExportRow,
+        r#"UPDATE export_jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
+                  rows_written = 0, error = NULL
+           WHERE client_id = $1 AND id = $2 AND status IN ('queued', 'running')
+           RETURNING id AS "id: ExportJobId", client_id AS "client_id: ClientId",
+                     kind AS "kind: ExportKind", params AS "params: Json<Value>",
+                     status AS "status: ExportStatus", rows_written, rows_total, file_name,
+                     storage_key, error, attempts, created_at, completed_at, expires_at"#,
+        client_id as ClientId,
+        id as ExportJobId,
+    )
     .fetch_optional(pool)
     .await?)
 }
@@ -204,16 +228,16 @@ pub async fn complete(
     key: &str,
     retention_hours: i64,
 ) -> AppResult<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE export_jobs SET status = 'completed', rows_written = $2, rows_total = $2,
                 storage_key = $3, completed_at = now(), expires_at = now() + make_interval(hours => $4)
          WHERE client_id = $5 AND id = $1",
+        id as ExportJobId,
+        written as i64,
+        key,
+        retention_hours as i32,
+        client_id as ClientId,
     )
-    .bind(id)
-    .bind(written as i64)
-    .bind(key)
-    .bind(retention_hours as i32)
-    .bind(client_id)
     .execute(pool)
     .await?;
     Ok(())
@@ -226,24 +250,26 @@ pub async fn progress(
     id: ExportJobId,
     written: u64,
 ) -> AppResult<()> {
-    sqlx::query("UPDATE export_jobs SET rows_written = $3 WHERE client_id = $1 AND id = $2")
-        .bind(client_id)
-        .bind(id)
-        .bind(written as i64)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE export_jobs SET rows_written = $3 WHERE client_id = $1 AND id = $2",
+        client_id as ClientId,
+        id as ExportJobId,
+        written as i64,
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 /// Records a permanent failure of the client's job `id`.
 pub async fn fail(db: &PgPool, client_id: ClientId, id: ExportJobId, error: &str) -> AppResult<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE export_jobs SET status = 'failed', error = $2, completed_at = now()
          WHERE client_id = $3 AND id = $1",
+        id as ExportJobId,
+        error.chars().take(500).collect::<String>(),
+        client_id as ClientId,
     )
-    .bind(id)
-    .bind(error.chars().take(500).collect::<String>())
-    .bind(client_id)
     .execute(db)
     .await?;
     Ok(())
@@ -256,36 +282,43 @@ pub async fn set_total(
     id: ExportJobId,
     total: i64,
 ) -> AppResult<()> {
-    sqlx::query("UPDATE export_jobs SET rows_total = $3 WHERE client_id = $1 AND id = $2")
-        .bind(client_id)
-        .bind(id)
-        .bind(total)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE export_jobs SET rows_total = $3 WHERE client_id = $1 AND id = $2",
+        client_id as ClientId,
+        id as ExportJobId,
+        total,
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 /// Expired exports whose file is still stored (at most 10,000 at a time): `(id, storage key)`.
+/// A sweep over every client (listed in [`unscoped`](crate::pg::unscoped)), like the two below.
 pub async fn expired_files(pool: &PgPool) -> AppResult<Vec<(ExportJobId, String)>> {
-    Ok(sqlx::query_as(
-        "SELECT id, storage_key FROM export_jobs WHERE expires_at < now() AND storage_key IS NOT NULL LIMIT 10000",
+    let rows = sqlx::query!(
+        r#"SELECT id AS "id: ExportJobId", storage_key AS "storage_key!" FROM export_jobs
+           WHERE expires_at < now() AND storage_key IS NOT NULL LIMIT 10000"#
     )
     .fetch_all(pool)
-    .await?)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.storage_key)).collect())
 }
 
 /// Records that the file of export `id` is deleted (an operator's sweep over every client).
 pub async fn forget_file(pool: &PgPool, id: ExportJobId) -> AppResult<()> {
-    sqlx::query("UPDATE export_jobs SET storage_key = NULL WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "UPDATE export_jobs SET storage_key = NULL WHERE id = $1",
+        id as ExportJobId,
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
 /// Deletes export rows older than 8 days whose file is gone; returns how many.
 pub async fn delete_old(pool: &PgPool) -> AppResult<u64> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "DELETE FROM export_jobs WHERE created_at < now() - interval '8 days' AND storage_key IS NULL",
     )
     .execute(pool)

@@ -31,19 +31,22 @@ pub async fn lookup(
     key: &str,
     hash: &[u8; 32],
 ) -> AppResult<Option<(u16, Value)>> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("{client_id}:{scope}:{key}"))
-        .execute(&mut **tx)
-        .await?;
-    let row: Option<(Vec<u8>, i16, Value)> = sqlx::query_as(
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        format!("{client_id}:{scope}:{key}"),
+    )
+    .execute(&mut **tx)
+    .await?;
+    let row = sqlx::query!(
         "SELECT request_hash, status_code, response FROM idempotency_keys
          WHERE client_id = $1 AND scope = $2 AND key = $3",
+        client_id as ClientId,
+        scope,
+        key,
     )
-    .bind(client_id)
-    .bind(scope)
-    .bind(key)
     .fetch_optional(&mut **tx)
-    .await?;
+    .await?
+    .map(|r| (r.request_hash, r.status_code, r.response));
     match row {
         None => Ok(None),
         Some((stored, status, response)) if stored.as_slice() == hash => {
@@ -65,25 +68,26 @@ pub async fn store(
     status: u16,
     response: &Value,
 ) -> AppResult<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO idempotency_keys (client_id, scope, key, request_hash, status_code, response)
          VALUES ($1, $2, $3, $4, $5, $6)",
+        client_id as ClientId,
+        scope,
+        key,
+        &hash[..],
+        status as i16,
+        response,
     )
-    .bind(client_id)
-    .bind(scope)
-    .bind(key)
-    .bind(&hash[..])
-    .bind(status as i16)
-    .bind(response)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-/// Stored answers are kept 24 hours.
+/// Stored answers are kept 24 hours. A sweep over every client (listed in
+/// [`unscoped`](crate::pg::unscoped)).
 pub async fn prune(pool: &sqlx::PgPool) -> AppResult<u64> {
     Ok(
-        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
+        sqlx::query!("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
             .execute(pool)
             .await?
             .rows_affected(),

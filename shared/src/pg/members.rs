@@ -223,10 +223,14 @@ pub async fn register(
         .await?;
     let refresh =
         sessions::issue(&mut tx, r.client_id, sessions::Subject::Member(id), None).await?;
-    let entry = audit::Entry::new(r.client_id, audit::Actor::Member(id), "member.register")
-        .email(&email)
-        .target("voucher", voucher_id)
-        .origin(origin.0, origin.1);
+    let entry = audit::Entry::new(
+        r.client_id,
+        audit::Actor::Member(id),
+        audit::AuditAction::MemberRegister,
+    )
+    .email(&email)
+    .target("voucher", voucher_id)
+    .origin(origin.0, origin.1);
     audit::record(&mut *tx, &entry).await?;
     tx.commit().await?;
     Ok((get(pool, r.client_id, id).await?, refresh))

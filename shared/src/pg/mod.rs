@@ -66,7 +66,7 @@ pub fn pool_with(opts: PgConnectOptions, max_connections: u32) -> PgPool {
 
 /// One round trip to Postgres (readiness).
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query_scalar::<_, i32>("SELECT 1")
+    sqlx::query_scalar!(r#"SELECT 1 AS "one!""#)
         .fetch_one(pool)
         .await
         .map(|_| ())
@@ -98,8 +98,7 @@ pub async fn migrate_with_retry(pool: &PgPool, patience: Duration) -> anyhow::Re
 
 /// Takes the session-level advisory lock `key` on this connection, waiting for it.
 pub async fn advisory_lock(conn: &mut sqlx::PgConnection, key: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(key)
+    sqlx::query!("SELECT pg_advisory_lock($1)", key)
         .execute(conn)
         .await
         .map(drop)
@@ -107,9 +106,8 @@ pub async fn advisory_lock(conn: &mut sqlx::PgConnection, key: i64) -> Result<()
 
 /// Releases the advisory lock `key` taken by [`advisory_lock`] on this connection.
 pub async fn advisory_unlock(conn: &mut sqlx::PgConnection, key: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(key)
-        .execute(conn)
+    sqlx::query_scalar!("SELECT pg_advisory_unlock($1)", key)
+        .fetch_one(conn)
         .await
         .map(drop)
 }

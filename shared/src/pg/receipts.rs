@@ -17,11 +17,12 @@ pub async fn already_received(
     client_id: ClientId,
     ids: &[Uuid],
 ) -> AppResult<usize> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM watch_event_receipts WHERE client_id = $1 AND event_id = ANY($2)",
+    let n = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM watch_event_receipts
+           WHERE client_id = $1 AND event_id = ANY($2)"#,
+        client_id as ClientId,
+        ids,
     )
-    .bind(client_id)
-    .bind(ids)
     .fetch_one(pool)
     .await?;
     Ok(n as usize)
@@ -64,19 +65,22 @@ async fn claim_chunk(pool: &PgPool, keyed: &[(ClientId, Uuid, BatchId)]) -> AppR
     let clients: Vec<ClientId> = keyed.iter().map(|k| k.0).collect();
     let ids: Vec<Uuid> = keyed.iter().map(|k| k.1).collect();
     let batches: Vec<BatchId> = keyed.iter().map(|k| k.2).collect();
-    let fresh: Vec<(ClientId, Uuid)> = sqlx::query_as(
-        "INSERT INTO watch_event_receipts (client_id, event_id, batch_id)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[])
-         ON CONFLICT (client_id, event_id) DO NOTHING
-         RETURNING client_id, event_id",
+    let fresh = sqlx::query!(
+        r#"INSERT INTO watch_event_receipts (client_id, event_id, batch_id)
+           SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[])
+           ON CONFLICT (client_id, event_id) DO NOTHING
+           RETURNING client_id AS "client_id: ClientId", event_id"#,
+        &clients[..] as &[ClientId],
+        &ids[..],
+        &batches[..] as &[BatchId],
     )
-    .bind(&clients)
-    .bind(&ids)
-    .bind(&batches)
     .fetch_all(pool)
     .await?;
     let mut c = Claim {
-        fresh: fresh.into_iter().collect(),
+        fresh: fresh
+            .into_iter()
+            .map(|r| (r.client_id, r.event_id))
+            .collect(),
         resumed: HashSet::new(),
     };
     if c.fresh.len() < clients.len() {
@@ -88,19 +92,22 @@ async fn claim_chunk(pool: &PgPool, keyed: &[(ClientId, Uuid, BatchId)]) -> AppR
                 rb.push(*batch);
             }
         }
-        let resumed: Vec<(ClientId, Uuid)> = sqlx::query_as(
-            "SELECT r.client_id, r.event_id
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) AS t(client_id, event_id, batch_id)
-             JOIN watch_event_receipts r
-               ON r.client_id = t.client_id AND r.event_id = t.event_id AND r.batch_id = t.batch_id
-             WHERE NOT EXISTS (SELECT 1 FROM landed_watch_batches l WHERE l.batch_id = r.batch_id)",
+        let resumed = sqlx::query!(
+            r#"SELECT r.client_id AS "client_id!: ClientId", r.event_id AS "event_id!"
+               FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) AS t(client_id, event_id, batch_id)
+               JOIN watch_event_receipts r
+                 ON r.client_id = t.client_id AND r.event_id = t.event_id AND r.batch_id = t.batch_id
+               WHERE NOT EXISTS (SELECT 1 FROM landed_watch_batches l WHERE l.batch_id = r.batch_id)"#,
+            &rc[..] as &[ClientId],
+            &ri[..],
+            &rb[..] as &[BatchId],
         )
-        .bind(&rc)
-        .bind(&ri)
-        .bind(&rb)
         .fetch_all(pool)
         .await?;
-        c.resumed = resumed.into_iter().collect();
+        c.resumed = resumed
+            .into_iter()
+            .map(|r| (r.client_id, r.event_id))
+            .collect();
     }
     Ok(c)
 }
@@ -113,12 +120,12 @@ pub async fn own_batches(
     tx: &mut Transaction<'static, Postgres>,
     batch_ids: &[BatchId],
 ) -> AppResult<HashSet<BatchId>> {
-    let owned: Vec<BatchId> = sqlx::query_scalar(
-        "INSERT INTO landed_watch_batches (batch_id)
-         SELECT b FROM UNNEST($1::uuid[]) AS b ORDER BY b
-         ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id",
+    let owned = sqlx::query_scalar!(
+        r#"INSERT INTO landed_watch_batches (batch_id)
+           SELECT b FROM UNNEST($1::uuid[]) AS b ORDER BY b
+           ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id AS "batch_id: BatchId""#,
+        batch_ids as &[BatchId],
     )
-    .bind(batch_ids)
     .fetch_all(&mut **tx)
     .await?;
     Ok(owned.into_iter().collect())
@@ -158,7 +165,7 @@ pub async fn count_landed(
         let v: Vec<i64> = activity.iter().map(|a| a.views).collect();
         let f: Vec<Option<DateTime<Utc>>> = activity.iter().map(|a| a.first).collect();
         let l: Vec<Option<DateTime<Utc>>> = activity.iter().map(|a| a.last).collect();
-        sqlx::query(
+        sqlx::query!(
             "UPDATE members m SET
                  watch_seconds = m.watch_seconds + d.seconds,
                  class_views = m.class_views + d.views,
@@ -168,13 +175,13 @@ pub async fn count_landed(
              FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[])
                   AS d(client_id, member_id, seconds, views, first_at, last_at)
              WHERE m.id = d.member_id AND m.client_id = d.client_id",
+            &c[..] as &[ClientId],
+            &m[..] as &[MemberId],
+            &s[..],
+            &v[..],
+            &f[..] as &[Option<DateTime<Utc>>],
+            &l[..] as &[Option<DateTime<Utc>>],
         )
-        .bind(&c)
-        .bind(&m)
-        .bind(&s)
-        .bind(&v)
-        .bind(&f)
-        .bind(&l)
         .execute(&mut **tx)
         .await?;
     }
@@ -186,30 +193,31 @@ pub async fn count_landed(
             .iter()
             .map(|p| p.favorite_category.clone())
             .collect();
-        sqlx::query(
+        sqlx::query!(
             "UPDATE members m SET active_days = d.days, favorite_category = d.category
              FROM UNNEST($1::uuid[], $2::uuid[], $3::int[], $4::text[]) AS d(client_id, id, days, category)
              WHERE m.client_id = d.client_id AND m.id = d.id",
+            &c[..] as &[ClientId],
+            &m[..] as &[MemberId],
+            &d[..],
+            &f[..] as &[Option<String>],
         )
-        .bind(&c)
-        .bind(&m)
-        .bind(&d)
-        .bind(&f)
         .execute(&mut **tx)
         .await?;
     }
     Ok(())
 }
 
-/// Receipts older than 35 days are no longer needed (events that old are refused).
+/// Receipts older than 35 days are no longer needed (events that old are refused). A sweep over
+/// every client (listed in [`unscoped`](crate::pg::unscoped)).
 pub async fn prune(pool: &PgPool) -> AppResult<u64> {
-    let receipts = sqlx::query(
-        "DELETE FROM watch_event_receipts WHERE received_at < now() - interval '35 days'",
+    let receipts = sqlx::query!(
+        "DELETE FROM watch_event_receipts WHERE received_at < now() - interval '35 days'"
     )
     .execute(pool)
     .await?
     .rows_affected();
-    sqlx::query("DELETE FROM landed_watch_batches WHERE landed_at < now() - interval '35 days'")
+    sqlx::query!("DELETE FROM landed_watch_batches WHERE landed_at < now() - interval '35 days'")
         .execute(pool)
         .await?;
     Ok(receipts)

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::domain::auth::{random_secret, sha256, REFRESH_TOKEN_PREFIX, REFRESH_TOKEN_TTL_DAYS};
 use crate::domain::ids::{ClientId, FamilyId, MemberId, StaffId};
 use crate::error::{AppError, AppResult};
+use crate::pg::unscoped;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
@@ -33,17 +34,17 @@ pub async fn issue(
 ) -> AppResult<String> {
     let token = random_secret(REFRESH_TOKEN_PREFIX);
     let (staff_id, member_id) = subject.ids();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO refresh_tokens (id, family_id, client_id, staff_id, member_id, token_hash, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        Uuid::now_v7(),
+        family.unwrap_or_else(FamilyId::new_v7) as FamilyId,
+        client_id as ClientId,
+        staff_id as Option<StaffId>,
+        member_id as Option<MemberId>,
+        &sha256(token.as_bytes())[..],
+        Utc::now() + Duration::days(REFRESH_TOKEN_TTL_DAYS),
     )
-    .bind(Uuid::now_v7())
-    .bind(family.unwrap_or_else(FamilyId::new_v7))
-    .bind(client_id)
-    .bind(staff_id)
-    .bind(member_id)
-    .bind(&sha256(token.as_bytes())[..])
-    .bind(Utc::now() + Duration::days(REFRESH_TOKEN_TTL_DAYS))
     .execute(&mut **tx)
     .await?;
     Ok(token)
@@ -100,42 +101,24 @@ pub async fn rotate(
     }
     let hash = sha256(token.as_bytes());
     let mut tx = pool.begin().await?;
-    if !lock_family_of(&mut tx, &hash).await? {
-        return Ok(Err(RotateFailure::Unknown));
-    }
-    #[allow(clippy::type_complexity)]
-    let row: Option<(
-        FamilyId,
-        ClientId,
-        Option<StaffId>,
-        Option<MemberId>,
-        bool,
-        bool,
-        bool,
-    )> = sqlx::query_as(
-        "SELECT family_id, client_id, staff_id, member_id,
-                used_at IS NOT NULL, revoked_at IS NOT NULL, expires_at <= now()
-         FROM refresh_tokens WHERE token_hash = $1",
-    )
-    .bind(&hash[..])
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((family_id, client_id, staff_id, member_id, used, revoked, expired)) = row else {
+    let Some(found) = unscoped::refresh_token_by_hash(&mut tx, &hash).await? else {
         return Ok(Err(RotateFailure::Unknown));
     };
-    let subject = match (staff_id, member_id, staff) {
-        (Some(id), None, true) => Subject::Staff(id),
-        (None, Some(id), false) => Subject::Member(id),
+    let (family_id, client_id) = (found.family_id, found.client_id);
+    let subject = match (found.subject(), staff) {
+        (Some(s @ Subject::Staff(_)), true) | (Some(s @ Subject::Member(_)), false) => s,
         _ => return Ok(Err(RotateFailure::Unknown)),
     };
-    if revoked {
+    if found.revoked {
         return Ok(Err(RotateFailure::Revoked));
     }
-    if used {
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+    if found.used {
+        sqlx::query!(
+            "UPDATE refresh_tokens SET revoked_at = now()
+             WHERE client_id = $1 AND family_id = $2 AND revoked_at IS NULL",
+            client_id as ClientId,
+            family_id as FamilyId,
         )
-        .bind(family_id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -144,13 +127,16 @@ pub async fn rotate(
             client_id,
         }));
     }
-    if expired {
+    if found.expired {
         return Ok(Err(RotateFailure::Expired));
     }
-    sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1")
-        .bind(&hash[..])
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE refresh_tokens SET used_at = now() WHERE client_id = $1 AND token_hash = $2",
+        client_id as ClientId,
+        &hash[..],
+    )
+    .execute(&mut *tx)
+    .await?;
     let next = issue(&mut tx, client_id, subject, Some(family_id)).await?;
     tx.commit().await?;
     Ok(Ok(Rotated {
@@ -161,30 +147,24 @@ pub async fn rotate(
     }))
 }
 
-/// Takes the transaction-scoped lock of the family `token_hash` belongs to; `false` when no such
-/// token exists. Rotation, reuse detection and logout of one family all hold it, so none of them
-/// can miss a token another one is minting at the same moment: a revocation either sees the
+/// Takes the transaction-scoped lock of refresh-token family `family`. Rotation, reuse detection
+/// and logout of one family all hold it (through [`unscoped::refresh_token_by_hash`]), so none of
+/// them can miss a token another one is minting at the same moment: a revocation either sees the
 /// successor committed (and revokes it) or runs first (and the rotation then finds its token
 /// revoked).
-async fn lock_family_of(
+pub(crate) async fn lock_family(
     tx: &mut Transaction<'static, Postgres>,
-    token_hash: &[u8; 32],
-) -> AppResult<bool> {
-    let family: Option<FamilyId> =
-        sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
-            .bind(&token_hash[..])
-            .fetch_optional(&mut **tx)
-            .await?;
-    let Some(family) = family else {
-        return Ok(false);
-    };
+    family: FamilyId,
+) -> AppResult<()> {
     // The two-key form keeps these locks apart from the single-key ones (migrations).
-    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
-        .bind(FAMILY_LOCK_CLASS)
-        .bind(family)
-        .execute(&mut **tx)
-        .await?;
-    Ok(true)
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2::text))",
+        FAMILY_LOCK_CLASS,
+        family as FamilyId,
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// First key of the advisory locks on refresh-token families.
@@ -195,25 +175,19 @@ const FAMILY_LOCK_CLASS: i32 = 0x5046_414d; // "PFAM"
 pub async fn revoke_family(pool: &PgPool, token: &str) -> AppResult<Option<(ClientId, Subject)>> {
     let hash = sha256(token.as_bytes());
     let mut tx = pool.begin().await?;
-    if !lock_family_of(&mut tx, &hash).await? {
+    let Some(found) = unscoped::refresh_token_by_hash(&mut tx, &hash).await? else {
         return Ok(None);
-    }
-    let row: Option<(ClientId, Option<StaffId>, Option<MemberId>)> = sqlx::query_as(
+    };
+    sqlx::query!(
         "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, now())
-         WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)
-         RETURNING client_id, staff_id, member_id",
+         WHERE client_id = $1 AND family_id = $2",
+        found.client_id as ClientId,
+        found.family_id as FamilyId,
     )
-    .bind(&hash[..])
-    .fetch_optional(&mut *tx)
+    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(
-        row.and_then(|(client, staff, member)| match (staff, member) {
-            (Some(s), _) => Some((client, Subject::Staff(s))),
-            (_, Some(m)) => Some((client, Subject::Member(m))),
-            _ => None,
-        }),
-    )
+    Ok(found.subject().map(|s| (found.client_id, s)))
 }
 
 /// Everything a 401 for a refresh attempt says (never which of the failures it was, beyond this).
@@ -229,9 +203,10 @@ pub fn failure_error(f: RotateFailure) -> AppError {
 }
 
 /// Refresh tokens expired for more than 7 days are deleted (reuse detection needs them a while).
+/// A sweep over every client (listed in [`unscoped`]).
 pub async fn prune(pool: &PgPool) -> AppResult<u64> {
     Ok(
-        sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '7 days'")
+        sqlx::query!("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '7 days'")
             .execute(pool)
             .await?
             .rows_affected(),

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 
 use crate::domain::auth::{hash_password, validate_password_strength, Role};
 use crate::domain::ids::{ClientId, StaffId};
@@ -10,7 +10,7 @@ use crate::error::{AppError, AppResult, FieldError};
 use crate::pg::audit;
 
 /// A staff row. `Debug` leaves the password hash out.
-#[derive(Clone, FromRow)]
+#[derive(Clone)]
 pub struct StaffRow {
     pub id: StaffId,
     pub client_id: ClientId,
@@ -70,9 +70,6 @@ impl From<&StaffRow> for StaffProfile {
     }
 }
 
-pub(crate) const SELECT: &str =
-    "SELECT id, client_id, email, name, password_hash, role, active, created_at, last_login_at FROM staff";
-
 pub fn normalize_email(email: &str) -> AppResult<String> {
     let e = email.trim().to_lowercase();
     let valid = e.len() <= 254
@@ -122,15 +119,15 @@ pub async fn create_audited(
     let hash = hash_password(new.password.to_string()).await?;
     let id = StaffId::new_v7();
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO staff (id, client_id, email, name, password_hash, role) VALUES ($1, $2, $3, $4, $5, $6)",
+        id as StaffId,
+        new.client_id as ClientId,
+        &email,
+        new.name.trim(),
+        hash,
+        new.role as Role,
     )
-    .bind(id)
-    .bind(new.client_id)
-    .bind(&email)
-    .bind(new.name.trim())
-    .bind(hash)
-    .bind(new.role.as_str())
     .execute(&mut *tx)
     .await
     .map_err(|e| match AppError::from(e) {
@@ -154,31 +151,39 @@ pub async fn create_audited(
 
 /// Every staff member of a client, oldest first.
 pub async fn list(pool: &PgPool, client_id: ClientId) -> AppResult<Vec<StaffRow>> {
-    Ok(sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE client_id = $1 ORDER BY created_at, id"
-    )))
-    .bind(client_id)
+    Ok(sqlx::query_as!(
+        StaffRow,
+        r#"SELECT id AS "id: StaffId", client_id AS "client_id: ClientId", email, name,
+                  password_hash, role AS "role: Role", active, created_at, last_login_at
+           FROM staff WHERE client_id = $1 ORDER BY created_at, id"#,
+        client_id as ClientId,
+    )
     .fetch_all(pool)
     .await?)
 }
 
 pub async fn get(pool: &PgPool, client_id: ClientId, id: StaffId) -> AppResult<StaffRow> {
-    sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE client_id = $1 AND id = $2"
-    )))
-    .bind(client_id)
-    .bind(id)
+    sqlx::query_as!(
+        StaffRow,
+        r#"SELECT id AS "id: StaffId", client_id AS "client_id: ClientId", email, name,
+                  password_hash, role AS "role: Role", active, created_at, last_login_at
+           FROM staff WHERE client_id = $1 AND id = $2"#,
+        client_id as ClientId,
+        id as StaffId,
+    )
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| AppError::not_found("staff"))
 }
 
 pub async fn touch_login(pool: &PgPool, client_id: ClientId, id: StaffId) -> AppResult<()> {
-    sqlx::query("UPDATE staff SET last_login_at = now() WHERE client_id = $1 AND id = $2")
-        .bind(client_id)
-        .bind(id)
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "UPDATE staff SET last_login_at = now() WHERE client_id = $1 AND id = $2",
+        client_id as ClientId,
+        id as StaffId,
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -188,12 +193,12 @@ pub async fn set_active(
     id: StaffId,
     active: bool,
 ) -> AppResult<()> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE staff SET active = $3, updated_at = now() WHERE client_id = $1 AND id = $2",
+        client_id as ClientId,
+        id as StaffId,
+        active,
     )
-    .bind(client_id)
-    .bind(id)
-    .bind(active)
     .execute(pool)
     .await?;
     if done.rows_affected() == 0 {
@@ -265,23 +270,23 @@ async fn apply_deactivate(
     actor: audit::Actor,
     origin: &Origin,
 ) -> AppResult<u64> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE staff SET active = false, updated_at = now() WHERE client_id = $1 AND id = $2",
+        before.client_id as ClientId,
+        before.id as StaffId,
     )
-    .bind(before.client_id)
-    .bind(before.id)
     .execute(&mut **tx)
     .await?;
-    let revoked = sqlx::query(
+    let revoked = sqlx::query!(
         "UPDATE refresh_tokens SET revoked_at = now()
          WHERE client_id = $1 AND staff_id = $2 AND revoked_at IS NULL",
+        before.client_id as ClientId,
+        before.id as StaffId,
     )
-    .bind(before.client_id)
-    .bind(before.id)
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    let entry = audit::Entry::new(before.client_id, actor, "staff.deactivate")
+    let entry = audit::Entry::new(before.client_id, actor, audit::AuditAction::StaffDeactivate)
         .target("staff", before.id)
         .details(serde_json::json!({
             "email": before.email,
@@ -327,13 +332,15 @@ async fn apply_set_role(
     actor: audit::Actor,
     origin: &Origin,
 ) -> AppResult<()> {
-    sqlx::query("UPDATE staff SET role = $3, updated_at = now() WHERE client_id = $1 AND id = $2")
-        .bind(before.client_id)
-        .bind(before.id)
-        .bind(role.as_str())
-        .execute(&mut **tx)
-        .await?;
-    let entry = audit::Entry::new(before.client_id, actor, "staff.set_role")
+    sqlx::query!(
+        "UPDATE staff SET role = $3, updated_at = now() WHERE client_id = $1 AND id = $2",
+        before.client_id as ClientId,
+        before.id as StaffId,
+        role as Role,
+    )
+    .execute(&mut **tx)
+    .await?;
+    let entry = audit::Entry::new(before.client_id, actor, audit::AuditAction::StaffSetRole)
         .target("staff", before.id)
         .details(serde_json::json!({
             "email": before.email,
@@ -377,25 +384,25 @@ pub async fn update(
     origin: Origin,
 ) -> AppResult<Updated> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    sqlx::query!(
         "SELECT id FROM staff WHERE client_id = $1 AND active AND role = 'admin'
          ORDER BY id FOR UPDATE",
+        client_id as ClientId,
     )
-    .bind(client_id)
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
     let before = lock(&mut tx, client_id, id).await?;
     if let Some(name) = patch.name.as_deref().map(str::trim) {
         if name != before.name {
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE staff SET name = $3, updated_at = now() WHERE client_id = $1 AND id = $2",
+                client_id as ClientId,
+                id as StaffId,
+                name,
             )
-            .bind(client_id)
-            .bind(id)
-            .bind(name)
             .execute(&mut *tx)
             .await?;
-            let entry = audit::Entry::new(client_id, actor, "staff.rename")
+            let entry = audit::Entry::new(client_id, actor, audit::AuditAction::StaffRename)
                 .target("staff", id)
                 .details(serde_json::json!({
                     "email": before.email, "from": before.name, "to": name,
@@ -415,14 +422,14 @@ pub async fn update(
             access_changed = true;
         }
         Some(true) if !before.active => {
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE staff SET active = true, updated_at = now() WHERE client_id = $1 AND id = $2",
+                client_id as ClientId,
+                id as StaffId,
             )
-            .bind(client_id)
-            .bind(id)
             .execute(&mut *tx)
             .await?;
-            let entry = audit::Entry::new(client_id, actor, "staff.activate")
+            let entry = audit::Entry::new(client_id, actor, audit::AuditAction::StaffActivate)
                 .target("staff", id)
                 .details(serde_json::json!({ "email": before.email }))
                 .origin(origin.0, origin.1.clone());
@@ -447,21 +454,24 @@ pub async fn update(
 
 /// The staff row, locked for the rest of the transaction (so concurrent changes take turns).
 async fn lock(tx: &mut Tx, client_id: ClientId, id: StaffId) -> AppResult<StaffRow> {
-    sqlx::query_as::<_, StaffRow>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE client_id = $1 AND id = $2 FOR UPDATE"
-    )))
-    .bind(client_id)
-    .bind(id)
+    sqlx::query_as!(
+        StaffRow,
+        r#"SELECT id AS "id: StaffId", client_id AS "client_id: ClientId", email, name,
+                  password_hash, role AS "role: Role", active, created_at, last_login_at
+           FROM staff WHERE client_id = $1 AND id = $2 FOR UPDATE"#,
+        client_id as ClientId,
+        id as StaffId,
+    )
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| AppError::not_found("staff"))
 }
 
 async fn active_admins(tx: &mut Tx, client_id: ClientId) -> AppResult<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM staff WHERE client_id = $1 AND active AND role = 'admin'",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM staff WHERE client_id = $1 AND active AND role = 'admin'"#,
+        client_id as ClientId,
     )
-    .bind(client_id)
     .fetch_one(&mut **tx)
     .await?)
 }

@@ -97,12 +97,13 @@ pub fn prepare(body: &Value) -> AppResult<Vec<(String, String)>> {
 }
 
 pub async fn get_all(pool: &PgPool, client_id: ClientId) -> AppResult<BTreeMap<String, String>> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT key, value FROM content_strings WHERE client_id = $1 ORDER BY key")
-            .bind(client_id)
-            .fetch_all(pool)
-            .await?;
-    Ok(rows.into_iter().collect())
+    let rows = sqlx::query!(
+        "SELECT key, value FROM content_strings WHERE client_id = $1 ORDER BY key",
+        client_id as ClientId,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.key, r.value)).collect())
 }
 
 /// Merges `entries` into the client's strings (one transaction, audited) and returns all strings.
@@ -115,29 +116,32 @@ pub async fn merge(
 ) -> AppResult<BTreeMap<String, String>> {
     let mut tx = pool.begin().await?;
     // Serialises concurrent updates of one client so the key limit holds.
-    sqlx::query("SELECT 1 FROM clients WHERE id = $1 FOR UPDATE")
-        .bind(client_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "SELECT 1 AS one FROM clients WHERE id = $1 FOR UPDATE",
+        client_id as ClientId,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
     let values: Vec<&str> = entries.iter().map(|(_, v)| v.as_str()).collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO content_strings (client_id, key, value, updated_by)
          SELECT $1, k, v, $4 FROM UNNEST($2::text[], $3::text[]) AS t(k, v)
          ON CONFLICT (client_id, key) DO UPDATE
            SET value = EXCLUDED.value, updated_by = EXCLUDED.updated_by, updated_at = now()",
+        client_id as ClientId,
+        &keys[..] as &[&str],
+        &values[..] as &[&str],
+        staff_id as Option<StaffId>,
     )
-    .bind(client_id)
-    .bind(&keys)
-    .bind(&values)
-    .bind(staff_id)
     .execute(&mut *tx)
     .await?;
-    let count: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM content_strings WHERE client_id = $1")
-            .bind(client_id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let count = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM content_strings WHERE client_id = $1"#,
+        client_id as ClientId,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     if count > MAX_KEYS {
         return Err(AppError::Unprocessable {
             code: "TOO_MANY_STRINGS",
