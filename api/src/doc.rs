@@ -90,13 +90,6 @@ string_param!(
     )
 );
 string_param!(
-    /// A staff member's role.
-    StaffRole => one_of_strings(
-        ["admin", "viewer"].map(String::from),
-        "`admin` may change everything; `viewer` may only read.",
-    )
-);
-string_param!(
     /// A boolean query value.
     Flag => one_of_strings(["true", "false"].map(String::from), "true or false.")
 );
@@ -116,27 +109,6 @@ string_param!(
             )
             .description("A day (YYYY-MM-DD, the partner's timezone) or an RFC 3339 instant."),
     )
-);
-
-string_param!(
-    /// The body of `PUT /partner/strings`: content-string keys to HTML values.
-    StringsBody => Schema::Object(Box::new(
-        Object::new()
-            .schema_type(BasicType::Object)
-            .property_names(
-                Object::new()
-                    .schema_type(BasicType::String)
-                    .pattern("^st_[a-z0-9_]{1,64}$"),
-            )
-            .additional_properties(
-                Object::new()
-                    .schema_type(BasicType::String)
-                    .max_length(65536)
-                    .description("HTML, at most 64 KiB (UTF-8); sanitized on write"),
-            )
-            .max_properties(100)
-            .description("Keys to merge into the client's strings; other keys stay as they are."),
-    ))
 );
 
 /// Query parameters whose empty value the server refuses (paging); for every other optional query

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use portal_shared::pg::{audit, strings};
-use salvo::oapi::extract::JsonBody;
 use salvo::prelude::*;
 
+use crate::body::Body;
 use crate::envelope::{ok, Envelope};
 use crate::error::ApiResult;
 use crate::middleware::{app_client, client_ip, request_id, staff, state};
@@ -27,17 +27,16 @@ pub async fn get_partner(depot: &mut Depot) -> ApiResult<Json<Envelope<BTreeMap<
 #[endpoint(
     tags("content"),
     security(("bearer" = [])),
-    request_body(content = crate::doc::StringsBody, example = json!({"st_aboutus": "<h1>About Us</h1><p>Updated content...</p>"})),
     status_codes(200, 400, 401, 403, 413, 422, 503)
 )]
 pub async fn put_partner(
-    body: JsonBody<serde_json::Value>,
+    body: Body<strings::StringsUpdate>,
     req: &mut Request,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<BTreeMap<String, String>>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let entries = strings::prepare(&body.into_inner())?;
+    let entries = body.into_inner().0;
     let entry = audit::Entry::new(
         s.client_id,
         audit::Actor::Staff(s.staff_id),
@@ -60,17 +59,14 @@ pub async fn put_partner(
 #[endpoint(
     tags("content"),
     security(("bearer" = [])),
-    request_body(content = crate::doc::StringsBody, example = json!({"st_aboutus": "<h1>About Us</h1><script>alert(1)</script>"})),
     status_codes(200, 400, 401, 403, 413, 422, 503)
 )]
 pub async fn preview_partner(
-    body: JsonBody<serde_json::Value>,
+    body: Body<strings::StringsUpdate>,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<BTreeMap<String, String>>>> {
     staff(depot)?;
-    Ok(ok(strings::prepare(&body.into_inner())?
-        .into_iter()
-        .collect()))
+    Ok(ok(body.into_inner().0.into_iter().collect()))
 }
 
 /// The app's content strings: an array holding one object with every string (as in the seed).

@@ -7,9 +7,11 @@
 use chrono::{DateTime, Utc};
 use portal_shared::domain::auth::{validate_password_strength, Role};
 use portal_shared::domain::ids::{ApiKeyId, StaffId};
-use portal_shared::error::{AppError, FieldError};
+use portal_shared::error::AppError;
 use portal_shared::pg::{api_keys, audit, staff as staff_repo};
 use salvo::oapi::extract::{JsonBody, PathParam};
+
+use crate::body::Body;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -30,7 +32,7 @@ pub struct StaffDto {
     pub id: StaffId,
     pub email: String,
     pub name: String,
-    #[salvo(schema(value_type = crate::doc::StaffRole))]
+    #[salvo(schema(value_type = portal_shared::domain::auth::Role))]
     pub role: String,
     /// `false` once deactivated: no login, no refresh, live tokens refused.
     pub active: bool,
@@ -75,45 +77,12 @@ pub struct StaffCreate {
         pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
     ))]
     pub name: String,
-    #[salvo(schema(value_type = crate::doc::StaffRole))]
+    #[salvo(schema(value_type = portal_shared::domain::auth::Role))]
     pub role: String,
-}
-
-/// Request body of `PATCH /partner/staff/{id}`: any non-empty subset. Unknown fields are refused.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[salvo(schema(min_properties = 1, example = json!({"role": "viewer", "active": false})))]
-pub struct StaffUpdate {
-    #[salvo(schema(required = false, value_type = crate::doc::StaffRole))]
-    pub role: String,
-    /// `false` deactivates (and ends every session of) the member; `true` lets them log in again.
-    #[salvo(schema(required = false))]
-    pub active: bool,
-    /// 1 to 200 characters, not blank.
-    #[salvo(schema(
-        required = false,
-        max_length = 200,
-        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
-    ))]
-    pub name: String,
 }
 
 fn parse_role(raw: &str) -> Result<Role, AppError> {
     Role::parse(raw).ok_or_else(|| AppError::validation("role", "must be admin or viewer"))
-}
-
-/// A staff member's display name: 1 to 200 characters once trimmed, no U+0000.
-fn parse_name(raw: &str) -> Result<String, FieldError> {
-    let name = raw.trim();
-    if name.is_empty() {
-        Err(FieldError::new("name", "must not be blank"))
-    } else if raw.chars().count() > 200 {
-        Err(FieldError::new("name", "must be at most 200 characters"))
-    } else if raw.contains('\0') {
-        Err(FieldError::new("name", "must not contain NUL characters"))
-    } else {
-        Ok(name.to_string())
-    }
 }
 
 fn actor(s: &Staff, req: &Request, depot: &Depot) -> (audit::Entry, staff_repo::Origin) {
@@ -157,7 +126,8 @@ pub async fn create_staff(
     let s = staff(depot)?;
     let body = body.into_inner();
     let role = parse_role(&body.role)?;
-    let name = parse_name(&body.name).map_err(|e| AppError::validation_many(vec![e]))?;
+    let name =
+        staff_repo::parse_name(&body.name).map_err(|e| AppError::validation_many(vec![e]))?;
     staff_repo::normalize_email(&body.email)?;
     validate_password_strength(&body.password)?;
     if body.password.chars().count() > MAX_PASSWORD_CHARS {
@@ -185,43 +155,6 @@ pub async fn create_staff(
     Ok(ok(StaffDto::from(&row)))
 }
 
-/// The fields of a `PATCH` body, each checked; unknown fields and `{}` are refused.
-fn parse_patch(body: &serde_json::Value) -> Result<staff_repo::Patch, AppError> {
-    let Some(fields) = body.as_object() else {
-        return Err(AppError::validation("body", "must be a JSON object"));
-    };
-    if fields.is_empty() {
-        return Err(AppError::validation(
-            "body",
-            "send at least one of role, active, name",
-        ));
-    }
-    let mut patch = staff_repo::Patch::default();
-    let mut errors = Vec::new();
-    for (field, value) in fields {
-        match (field.as_str(), value) {
-            ("role", serde_json::Value::String(r)) => match Role::parse(r) {
-                Some(role) => patch.role = Some(role),
-                None => errors.push(FieldError::new("role", "must be admin or viewer")),
-            },
-            ("active", serde_json::Value::Bool(a)) => patch.active = Some(*a),
-            ("name", serde_json::Value::String(n)) => match parse_name(n) {
-                Ok(name) => patch.name = Some(name),
-                Err(e) => errors.push(e),
-            },
-            ("role", _) => errors.push(FieldError::new("role", "must be admin or viewer")),
-            ("active", _) => errors.push(FieldError::new("active", "must be true or false")),
-            ("name", _) => errors.push(FieldError::new("name", "must be a string")),
-            (other, _) => errors.push(FieldError::new(other, "is not a field of a staff member")),
-        }
-    }
-    if errors.is_empty() {
-        Ok(patch)
-    } else {
-        Err(AppError::validation_many(errors))
-    }
-}
-
 /// Change a staff member's role, active flag or name (admins only); send only what changes.
 /// Deactivation ends every session of the member and refuses their access tokens at once on every
 /// API instance; a demotion to viewer refuses their writes at once. 409 `LAST_ADMIN` when the
@@ -230,20 +163,19 @@ fn parse_patch(body: &serde_json::Value) -> Result<staff_repo::Patch, AppError> 
 #[endpoint(
     tags("team"),
     security(("bearer" = [])),
-    request_body = StaffUpdate,
     status_codes(200, 400, 401, 403, 404, 409, 413, 503),
     parameters(("id" = Uuid, Path))
 )]
 pub async fn update_staff(
     id: PathParam<String>,
-    body: JsonBody<serde_json::Value>,
+    patch: Body<staff_repo::Patch>,
     req: &mut Request,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<StaffDto>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
     let id = params::path_id(&id, "staff")?;
-    let patch = parse_patch(&body.into_inner())?;
+    let patch = patch.into_inner();
     let (_, origin) = actor(&s, req, depot);
     let updated = staff_repo::update(
         &st.db,

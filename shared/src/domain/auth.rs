@@ -232,6 +232,19 @@ impl Role {
     }
 }
 
+/// Documented inline, as the string enum it is on the wire.
+impl salvo_oapi::ToSchema for Role {
+    fn to_schema(_: &mut salvo_oapi::Components) -> salvo_oapi::RefOr<salvo_oapi::schema::Schema> {
+        use salvo_oapi::schema::{BasicType, Object, Schema};
+        salvo_oapi::RefOr::Type(Schema::Object(Box::new(
+            Object::new()
+                .schema_type(BasicType::String)
+                .enum_values(["admin", "viewer"])
+                .description("`admin` may change everything; `viewer` may only read."),
+        )))
+    }
+}
+
 /// Claims of an access token. `sub` is the staff id (partner) or member id (member).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccessClaims {

@@ -6,6 +6,7 @@ use sqlx::PgPool;
 
 use crate::domain::auth::{hash_password, validate_password_strength, Role};
 use crate::domain::ids::{ClientId, StaffId};
+use crate::domain::json::FromJson;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::pg::audit;
 
@@ -352,12 +353,82 @@ async fn apply_set_role(
     Ok(())
 }
 
-/// A change of a staff member asked for by a partner admin: any of role, active, name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A change of a staff member asked for by a partner admin (the body of
+/// `PATCH /partner/staff/{id}`): any non-empty subset of role, active, name. Unknown fields are
+/// refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, salvo_oapi::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[salvo(schema(name = "StaffUpdate", min_properties = 1, example = json!({"role": "viewer", "active": false})))]
 pub struct Patch {
+    #[salvo(schema(required = false, value_type = Role))]
     pub role: Option<Role>,
+    /// `false` deactivates (and ends every session of) the member; `true` lets them log in again.
+    #[salvo(schema(required = false, value_type = bool))]
     pub active: Option<bool>,
+    /// 1 to 200 characters, not blank.
+    #[salvo(schema(
+        required = false,
+        value_type = String,
+        max_length = 200,
+        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    ))]
     pub name: Option<String>,
+}
+
+/// The fields of a `PATCH` body, each checked (all problems at once); unknown fields and `{}` are
+/// refused.
+impl FromJson for Patch {
+    fn from_json(body: &serde_json::Value) -> AppResult<Self> {
+        let Some(fields) = body.as_object() else {
+            return Err(AppError::validation("body", "must be a JSON object"));
+        };
+        if fields.is_empty() {
+            return Err(AppError::validation(
+                "body",
+                "send at least one of role, active, name",
+            ));
+        }
+        let mut patch = Patch::default();
+        let mut errors = Vec::new();
+        for (field, value) in fields {
+            match (field.as_str(), value) {
+                ("role", serde_json::Value::String(r)) => match Role::parse(r) {
+                    Some(role) => patch.role = Some(role),
+                    None => errors.push(FieldError::new("role", "must be admin or viewer")),
+                },
+                ("active", serde_json::Value::Bool(a)) => patch.active = Some(*a),
+                ("name", serde_json::Value::String(n)) => match parse_name(n) {
+                    Ok(name) => patch.name = Some(name),
+                    Err(e) => errors.push(e),
+                },
+                ("role", _) => errors.push(FieldError::new("role", "must be admin or viewer")),
+                ("active", _) => errors.push(FieldError::new("active", "must be true or false")),
+                ("name", _) => errors.push(FieldError::new("name", "must be a string")),
+                (other, _) => {
+                    errors.push(FieldError::new(other, "is not a field of a staff member"))
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(patch)
+        } else {
+            Err(AppError::validation_many(errors))
+        }
+    }
+}
+
+/// A staff member's display name: 1 to 200 characters once trimmed, no U+0000.
+pub fn parse_name(raw: &str) -> Result<String, FieldError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        Err(FieldError::new("name", "must not be blank"))
+    } else if raw.chars().count() > 200 {
+        Err(FieldError::new("name", "must be at most 200 characters"))
+    } else if raw.contains('\0') {
+        Err(FieldError::new("name", "must not contain NUL characters"))
+    } else {
+        Ok(name.to_string())
+    }
 }
 
 /// What [`update`] did.

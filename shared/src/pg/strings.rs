@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use sqlx::PgPool;
 
 use crate::domain::ids::{ClientId, StaffId};
+use crate::domain::json::FromJson;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::pg::audit;
 
@@ -55,6 +56,45 @@ pub fn sanitize(html: &str) -> String {
 }
 
 /// Validates an update body and returns the sanitized entries.
+/// The body of `PUT /partner/strings` and of its preview: content-string keys to HTML values,
+/// each checked and sanitized ([`prepare`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StringsUpdate(pub Vec<(String, String)>);
+
+impl FromJson for StringsUpdate {
+    fn from_json(body: &Value) -> AppResult<Self> {
+        prepare(body).map(Self)
+    }
+}
+
+impl salvo_oapi::ToSchema for StringsUpdate {
+    fn to_schema(_: &mut salvo_oapi::Components) -> salvo_oapi::RefOr<salvo_oapi::schema::Schema> {
+        use salvo_oapi::schema::{BasicType, Object, Schema};
+        salvo_oapi::RefOr::Type(Schema::Object(Box::new(
+            Object::new()
+                .schema_type(BasicType::Object)
+                .property_names(
+                    Object::new()
+                        .schema_type(BasicType::String)
+                        .pattern("^st_[a-z0-9_]{1,64}$"),
+                )
+                .additional_properties(
+                    Object::new()
+                        .schema_type(BasicType::String)
+                        .max_length(MAX_VALUE_BYTES)
+                        .description("HTML, at most 64 KiB (UTF-8); sanitized on write"),
+                )
+                .max_properties(MAX_KEYS as usize)
+                .description(
+                    "Keys to merge into the client's strings; other keys stay as they are.",
+                )
+                .examples([serde_json::json!({
+                    "st_aboutus": "<h1>About Us</h1><p>Updated content...</p>"
+                })]),
+        )))
+    }
+}
+
 pub fn prepare(body: &Value) -> AppResult<Vec<(String, String)>> {
     let Some(map): Option<&Map<String, Value>> = body.as_object() else {
         return Err(AppError::bad_request(
