@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use portal_shared::domain::pagination::Page;
 use portal_shared::error::AppError;
+use portal_shared::pg::members::MemberStatus;
 use portal_shared::pg::{clients, members};
 use salvo::oapi::extract::{PathParam, QueryParam};
 use salvo::oapi::ToSchema;
@@ -21,7 +22,7 @@ pub struct MemberRowDto {
     pub name: String,
     pub email: String,
     /// `active` when the member watched anything in the last 30 days (client's timezone).
-    pub status: String,
+    pub status: MemberStatus,
     pub voucher_code: Option<String>,
     pub registered_at: DateTime<Utc>,
     pub last_active_at: Option<DateTime<Utc>>,
@@ -35,7 +36,7 @@ impl From<members::MemberSummary> for MemberRowDto {
             id: m.id,
             name: m.name,
             email: m.email,
-            status: m.status.to_string(),
+            status: m.status,
             voucher_code: m.voucher_code,
             registered_at: m.registered_at,
             last_active_at: m.last_active_at,
@@ -79,7 +80,7 @@ pub async fn list(
     let sort = members::parse_sort(sort.as_deref())?;
     let filter = members::ListFilter {
         search: crate::params::search(search.as_deref())?,
-        active: members::parse_status(status.as_deref())?,
+        status: members::parse_status(status.as_deref())?,
     };
     let tz = clients::timezone(&st.db, s.client_id).await?;
     let since = members::active_since(tz, Utc::now());

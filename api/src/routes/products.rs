@@ -191,7 +191,7 @@ struct ListQuery<'a> {
 async fn list_page(
     db: &sqlx::PgPool,
     client_id: ClientId,
-    status: Option<String>,
+    status: Option<products::ProductStatus>,
     q: ListQuery<'_>,
 ) -> ApiResult<Json<Envelope<ProductList>>> {
     let p = Page::parse(q.page, q.limit, products::MAX_LIMIT)?;
@@ -362,7 +362,7 @@ pub async fn app_list(
     list_page(
         &st.db,
         c.client_id,
-        Some("active".into()),
+        Some(products::ProductStatus::Active),
         ListQuery {
             product_type: productType.as_deref(),
             search: search.as_deref(),

@@ -13,7 +13,8 @@ use uuid::Uuid;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{client_ip, request_id, staff, state};
-use portal_shared::domain::ids::{MemberId, VoucherBatchId};
+use portal_shared::domain::ids::{MemberId, VoucherBatchId, VoucherId};
+use portal_shared::pg::vouchers::VoucherStatus;
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -27,10 +28,10 @@ pub struct RedeemedBy {
 #[serde(rename_all = "camelCase")]
 #[salvo(schema(example = json!({"id": 1, "code": "STUDIO-7K3M9Q2X", "status": "active", "batchId": "01a212bf-0aca-743e-b263-3e36ed0b7418", "expiresAt": "2026-12-31T23:59:59Z", "createdAt": "2026-11-25T12:00:00Z", "redeemedAt": null, "redeemedBy": null, "revokedAt": null})))]
 pub struct VoucherDto {
-    pub id: i64,
+    pub id: VoucherId,
     pub code: String,
     /// `active | redeemed | expired | revoked` (`expired` follows from `expiresAt`).
-    pub status: String,
+    pub status: VoucherStatus,
     pub batch_id: VoucherBatchId,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -256,11 +257,12 @@ pub async fn revoke(
 ) -> ApiResult<Json<Envelope<RevokeResult>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let id: i64 = id
+    let id = id
         .trim()
         .parse()
         .ok()
         .filter(|n: &i64| *n > 0)
+        .map(VoucherId)
         .ok_or_else(|| AppError::validation("id", "must be a positive whole number"))?;
     let mut tx = st.db.begin().await?;
     let outcome = vouchers::revoke(&mut tx, s.client_id, id, Some(s.staff_id)).await?;

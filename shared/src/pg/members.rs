@@ -6,10 +6,12 @@ use serde::Serialize;
 use sqlx::{FromRow, PgPool};
 
 use crate::domain::auth::{hash_password, validate_password_strength};
-use crate::domain::ids::{ClientId, MemberId};
+use crate::domain::ids::{ClientId, MemberId, VoucherId};
 use crate::domain::pagination::{Direction, Page, Sort};
+pub use crate::domain::status::MemberStatus;
 use crate::error::{AppError, AppResult, FieldError};
-use crate::pg::{audit, sessions, staff::normalize_email, vouchers};
+use crate::pg::vouchers::{self, VoucherStatus};
+use crate::pg::{audit, sessions, staff::normalize_email};
 
 /// Start (as an instant) of the 30-day activity window: today and the 29 days before it, in the
 /// client's timezone.
@@ -45,7 +47,7 @@ pub struct MemberSummary {
     pub id: MemberId,
     pub name: String,
     pub email: String,
-    pub status: &'static str,
+    pub status: MemberStatus,
     pub voucher_code: Option<String>,
     pub registered_at: DateTime<Utc>,
     pub last_active_at: Option<DateTime<Utc>>,
@@ -60,9 +62,9 @@ impl MemberRow {
             name: self.name.clone(),
             email: self.email.clone(),
             status: if self.last_active_at.is_some_and(|t| t >= active_since) {
-                "active"
+                MemberStatus::Active
             } else {
-                "inactive"
+                MemberStatus::Inactive
             },
             voucher_code: self.voucher_code.clone(),
             registered_at: self.registered_at,
@@ -143,21 +145,21 @@ pub fn validate_registration(r: &Registration<'_>) -> AppResult<String> {
 }
 
 /// Why a registration with a voucher of this status (`None`: no such code) is refused.
-pub fn voucher_refusal(status: Option<&str>) -> AppError {
+pub fn voucher_refusal(status: Option<VoucherStatus>) -> AppError {
     match status {
-        Some("redeemed") => AppError::conflict(
+        Some(VoucherStatus::Redeemed) => AppError::conflict(
             "VOUCHER_REDEEMED",
             "this voucher code has already been used",
         ),
-        Some("expired") => AppError::Unprocessable {
+        Some(VoucherStatus::Expired) => AppError::Unprocessable {
             code: "VOUCHER_EXPIRED",
             message: "this voucher code has expired".into(),
         },
-        Some("revoked") => AppError::Unprocessable {
+        Some(VoucherStatus::Revoked) => AppError::Unprocessable {
             code: "VOUCHER_REVOKED",
             message: "this voucher code has been revoked".into(),
         },
-        _ => AppError::NotFound("voucher code not found".into()),
+        Some(VoucherStatus::Active) | None => AppError::NotFound("voucher code not found".into()),
     }
 }
 
@@ -175,7 +177,7 @@ pub async fn register(
     let mut tx = pool.begin().await?;
     // The row lock taken by this UPDATE serialises concurrent redemptions of one code; the losers
     // re-check `status = 'active'` after the winner commits and update nothing.
-    let voucher_id: Option<i64> = sqlx::query_scalar(
+    let voucher_id: Option<VoucherId> = sqlx::query_scalar(
         "UPDATE vouchers SET status = 'redeemed', redeemed_at = now()
          WHERE client_id = $1 AND code = $2 AND status = 'active'
            AND (expires_at IS NULL OR expires_at > now())
@@ -186,7 +188,7 @@ pub async fn register(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(voucher_id) = voucher_id else {
-        let status: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        let status: Option<VoucherStatus> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT {} FROM vouchers v WHERE v.client_id = $1 AND v.code = $2",
             vouchers::STATUS_SQL
         )))
@@ -194,7 +196,7 @@ pub async fn register(
         .bind(&code)
         .fetch_optional(&mut *tx)
         .await?;
-        return Err(voucher_refusal(status.as_deref()));
+        return Err(voucher_refusal(status));
     };
     let id = MemberId::new_v7();
     sqlx::query(
@@ -312,17 +314,13 @@ pub fn parse_sort(raw: Option<&str>) -> AppResult<Sort> {
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub search: Option<String>,
-    /// `Some(true)` active only, `Some(false)` inactive only.
-    pub active: Option<bool>,
+    /// Members of this status only.
+    pub status: Option<MemberStatus>,
 }
 
-pub fn parse_status(raw: Option<&str>) -> AppResult<Option<bool>> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some("active") => Ok(Some(true)),
-        Some("inactive") => Ok(Some(false)),
-        Some(_) => Err(AppError::validation("status", "must be active or inactive")),
-    }
+/// The `status` filter: empty means not given; an unknown value is a 400 naming `status`.
+pub fn parse_status(raw: Option<&str>) -> AppResult<Option<MemberStatus>> {
+    MemberStatus::parse_param(raw, "status")
 }
 
 pub async fn list(
@@ -347,7 +345,7 @@ pub async fn list(
     )))
     .bind(client_id)
     .bind(&search)
-    .bind(f.active)
+    .bind(f.status.map(|s| s == MemberStatus::Active))
     .bind(active_since)
     .fetch_one(pool)
     .await?;
@@ -357,7 +355,7 @@ pub async fn list(
     )))
     .bind(client_id)
     .bind(&search)
-    .bind(f.active)
+    .bind(f.status.map(|s| s == MemberStatus::Active))
     .bind(active_since)
     .bind(page.limit_i64())
     .bind(page.offset())

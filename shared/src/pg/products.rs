@@ -7,6 +7,7 @@ use sqlx::{FromRow, PgPool, QueryBuilder};
 
 use crate::domain::ids::{ClientId, ProductId};
 use crate::domain::pagination::Page;
+pub use crate::domain::status::ProductStatus;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::pg::like_pattern;
 
@@ -28,7 +29,7 @@ pub struct Product {
     pub product_type: Option<String>,
     pub featured: bool,
     /// `draft | active | archived`.
-    pub status: String,
+    pub status: ProductStatus,
     pub sort_order: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -48,7 +49,7 @@ pub struct ProductInput {
     pub external_url: Option<Option<String>>,
     pub product_type: Option<Option<String>>,
     pub featured: Option<bool>,
-    pub status: Option<String>,
+    pub status: Option<ProductStatus>,
     pub sort_order: Option<i32>,
 }
 
@@ -167,8 +168,8 @@ impl ProductInput {
                     Some(b) => p.featured = Some(b),
                     None => e.push(FieldError::new("featured", "must be true or false")),
                 },
-                "status" => match v.as_str() {
-                    Some(s @ ("draft" | "active" | "archived")) => p.status = Some(s.to_string()),
+                "status" => match v.as_str().and_then(ProductStatus::from_word) {
+                    Some(s) => p.status = Some(s),
                     _ => e.push(FieldError::new(
                         "status",
                         "must be draft, active or archived",
@@ -217,7 +218,7 @@ pub async fn create(pool: &PgPool, client_id: ClientId, p: &ProductInput) -> App
     .bind(p.external_url.clone().flatten())
     .bind(p.product_type.clone().flatten())
     .bind(p.featured.unwrap_or(false))
-    .bind(p.status.as_deref().unwrap_or("draft"))
+    .bind(p.status.unwrap_or(ProductStatus::Draft))
     .bind(p.sort_order.unwrap_or(0))
     .fetch_one(pool)
     .await?)
@@ -255,8 +256,8 @@ pub async fn update(
     if let Some(v) = p.featured {
         q.push(", featured = ").push_bind(v);
     }
-    if let Some(v) = &p.status {
-        q.push(", status = ").push_bind(v.clone());
+    if let Some(v) = p.status {
+        q.push(", status = ").push_bind(v);
     }
     if let Some(v) = p.sort_order {
         q.push(", sort_order = ").push_bind(v);
@@ -320,21 +321,15 @@ pub fn parse_sort(raw: Option<&str>) -> AppResult<&'static str> {
 
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
-    pub status: Option<String>,
+    pub status: Option<ProductStatus>,
     pub product_type: Option<String>,
     pub search: Option<String>,
     pub featured: Option<bool>,
 }
 
-pub fn parse_status(raw: Option<&str>) -> AppResult<Option<String>> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(s @ ("draft" | "active" | "archived")) => Ok(Some(s.to_string())),
-        Some(_) => Err(AppError::validation(
-            "status",
-            "must be draft, active or archived",
-        )),
-    }
+/// The `status` filter: empty means not given; an unknown value is a 400 naming `status`.
+pub fn parse_status(raw: Option<&str>) -> AppResult<Option<ProductStatus>> {
+    ProductStatus::parse_param(raw, "status")
 }
 
 pub async fn list(

@@ -6,8 +6,9 @@ use rand::Rng;
 use serde::Serialize;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
 
-use crate::domain::ids::{ClientId, MemberId, StaffId, VoucherBatchId};
+use crate::domain::ids::{ClientId, MemberId, StaffId, VoucherBatchId, VoucherId};
 use crate::domain::pagination::{Direction, Page, Sort};
+pub use crate::domain::status::VoucherStatus;
 use crate::error::{AppError, AppResult, FieldError};
 
 /// Crockford base32: no I, L, O, U, so codes survive being read aloud and typed.
@@ -28,9 +29,9 @@ pub const STATUS_SQL: &str = status_sql!();
 #[derive(Debug, Clone, FromRow, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Voucher {
-    pub id: i64,
+    pub id: VoucherId,
     pub code: String,
-    pub status: String,
+    pub status: VoucherStatus,
     pub batch_id: VoucherBatchId,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -185,7 +186,7 @@ pub async fn generate(
     g: &Generate,
 ) -> AppResult<(VoucherBatchId, Vec<Voucher>)> {
     let batch_id = VoucherBatchId::new_v7();
-    let mut ids: Vec<i64> = Vec::with_capacity(g.quantity as usize);
+    let mut ids: Vec<VoucherId> = Vec::with_capacity(g.quantity as usize);
     for _round in 0..10 {
         let missing = g.quantity as usize - ids.len();
         if missing == 0 {
@@ -196,7 +197,7 @@ pub async fn generate(
             .collect();
         codes.sort();
         codes.dedup();
-        let inserted: Vec<i64> = sqlx::query_scalar(
+        let inserted: Vec<VoucherId> = sqlx::query_scalar(
             "INSERT INTO vouchers (client_id, code, batch_id, expires_at, created_by)
              SELECT $1, c, $2, $3, $4 FROM UNNEST($5::text[]) AS c
              ON CONFLICT (code) DO NOTHING
@@ -238,20 +239,14 @@ pub fn parse_sort(raw: Option<&str>) -> AppResult<Sort> {
 
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
-    pub status: Option<String>,
+    pub status: Option<VoucherStatus>,
     pub search: Option<String>,
     pub batch_id: Option<VoucherBatchId>,
 }
 
-pub fn parse_status(raw: Option<&str>) -> AppResult<Option<String>> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(s @ ("active" | "redeemed" | "expired" | "revoked")) => Ok(Some(s.to_string())),
-        Some(_) => Err(AppError::validation(
-            "status",
-            "must be one of active, redeemed, expired, revoked",
-        )),
-    }
+/// The `status` filter: empty means not given; an unknown value is a 400 naming `status`.
+pub fn parse_status(raw: Option<&str>) -> AppResult<Option<VoucherStatus>> {
+    VoucherStatus::parse_param(raw, "status")
 }
 
 pub async fn list(
@@ -292,7 +287,7 @@ pub async fn list(
     Ok((rows, total))
 }
 
-pub async fn get(pool: &PgPool, client_id: ClientId, id: i64) -> AppResult<Voucher> {
+pub async fn get(pool: &PgPool, client_id: ClientId, id: VoucherId) -> AppResult<Voucher> {
     sqlx::query_as::<_, Voucher>(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE v.client_id = $1 AND v.id = $2"
     )))
@@ -316,24 +311,24 @@ pub enum Revoked {
 pub async fn revoke(
     tx: &mut Transaction<'static, Postgres>,
     client_id: ClientId,
-    id: i64,
+    id: VoucherId,
     staff_id: Option<StaffId>,
 ) -> AppResult<Revoked> {
-    let status: Option<String> = sqlx::query_scalar(
+    let status: Option<VoucherStatus> = sqlx::query_scalar(
         "SELECT status FROM vouchers WHERE client_id = $1 AND id = $2 FOR UPDATE",
     )
     .bind(client_id)
     .bind(id)
     .fetch_optional(&mut **tx)
     .await?;
-    match status.as_deref() {
+    match status {
         None => Err(AppError::not_found("voucher")),
-        Some("redeemed") => Err(AppError::conflict(
+        Some(VoucherStatus::Redeemed) => Err(AppError::conflict(
             "VOUCHER_REDEEMED",
             "a redeemed voucher cannot be revoked",
         )),
-        Some("revoked") => Ok(Revoked::Already),
-        Some(_) => {
+        Some(VoucherStatus::Revoked) => Ok(Revoked::Already),
+        Some(VoucherStatus::Active | VoucherStatus::Expired) => {
             sqlx::query(
                 "UPDATE vouchers SET status = 'revoked', revoked_at = now(), revoked_by = $3
                  WHERE client_id = $1 AND id = $2",
@@ -393,9 +388,16 @@ pub async fn stats(pool: &PgPool, client_id: ClientId) -> AppResult<Stats> {
 #[serde(rename_all = "camelCase")]
 pub struct Validation {
     pub valid: bool,
-    /// `active | redeemed | expired | revoked | not_found`.
-    pub status: String,
+    /// `None`: no such code (of this client).
+    pub status: Option<VoucherStatus>,
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Validation {
+    /// `active | redeemed | expired | revoked | not_found`, as the app is told.
+    pub fn status_word(&self) -> &'static str {
+        self.status.map_or("not_found", VoucherStatus::as_str)
+    }
 }
 
 pub async fn validate_code(
@@ -403,7 +405,7 @@ pub async fn validate_code(
     client_id: ClientId,
     code: &str,
 ) -> AppResult<Validation> {
-    let row: Option<(String, Option<DateTime<Utc>>)> =
+    let row: Option<(VoucherStatus, Option<DateTime<Utc>>)> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {STATUS_SQL}, v.expires_at FROM vouchers v WHERE v.client_id = $1 AND v.code = $2"
     )))
@@ -413,13 +415,13 @@ pub async fn validate_code(
         .await?;
     Ok(match row {
         Some((status, expires_at)) => Validation {
-            valid: status == "active",
-            status,
+            valid: status == VoucherStatus::Active,
+            status: Some(status),
             expires_at,
         },
         None => Validation {
             valid: false,
-            status: "not_found".into(),
+            status: None,
             expires_at: None,
         },
     })
@@ -429,7 +431,7 @@ pub async fn validate_code(
 pub async fn count_with_status(
     pool: &PgPool,
     client_id: ClientId,
-    status: Option<&str>,
+    status: Option<VoucherStatus>,
 ) -> AppResult<i64> {
     Ok(sqlx::query_scalar(concat!(
         "SELECT count(*) FROM vouchers v WHERE v.client_id = $1 AND ($2::text IS NULL OR (",
@@ -447,7 +449,7 @@ pub async fn count_with_status(
 pub fn all_with_status<'a>(
     pool: &'a PgPool,
     client_id: ClientId,
-    status: Option<&'a str>,
+    status: Option<VoucherStatus>,
 ) -> impl futures::Stream<Item = AppResult<Voucher>> + Send + 'a {
     use futures::TryStreamExt;
     sqlx::query_as::<_, Voucher>(sqlx::AssertSqlSafe(format!(
