@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::Serialize;
-use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use sqlx::{FromRow, PgPool, Postgres, QueryBuilder, Transaction};
 
 use crate::domain::ids::{ClientId, MemberId, StaffId, VoucherBatchId, VoucherId};
 use crate::domain::pagination::{Direction, Page, Sort};
@@ -16,15 +16,6 @@ pub const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 pub const CODE_LEN: usize = 8;
 pub const MAX_QUANTITY: i64 = 500;
 pub const MAX_PREFIX: usize = 16;
-
-macro_rules! status_sql {
-    () => {
-        "CASE WHEN v.status = 'active' AND v.expires_at <= now() THEN 'expired' ELSE v.status END"
-    };
-}
-
-/// `status` as the API shows it: `expired` follows from `expires_at` at read time.
-pub const STATUS_SQL: &str = status_sql!();
 
 #[derive(Debug, Clone, FromRow, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -42,15 +33,12 @@ pub struct Voucher {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-pub const SELECT: &str = concat!(
-    "SELECT v.id, v.code,
-        ",
-    status_sql!(),
-    " AS status,
-        v.batch_id, v.expires_at, v.created_at, v.redeemed_at,
+/// The columns of [`Voucher`] for lists built at run time (the checked queries below spell them
+/// out, as `query_as!` needs a literal). `vouchers_with_status` shows `expired` for active vouchers
+/// past `expires_at`.
+const SELECT: &str = "SELECT v.id, v.code, v.status, v.batch_id, v.expires_at, v.created_at, v.redeemed_at,
         m.id AS redeemed_by_id, m.name AS redeemed_by_name, m.email AS redeemed_by_email, v.revoked_at
-    FROM vouchers v LEFT JOIN members m ON m.id = v.redeemed_by AND m.client_id = v.client_id"
-);
+    FROM vouchers_with_status v LEFT JOIN members m ON m.id = v.redeemed_by AND m.client_id = v.client_id";
 
 /// A validated generation request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,17 +185,17 @@ pub async fn generate(
             .collect();
         codes.sort();
         codes.dedup();
-        let inserted: Vec<VoucherId> = sqlx::query_scalar(
-            "INSERT INTO vouchers (client_id, code, batch_id, expires_at, created_by)
-             SELECT $1, c, $2, $3, $4 FROM UNNEST($5::text[]) AS c
-             ON CONFLICT (code) DO NOTHING
-             RETURNING id",
+        let inserted = sqlx::query_scalar!(
+            r#"INSERT INTO vouchers (client_id, code, batch_id, expires_at, created_by)
+               SELECT $1, c, $2, $3, $4 FROM UNNEST($5::text[]) AS c
+               ON CONFLICT (code) DO NOTHING
+               RETURNING id AS "id: VoucherId""#,
+            client_id as ClientId,
+            batch_id as VoucherBatchId,
+            g.expires_at,
+            created_by as Option<StaffId>,
+            &codes,
         )
-        .bind(client_id)
-        .bind(batch_id)
-        .bind(g.expires_at)
-        .bind(created_by)
-        .bind(&codes)
         .fetch_all(&mut **tx)
         .await?;
         ids.extend(inserted);
@@ -215,11 +203,18 @@ pub async fn generate(
     if ids.len() as i64 != g.quantity {
         return Err(AppError::internal("could not find free voucher codes"));
     }
-    let vouchers = sqlx::query_as::<_, Voucher>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE v.client_id = $1 AND v.batch_id = $2 ORDER BY v.id"
-    )))
-    .bind(client_id)
-    .bind(batch_id)
+    let vouchers = sqlx::query_as!(
+        Voucher,
+        r#"SELECT v.id AS "id!: VoucherId", v.code AS "code!", v.status AS "status!: VoucherStatus",
+               v.batch_id AS "batch_id!: VoucherBatchId", v.expires_at, v.created_at AS "created_at!",
+               v.redeemed_at, m.id AS "redeemed_by_id?: MemberId", m.name AS "redeemed_by_name?",
+               m.email AS "redeemed_by_email?", v.revoked_at
+           FROM vouchers_with_status v
+           LEFT JOIN members m ON m.id = v.redeemed_by AND m.client_id = v.client_id
+           WHERE v.client_id = $1 AND v.batch_id = $2 ORDER BY v.id"#,
+        client_id as ClientId,
+        batch_id as VoucherBatchId,
+    )
     .fetch_all(&mut **tx)
     .await?;
     Ok((batch_id, vouchers))
@@ -230,7 +225,7 @@ pub const SORTS: &[(&str, &str)] = &[
     ("code", "v.code"),
     ("expiresAt", "v.expires_at"),
     ("redeemedAt", "v.redeemed_at"),
-    ("status", STATUS_SQL),
+    ("status", "v.status"),
 ];
 
 pub fn parse_sort(raw: Option<&str>) -> AppResult<Sort> {
@@ -249,6 +244,25 @@ pub fn parse_status(raw: Option<&str>) -> AppResult<Option<VoucherStatus>> {
     VoucherStatus::parse_param(raw, "status")
 }
 
+/// Appends the list filter: the client's vouchers, narrowed by the filters that are given.
+fn push_filter(
+    q: &mut QueryBuilder<Postgres>,
+    client_id: ClientId,
+    f: &ListFilter,
+    search: Option<String>,
+) {
+    q.push(" WHERE v.client_id = ").push_bind(client_id);
+    if let Some(status) = f.status {
+        q.push(" AND v.status = ").push_bind(status);
+    }
+    if let Some(search) = search {
+        q.push(" AND v.code ILIKE ").push_bind(search);
+    }
+    if let Some(batch_id) = f.batch_id {
+        q.push(" AND v.batch_id = ").push_bind(batch_id);
+    }
+}
+
 pub async fn list(
     pool: &PgPool,
     client_id: ClientId,
@@ -257,42 +271,32 @@ pub async fn list(
     page: Page,
 ) -> AppResult<(Vec<Voucher>, i64)> {
     let search = f.search.as_deref().map(super::like_pattern);
-    let filter = format!(
-        "WHERE v.client_id = $1
-           AND ($2::text IS NULL OR ({STATUS_SQL}) = $2)
-           AND ($3::text IS NULL OR v.code ILIKE $3)
-           AND ($4::uuid IS NULL OR v.batch_id = $4)"
-    );
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM vouchers v {filter}"
-    )))
-    .bind(client_id)
-    .bind(&f.status)
-    .bind(&search)
-    .bind(f.batch_id)
-    .fetch_one(pool)
-    .await?;
-    let rows = sqlx::query_as::<_, Voucher>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} {filter} ORDER BY {} LIMIT $5 OFFSET $6",
-        sort.order_by("v.id DESC")
-    )))
-    .bind(client_id)
-    .bind(&f.status)
-    .bind(&search)
-    .bind(f.batch_id)
-    .bind(page.limit_i64())
-    .bind(page.offset())
-    .fetch_all(pool)
-    .await?;
+    let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM vouchers_with_status v");
+    push_filter(&mut count, client_id, f, search.clone());
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    let mut q = QueryBuilder::<Postgres>::new(SELECT);
+    push_filter(&mut q, client_id, f, search);
+    // The ORDER BY expression comes from the SORTS allow-list, never from the request.
+    q.push(" ORDER BY ").push(sort.order_by("v.id DESC"));
+    q.push(" LIMIT ").push_bind(page.limit_i64());
+    q.push(" OFFSET ").push_bind(page.offset());
+    let rows = q.build_query_as::<Voucher>().fetch_all(pool).await?;
     Ok((rows, total))
 }
 
 pub async fn get(pool: &PgPool, client_id: ClientId, id: VoucherId) -> AppResult<Voucher> {
-    sqlx::query_as::<_, Voucher>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE v.client_id = $1 AND v.id = $2"
-    )))
-    .bind(client_id)
-    .bind(id)
+    sqlx::query_as!(
+        Voucher,
+        r#"SELECT v.id AS "id!: VoucherId", v.code AS "code!", v.status AS "status!: VoucherStatus",
+               v.batch_id AS "batch_id!: VoucherBatchId", v.expires_at, v.created_at AS "created_at!",
+               v.redeemed_at, m.id AS "redeemed_by_id?: MemberId", m.name AS "redeemed_by_name?",
+               m.email AS "redeemed_by_email?", v.revoked_at
+           FROM vouchers_with_status v
+           LEFT JOIN members m ON m.id = v.redeemed_by AND m.client_id = v.client_id
+           WHERE v.client_id = $1 AND v.id = $2"#,
+        client_id as ClientId,
+        id as VoucherId,
+    )
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| AppError::not_found("voucher"))
@@ -314,11 +318,12 @@ pub async fn revoke(
     id: VoucherId,
     staff_id: Option<StaffId>,
 ) -> AppResult<Revoked> {
-    let status: Option<VoucherStatus> = sqlx::query_scalar(
-        "SELECT status FROM vouchers WHERE client_id = $1 AND id = $2 FOR UPDATE",
+    let status = sqlx::query_scalar!(
+        r#"SELECT status AS "status: VoucherStatus" FROM vouchers
+           WHERE client_id = $1 AND id = $2 FOR UPDATE"#,
+        client_id as ClientId,
+        id as VoucherId,
     )
-    .bind(client_id)
-    .bind(id)
     .fetch_optional(&mut **tx)
     .await?;
     match status {
@@ -329,13 +334,13 @@ pub async fn revoke(
         )),
         Some(VoucherStatus::Revoked) => Ok(Revoked::Already),
         Some(VoucherStatus::Active | VoucherStatus::Expired) => {
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE vouchers SET status = 'revoked', revoked_at = now(), revoked_by = $3
                  WHERE client_id = $1 AND id = $2",
+                client_id as ClientId,
+                id as VoucherId,
+                staff_id as Option<StaffId>,
             )
-            .bind(client_id)
-            .bind(id)
-            .bind(staff_id)
             .execute(&mut **tx)
             .await?;
             Ok(Revoked::Now)
@@ -356,17 +361,19 @@ pub struct Stats {
 
 /// Counts by status; the four counts always add up to `total` (one snapshot, one statement).
 pub async fn stats(pool: &PgPool, client_id: ClientId) -> AppResult<Stats> {
-    let (total, active, redeemed, expired, revoked): (i64, i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT count(*),
-                count(*) FILTER (WHERE status = 'active' AND (expires_at IS NULL OR expires_at > now())),
-                count(*) FILTER (WHERE status = 'redeemed'),
-                count(*) FILTER (WHERE status = 'active' AND expires_at <= now()),
-                count(*) FILTER (WHERE status = 'revoked')
-         FROM vouchers WHERE client_id = $1",
+    let c = sqlx::query!(
+        r#"SELECT count(*) AS "total!",
+                count(*) FILTER (WHERE status = 'active' AND (expires_at IS NULL OR expires_at > now())) AS "active!",
+                count(*) FILTER (WHERE status = 'redeemed') AS "redeemed!",
+                count(*) FILTER (WHERE status = 'active' AND expires_at <= now()) AS "expired!",
+                count(*) FILTER (WHERE status = 'revoked') AS "revoked!"
+         FROM vouchers WHERE client_id = $1"#,
+        client_id as ClientId,
     )
-    .bind(client_id)
     .fetch_one(pool)
     .await?;
+    let (total, active, redeemed, expired, revoked) =
+        (c.total, c.active, c.redeemed, c.expired, c.revoked);
     let redemption_rate = if total == 0 {
         0.0
     } else {
@@ -405,14 +412,15 @@ pub async fn validate_code(
     client_id: ClientId,
     code: &str,
 ) -> AppResult<Validation> {
-    let row: Option<(VoucherStatus, Option<DateTime<Utc>>)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {STATUS_SQL}, v.expires_at FROM vouchers v WHERE v.client_id = $1 AND v.code = $2"
-    )))
-        .bind(client_id)
-        .bind(normalize_code(code))
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query!(
+        r#"SELECT v.status AS "status!: VoucherStatus", v.expires_at
+           FROM vouchers_with_status v WHERE v.client_id = $1 AND v.code = $2"#,
+        client_id as ClientId,
+        normalize_code(code),
+    )
+    .fetch_optional(pool)
+    .await?
+    .map(|r| (r.status, r.expires_at));
     Ok(match row {
         Some((status, expires_at)) => Validation {
             valid: status == VoucherStatus::Active,
@@ -433,13 +441,12 @@ pub async fn count_with_status(
     client_id: ClientId,
     status: Option<VoucherStatus>,
 ) -> AppResult<i64> {
-    Ok(sqlx::query_scalar(concat!(
-        "SELECT count(*) FROM vouchers v WHERE v.client_id = $1 AND ($2::text IS NULL OR (",
-        status_sql!(),
-        ") = $2)"
-    ))
-    .bind(client_id)
-    .bind(status)
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM vouchers_with_status v
+           WHERE v.client_id = $1 AND ($2::text IS NULL OR v.status = $2)"#,
+        client_id as ClientId,
+        status as Option<VoucherStatus>,
+    )
     .fetch_one(pool)
     .await?)
 }
@@ -452,11 +459,18 @@ pub fn all_with_status<'a>(
     status: Option<VoucherStatus>,
 ) -> impl futures::Stream<Item = AppResult<Voucher>> + Send + 'a {
     use futures::TryStreamExt;
-    sqlx::query_as::<_, Voucher>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE v.client_id = $1 AND ($2::text IS NULL OR ({STATUS_SQL}) = $2) ORDER BY v.id"
-    )))
-    .bind(client_id)
-    .bind(status)
+    sqlx::query_as!(
+        Voucher,
+        r#"SELECT v.id AS "id!: VoucherId", v.code AS "code!", v.status AS "status!: VoucherStatus",
+               v.batch_id AS "batch_id!: VoucherBatchId", v.expires_at, v.created_at AS "created_at!",
+               v.redeemed_at, m.id AS "redeemed_by_id?: MemberId", m.name AS "redeemed_by_name?",
+               m.email AS "redeemed_by_email?", v.revoked_at
+           FROM vouchers_with_status v
+           LEFT JOIN members m ON m.id = v.redeemed_by AND m.client_id = v.client_id
+           WHERE v.client_id = $1 AND ($2::text IS NULL OR v.status = $2) ORDER BY v.id"#,
+        client_id as ClientId,
+        status as Option<VoucherStatus>,
+    )
     .fetch(pool)
     .map_err(AppError::from)
 }
