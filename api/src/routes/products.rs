@@ -393,24 +393,10 @@ pub async fn app_get(
     ))
 }
 
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TypeCount {
-    pub product_type: String,
-    pub count: i64,
-}
-
 /// Product types of the key's client's active products, with counts.
 #[endpoint(tags("app"), security(("api_key" = [])), status_codes(200, 401, 503))]
-pub async fn app_types(depot: &mut Depot) -> ApiResult<Json<Envelope<Vec<TypeCount>>>> {
+pub async fn app_types(depot: &mut Depot) -> ApiResult<Json<Envelope<Vec<products::TypeCount>>>> {
     let st = state(depot).clone();
     let c = app_client(depot)?;
-    Ok(ok(products::active_types(&st.db, c.client_id)
-        .await?
-        .into_iter()
-        .map(|t| TypeCount {
-            product_type: t.product_type,
-            count: t.count,
-        })
-        .collect()))
+    Ok(ok(products::active_types(&st.db, c.client_id).await?))
 }

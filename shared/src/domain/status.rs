@@ -63,7 +63,8 @@ macro_rules! word_enum {
 // that uses the type in the OpenAPI document.
 word_enum!(
     // A voucher as the API shows it. The table stores active, redeemed or revoked; `expired` is an
-    // active voucher whose `expires_at` has passed, computed at read time.
+    // active voucher whose `expires_at` has passed, computed at read time (the view
+    // `vouchers_with_status`).
     VoucherStatus {
         Active = "active",
         Redeemed = "redeemed",

@@ -279,8 +279,14 @@ async fn vouchers_csv(
             ts(v.expires_at, tz),
             ts(Some(v.created_at), tz),
             ts(v.redeemed_at, tz),
-            v.redeemed_by_name.clone().unwrap_or_default(),
-            v.redeemed_by_email.clone().unwrap_or_default(),
+            v.redeemed_by
+                .as_ref()
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
+            v.redeemed_by
+                .as_ref()
+                .map(|m| m.email.clone())
+                .unwrap_or_default(),
             ts(v.revoked_at, tz),
         ])
         .await?;

@@ -40,13 +40,16 @@ pub struct MemberRow {
     pub favorite_category: Option<String>,
 }
 
-/// A member as partner lists show it.
-#[derive(Debug, Clone, Serialize)]
+// A member as partner lists show it. A plain comment: a doc comment would become the schema's
+// description; the schema keeps the name it had as the API's own type.
+#[derive(Debug, Clone, Serialize, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[salvo(schema(name = "portal_api.routes.members.MemberRowDto"))]
 pub struct MemberSummary {
     pub id: MemberId,
     pub name: String,
     pub email: String,
+    /// `active` when the member watched anything in the last 30 days (client's timezone).
     pub status: MemberStatus,
     pub voucher_code: Option<String>,
     pub registered_at: DateTime<Utc>,

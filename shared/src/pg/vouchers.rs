@@ -17,23 +17,72 @@ pub const CODE_LEN: usize = 8;
 pub const MAX_QUANTITY: i64 = 500;
 pub const MAX_PREFIX: usize = 16;
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+// A voucher, as the partner routes return it. Plain comments on the served types: a doc comment
+// would become the schema's description; the schema keeps the name it had as the API's own type.
+#[derive(Debug, Clone, Serialize, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[salvo(schema(name = "portal_api.routes.vouchers.VoucherDto", example = json!({"id": 1, "code": "STUDIO-7K3M9Q2X", "status": "active", "batchId": "01a212bf-0aca-743e-b263-3e36ed0b7418", "expiresAt": "2026-12-31T23:59:59Z", "createdAt": "2026-11-25T12:00:00Z", "redeemedAt": null, "redeemedBy": null, "revokedAt": null})))]
 pub struct Voucher {
     pub id: VoucherId,
     pub code: String,
+    /// `active | redeemed | expired | revoked` (`expired` follows from `expiresAt`).
     pub status: VoucherStatus,
     pub batch_id: VoucherBatchId,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub redeemed_at: Option<DateTime<Utc>>,
-    pub redeemed_by_id: Option<MemberId>,
-    pub redeemed_by_name: Option<String>,
-    pub redeemed_by_email: Option<String>,
+    pub redeemed_by: Option<RedeemedBy>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// The columns of [`Voucher`] for lists built at run time (the checked queries below spell them
+// The member who redeemed a voucher.
+#[derive(Debug, Clone, Serialize, salvo_oapi::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[salvo(schema(name = "portal_api.routes.vouchers.RedeemedBy"))]
+pub struct RedeemedBy {
+    pub id: MemberId,
+    pub name: String,
+    pub email: String,
+}
+
+/// A voucher as the queries read it: the redeeming member's columns side by side (null when no
+/// member redeemed it, or the member is gone).
+#[derive(Debug, Clone, FromRow)]
+struct VoucherRow {
+    id: VoucherId,
+    code: String,
+    status: VoucherStatus,
+    batch_id: VoucherBatchId,
+    expires_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    redeemed_at: Option<DateTime<Utc>>,
+    redeemed_by_id: Option<MemberId>,
+    redeemed_by_name: Option<String>,
+    redeemed_by_email: Option<String>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<VoucherRow> for Voucher {
+    fn from(v: VoucherRow) -> Self {
+        let redeemed_by = match (v.redeemed_by_id, v.redeemed_by_name, v.redeemed_by_email) {
+            (Some(id), Some(name), Some(email)) => Some(RedeemedBy { id, name, email }),
+            _ => None,
+        };
+        Self {
+            id: v.id,
+            code: v.code,
+            status: v.status,
+            batch_id: v.batch_id,
+            expires_at: v.expires_at,
+            created_at: v.created_at,
+            redeemed_at: v.redeemed_at,
+            redeemed_by,
+            revoked_at: v.revoked_at,
+        }
+    }
+}
+
+/// The columns of [`VoucherRow`] for lists built at run time (the checked queries below spell them
 /// out, as `query_as!` needs a literal). `vouchers_with_status` shows `expired` for active vouchers
 /// past `expires_at`.
 const SELECT: &str = "SELECT v.id, v.code, v.status, v.batch_id, v.expires_at, v.created_at, v.redeemed_at,
@@ -204,7 +253,7 @@ pub async fn generate(
         return Err(AppError::internal("could not find free voucher codes"));
     }
     let vouchers = sqlx::query_as!(
-        Voucher,
+        VoucherRow,
         r#"SELECT v.id AS "id!: VoucherId", v.code AS "code!", v.status AS "status!: VoucherStatus",
                v.batch_id AS "batch_id!: VoucherBatchId", v.expires_at, v.created_at AS "created_at!",
                v.redeemed_at, m.id AS "redeemed_by_id?: MemberId", m.name AS "redeemed_by_name?",
@@ -217,7 +266,7 @@ pub async fn generate(
     )
     .fetch_all(&mut **tx)
     .await?;
-    Ok((batch_id, vouchers))
+    Ok((batch_id, vouchers.into_iter().map(Voucher::from).collect()))
 }
 
 pub const SORTS: &[(&str, &str)] = &[
@@ -280,13 +329,13 @@ pub async fn list(
     q.push(" ORDER BY ").push(sort.order_by("v.id DESC"));
     q.push(" LIMIT ").push_bind(page.limit_i64());
     q.push(" OFFSET ").push_bind(page.offset());
-    let rows = q.build_query_as::<Voucher>().fetch_all(pool).await?;
-    Ok((rows, total))
+    let rows = q.build_query_as::<VoucherRow>().fetch_all(pool).await?;
+    Ok((rows.into_iter().map(Voucher::from).collect(), total))
 }
 
 pub async fn get(pool: &PgPool, client_id: ClientId, id: VoucherId) -> AppResult<Voucher> {
     sqlx::query_as!(
-        Voucher,
+        VoucherRow,
         r#"SELECT v.id AS "id!: VoucherId", v.code AS "code!", v.status AS "status!: VoucherStatus",
                v.batch_id AS "batch_id!: VoucherBatchId", v.expires_at, v.created_at AS "created_at!",
                v.redeemed_at, m.id AS "redeemed_by_id?: MemberId", m.name AS "redeemed_by_name?",
@@ -299,6 +348,7 @@ pub async fn get(pool: &PgPool, client_id: ClientId, id: VoucherId) -> AppResult
     )
     .fetch_optional(pool)
     .await?
+    .map(Voucher::from)
     .ok_or_else(|| AppError::not_found("voucher"))
 }
 
@@ -348,14 +398,18 @@ pub async fn revoke(
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+// Voucher counts by status, as `GET /partner/vouchers/stats` serves them (the schema keeps the
+// name it had as the API's own type).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[salvo(schema(name = "portal_api.routes.vouchers.VoucherStats", example = json!({"total": 500, "active": 200, "redeemed": 250, "expired": 30, "revoked": 20, "redemptionRate": 50.0})))]
 pub struct Stats {
     pub total: i64,
     pub active: i64,
     pub redeemed: i64,
     pub expired: i64,
     pub revoked: i64,
+    /// redeemed ÷ total × 100, one decimal.
     pub redemption_rate: f64,
 }
 
@@ -460,7 +514,7 @@ pub fn all_with_status<'a>(
 ) -> impl futures::Stream<Item = AppResult<Voucher>> + Send + 'a {
     use futures::TryStreamExt;
     sqlx::query_as!(
-        Voucher,
+        VoucherRow,
         r#"SELECT v.id AS "id!: VoucherId", v.code AS "code!", v.status AS "status!: VoucherStatus",
                v.batch_id AS "batch_id!: VoucherBatchId", v.expires_at, v.created_at AS "created_at!",
                v.redeemed_at, m.id AS "redeemed_by_id?: MemberId", m.name AS "redeemed_by_name?",
@@ -472,6 +526,7 @@ pub fn all_with_status<'a>(
         status as Option<VoucherStatus>,
     )
     .fetch(pool)
+    .map_ok(Voucher::from)
     .map_err(AppError::from)
 }
 
