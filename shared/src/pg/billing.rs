@@ -9,7 +9,7 @@ use crate::domain::pagination::Page;
 use crate::error::{AppError, AppResult};
 
 /// A billable member's Postgres side.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Person {
     pub id: MemberId,
     pub name: String,

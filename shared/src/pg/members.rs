@@ -85,9 +85,8 @@ const SELECT: &str = "SELECT m.id, m.client_id, m.email, m.name, m.registered_at
     FROM members m LEFT JOIN vouchers v ON v.id = m.voucher_id AND v.client_id = m.client_id";
 
 /// A member row with its password hash, for login. `Debug` leaves the hash out.
-#[derive(Clone, FromRow)]
+#[derive(Clone)]
 pub struct LoginRow {
-    #[sqlx(flatten)]
     pub member: MemberRow,
     pub password_hash: String,
 }
@@ -294,7 +293,7 @@ pub const SORTS: &[(&str, &str)] = &[
 /// A client's member totals for the dashboard: all members, active since `since`, all-time watch
 /// seconds and class views, and registrations in the last period (since `since`) and the one
 /// before (`before_since` to `since`).
-#[derive(Debug, Clone, Copy, FromRow)]
+#[derive(Debug, Clone, Copy)]
 pub struct Totals {
     pub total: i64,
     pub active: i64,

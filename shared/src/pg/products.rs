@@ -395,7 +395,7 @@ pub async fn list(
 
 // A product type and how many active products have it. A plain comment: a doc comment would
 // become the schema's description; the schema keeps the name it had as the API's own type.
-#[derive(Debug, Clone, FromRow, Serialize, PartialEq, Eq, salvo_oapi::ToSchema)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[salvo(schema(name = "portal_api.routes.products.TypeCount"))]
 pub struct TypeCount {
