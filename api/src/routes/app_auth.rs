@@ -107,7 +107,7 @@ pub async fn validate(
     let v = vouchers::validate_code(&st.db, c.client_id, &code).await?;
     Ok(ok(ValidateResult {
         valid: v.valid,
-        status: v.status,
+        status: v.status_word().to_string(),
         expires_at: v.expires_at,
     }))
 }
@@ -210,7 +210,7 @@ pub async fn register(
     spend_guess(&st, &c, req, res).await?;
     let v = vouchers::validate_code(&st.db, c.client_id, &b.voucher_code).await?;
     if !v.valid {
-        return Err(members::voucher_refusal(Some(&v.status)).into());
+        return Err(members::voucher_refusal(v.status).into());
     }
     refund_guess(&st, &c, req).await?;
     let (member, refresh_token) =

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use portal_shared::domain::pagination::Page;
 use portal_shared::error::AppError;
+use portal_shared::pg::members::MemberSummary;
 use portal_shared::pg::{clients, members};
 use salvo::oapi::extract::{PathParam, QueryParam};
 use salvo::oapi::ToSchema;
@@ -15,39 +16,8 @@ use crate::middleware::{staff, state};
 use portal_shared::domain::ids::{ClientId, MemberId};
 
 #[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MemberRowDto {
-    pub id: MemberId,
-    pub name: String,
-    pub email: String,
-    /// `active` when the member watched anything in the last 30 days (client's timezone).
-    pub status: String,
-    pub voucher_code: Option<String>,
-    pub registered_at: DateTime<Utc>,
-    pub last_active_at: Option<DateTime<Utc>>,
-    pub total_watch_time_minutes: i64,
-    pub classes_watched: i64,
-}
-
-impl From<members::MemberSummary> for MemberRowDto {
-    fn from(m: members::MemberSummary) -> Self {
-        Self {
-            id: m.id,
-            name: m.name,
-            email: m.email,
-            status: m.status.to_string(),
-            voucher_code: m.voucher_code,
-            registered_at: m.registered_at,
-            last_active_at: m.last_active_at,
-            total_watch_time_minutes: m.total_watch_time_minutes,
-            classes_watched: m.classes_watched,
-        }
-    }
-}
-
-#[derive(Serialize, ToSchema)]
 pub struct MemberList {
-    pub members: Vec<MemberRowDto>,
+    pub members: Vec<MemberSummary>,
     pub pagination: PaginationDoc,
 }
 
@@ -79,13 +49,13 @@ pub async fn list(
     let sort = members::parse_sort(sort.as_deref())?;
     let filter = members::ListFilter {
         search: crate::params::search(search.as_deref())?,
-        active: members::parse_status(status.as_deref())?,
+        status: members::parse_status(status.as_deref())?,
     };
     let tz = clients::timezone(&st.db, s.client_id).await?;
     let since = members::active_since(tz, Utc::now());
     let (rows, total) = members::list(&st.db, s.client_id, since, &filter, sort, p).await?;
     Ok(ok(MemberList {
-        members: rows.iter().map(|m| m.summary(since).into()).collect(),
+        members: rows.iter().map(|m| m.summary(since)).collect(),
         pagination: p.pagination(total).into(),
     }))
 }
@@ -115,7 +85,7 @@ pub struct HistoryEntry {
 #[serde(rename_all = "camelCase")]
 pub struct MemberDetail {
     #[serde(flatten)]
-    pub member: MemberRowDto,
+    pub member: MemberSummary,
     pub first_active_at: Option<DateTime<Utc>>,
     pub stats: MemberStats,
     /// Newest first; paginated with `historyPage` / `historyLimit`.
@@ -162,7 +132,7 @@ pub async fn detail(
             favorite_category: m.favorite_category.clone(),
         },
         first_active_at: m.first_active_at,
-        member: summary.into(),
+        member: summary,
         viewing_history: history,
         history_pagination: hp.pagination(total).into(),
     }))

@@ -191,7 +191,7 @@ struct ListQuery<'a> {
 async fn list_page(
     db: &sqlx::PgPool,
     client_id: ClientId,
-    status: Option<String>,
+    status: Option<products::ProductStatus>,
     q: ListQuery<'_>,
 ) -> ApiResult<Json<Envelope<ProductList>>> {
     let p = Page::parse(q.page, q.limit, products::MAX_LIMIT)?;
@@ -362,7 +362,7 @@ pub async fn app_list(
     list_page(
         &st.db,
         c.client_id,
-        Some("active".into()),
+        Some(products::ProductStatus::Active),
         ListQuery {
             product_type: productType.as_deref(),
             search: search.as_deref(),
@@ -393,24 +393,10 @@ pub async fn app_get(
     ))
 }
 
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TypeCount {
-    pub product_type: String,
-    pub count: i64,
-}
-
 /// Product types of the key's client's active products, with counts.
 #[endpoint(tags("app"), security(("api_key" = [])), status_codes(200, 401, 503))]
-pub async fn app_types(depot: &mut Depot) -> ApiResult<Json<Envelope<Vec<TypeCount>>>> {
+pub async fn app_types(depot: &mut Depot) -> ApiResult<Json<Envelope<Vec<products::TypeCount>>>> {
     let st = state(depot).clone();
     let c = app_client(depot)?;
-    Ok(ok(products::active_types(&st.db, c.client_id)
-        .await?
-        .into_iter()
-        .map(|t| TypeCount {
-            product_type: t.product_type,
-            count: t.count,
-        })
-        .collect()))
+    Ok(ok(products::active_types(&st.db, c.client_id).await?))
 }

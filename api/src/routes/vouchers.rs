@@ -13,51 +13,8 @@ use uuid::Uuid;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{client_ip, request_id, staff, state};
-use portal_shared::domain::ids::{MemberId, VoucherBatchId};
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RedeemedBy {
-    pub id: MemberId,
-    pub name: String,
-    pub email: String,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[salvo(schema(example = json!({"id": 1, "code": "STUDIO-7K3M9Q2X", "status": "active", "batchId": "01a212bf-0aca-743e-b263-3e36ed0b7418", "expiresAt": "2026-12-31T23:59:59Z", "createdAt": "2026-11-25T12:00:00Z", "redeemedAt": null, "redeemedBy": null, "revokedAt": null})))]
-pub struct VoucherDto {
-    pub id: i64,
-    pub code: String,
-    /// `active | redeemed | expired | revoked` (`expired` follows from `expiresAt`).
-    pub status: String,
-    pub batch_id: VoucherBatchId,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub redeemed_at: Option<DateTime<Utc>>,
-    pub redeemed_by: Option<RedeemedBy>,
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
-impl From<vouchers::Voucher> for VoucherDto {
-    fn from(v: vouchers::Voucher) -> Self {
-        let redeemed_by = match (v.redeemed_by_id, v.redeemed_by_name, v.redeemed_by_email) {
-            (Some(id), Some(name), Some(email)) => Some(RedeemedBy { id, name, email }),
-            _ => None,
-        };
-        Self {
-            id: v.id,
-            code: v.code,
-            status: v.status,
-            batch_id: v.batch_id,
-            expires_at: v.expires_at,
-            created_at: v.created_at,
-            redeemed_at: v.redeemed_at,
-            redeemed_by,
-            revoked_at: v.revoked_at,
-        }
-    }
-}
+use portal_shared::domain::ids::{VoucherBatchId, VoucherId};
+use portal_shared::pg::vouchers::Voucher;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -81,7 +38,7 @@ pub struct GenerateRequest {
 pub struct Generated {
     pub batch_id: VoucherBatchId,
     pub quantity: i64,
-    pub vouchers: Vec<VoucherDto>,
+    pub vouchers: Vec<Voucher>,
 }
 
 /// Generate 1–500 voucher codes as one batch.
@@ -158,7 +115,7 @@ pub async fn generate(
     let data = Generated {
         batch_id,
         quantity: g.quantity,
-        vouchers: created.into_iter().map(Into::into).collect(),
+        vouchers: created,
     };
     let response = serde_json::json!({ "success": true, "data": data });
     if let Some(k) = &idem_key {
@@ -180,7 +137,7 @@ pub async fn generate(
 
 #[derive(Serialize, ToSchema)]
 pub struct VoucherList {
-    pub vouchers: Vec<VoucherDto>,
+    pub vouchers: Vec<Voucher>,
     pub pagination: PaginationDoc,
 }
 
@@ -229,7 +186,7 @@ pub async fn list(
     };
     let (rows, total) = vouchers::list(&st.db, s.client_id, &filter, sort, p).await?;
     Ok(ok(VoucherList {
-        vouchers: rows.into_iter().map(Into::into).collect(),
+        vouchers: rows,
         pagination: p.pagination(total).into(),
     }))
 }
@@ -237,7 +194,7 @@ pub async fn list(
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RevokeResult {
-    pub voucher: VoucherDto,
+    pub voucher: Voucher,
     /// `false` when the voucher had been revoked before (the call is idempotent).
     pub revoked_now: bool,
 }
@@ -256,11 +213,12 @@ pub async fn revoke(
 ) -> ApiResult<Json<Envelope<RevokeResult>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let id: i64 = id
+    let id = id
         .trim()
         .parse()
         .ok()
         .filter(|n: &i64| *n > 0)
+        .map(VoucherId)
         .ok_or_else(|| AppError::validation("id", "must be a positive whole number"))?;
     let mut tx = st.db.begin().await?;
     let outcome = vouchers::revoke(&mut tx, s.client_id, id, Some(s.staff_id)).await?;
@@ -277,22 +235,9 @@ pub async fn revoke(
     tx.commit().await?;
     let v = vouchers::get(&st.db, s.client_id, id).await?;
     Ok(ok(RevokeResult {
-        voucher: v.into(),
+        voucher: v,
         revoked_now: outcome == vouchers::Revoked::Now,
     }))
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[salvo(schema(example = json!({"total": 500, "active": 200, "redeemed": 250, "expired": 30, "revoked": 20, "redemptionRate": 50.0})))]
-pub struct VoucherStats {
-    pub total: i64,
-    pub active: i64,
-    pub redeemed: i64,
-    pub expired: i64,
-    pub revoked: i64,
-    /// redeemed ÷ total × 100, one decimal.
-    pub redemption_rate: f64,
 }
 
 /// Voucher counts by status. `active + redeemed + expired + revoked = total` always holds.
@@ -301,16 +246,8 @@ pub struct VoucherStats {
     security(("bearer" = [], "api_key" = [])),
     status_codes(200, 401, 403, 503)
 )]
-pub async fn stats(depot: &mut Depot) -> ApiResult<Json<Envelope<VoucherStats>>> {
+pub async fn stats(depot: &mut Depot) -> ApiResult<Json<Envelope<vouchers::Stats>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let v = vouchers::stats(&st.db, s.client_id).await?;
-    Ok(ok(VoucherStats {
-        total: v.total,
-        active: v.active,
-        redeemed: v.redeemed,
-        expired: v.expired,
-        revoked: v.revoked,
-        redemption_rate: v.redemption_rate,
-    }))
+    Ok(ok(vouchers::stats(&st.db, s.client_id).await?))
 }

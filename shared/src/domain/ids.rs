@@ -73,7 +73,7 @@ uuid_ids!(
     FamilyId,
 );
 
-/// A voucher (a Postgres identity column, so an integer).
+// A voucher (a Postgres identity column, so an integer). A plain comment, as above.
 #[derive(
     Debug,
     Clone,

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod ids;
 pub mod json;
 pub mod pagination;
+pub mod status;
 
 /// Whole minutes from seconds: round half up, applied once to the sum (SPEC §4 units).
 pub fn minutes(seconds: i64) -> i64 {

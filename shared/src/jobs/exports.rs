@@ -254,7 +254,7 @@ async fn vouchers_csv(
         .and_then(|s| s.as_str())
         .map(str::to_string);
     let status = vouchers::parse_status(status.as_deref())?;
-    let total = vouchers::count_with_status(ctx.db, job.client_id, status.as_deref()).await?;
+    let total = vouchers::count_with_status(ctx.db, job.client_id, status).await?;
     exports::set_total(ctx.db, job.client_id, job.id, total).await?;
     sink.record([
         "id",
@@ -269,18 +269,24 @@ async fn vouchers_csv(
         "revokedAt",
     ])
     .await?;
-    let mut rows = vouchers::all_with_status(ctx.db, job.client_id, status.as_deref());
+    let mut rows = vouchers::all_with_status(ctx.db, job.client_id, status);
     while let Some(v) = rows.try_next().await? {
         sink.row([
             v.id.to_string(),
             v.code.clone(),
-            v.status.clone(),
+            v.status.to_string(),
             v.batch_id.to_string(),
             ts(v.expires_at, tz),
             ts(Some(v.created_at), tz),
             ts(v.redeemed_at, tz),
-            v.redeemed_by_name.clone().unwrap_or_default(),
-            v.redeemed_by_email.clone().unwrap_or_default(),
+            v.redeemed_by
+                .as_ref()
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
+            v.redeemed_by
+                .as_ref()
+                .map(|m| m.email.clone())
+                .unwrap_or_default(),
             ts(v.revoked_at, tz),
         ])
         .await?;

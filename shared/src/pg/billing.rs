@@ -9,7 +9,7 @@ use crate::domain::pagination::Page;
 use crate::error::{AppError, AppResult};
 
 /// A billable member's Postgres side.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Person {
     pub id: MemberId,
     pub name: String,
@@ -28,30 +28,23 @@ pub async fn page(
     ids: &[MemberId],
     page: Page,
 ) -> AppResult<(Vec<Person>, i64)> {
-    /// The total, and a person of the page (none when the page is past the end: the query still
-    /// answers one row, so the total always comes back).
-    #[derive(sqlx::FromRow)]
-    struct PageRow {
-        total: i64,
-        id: Option<MemberId>,
-        name: Option<String>,
-        email: Option<String>,
-        registered_at: Option<DateTime<Utc>>,
-    }
-    let rows: Vec<PageRow> = sqlx::query_as(
+    // The total, and a person of the page (none when the page is past the end: the query still
+    // answers one row, so the total always comes back).
+    let rows = sqlx::query!(
         r#"WITH billable AS (
              SELECT id, name, email, registered_at FROM members WHERE client_id = $1 AND id = ANY($2)
          )
-         SELECT t.total, p.id, p.name, p.email, p.registered_at
+         SELECT t.total AS "total!", p.id AS "id?: MemberId", p.name AS "name?", p.email AS "email?",
+                p.registered_at AS "registered_at?"
          FROM (SELECT count(*) AS total FROM billable) t
          LEFT JOIN LATERAL (
              SELECT * FROM billable ORDER BY lower(name) COLLATE "C", id LIMIT $3 OFFSET $4
          ) p ON true"#,
+        client_id as ClientId,
+        ids as &[MemberId],
+        page.limit_i64(),
+        page.offset(),
     )
-    .bind(client_id)
-    .bind(ids)
-    .bind(page.limit_i64())
-    .bind(page.offset())
     .fetch_all(db)
     .await?;
     let total = rows.first().map_or(0, |r| r.total);
@@ -71,13 +64,13 @@ pub async fn page(
 
 /// How many of `ids` are members of the client (members deleted since are not billed).
 pub async fn count(db: &PgPool, client_id: ClientId, ids: &[MemberId]) -> AppResult<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM members WHERE client_id = $1 AND id = ANY($2)")
-            .bind(client_id)
-            .bind(ids)
-            .fetch_one(db)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM members WHERE client_id = $1 AND id = ANY($2)"#,
+        client_id as ClientId,
+        ids as &[MemberId],
     )
+    .fetch_one(db)
+    .await?)
 }
 
 /// The members among `ids`, in report order, as a stream (for exports).
@@ -87,12 +80,13 @@ pub fn people<'a>(
     ids: &'a [MemberId],
 ) -> impl futures::Stream<Item = AppResult<Person>> + Send + 'a {
     use futures::TryStreamExt;
-    sqlx::query_as::<_, Person>(
-        r#"SELECT id, name, email, registered_at FROM members
+    sqlx::query_as!(
+        Person,
+        r#"SELECT id AS "id: MemberId", name, email, registered_at FROM members
            WHERE client_id = $1 AND id = ANY($2) ORDER BY lower(name) COLLATE "C", id"#,
+        client_id as ClientId,
+        ids as &[MemberId],
     )
-    .bind(client_id)
-    .bind(ids)
     .fetch(db)
     .map_err(AppError::from)
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use moka::future::Cache;
 
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, PgPool};
+use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};
 
 use crate::domain::pagination::{Direction, Page, Sort};
 use crate::error::{AppError, AppResult, FieldError};
@@ -114,18 +114,18 @@ pub async fn upsert(pool: &PgPool, classes: &[Class]) -> AppResult<usize> {
         let cats: Vec<&str> = chunk.iter().map(|c| c.category.as_str()).collect();
         let instr: Vec<&str> = chunk.iter().map(|c| c.instructor.as_str()).collect();
         let dur: Vec<i32> = chunk.iter().map(|c| c.duration_minutes).collect();
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO classes (id, title, category, instructor, duration_minutes)
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int[])
              ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, category = EXCLUDED.category,
                  instructor = EXCLUDED.instructor, duration_minutes = EXCLUDED.duration_minutes,
                  updated_at = now()",
+            &ids[..] as &[&str],
+            &titles[..] as &[&str],
+            &cats[..] as &[&str],
+            &instr[..] as &[&str],
+            &dur,
         )
-        .bind(&ids)
-        .bind(&titles)
-        .bind(&cats)
-        .bind(&instr)
-        .bind(&dur)
         .execute(&mut *tx)
         .await?;
     }
@@ -155,24 +155,26 @@ pub async fn list(
     sort: Sort,
     page: Page,
 ) -> AppResult<(Vec<Class>, i64)> {
-    let total: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM classes WHERE ($1::text IS NULL OR lower(category) = lower($1))",
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM classes
+           WHERE ($1::text IS NULL OR lower(category) = lower($1))"#,
+        category,
     )
-    .bind(category)
     .fetch_one(pool)
     .await?;
+    let mut q = QueryBuilder::<Postgres>::new(
+        "SELECT id, title, category, instructor, duration_minutes FROM classes",
+    );
+    if let Some(category) = category {
+        q.push(" WHERE lower(category) = lower(")
+            .push_bind(category)
+            .push(")");
+    }
     // The ORDER BY expression comes from the SORTS allow-list, never from the request.
-    let rows = sqlx::query_as::<_, Class>(sqlx::AssertSqlSafe(format!(
-        "SELECT id, title, category, instructor, duration_minutes FROM classes
-         WHERE ($1::text IS NULL OR lower(category) = lower($1))
-         ORDER BY {} LIMIT $2 OFFSET $3",
-        sort.order_by("lower(title), id")
-    )))
-    .bind(category)
-    .bind(page.limit_i64())
-    .bind(page.offset())
-    .fetch_all(pool)
-    .await?;
+    q.push(" ORDER BY ").push(sort.order_by("lower(title), id"));
+    q.push(" LIMIT ").push_bind(page.limit_i64());
+    q.push(" OFFSET ").push_bind(page.offset());
+    let rows = q.build_query_as::<Class>().fetch_all(pool).await?;
     Ok((rows, total))
 }
 
@@ -181,10 +183,11 @@ pub async fn get(pool: &PgPool, id: &str) -> AppResult<Class> {
     if id.contains('\0') {
         return Err(AppError::not_found("class"));
     }
-    sqlx::query_as::<_, Class>(
+    sqlx::query_as!(
+        Class,
         "SELECT id, title, category, instructor, duration_minutes FROM classes WHERE id = $1",
+        id,
     )
-    .bind(id)
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| AppError::not_found("class"))
@@ -219,19 +222,19 @@ impl Catalogue {
     pub async fn get(&self, pool: &PgPool) -> AppResult<Arc<HashMap<String, ClassInfo>>> {
         self.cache
             .try_get_with((), async {
-                let rows: Vec<(String, String, String, i32)> =
-                    sqlx::query_as("SELECT id, title, category, duration_minutes FROM classes")
+                let rows =
+                    sqlx::query!("SELECT id, title, category, duration_minutes FROM classes")
                         .fetch_all(pool)
                         .await?;
                 Ok::<_, AppError>(Arc::new(
                     rows.into_iter()
-                        .map(|(id, title, category, duration_minutes)| {
+                        .map(|r| {
                             (
-                                id,
+                                r.id,
                                 ClassInfo {
-                                    title,
-                                    category,
-                                    duration_minutes,
+                                    title: r.title,
+                                    category: r.category,
+                                    duration_minutes: r.duration_minutes,
                                 },
                             )
                         })
@@ -249,11 +252,12 @@ impl Catalogue {
 
 /// Every class's id and category, in id order.
 pub async fn categories(pool: &PgPool) -> AppResult<Vec<(String, String)>> {
-    Ok(
-        sqlx::query_as("SELECT id, category FROM classes ORDER BY id")
-            .fetch_all(pool)
-            .await?,
-    )
+    Ok(sqlx::query!("SELECT id, category FROM classes ORDER BY id")
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.category))
+        .collect())
 }
 
 #[cfg(test)]

@@ -3,13 +3,15 @@
 
 use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
 use serde::Serialize;
-use sqlx::{FromRow, PgPool};
+use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};
 
 use crate::domain::auth::{hash_password, validate_password_strength};
-use crate::domain::ids::{ClientId, MemberId};
+use crate::domain::ids::{ClientId, MemberId, VoucherId};
 use crate::domain::pagination::{Direction, Page, Sort};
+pub use crate::domain::status::MemberStatus;
 use crate::error::{AppError, AppResult, FieldError};
-use crate::pg::{audit, sessions, staff::normalize_email, vouchers};
+use crate::pg::vouchers::{self, VoucherStatus};
+use crate::pg::{audit, sessions, staff::normalize_email};
 
 /// Start (as an instant) of the 30-day activity window: today and the 29 days before it, in the
 /// client's timezone.
@@ -38,14 +40,17 @@ pub struct MemberRow {
     pub favorite_category: Option<String>,
 }
 
-/// A member as partner lists show it.
-#[derive(Debug, Clone, Serialize)]
+// A member as partner lists show it. A plain comment: a doc comment would become the schema's
+// description; the schema keeps the name it had as the API's own type.
+#[derive(Debug, Clone, Serialize, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[salvo(schema(name = "portal_api.routes.members.MemberRowDto"))]
 pub struct MemberSummary {
     pub id: MemberId,
     pub name: String,
     pub email: String,
-    pub status: &'static str,
+    /// `active` when the member watched anything in the last 30 days (client's timezone).
+    pub status: MemberStatus,
     pub voucher_code: Option<String>,
     pub registered_at: DateTime<Utc>,
     pub last_active_at: Option<DateTime<Utc>>,
@@ -60,9 +65,9 @@ impl MemberRow {
             name: self.name.clone(),
             email: self.email.clone(),
             status: if self.last_active_at.is_some_and(|t| t >= active_since) {
-                "active"
+                MemberStatus::Active
             } else {
-                "inactive"
+                MemberStatus::Inactive
             },
             voucher_code: self.voucher_code.clone(),
             registered_at: self.registered_at,
@@ -73,24 +78,15 @@ impl MemberRow {
     }
 }
 
-macro_rules! member_columns {
-    () => {
-        "m.id, m.client_id, m.email, m.name, m.registered_at, v.code AS voucher_code,
-        m.first_active_at, m.last_active_at, m.watch_seconds, m.class_views, m.active_days, m.favorite_category"
-    };
-}
-macro_rules! member_from {
-    () => {
-        "FROM members m LEFT JOIN vouchers v ON v.id = m.voucher_id AND v.client_id = m.client_id"
-    };
-}
-
-pub const SELECT: &str = concat!("SELECT ", member_columns!(), "\n    ", member_from!());
+/// The columns of [`MemberRow`] for lists built at run time (the checked queries below spell them
+/// out, as `query_as!` needs a literal).
+const SELECT: &str = "SELECT m.id, m.client_id, m.email, m.name, m.registered_at, v.code AS voucher_code,
+        m.first_active_at, m.last_active_at, m.watch_seconds, m.class_views, m.active_days, m.favorite_category
+    FROM members m LEFT JOIN vouchers v ON v.id = m.voucher_id AND v.client_id = m.client_id";
 
 /// A member row with its password hash, for login. `Debug` leaves the hash out.
-#[derive(Clone, FromRow)]
+#[derive(Clone)]
 pub struct LoginRow {
-    #[sqlx(flatten)]
     pub member: MemberRow,
     pub password_hash: String,
 }
@@ -143,21 +139,21 @@ pub fn validate_registration(r: &Registration<'_>) -> AppResult<String> {
 }
 
 /// Why a registration with a voucher of this status (`None`: no such code) is refused.
-pub fn voucher_refusal(status: Option<&str>) -> AppError {
+pub fn voucher_refusal(status: Option<VoucherStatus>) -> AppError {
     match status {
-        Some("redeemed") => AppError::conflict(
+        Some(VoucherStatus::Redeemed) => AppError::conflict(
             "VOUCHER_REDEEMED",
             "this voucher code has already been used",
         ),
-        Some("expired") => AppError::Unprocessable {
+        Some(VoucherStatus::Expired) => AppError::Unprocessable {
             code: "VOUCHER_EXPIRED",
             message: "this voucher code has expired".into(),
         },
-        Some("revoked") => AppError::Unprocessable {
+        Some(VoucherStatus::Revoked) => AppError::Unprocessable {
             code: "VOUCHER_REVOKED",
             message: "this voucher code has been revoked".into(),
         },
-        _ => AppError::NotFound("voucher code not found".into()),
+        Some(VoucherStatus::Active) | None => AppError::NotFound("voucher code not found".into()),
     }
 }
 
@@ -175,38 +171,38 @@ pub async fn register(
     let mut tx = pool.begin().await?;
     // The row lock taken by this UPDATE serialises concurrent redemptions of one code; the losers
     // re-check `status = 'active'` after the winner commits and update nothing.
-    let voucher_id: Option<i64> = sqlx::query_scalar(
-        "UPDATE vouchers SET status = 'redeemed', redeemed_at = now()
-         WHERE client_id = $1 AND code = $2 AND status = 'active'
-           AND (expires_at IS NULL OR expires_at > now())
-         RETURNING id",
+    let voucher_id = sqlx::query_scalar!(
+        r#"UPDATE vouchers SET status = 'redeemed', redeemed_at = now()
+           WHERE client_id = $1 AND code = $2 AND status = 'active'
+             AND (expires_at IS NULL OR expires_at > now())
+           RETURNING id AS "id: VoucherId""#,
+        r.client_id as ClientId,
+        &code,
     )
-    .bind(r.client_id)
-    .bind(&code)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(voucher_id) = voucher_id else {
-        let status: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM vouchers v WHERE v.client_id = $1 AND v.code = $2",
-            vouchers::STATUS_SQL
-        )))
-        .bind(r.client_id)
-        .bind(&code)
+        let status = sqlx::query_scalar!(
+            r#"SELECT v.status AS "status!: VoucherStatus"
+               FROM vouchers_with_status v WHERE v.client_id = $1 AND v.code = $2"#,
+            r.client_id as ClientId,
+            &code,
+        )
         .fetch_optional(&mut *tx)
         .await?;
-        return Err(voucher_refusal(status.as_deref()));
+        return Err(voucher_refusal(status));
     };
     let id = MemberId::new_v7();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO members (id, client_id, email, name, password_hash, voucher_id)
          VALUES ($1, $2, $3, $4, $5, $6)",
+        id as MemberId,
+        r.client_id as ClientId,
+        &email,
+        r.name.trim(),
+        password_hash,
+        voucher_id as VoucherId,
     )
-    .bind(id)
-    .bind(r.client_id)
-    .bind(&email)
-    .bind(r.name.trim())
-    .bind(password_hash)
-    .bind(voucher_id)
     .execute(&mut *tx)
     .await
     .map_err(|e| match AppError::from(e) {
@@ -216,11 +212,13 @@ pub async fn register(
         ),
         other => other,
     })?;
-    sqlx::query("UPDATE vouchers SET redeemed_by = $2 WHERE id = $1")
-        .bind(voucher_id)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE vouchers SET redeemed_by = $2 WHERE id = $1",
+        voucher_id as VoucherId,
+        id as MemberId,
+    )
+    .execute(&mut *tx)
+    .await?;
     let refresh =
         sessions::issue(&mut tx, r.client_id, sessions::Subject::Member(id), None).await?;
     let entry = audit::Entry::new(
@@ -242,25 +240,47 @@ pub async fn find_for_login(
     client_id: ClientId,
     email: &str,
 ) -> AppResult<Option<LoginRow>> {
-    Ok(sqlx::query_as::<_, LoginRow>(concat!(
-        "SELECT ",
-        member_columns!(),
-        ", m.password_hash ",
-        member_from!(),
-        " WHERE m.client_id = $1 AND m.email = $2"
-    ))
-    .bind(client_id)
-    .bind(email)
+    let row = sqlx::query!(
+        r#"SELECT m.id AS "id: MemberId", m.client_id AS "client_id: ClientId", m.email, m.name,
+               m.registered_at, v.code AS "voucher_code?", m.first_active_at, m.last_active_at,
+               m.watch_seconds, m.class_views, m.active_days, m.favorite_category, m.password_hash
+           FROM members m LEFT JOIN vouchers v ON v.id = m.voucher_id AND v.client_id = m.client_id
+           WHERE m.client_id = $1 AND m.email = $2"#,
+        client_id as ClientId,
+        email,
+    )
     .fetch_optional(pool)
-    .await?)
+    .await?;
+    Ok(row.map(|r| LoginRow {
+        member: MemberRow {
+            id: r.id,
+            client_id: r.client_id,
+            email: r.email,
+            name: r.name,
+            registered_at: r.registered_at,
+            voucher_code: r.voucher_code,
+            first_active_at: r.first_active_at,
+            last_active_at: r.last_active_at,
+            watch_seconds: r.watch_seconds,
+            class_views: r.class_views,
+            active_days: r.active_days,
+            favorite_category: r.favorite_category,
+        },
+        password_hash: r.password_hash,
+    }))
 }
 
 pub async fn get(pool: &PgPool, client_id: ClientId, id: MemberId) -> AppResult<MemberRow> {
-    sqlx::query_as::<_, MemberRow>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE m.client_id = $1 AND m.id = $2"
-    )))
-    .bind(client_id)
-    .bind(id)
+    sqlx::query_as!(
+        MemberRow,
+        r#"SELECT m.id AS "id: MemberId", m.client_id AS "client_id: ClientId", m.email, m.name,
+               m.registered_at, v.code AS "voucher_code?", m.first_active_at, m.last_active_at,
+               m.watch_seconds, m.class_views, m.active_days, m.favorite_category
+           FROM members m LEFT JOIN vouchers v ON v.id = m.voucher_id AND v.client_id = m.client_id
+           WHERE m.client_id = $1 AND m.id = $2"#,
+        client_id as ClientId,
+        id as MemberId,
+    )
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| AppError::not_found("member"))
@@ -277,7 +297,7 @@ pub const SORTS: &[(&str, &str)] = &[
 /// A client's member totals for the dashboard: all members, active since `since`, all-time watch
 /// seconds and class views, and registrations in the last period (since `since`) and the one
 /// before (`before_since` to `since`).
-#[derive(Debug, Clone, Copy, FromRow)]
+#[derive(Debug, Clone, Copy)]
 pub struct Totals {
     pub total: i64,
     pub active: i64,
@@ -293,18 +313,19 @@ pub async fn totals(
     since: DateTime<Utc>,
     before_since: DateTime<Utc>,
 ) -> AppResult<Totals> {
-    Ok(sqlx::query_as(
-        "SELECT count(*) AS total,
-                count(*) FILTER (WHERE last_active_at >= $2) AS active,
-                COALESCE(sum(watch_seconds), 0)::bigint AS watch_seconds,
-                COALESCE(sum(class_views), 0)::bigint AS class_views,
-                count(*) FILTER (WHERE registered_at >= $2) AS registered_since,
-                count(*) FILTER (WHERE registered_at >= $3 AND registered_at < $2) AS registered_before
-         FROM members WHERE client_id = $1",
+    Ok(sqlx::query_as!(
+        Totals,
+        r#"SELECT count(*) AS "total!",
+                count(*) FILTER (WHERE last_active_at >= $2) AS "active!",
+                COALESCE(sum(watch_seconds), 0)::bigint AS "watch_seconds!",
+                COALESCE(sum(class_views), 0)::bigint AS "class_views!",
+                count(*) FILTER (WHERE registered_at >= $2) AS "registered_since!",
+                count(*) FILTER (WHERE registered_at >= $3 AND registered_at < $2) AS "registered_before!"
+         FROM members WHERE client_id = $1"#,
+        client_id as ClientId,
+        since,
+        before_since,
     )
-    .bind(client_id)
-    .bind(since)
-    .bind(before_since)
     .fetch_one(pool)
     .await?)
 }
@@ -316,16 +337,41 @@ pub fn parse_sort(raw: Option<&str>) -> AppResult<Sort> {
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub search: Option<String>,
-    /// `Some(true)` active only, `Some(false)` inactive only.
-    pub active: Option<bool>,
+    /// Members of this status only.
+    pub status: Option<MemberStatus>,
 }
 
-pub fn parse_status(raw: Option<&str>) -> AppResult<Option<bool>> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some("active") => Ok(Some(true)),
-        Some("inactive") => Ok(Some(false)),
-        Some(_) => Err(AppError::validation("status", "must be active or inactive")),
+/// The `status` filter: empty means not given; an unknown value is a 400 naming `status`.
+pub fn parse_status(raw: Option<&str>) -> AppResult<Option<MemberStatus>> {
+    MemberStatus::parse_param(raw, "status")
+}
+
+/// Appends the list filter: the client's members, narrowed by the filters that are given.
+fn push_filter(
+    q: &mut QueryBuilder<Postgres>,
+    client_id: ClientId,
+    active_since: DateTime<Utc>,
+    f: &ListFilter,
+    search: Option<String>,
+) {
+    q.push(" WHERE m.client_id = ").push_bind(client_id);
+    if let Some(search) = search {
+        q.push(" AND (lower(m.name) LIKE ")
+            .push_bind(search.clone())
+            .push(" OR m.email LIKE ")
+            .push_bind(search)
+            .push(")");
+    }
+    match f.status {
+        None => {}
+        Some(MemberStatus::Active) => {
+            q.push(" AND m.last_active_at >= ").push_bind(active_since);
+        }
+        Some(MemberStatus::Inactive) => {
+            q.push(" AND (m.last_active_at IS NULL OR m.last_active_at < ")
+                .push_bind(active_since)
+                .push(")");
+        }
     }
 }
 
@@ -341,32 +387,16 @@ pub async fn list(
         .search
         .as_deref()
         .map(|s| super::like_pattern(&s.to_lowercase()));
-    let filter = "WHERE m.client_id = $1
-           AND ($2::text IS NULL OR lower(m.name) LIKE $2 OR m.email LIKE $2)
-           AND ($3::boolean IS NULL
-                OR ($3 AND m.last_active_at >= $4)
-                OR (NOT $3 AND (m.last_active_at IS NULL OR m.last_active_at < $4)))";
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM members m {filter}"
-    )))
-    .bind(client_id)
-    .bind(&search)
-    .bind(f.active)
-    .bind(active_since)
-    .fetch_one(pool)
-    .await?;
-    let rows = sqlx::query_as::<_, MemberRow>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} {filter} ORDER BY {} LIMIT $5 OFFSET $6",
-        sort.order_by("m.id")
-    )))
-    .bind(client_id)
-    .bind(&search)
-    .bind(f.active)
-    .bind(active_since)
-    .bind(page.limit_i64())
-    .bind(page.offset())
-    .fetch_all(pool)
-    .await?;
+    let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM members m");
+    push_filter(&mut count, client_id, active_since, f, search.clone());
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    let mut q = QueryBuilder::<Postgres>::new(SELECT);
+    push_filter(&mut q, client_id, active_since, f, search);
+    // The ORDER BY expression comes from the SORTS allow-list, never from the request.
+    q.push(" ORDER BY ").push(sort.order_by("m.id"));
+    q.push(" LIMIT ").push_bind(page.limit_i64());
+    q.push(" OFFSET ").push_bind(page.offset());
+    let rows = q.build_query_as::<MemberRow>().fetch_all(pool).await?;
     Ok((rows, total))
 }
 
@@ -386,10 +416,15 @@ pub fn all(
     client_id: ClientId,
 ) -> impl futures::Stream<Item = AppResult<MemberRow>> + Send + '_ {
     use futures::TryStreamExt;
-    sqlx::query_as::<_, MemberRow>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE m.client_id = $1 ORDER BY m.registered_at, m.id"
-    )))
-    .bind(client_id)
+    sqlx::query_as!(
+        MemberRow,
+        r#"SELECT m.id AS "id: MemberId", m.client_id AS "client_id: ClientId", m.email, m.name,
+               m.registered_at, v.code AS "voucher_code?", m.first_active_at, m.last_active_at,
+               m.watch_seconds, m.class_views, m.active_days, m.favorite_category
+           FROM members m LEFT JOIN vouchers v ON v.id = m.voucher_id AND v.client_id = m.client_id
+           WHERE m.client_id = $1 ORDER BY m.registered_at, m.id"#,
+        client_id as ClientId,
+    )
     .fetch(pool)
     .map_err(AppError::from)
 }
@@ -401,13 +436,13 @@ pub async fn backdate_registration(
     id: MemberId,
     days_ago: i64,
 ) -> AppResult<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE members SET registered_at = now() - make_interval(days => $3)
          WHERE client_id = $1 AND id = $2",
+        client_id as ClientId,
+        id as MemberId,
+        days_ago as i32,
     )
-    .bind(client_id)
-    .bind(id)
-    .bind(days_ago as i32)
     .execute(pool)
     .await?;
     Ok(())

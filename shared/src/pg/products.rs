@@ -3,10 +3,11 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sqlx::{FromRow, PgPool, QueryBuilder};
+use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};
 
 use crate::domain::ids::{ClientId, ProductId};
 use crate::domain::pagination::Page;
+pub use crate::domain::status::ProductStatus;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::pg::like_pattern;
 
@@ -28,12 +29,14 @@ pub struct Product {
     pub product_type: Option<String>,
     pub featured: bool,
     /// `draft | active | archived`.
-    pub status: String,
+    pub status: ProductStatus,
     pub sort_order: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
+/// The columns of [`Product`] for statements built at run time (the checked queries below spell
+/// them out, as `query_as!` needs a literal).
 const COLUMNS: &str = "id, name, description, image, price::text AS price, currency, external_url,
     product_type, featured, status, sort_order, created_at, updated_at";
 
@@ -48,7 +51,7 @@ pub struct ProductInput {
     pub external_url: Option<Option<String>>,
     pub product_type: Option<Option<String>>,
     pub featured: Option<bool>,
-    pub status: Option<String>,
+    pub status: Option<ProductStatus>,
     pub sort_order: Option<i32>,
 }
 
@@ -167,8 +170,8 @@ impl ProductInput {
                     Some(b) => p.featured = Some(b),
                     None => e.push(FieldError::new("featured", "must be true or false")),
                 },
-                "status" => match v.as_str() {
-                    Some(s @ ("draft" | "active" | "archived")) => p.status = Some(s.to_string()),
+                "status" => match v.as_str().and_then(ProductStatus::from_word) {
+                    Some(s) => p.status = Some(s),
                     _ => e.push(FieldError::new(
                         "status",
                         "must be draft, active or archived",
@@ -201,24 +204,27 @@ impl ProductInput {
 }
 
 pub async fn create(pool: &PgPool, client_id: ClientId, p: &ProductInput) -> AppResult<Product> {
-    Ok(sqlx::query_as::<_, Product>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO products (id, client_id, name, description, image, price, currency, external_url,
-                               product_type, featured, status, sort_order)
-         VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8, $9, $10, $11, $12)
-         RETURNING {COLUMNS}"
-    )))
-    .bind(ProductId::new_v7())
-    .bind(client_id)
-    .bind(p.name.as_deref().unwrap_or_default())
-    .bind(p.description.as_deref().unwrap_or_default())
-    .bind(p.image.clone().flatten())
-    .bind(p.price.clone().flatten())
-    .bind(p.currency.as_deref().unwrap_or("USD"))
-    .bind(p.external_url.clone().flatten())
-    .bind(p.product_type.clone().flatten())
-    .bind(p.featured.unwrap_or(false))
-    .bind(p.status.as_deref().unwrap_or("draft"))
-    .bind(p.sort_order.unwrap_or(0))
+    Ok(sqlx::query_as!(
+        Product,
+        r#"INSERT INTO products (id, client_id, name, description, image, price, currency, external_url,
+                                 product_type, featured, status, sort_order)
+           VALUES ($1, $2, $3, $4, $5, $6::text::numeric, $7, $8, $9, $10, $11, $12)
+           RETURNING id AS "id: ProductId", name, description, image, price::text AS "price?",
+               currency, external_url, product_type, featured, status AS "status: ProductStatus",
+               sort_order, created_at, updated_at"#,
+        ProductId::new_v7() as ProductId,
+        client_id as ClientId,
+        p.name.as_deref().unwrap_or_default(),
+        p.description.as_deref().unwrap_or_default(),
+        p.image.clone().flatten(),
+        p.price.clone().flatten(),
+        p.currency.as_deref().unwrap_or("USD"),
+        p.external_url.clone().flatten(),
+        p.product_type.clone().flatten(),
+        p.featured.unwrap_or(false),
+        p.status.unwrap_or(ProductStatus::Draft) as ProductStatus,
+        p.sort_order.unwrap_or(0),
+    )
     .fetch_one(pool)
     .await?)
 }
@@ -255,8 +261,8 @@ pub async fn update(
     if let Some(v) = p.featured {
         q.push(", featured = ").push_bind(v);
     }
-    if let Some(v) = &p.status {
-        q.push(", status = ").push_bind(v.clone());
+    if let Some(v) = p.status {
+        q.push(", status = ").push_bind(v);
     }
     if let Some(v) = p.sort_order {
         q.push(", sort_order = ").push_bind(v);
@@ -271,11 +277,13 @@ pub async fn update(
 }
 
 pub async fn delete(pool: &PgPool, client_id: ClientId, id: ProductId) -> AppResult<()> {
-    let done = sqlx::query("DELETE FROM products WHERE client_id = $1 AND id = $2")
-        .bind(client_id)
-        .bind(id)
-        .execute(pool)
-        .await?;
+    let done = sqlx::query!(
+        "DELETE FROM products WHERE client_id = $1 AND id = $2",
+        client_id as ClientId,
+        id as ProductId,
+    )
+    .execute(pool)
+    .await?;
     if done.rows_affected() == 0 {
         return Err(AppError::not_found("product"));
     }
@@ -288,18 +296,22 @@ pub async fn get(
     id: ProductId,
     active_only: bool,
 ) -> AppResult<Product> {
-    sqlx::query_as::<_, Product>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM products WHERE client_id = $1 AND id = $2 AND (NOT $3 OR status = 'active')"
-    )))
-    .bind(client_id)
-    .bind(id)
-    .bind(active_only)
+    sqlx::query_as!(
+        Product,
+        r#"SELECT id AS "id: ProductId", name, description, image, price::text AS "price?", currency,
+               external_url, product_type, featured, status AS "status: ProductStatus", sort_order,
+               created_at, updated_at
+           FROM products WHERE client_id = $1 AND id = $2 AND (NOT $3 OR status = 'active')"#,
+        client_id as ClientId,
+        id as ProductId,
+        active_only,
+    )
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| AppError::not_found("product"))
 }
 
-/// The seed's named sorts.
+/// The seed's named sorts: the `ORDER BY` body of each (an allow-list, never request text).
 pub fn parse_sort(raw: Option<&str>) -> AppResult<&'static str> {
     match raw
         .map(str::trim)
@@ -320,20 +332,42 @@ pub fn parse_sort(raw: Option<&str>) -> AppResult<&'static str> {
 
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
-    pub status: Option<String>,
+    pub status: Option<ProductStatus>,
     pub product_type: Option<String>,
     pub search: Option<String>,
     pub featured: Option<bool>,
 }
 
-pub fn parse_status(raw: Option<&str>) -> AppResult<Option<String>> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(s @ ("draft" | "active" | "archived")) => Ok(Some(s.to_string())),
-        Some(_) => Err(AppError::validation(
-            "status",
-            "must be draft, active or archived",
-        )),
+/// The `status` filter: empty means not given; an unknown value is a 400 naming `status`.
+pub fn parse_status(raw: Option<&str>) -> AppResult<Option<ProductStatus>> {
+    ProductStatus::parse_param(raw, "status")
+}
+
+/// Appends the list filter: the client's products, narrowed by the filters that are given.
+fn push_filter(
+    q: &mut QueryBuilder<Postgres>,
+    client_id: ClientId,
+    f: &ListFilter,
+    search: Option<String>,
+) {
+    q.push(" WHERE client_id = ").push_bind(client_id);
+    if let Some(status) = f.status {
+        q.push(" AND status = ").push_bind(status);
+    }
+    if let Some(product_type) = &f.product_type {
+        q.push(" AND lower(product_type) = lower(")
+            .push_bind(product_type.clone())
+            .push(")");
+    }
+    if let Some(search) = search {
+        q.push(" AND (name ILIKE ")
+            .push_bind(search.clone())
+            .push(" OR description ILIKE ")
+            .push_bind(search)
+            .push(")");
+    }
+    if let Some(featured) = f.featured {
+        q.push(" AND featured = ").push_bind(featured);
     }
 }
 
@@ -345,38 +379,25 @@ pub async fn list(
     page: Page,
 ) -> AppResult<(Vec<Product>, i64)> {
     let search = f.search.as_deref().map(like_pattern);
-    let filter = "WHERE client_id = $1
-        AND ($2::text IS NULL OR status = $2)
-        AND ($3::text IS NULL OR lower(product_type) = lower($3))
-        AND ($4::text IS NULL OR name ILIKE $4 OR description ILIKE $4)
-        AND ($5::boolean IS NULL OR featured = $5)";
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM products {filter}"
-    )))
-    .bind(client_id)
-    .bind(&f.status)
-    .bind(&f.product_type)
-    .bind(&search)
-    .bind(f.featured)
-    .fetch_one(pool)
-    .await?;
-    let rows = sqlx::query_as::<_, Product>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM products {filter} ORDER BY {order_by} LIMIT $6 OFFSET $7"
-    )))
-    .bind(client_id)
-    .bind(&f.status)
-    .bind(&f.product_type)
-    .bind(&search)
-    .bind(f.featured)
-    .bind(page.limit_i64())
-    .bind(page.offset())
-    .fetch_all(pool)
-    .await?;
+    let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM products");
+    push_filter(&mut count, client_id, f, search.clone());
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    let mut q = QueryBuilder::<Postgres>::new("SELECT ");
+    q.push(COLUMNS).push(" FROM products");
+    push_filter(&mut q, client_id, f, search);
+    // `order_by` is one of parse_sort's allow-listed clauses.
+    q.push(" ORDER BY ").push(order_by);
+    q.push(" LIMIT ").push_bind(page.limit_i64());
+    q.push(" OFFSET ").push_bind(page.offset());
+    let rows = q.build_query_as::<Product>().fetch_all(pool).await?;
     Ok((rows, total))
 }
 
-#[derive(Debug, Clone, FromRow, Serialize, PartialEq, Eq)]
+// A product type and how many active products have it. A plain comment: a doc comment would
+// become the schema's description; the schema keeps the name it had as the API's own type.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[salvo(schema(name = "portal_api.routes.products.TypeCount"))]
 pub struct TypeCount {
     pub product_type: String,
     pub count: i64,
@@ -384,12 +405,13 @@ pub struct TypeCount {
 
 /// Product types of the client's active products, with counts.
 pub async fn active_types(pool: &PgPool, client_id: ClientId) -> AppResult<Vec<TypeCount>> {
-    Ok(sqlx::query_as::<_, TypeCount>(
-        "SELECT product_type, count(*) AS count FROM products
-         WHERE client_id = $1 AND status = 'active' AND product_type IS NOT NULL
-         GROUP BY product_type ORDER BY count DESC, product_type",
+    Ok(sqlx::query_as!(
+        TypeCount,
+        r#"SELECT product_type AS "product_type!", count(*) AS "count!" FROM products
+           WHERE client_id = $1 AND status = 'active' AND product_type IS NOT NULL
+           GROUP BY product_type ORDER BY count(*) DESC, product_type"#,
+        client_id as ClientId,
     )
-    .bind(client_id)
     .fetch_all(pool)
     .await?)
 }

@@ -4,10 +4,11 @@
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::Serialize;
-use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use sqlx::{FromRow, PgPool, Postgres, QueryBuilder, Transaction};
 
-use crate::domain::ids::{ClientId, MemberId, StaffId, VoucherBatchId};
+use crate::domain::ids::{ClientId, MemberId, StaffId, VoucherBatchId, VoucherId};
 use crate::domain::pagination::{Direction, Page, Sort};
+pub use crate::domain::status::VoucherStatus;
 use crate::error::{AppError, AppResult, FieldError};
 
 /// Crockford base32: no I, L, O, U, so codes survive being read aloud and typed.
@@ -16,40 +17,77 @@ pub const CODE_LEN: usize = 8;
 pub const MAX_QUANTITY: i64 = 500;
 pub const MAX_PREFIX: usize = 16;
 
-macro_rules! status_sql {
-    () => {
-        "CASE WHEN v.status = 'active' AND v.expires_at <= now() THEN 'expired' ELSE v.status END"
-    };
-}
-
-/// `status` as the API shows it: `expired` follows from `expires_at` at read time.
-pub const STATUS_SQL: &str = status_sql!();
-
-#[derive(Debug, Clone, FromRow, Serialize)]
+// A voucher, as the partner routes return it. Plain comments on the served types: a doc comment
+// would become the schema's description; the schema keeps the name it had as the API's own type.
+#[derive(Debug, Clone, Serialize, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[salvo(schema(name = "portal_api.routes.vouchers.VoucherDto", example = json!({"id": 1, "code": "STUDIO-7K3M9Q2X", "status": "active", "batchId": "01a212bf-0aca-743e-b263-3e36ed0b7418", "expiresAt": "2026-12-31T23:59:59Z", "createdAt": "2026-11-25T12:00:00Z", "redeemedAt": null, "redeemedBy": null, "revokedAt": null})))]
 pub struct Voucher {
-    pub id: i64,
+    pub id: VoucherId,
     pub code: String,
-    pub status: String,
+    /// `active | redeemed | expired | revoked` (`expired` follows from `expiresAt`).
+    pub status: VoucherStatus,
     pub batch_id: VoucherBatchId,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub redeemed_at: Option<DateTime<Utc>>,
-    pub redeemed_by_id: Option<MemberId>,
-    pub redeemed_by_name: Option<String>,
-    pub redeemed_by_email: Option<String>,
+    pub redeemed_by: Option<RedeemedBy>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-pub const SELECT: &str = concat!(
-    "SELECT v.id, v.code,
-        ",
-    status_sql!(),
-    " AS status,
-        v.batch_id, v.expires_at, v.created_at, v.redeemed_at,
+// The member who redeemed a voucher.
+#[derive(Debug, Clone, Serialize, salvo_oapi::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[salvo(schema(name = "portal_api.routes.vouchers.RedeemedBy"))]
+pub struct RedeemedBy {
+    pub id: MemberId,
+    pub name: String,
+    pub email: String,
+}
+
+/// A voucher as the queries read it: the redeeming member's columns side by side (null when no
+/// member redeemed it, or the member is gone).
+#[derive(Debug, Clone, FromRow)]
+struct VoucherRow {
+    id: VoucherId,
+    code: String,
+    status: VoucherStatus,
+    batch_id: VoucherBatchId,
+    expires_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    redeemed_at: Option<DateTime<Utc>>,
+    redeemed_by_id: Option<MemberId>,
+    redeemed_by_name: Option<String>,
+    redeemed_by_email: Option<String>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<VoucherRow> for Voucher {
+    fn from(v: VoucherRow) -> Self {
+        let redeemed_by = match (v.redeemed_by_id, v.redeemed_by_name, v.redeemed_by_email) {
+            (Some(id), Some(name), Some(email)) => Some(RedeemedBy { id, name, email }),
+            _ => None,
+        };
+        Self {
+            id: v.id,
+            code: v.code,
+            status: v.status,
+            batch_id: v.batch_id,
+            expires_at: v.expires_at,
+            created_at: v.created_at,
+            redeemed_at: v.redeemed_at,
+            redeemed_by,
+            revoked_at: v.revoked_at,
+        }
+    }
+}
+
+/// The columns of [`VoucherRow`] for lists built at run time (the checked queries below spell them
+/// out, as `query_as!` needs a literal). `vouchers_with_status` shows `expired` for active vouchers
+/// past `expires_at`.
+const SELECT: &str = "SELECT v.id, v.code, v.status, v.batch_id, v.expires_at, v.created_at, v.redeemed_at,
         m.id AS redeemed_by_id, m.name AS redeemed_by_name, m.email AS redeemed_by_email, v.revoked_at
-    FROM vouchers v LEFT JOIN members m ON m.id = v.redeemed_by AND m.client_id = v.client_id"
-);
+    FROM vouchers_with_status v LEFT JOIN members m ON m.id = v.redeemed_by AND m.client_id = v.client_id";
 
 /// A validated generation request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,7 +223,7 @@ pub async fn generate(
     g: &Generate,
 ) -> AppResult<(VoucherBatchId, Vec<Voucher>)> {
     let batch_id = VoucherBatchId::new_v7();
-    let mut ids: Vec<i64> = Vec::with_capacity(g.quantity as usize);
+    let mut ids: Vec<VoucherId> = Vec::with_capacity(g.quantity as usize);
     for _round in 0..10 {
         let missing = g.quantity as usize - ids.len();
         if missing == 0 {
@@ -196,17 +234,17 @@ pub async fn generate(
             .collect();
         codes.sort();
         codes.dedup();
-        let inserted: Vec<i64> = sqlx::query_scalar(
-            "INSERT INTO vouchers (client_id, code, batch_id, expires_at, created_by)
-             SELECT $1, c, $2, $3, $4 FROM UNNEST($5::text[]) AS c
-             ON CONFLICT (code) DO NOTHING
-             RETURNING id",
+        let inserted = sqlx::query_scalar!(
+            r#"INSERT INTO vouchers (client_id, code, batch_id, expires_at, created_by)
+               SELECT $1, c, $2, $3, $4 FROM UNNEST($5::text[]) AS c
+               ON CONFLICT (code) DO NOTHING
+               RETURNING id AS "id: VoucherId""#,
+            client_id as ClientId,
+            batch_id as VoucherBatchId,
+            g.expires_at,
+            created_by as Option<StaffId>,
+            &codes,
         )
-        .bind(client_id)
-        .bind(batch_id)
-        .bind(g.expires_at)
-        .bind(created_by)
-        .bind(&codes)
         .fetch_all(&mut **tx)
         .await?;
         ids.extend(inserted);
@@ -214,14 +252,21 @@ pub async fn generate(
     if ids.len() as i64 != g.quantity {
         return Err(AppError::internal("could not find free voucher codes"));
     }
-    let vouchers = sqlx::query_as::<_, Voucher>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE v.client_id = $1 AND v.batch_id = $2 ORDER BY v.id"
-    )))
-    .bind(client_id)
-    .bind(batch_id)
+    let vouchers = sqlx::query_as!(
+        VoucherRow,
+        r#"SELECT v.id AS "id!: VoucherId", v.code AS "code!", v.status AS "status!: VoucherStatus",
+               v.batch_id AS "batch_id!: VoucherBatchId", v.expires_at, v.created_at AS "created_at!",
+               v.redeemed_at, m.id AS "redeemed_by_id?: MemberId", m.name AS "redeemed_by_name?",
+               m.email AS "redeemed_by_email?", v.revoked_at
+           FROM vouchers_with_status v
+           LEFT JOIN members m ON m.id = v.redeemed_by AND m.client_id = v.client_id
+           WHERE v.client_id = $1 AND v.batch_id = $2 ORDER BY v.id"#,
+        client_id as ClientId,
+        batch_id as VoucherBatchId,
+    )
     .fetch_all(&mut **tx)
     .await?;
-    Ok((batch_id, vouchers))
+    Ok((batch_id, vouchers.into_iter().map(Voucher::from).collect()))
 }
 
 pub const SORTS: &[(&str, &str)] = &[
@@ -229,7 +274,7 @@ pub const SORTS: &[(&str, &str)] = &[
     ("code", "v.code"),
     ("expiresAt", "v.expires_at"),
     ("redeemedAt", "v.redeemed_at"),
-    ("status", STATUS_SQL),
+    ("status", "v.status"),
 ];
 
 pub fn parse_sort(raw: Option<&str>) -> AppResult<Sort> {
@@ -238,19 +283,32 @@ pub fn parse_sort(raw: Option<&str>) -> AppResult<Sort> {
 
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
-    pub status: Option<String>,
+    pub status: Option<VoucherStatus>,
     pub search: Option<String>,
     pub batch_id: Option<VoucherBatchId>,
 }
 
-pub fn parse_status(raw: Option<&str>) -> AppResult<Option<String>> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(s @ ("active" | "redeemed" | "expired" | "revoked")) => Ok(Some(s.to_string())),
-        Some(_) => Err(AppError::validation(
-            "status",
-            "must be one of active, redeemed, expired, revoked",
-        )),
+/// The `status` filter: empty means not given; an unknown value is a 400 naming `status`.
+pub fn parse_status(raw: Option<&str>) -> AppResult<Option<VoucherStatus>> {
+    VoucherStatus::parse_param(raw, "status")
+}
+
+/// Appends the list filter: the client's vouchers, narrowed by the filters that are given.
+fn push_filter(
+    q: &mut QueryBuilder<Postgres>,
+    client_id: ClientId,
+    f: &ListFilter,
+    search: Option<String>,
+) {
+    q.push(" WHERE v.client_id = ").push_bind(client_id);
+    if let Some(status) = f.status {
+        q.push(" AND v.status = ").push_bind(status);
+    }
+    if let Some(search) = search {
+        q.push(" AND v.code ILIKE ").push_bind(search);
+    }
+    if let Some(batch_id) = f.batch_id {
+        q.push(" AND v.batch_id = ").push_bind(batch_id);
     }
 }
 
@@ -262,44 +320,35 @@ pub async fn list(
     page: Page,
 ) -> AppResult<(Vec<Voucher>, i64)> {
     let search = f.search.as_deref().map(super::like_pattern);
-    let filter = format!(
-        "WHERE v.client_id = $1
-           AND ($2::text IS NULL OR ({STATUS_SQL}) = $2)
-           AND ($3::text IS NULL OR v.code ILIKE $3)
-           AND ($4::uuid IS NULL OR v.batch_id = $4)"
-    );
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM vouchers v {filter}"
-    )))
-    .bind(client_id)
-    .bind(&f.status)
-    .bind(&search)
-    .bind(f.batch_id)
-    .fetch_one(pool)
-    .await?;
-    let rows = sqlx::query_as::<_, Voucher>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} {filter} ORDER BY {} LIMIT $5 OFFSET $6",
-        sort.order_by("v.id DESC")
-    )))
-    .bind(client_id)
-    .bind(&f.status)
-    .bind(&search)
-    .bind(f.batch_id)
-    .bind(page.limit_i64())
-    .bind(page.offset())
-    .fetch_all(pool)
-    .await?;
-    Ok((rows, total))
+    let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM vouchers_with_status v");
+    push_filter(&mut count, client_id, f, search.clone());
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    let mut q = QueryBuilder::<Postgres>::new(SELECT);
+    push_filter(&mut q, client_id, f, search);
+    // The ORDER BY expression comes from the SORTS allow-list, never from the request.
+    q.push(" ORDER BY ").push(sort.order_by("v.id DESC"));
+    q.push(" LIMIT ").push_bind(page.limit_i64());
+    q.push(" OFFSET ").push_bind(page.offset());
+    let rows = q.build_query_as::<VoucherRow>().fetch_all(pool).await?;
+    Ok((rows.into_iter().map(Voucher::from).collect(), total))
 }
 
-pub async fn get(pool: &PgPool, client_id: ClientId, id: i64) -> AppResult<Voucher> {
-    sqlx::query_as::<_, Voucher>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE v.client_id = $1 AND v.id = $2"
-    )))
-    .bind(client_id)
-    .bind(id)
+pub async fn get(pool: &PgPool, client_id: ClientId, id: VoucherId) -> AppResult<Voucher> {
+    sqlx::query_as!(
+        VoucherRow,
+        r#"SELECT v.id AS "id!: VoucherId", v.code AS "code!", v.status AS "status!: VoucherStatus",
+               v.batch_id AS "batch_id!: VoucherBatchId", v.expires_at, v.created_at AS "created_at!",
+               v.redeemed_at, m.id AS "redeemed_by_id?: MemberId", m.name AS "redeemed_by_name?",
+               m.email AS "redeemed_by_email?", v.revoked_at
+           FROM vouchers_with_status v
+           LEFT JOIN members m ON m.id = v.redeemed_by AND m.client_id = v.client_id
+           WHERE v.client_id = $1 AND v.id = $2"#,
+        client_id as ClientId,
+        id as VoucherId,
+    )
     .fetch_optional(pool)
     .await?
+    .map(Voucher::from)
     .ok_or_else(|| AppError::not_found("voucher"))
 }
 
@@ -316,31 +365,32 @@ pub enum Revoked {
 pub async fn revoke(
     tx: &mut Transaction<'static, Postgres>,
     client_id: ClientId,
-    id: i64,
+    id: VoucherId,
     staff_id: Option<StaffId>,
 ) -> AppResult<Revoked> {
-    let status: Option<String> = sqlx::query_scalar(
-        "SELECT status FROM vouchers WHERE client_id = $1 AND id = $2 FOR UPDATE",
+    let status = sqlx::query_scalar!(
+        r#"SELECT status AS "status: VoucherStatus" FROM vouchers
+           WHERE client_id = $1 AND id = $2 FOR UPDATE"#,
+        client_id as ClientId,
+        id as VoucherId,
     )
-    .bind(client_id)
-    .bind(id)
     .fetch_optional(&mut **tx)
     .await?;
-    match status.as_deref() {
+    match status {
         None => Err(AppError::not_found("voucher")),
-        Some("redeemed") => Err(AppError::conflict(
+        Some(VoucherStatus::Redeemed) => Err(AppError::conflict(
             "VOUCHER_REDEEMED",
             "a redeemed voucher cannot be revoked",
         )),
-        Some("revoked") => Ok(Revoked::Already),
-        Some(_) => {
-            sqlx::query(
+        Some(VoucherStatus::Revoked) => Ok(Revoked::Already),
+        Some(VoucherStatus::Active | VoucherStatus::Expired) => {
+            sqlx::query!(
                 "UPDATE vouchers SET status = 'revoked', revoked_at = now(), revoked_by = $3
                  WHERE client_id = $1 AND id = $2",
+                client_id as ClientId,
+                id as VoucherId,
+                staff_id as Option<StaffId>,
             )
-            .bind(client_id)
-            .bind(id)
-            .bind(staff_id)
             .execute(&mut **tx)
             .await?;
             Ok(Revoked::Now)
@@ -348,30 +398,36 @@ pub async fn revoke(
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+// Voucher counts by status, as `GET /partner/vouchers/stats` serves them (the schema keeps the
+// name it had as the API's own type).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[salvo(schema(name = "portal_api.routes.vouchers.VoucherStats", example = json!({"total": 500, "active": 200, "redeemed": 250, "expired": 30, "revoked": 20, "redemptionRate": 50.0})))]
 pub struct Stats {
     pub total: i64,
     pub active: i64,
     pub redeemed: i64,
     pub expired: i64,
     pub revoked: i64,
+    /// redeemed ÷ total × 100, one decimal.
     pub redemption_rate: f64,
 }
 
 /// Counts by status; the four counts always add up to `total` (one snapshot, one statement).
 pub async fn stats(pool: &PgPool, client_id: ClientId) -> AppResult<Stats> {
-    let (total, active, redeemed, expired, revoked): (i64, i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT count(*),
-                count(*) FILTER (WHERE status = 'active' AND (expires_at IS NULL OR expires_at > now())),
-                count(*) FILTER (WHERE status = 'redeemed'),
-                count(*) FILTER (WHERE status = 'active' AND expires_at <= now()),
-                count(*) FILTER (WHERE status = 'revoked')
-         FROM vouchers WHERE client_id = $1",
+    let c = sqlx::query!(
+        r#"SELECT count(*) AS "total!",
+                count(*) FILTER (WHERE status = 'active' AND (expires_at IS NULL OR expires_at > now())) AS "active!",
+                count(*) FILTER (WHERE status = 'redeemed') AS "redeemed!",
+                count(*) FILTER (WHERE status = 'active' AND expires_at <= now()) AS "expired!",
+                count(*) FILTER (WHERE status = 'revoked') AS "revoked!"
+         FROM vouchers WHERE client_id = $1"#,
+        client_id as ClientId,
     )
-    .bind(client_id)
     .fetch_one(pool)
     .await?;
+    let (total, active, redeemed, expired, revoked) =
+        (c.total, c.active, c.redeemed, c.expired, c.revoked);
     let redemption_rate = if total == 0 {
         0.0
     } else {
@@ -393,9 +449,16 @@ pub async fn stats(pool: &PgPool, client_id: ClientId) -> AppResult<Stats> {
 #[serde(rename_all = "camelCase")]
 pub struct Validation {
     pub valid: bool,
-    /// `active | redeemed | expired | revoked | not_found`.
-    pub status: String,
+    /// `None`: no such code (of this client).
+    pub status: Option<VoucherStatus>,
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Validation {
+    /// `active | redeemed | expired | revoked | not_found`, as the app is told.
+    pub fn status_word(&self) -> &'static str {
+        self.status.map_or("not_found", VoucherStatus::as_str)
+    }
 }
 
 pub async fn validate_code(
@@ -403,23 +466,24 @@ pub async fn validate_code(
     client_id: ClientId,
     code: &str,
 ) -> AppResult<Validation> {
-    let row: Option<(String, Option<DateTime<Utc>>)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {STATUS_SQL}, v.expires_at FROM vouchers v WHERE v.client_id = $1 AND v.code = $2"
-    )))
-        .bind(client_id)
-        .bind(normalize_code(code))
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query!(
+        r#"SELECT v.status AS "status!: VoucherStatus", v.expires_at
+           FROM vouchers_with_status v WHERE v.client_id = $1 AND v.code = $2"#,
+        client_id as ClientId,
+        normalize_code(code),
+    )
+    .fetch_optional(pool)
+    .await?
+    .map(|r| (r.status, r.expires_at));
     Ok(match row {
         Some((status, expires_at)) => Validation {
-            valid: status == "active",
-            status,
+            valid: status == VoucherStatus::Active,
+            status: Some(status),
             expires_at,
         },
         None => Validation {
             valid: false,
-            status: "not_found".into(),
+            status: None,
             expires_at: None,
         },
     })
@@ -429,15 +493,14 @@ pub async fn validate_code(
 pub async fn count_with_status(
     pool: &PgPool,
     client_id: ClientId,
-    status: Option<&str>,
+    status: Option<VoucherStatus>,
 ) -> AppResult<i64> {
-    Ok(sqlx::query_scalar(concat!(
-        "SELECT count(*) FROM vouchers v WHERE v.client_id = $1 AND ($2::text IS NULL OR (",
-        status_sql!(),
-        ") = $2)"
-    ))
-    .bind(client_id)
-    .bind(status)
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM vouchers_with_status v
+           WHERE v.client_id = $1 AND ($2::text IS NULL OR v.status = $2)"#,
+        client_id as ClientId,
+        status as Option<VoucherStatus>,
+    )
     .fetch_one(pool)
     .await?)
 }
@@ -447,15 +510,23 @@ pub async fn count_with_status(
 pub fn all_with_status<'a>(
     pool: &'a PgPool,
     client_id: ClientId,
-    status: Option<&'a str>,
+    status: Option<VoucherStatus>,
 ) -> impl futures::Stream<Item = AppResult<Voucher>> + Send + 'a {
     use futures::TryStreamExt;
-    sqlx::query_as::<_, Voucher>(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE v.client_id = $1 AND ($2::text IS NULL OR ({STATUS_SQL}) = $2) ORDER BY v.id"
-    )))
-    .bind(client_id)
-    .bind(status)
+    sqlx::query_as!(
+        VoucherRow,
+        r#"SELECT v.id AS "id!: VoucherId", v.code AS "code!", v.status AS "status!: VoucherStatus",
+               v.batch_id AS "batch_id!: VoucherBatchId", v.expires_at, v.created_at AS "created_at!",
+               v.redeemed_at, m.id AS "redeemed_by_id?: MemberId", m.name AS "redeemed_by_name?",
+               m.email AS "redeemed_by_email?", v.revoked_at
+           FROM vouchers_with_status v
+           LEFT JOIN members m ON m.id = v.redeemed_by AND m.client_id = v.client_id
+           WHERE v.client_id = $1 AND ($2::text IS NULL OR v.status = $2) ORDER BY v.id"#,
+        client_id as ClientId,
+        status as Option<VoucherStatus>,
+    )
     .fetch(pool)
+    .map_ok(Voucher::from)
     .map_err(AppError::from)
 }
 
