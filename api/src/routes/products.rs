@@ -4,114 +4,17 @@
 use portal_shared::domain::pagination::Page;
 use portal_shared::error::AppError;
 use portal_shared::pg::{audit, products};
-use salvo::oapi::extract::{JsonBody, PathParam, QueryParam};
+use salvo::oapi::extract::{PathParam, QueryParam};
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::body::Body;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{app_client, client_ip, request_id, staff, state};
 use crate::params;
 use portal_shared::domain::ids::{ClientId, ProductId};
-
-/// Request body of create. Unknown fields are refused.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[salvo(schema(example = json!({"name": "Protein Powder", "description": "Premium whey protein isolate", "image": "https://example.com/image.jpg", "price": "29.99", "currency": "USD", "externalUrl": "https://shop.example.com/protein", "productType": "Supplements", "featured": false, "status": "draft", "sortOrder": 0})))]
-pub struct ProductCreate {
-    /// 1 to 200 characters, not blank.
-    #[salvo(schema(
-        max_length = 200,
-        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
-    ))]
-    pub name: String,
-    /// At most 5000 characters; `null` means empty.
-    #[salvo(schema(max_length = 5000, pattern = "^[^\\u0000]*$"))]
-    pub description: Option<String>,
-    /// Absolute http(s) URL (at most 2048 characters); `null` clears it.
-    #[salvo(schema(
-        format = "uri",
-        max_length = 2048,
-        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
-    ))]
-    pub image: Option<String>,
-    /// Decimal string with at most 10 digits before and 2 after the point, e.g. "29.99"; `null`
-    /// clears it.
-    #[salvo(schema(pattern = "^[0-9]{1,10}([.][0-9]{1,2})?$"))]
-    pub price: Option<String>,
-    /// 3 upper-case letters (default USD).
-    #[salvo(schema(required = false, pattern = "^[A-Z]{3}$"))]
-    pub currency: String,
-    /// Absolute http(s) URL (at most 2048 characters); `null` clears it.
-    #[salvo(schema(
-        format = "uri",
-        max_length = 2048,
-        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
-    ))]
-    pub external_url: Option<String>,
-    /// At most 100 characters; empty or `null` clears it.
-    #[salvo(schema(max_length = 100, pattern = "^[^\\u0000]*$"))]
-    pub product_type: Option<String>,
-    #[salvo(schema(required = false))]
-    pub featured: bool,
-    /// draft (default), active or archived.
-    #[salvo(schema(required = false, value_type = crate::doc::ProductStatus))]
-    pub status: String,
-    /// -1000000 to 1000000 (default 0).
-    #[salvo(schema(required = false, minimum = -1000000, maximum = 1000000))]
-    pub sort_order: i32,
-}
-
-/// Request body of update: any non-empty subset of the create fields; `null` clears an optional
-/// field. Unknown fields are refused.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[salvo(schema(min_properties = 1, example = json!({"price": "24.99", "featured": true})))]
-pub struct ProductUpdate {
-    /// 1 to 200 characters, not blank.
-    #[salvo(schema(
-        required = false,
-        max_length = 200,
-        pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
-    ))]
-    pub name: String,
-    /// At most 5000 characters; `null` means empty.
-    #[salvo(schema(max_length = 5000, pattern = "^[^\\u0000]*$"))]
-    pub description: Option<String>,
-    /// Absolute http(s) URL (at most 2048 characters); `null` clears it.
-    #[salvo(schema(
-        format = "uri",
-        max_length = 2048,
-        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
-    ))]
-    pub image: Option<String>,
-    /// Decimal string with at most 10 digits before and 2 after the point, e.g. "29.99"; `null`
-    /// clears it.
-    #[salvo(schema(pattern = "^[0-9]{1,10}([.][0-9]{1,2})?$"))]
-    pub price: Option<String>,
-    /// 3 upper-case letters (default USD).
-    #[salvo(schema(required = false, pattern = "^[A-Z]{3}$"))]
-    pub currency: String,
-    /// Absolute http(s) URL (at most 2048 characters); `null` clears it.
-    #[salvo(schema(
-        format = "uri",
-        max_length = 2048,
-        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
-    ))]
-    pub external_url: Option<String>,
-    /// At most 100 characters; empty or `null` clears it.
-    #[salvo(schema(max_length = 100, pattern = "^[^\\u0000]*$"))]
-    pub product_type: Option<String>,
-    #[salvo(schema(required = false))]
-    pub featured: bool,
-    /// draft (default), active or archived.
-    #[salvo(schema(required = false, value_type = crate::doc::ProductStatus))]
-    pub status: String,
-    /// -1000000 to 1000000 (default 0).
-    #[salvo(schema(required = false, minimum = -1000000, maximum = 1000000))]
-    pub sort_order: i32,
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct ProductList {
@@ -235,19 +138,18 @@ pub async fn get(
 #[endpoint(
     tags("products"),
     security(("bearer" = [])),
-    request_body = ProductCreate,
     status_codes(201, 400, 401, 403, 413, 503),
     responses((status_code = 201, description = "Created", body = Envelope<products::Product>))
 )]
 pub async fn create(
-    body: JsonBody<serde_json::Value>,
+    body: Body<products::NewProduct>,
     req: &mut Request,
     depot: &mut Depot,
     res: &mut Response,
 ) -> ApiResult<Json<Envelope<products::Product>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let input = products::ProductInput::parse(&body.into_inner(), false)?;
+    let input = body.into_inner().0;
     let p = products::create(&st.db, s.client_id, &input).await?;
     let entry = audit::Entry::new(
         s.client_id,
@@ -268,26 +170,21 @@ pub async fn create(
 #[endpoint(
     tags("products"),
     security(("bearer" = [])),
-    request_body = ProductUpdate,
     status_codes(200, 400, 401, 403, 404, 413, 503),
     parameters(("id" = Uuid, Path))
 )]
 pub async fn update(
     id: PathParam<String>,
-    body: JsonBody<serde_json::Value>,
+    body: Body<products::ProductChange>,
     req: &mut Request,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<products::Product>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
     let id = parse_id(&id)?;
-    let body = body.into_inner();
-    let input = products::ProductInput::parse(&body, true)?;
+    let input = body.into_inner().0;
     let p = products::update(&st.db, s.client_id, id, &input).await?;
-    let fields: Vec<&String> = body
-        .as_object()
-        .map(|m| m.keys().collect())
-        .unwrap_or_default();
+    let fields = input.given_fields();
     let entry = audit::Entry::new(
         s.client_id,
         audit::Actor::Staff(s.staff_id),

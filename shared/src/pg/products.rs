@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};
 
 use crate::domain::ids::{ClientId, ProductId};
+use crate::domain::json::FromJson;
 use crate::domain::pagination::Page;
 pub use crate::domain::status::ProductStatus;
 use crate::error::{AppError, AppResult, FieldError};
@@ -55,6 +56,147 @@ pub struct ProductInput {
     pub sort_order: Option<i32>,
 }
 
+/// The body of `POST /partner/products`: a product's fields, `name` required.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewProduct(pub ProductInput);
+
+/// The body of `PATCH /partner/products/{id}`: the fields to change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductChange(pub ProductInput);
+
+impl FromJson for NewProduct {
+    fn from_json(body: &Value) -> AppResult<Self> {
+        ProductInput::parse(body, false).map(Self)
+    }
+}
+
+impl FromJson for ProductChange {
+    fn from_json(body: &Value) -> AppResult<Self> {
+        ProductInput::parse(body, true).map(Self)
+    }
+}
+
+impl salvo_oapi::ToSchema for NewProduct {
+    fn to_schema(c: &mut salvo_oapi::Components) -> salvo_oapi::RefOr<salvo_oapi::schema::Schema> {
+        body_schema::ProductCreate::to_schema(c)
+    }
+}
+
+impl salvo_oapi::ToSchema for ProductChange {
+    fn to_schema(c: &mut salvo_oapi::Components) -> salvo_oapi::RefOr<salvo_oapi::schema::Schema> {
+        body_schema::ProductUpdate::to_schema(c)
+    }
+}
+
+/// The JSON Schema of the two bodies. [`ProductInput`] keeps "not given", `null` and a value
+/// apart (`Option<Option<_>>`), which JSON Schema states per field as below; these structs only
+/// describe the wire form, and [`ProductInput::parse`] is the one reader.
+mod body_schema {
+    #![allow(dead_code)]
+    use salvo_oapi::ToSchema;
+    use serde::Deserialize;
+
+    use crate::domain::status::ProductStatus;
+
+    /// Request body of create. Unknown fields are refused.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[salvo(schema(name = "ProductCreate", example = json!({"name": "Protein Powder", "description": "Premium whey protein isolate", "image": "https://example.com/image.jpg", "price": "29.99", "currency": "USD", "externalUrl": "https://shop.example.com/protein", "productType": "Supplements", "featured": false, "status": "draft", "sortOrder": 0})))]
+    pub struct ProductCreate {
+        /// 1 to 200 characters, not blank.
+        #[salvo(schema(
+            max_length = 200,
+            pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+        ))]
+        pub name: String,
+        /// At most 5000 characters; `null` means empty.
+        #[salvo(schema(max_length = 5000, pattern = "^[^\\u0000]*$"))]
+        pub description: Option<String>,
+        /// Absolute http(s) URL (at most 2048 characters); `null` clears it.
+        #[salvo(schema(
+            format = "uri",
+            max_length = 2048,
+            pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
+        ))]
+        pub image: Option<String>,
+        /// Decimal string with at most 10 digits before and 2 after the point, e.g. "29.99"; `null`
+        /// clears it.
+        #[salvo(schema(pattern = "^[0-9]{1,10}([.][0-9]{1,2})?$"))]
+        pub price: Option<String>,
+        /// 3 upper-case letters (default USD).
+        #[salvo(schema(required = false, pattern = "^[A-Z]{3}$"))]
+        pub currency: String,
+        /// Absolute http(s) URL (at most 2048 characters); `null` clears it.
+        #[salvo(schema(
+            format = "uri",
+            max_length = 2048,
+            pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
+        ))]
+        pub external_url: Option<String>,
+        /// At most 100 characters; empty or `null` clears it.
+        #[salvo(schema(max_length = 100, pattern = "^[^\\u0000]*$"))]
+        pub product_type: Option<String>,
+        #[salvo(schema(required = false))]
+        pub featured: bool,
+        /// draft (default), active or archived.
+        #[salvo(schema(required = false, value_type = ProductStatus))]
+        pub status: String,
+        /// -1000000 to 1000000 (default 0).
+        #[salvo(schema(required = false, minimum = -1000000, maximum = 1000000))]
+        pub sort_order: i32,
+    }
+
+    /// Request body of update: any non-empty subset of the create fields; `null` clears an optional
+    /// field. Unknown fields are refused.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[salvo(schema(name = "ProductUpdate", min_properties = 1, example = json!({"price": "24.99", "featured": true})))]
+    pub struct ProductUpdate {
+        /// 1 to 200 characters, not blank.
+        #[salvo(schema(
+            required = false,
+            max_length = 200,
+            pattern = "^[^\\u0000]*[^\\u0000\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+        ))]
+        pub name: String,
+        /// At most 5000 characters; `null` means empty.
+        #[salvo(schema(max_length = 5000, pattern = "^[^\\u0000]*$"))]
+        pub description: Option<String>,
+        /// Absolute http(s) URL (at most 2048 characters); `null` clears it.
+        #[salvo(schema(
+            format = "uri",
+            max_length = 2048,
+            pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
+        ))]
+        pub image: Option<String>,
+        /// Decimal string with at most 10 digits before and 2 after the point, e.g. "29.99"; `null`
+        /// clears it.
+        #[salvo(schema(pattern = "^[0-9]{1,10}([.][0-9]{1,2})?$"))]
+        pub price: Option<String>,
+        /// 3 upper-case letters (default USD).
+        #[salvo(schema(required = false, pattern = "^[A-Z]{3}$"))]
+        pub currency: String,
+        /// Absolute http(s) URL (at most 2048 characters); `null` clears it.
+        #[salvo(schema(
+            format = "uri",
+            max_length = 2048,
+            pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
+        ))]
+        pub external_url: Option<String>,
+        /// At most 100 characters; empty or `null` clears it.
+        #[salvo(schema(max_length = 100, pattern = "^[^\\u0000]*$"))]
+        pub product_type: Option<String>,
+        #[salvo(schema(required = false))]
+        pub featured: bool,
+        /// draft (default), active or archived.
+        #[salvo(schema(required = false, value_type = ProductStatus))]
+        pub status: String,
+        /// -1000000 to 1000000 (default 0).
+        #[salvo(schema(required = false, minimum = -1000000, maximum = 1000000))]
+        pub sort_order: i32,
+    }
+}
+
 fn http_url(s: &str) -> bool {
     s.len() <= 2048
         && url::Url::parse(s)
@@ -73,6 +215,27 @@ fn price_ok(s: &str) -> bool {
 }
 
 impl ProductInput {
+    /// The fields a body gave, by their JSON names in alphabetical order (for the audit log).
+    pub fn given_fields(&self) -> Vec<&'static str> {
+        let given = [
+            ("currency", self.currency.is_some()),
+            ("description", self.description.is_some()),
+            ("externalUrl", self.external_url.is_some()),
+            ("featured", self.featured.is_some()),
+            ("image", self.image.is_some()),
+            ("name", self.name.is_some()),
+            ("price", self.price.is_some()),
+            ("productType", self.product_type.is_some()),
+            ("sortOrder", self.sort_order.is_some()),
+            ("status", self.status.is_some()),
+        ];
+        given
+            .into_iter()
+            .filter(|(_, g)| *g)
+            .map(|(f, _)| f)
+            .collect()
+    }
+
     /// Parses a create (`partial = false`: `name` required) or update body. Unknown fields, wrong
     /// types and out-of-range values are all reported at once.
     pub fn parse(body: &Value, partial: bool) -> AppResult<Self> {
