@@ -24,6 +24,11 @@ fn one_of_strings(values: impl IntoIterator<Item = String>, description: &str) -
     ))
 }
 
+/// The wire names of a closed set, from the set itself (so the document cannot drift from it).
+fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<String> {
+    all.iter().map(|v| name(*v).to_string()).collect()
+}
+
 /// `sort` of a list: each allowed field ascending, or descending with a leading `-`.
 fn sort_schema(fields: &[(&str, &str)]) -> Schema {
     let values = fields
@@ -67,18 +72,21 @@ string_param!(
 string_param!(
     /// A voucher's status, as lists filter and show it.
     VoucherStatus => one_of_strings(
-        ["active", "redeemed", "expired", "revoked"].map(String::from),
+        names(portal_shared::domain::status::VoucherStatus::ALL, |s| s.as_str()),
         "`expired` follows from `expiresAt` at read time.",
     )
 );
 string_param!(
     /// A member's status: `active` when they watched anything in the last 30 days.
-    MemberStatus => one_of_strings(["active", "inactive"].map(String::from), "Member status.")
+    MemberStatus => one_of_strings(
+        names(portal_shared::domain::status::MemberStatus::ALL, |s| s.as_str()),
+        "Member status.",
+    )
 );
 string_param!(
     /// A product's status.
     ProductStatus => one_of_strings(
-        ["draft", "active", "archived"].map(String::from),
+        names(portal_shared::domain::status::ProductStatus::ALL, |s| s.as_str()),
         "Product status.",
     )
 );

@@ -12,31 +12,8 @@ use crate::error::ApiResult;
 use crate::middleware::state;
 
 #[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[salvo(schema(example = json!({"id": "yoga-flow-1", "title": "Morning Flow", "category": "Yoga", "instructor": "Ana Ruiz", "durationMinutes": 30})))]
-pub struct ClassDto {
-    pub id: String,
-    pub title: String,
-    pub category: String,
-    pub instructor: String,
-    pub duration_minutes: i32,
-}
-
-impl From<classes::Class> for ClassDto {
-    fn from(c: classes::Class) -> Self {
-        Self {
-            id: c.id,
-            title: c.title,
-            category: c.category,
-            instructor: c.instructor,
-            duration_minutes: c.duration_minutes,
-        }
-    }
-}
-
-#[derive(Serialize, ToSchema)]
 pub struct ClassList {
-    pub classes: Vec<ClassDto>,
+    pub classes: Vec<classes::Class>,
     pub pagination: PaginationDoc,
 }
 
@@ -67,7 +44,7 @@ pub async fn list(
     let sort = classes::parse_sort(sort.as_deref())?;
     let (rows, total) = classes::list(&st.db, category.as_deref(), sort, p).await?;
     Ok(ok(ClassList {
-        classes: rows.into_iter().map(Into::into).collect(),
+        classes: rows,
         pagination: p.pagination(total).into(),
     }))
 }
@@ -79,7 +56,10 @@ pub async fn list(
     status_codes(200, 401, 404, 503),
     parameters(("id" = String, Path, description = "The catalogue's id, e.g. yoga-flow-1"))
 )]
-pub async fn get(id: PathParam<String>, depot: &mut Depot) -> ApiResult<Json<Envelope<ClassDto>>> {
+pub async fn get(
+    id: PathParam<String>,
+    depot: &mut Depot,
+) -> ApiResult<Json<Envelope<classes::Class>>> {
     let st = state(depot).clone();
-    Ok(ok(classes::get(&st.db, &id).await?.into()))
+    Ok(ok(classes::get(&st.db, &id).await?))
 }

@@ -14,8 +14,10 @@ use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};
 use crate::domain::pagination::{Direction, Page, Sort};
 use crate::error::{AppError, AppResult, FieldError};
 
-#[derive(Debug, Clone, FromRow, Serialize, Deserialize, PartialEq, Eq)]
+/// A class of the catalogue.
+#[derive(Debug, Clone, FromRow, Serialize, Deserialize, PartialEq, Eq, salvo_oapi::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[salvo(schema(name = "Class", example = json!({"id": "yoga-flow-1", "title": "Morning Flow", "category": "Yoga", "instructor": "Ana Ruiz", "durationMinutes": 30})))]
 pub struct Class {
     pub id: String,
     pub title: String,
