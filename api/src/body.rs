@@ -12,20 +12,29 @@ use salvo::prelude::*;
 
 use crate::error::ApiError;
 
-/// A typed JSON request body.
+/// A typed JSON request body, with the JSON it was read from (for what must see the body as
+/// sent, such as an idempotency key's request hash).
 #[derive(Debug)]
-pub struct Body<T>(pub T);
+pub struct Body<T> {
+    value: T,
+    raw: serde_json::Value,
+}
 
 impl<T> Body<T> {
     pub fn into_inner(self) -> T {
-        self.0
+        self.value
+    }
+
+    /// The body as sent.
+    pub fn raw(&self) -> &serde_json::Value {
+        &self.raw
     }
 }
 
 impl<T> std::ops::Deref for Body<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.0
+        &self.value
     }
 }
 
@@ -55,10 +64,11 @@ impl<'ex, T: FromJson + Send + fmt::Debug> Extractible<'ex> for Body<T> {
 
     #[allow(refining_impl_trait)]
     async fn extract(req: &'ex mut Request, _depot: &'ex mut Depot) -> Result<Self, BodyError> {
-        let value: serde_json::Value = req.parse_json().await.map_err(BodyError::Parse)?;
-        T::from_json(&value)
-            .map(Body)
-            .map_err(|e| BodyError::Invalid(e.into()))
+        let raw: serde_json::Value = req.parse_json().await.map_err(BodyError::Parse)?;
+        match T::from_json(&raw) {
+            Ok(value) => Ok(Body { value, raw }),
+            Err(e) => Err(BodyError::Invalid(e.into())),
+        }
     }
 }
 

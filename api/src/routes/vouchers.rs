@@ -1,37 +1,20 @@
 //! `/partner/vouchers/*` (partner JWT + X-API-Key of the same client).
 
-use chrono::{DateTime, Utc};
 use portal_shared::domain::pagination::Page;
 use portal_shared::error::AppError;
 use portal_shared::pg::{audit, idempotency, vouchers};
-use salvo::oapi::extract::{JsonBody, PathParam, QueryParam};
+use salvo::oapi::extract::{PathParam, QueryParam};
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
 
+use crate::body::Body;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{client_ip, request_id, staff, state};
 use portal_shared::domain::ids::{VoucherBatchId, VoucherId};
 use portal_shared::pg::vouchers::Voucher;
-
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[salvo(schema(example = json!({"quantity": 50, "prefix": "STUDIO", "expiresAt": "2026-12-31T23:59:59Z"})))]
-pub struct GenerateRequest {
-    /// 1 to 500.
-    #[salvo(schema(minimum = 1, maximum = 500))]
-    pub quantity: i64,
-    /// Up to 16 of A-Z, a-z and 0-9 (upper-cased; surrounding whitespace is ignored; empty means
-    /// none). Codes are `PREFIX-` + 8 Crockford base32 characters.
-    #[salvo(schema(
-        pattern = "^[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[A-Za-z0-9]{0,16}[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$"
-    ))]
-    pub prefix: Option<String>,
-    /// Optional, in the future (RFC 3339).
-    pub expires_at: Option<DateTime<Utc>>,
-}
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -48,7 +31,6 @@ pub struct Generated {
 #[endpoint(
     tags("vouchers"),
     security(("bearer" = [], "api_key" = [])),
-    request_body = GenerateRequest,
     status_codes(201, 400, 401, 403, 413, 422, 503),
     responses((status_code = 201, description = "Vouchers created", body = Envelope<Generated>)),
     parameters((
@@ -62,32 +44,21 @@ pub struct Generated {
     ))
 )]
 pub async fn generate(
-    body: JsonBody<serde_json::Value>,
+    body: Body<vouchers::Generate>,
     req: &mut Request,
     depot: &mut Depot,
     res: &mut Response,
 ) -> ApiResult<Json<serde_json::Value>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let body = body.into_inner();
-    let Some(obj) = body.as_object() else {
-        return Err(AppError::bad_request("body must be a JSON object").into());
-    };
-    if let Some(unknown) = obj
-        .keys()
-        .find(|k| !["quantity", "prefix", "expiresAt"].contains(&k.as_str()))
-    {
-        return Err(AppError::validation(unknown.clone(), "is not a voucher field").into());
-    }
-    let g =
-        vouchers::Generate::validate(obj.get("quantity"), obj.get("prefix"), obj.get("expiresAt"))?;
+    let g = &*body;
     let idem_key = req
         .headers()
         .get("idempotency-key")
         .map(|v| v.to_str().map(str::to_string))
         .transpose()
         .map_err(|_| AppError::validation("Idempotency-Key", "must be visible ASCII"))?;
-    let hash = idempotency::request_hash(&body);
+    let hash = idempotency::request_hash(body.raw());
     let mut tx = st.db.begin().await?;
     if let Some(k) = &idem_key {
         idempotency::validate_key(k)?;
@@ -99,8 +70,7 @@ pub async fn generate(
             return Ok(Json(stored));
         }
     }
-    let (batch_id, created) =
-        vouchers::generate(&mut tx, s.client_id, Some(s.staff_id), &g).await?;
+    let (batch_id, created) = vouchers::generate(&mut tx, s.client_id, Some(s.staff_id), g).await?;
     let entry = audit::Entry::new(
         s.client_id,
         audit::Actor::Staff(s.staff_id),

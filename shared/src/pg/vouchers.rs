@@ -7,6 +7,7 @@ use serde::Serialize;
 use sqlx::{FromRow, PgPool, Postgres, QueryBuilder, Transaction};
 
 use crate::domain::ids::{ClientId, MemberId, StaffId, VoucherBatchId, VoucherId};
+use crate::domain::json::FromJson;
 use crate::domain::pagination::{Direction, Page, Sort};
 pub use crate::domain::status::VoucherStatus;
 use crate::error::{AppError, AppResult, FieldError};
@@ -95,6 +96,63 @@ pub struct Generate {
     pub quantity: i64,
     pub prefix: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl FromJson for Generate {
+    /// The body of `POST /partner/vouchers`; unknown fields are refused with the other problems.
+    fn from_json(body: &serde_json::Value) -> AppResult<Self> {
+        let Some(obj) = body.as_object() else {
+            return Err(AppError::bad_request("body must be a JSON object"));
+        };
+        let unknown: Vec<FieldError> = obj
+            .keys()
+            .filter(|k| !["quantity", "prefix", "expiresAt"].contains(&k.as_str()))
+            .map(|k| FieldError::new(k.clone(), "is not a voucher field"))
+            .collect();
+        let parsed = Self::validate(obj.get("quantity"), obj.get("prefix"), obj.get("expiresAt"));
+        if unknown.is_empty() {
+            return parsed;
+        }
+        match parsed {
+            Ok(_) => Err(AppError::validation_many(unknown)),
+            Err(AppError::Validation { details, .. }) => Err(AppError::validation_many(
+                unknown.into_iter().chain(details).collect(),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl salvo_oapi::ToSchema for Generate {
+    fn to_schema(c: &mut salvo_oapi::Components) -> salvo_oapi::RefOr<salvo_oapi::schema::Schema> {
+        body_schema::GenerateRequest::to_schema(c)
+    }
+}
+
+/// The JSON Schema of the generation body ([`Generate::validate`] is the one reader; this struct
+/// only describes the wire form).
+mod body_schema {
+    #![allow(dead_code)]
+    use chrono::{DateTime, Utc};
+    use salvo_oapi::ToSchema;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[salvo(schema(name = "GenerateRequest", example = json!({"quantity": 50, "prefix": "STUDIO", "expiresAt": "2026-12-31T23:59:59Z"})))]
+    pub struct GenerateRequest {
+        /// 1 to 500.
+        #[salvo(schema(minimum = 1, maximum = 500))]
+        pub quantity: i64,
+        /// Up to 16 of A-Z, a-z and 0-9 (upper-cased; surrounding whitespace is ignored; empty means
+        /// none). Codes are `PREFIX-` + 8 Crockford base32 characters.
+        #[salvo(schema(
+            pattern = "^[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[A-Za-z0-9]{0,16}[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$"
+        ))]
+        pub prefix: Option<String>,
+        /// Optional, in the future (RFC 3339).
+        pub expires_at: Option<DateTime<Utc>>,
+    }
 }
 
 impl Generate {
