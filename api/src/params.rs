@@ -107,3 +107,70 @@ impl salvo::oapi::EndpointArgRegister for RangeQuery {
         }
     }
 }
+
+/// `page` and `limit` of a list (at most `MAX` items a page), parsed into a [`Page`]: both
+/// problems reported at once, and documented with their bounds.
+///
+/// [`Page`]: portal_shared::domain::pagination::Page
+#[derive(Debug, Clone, Copy)]
+pub struct Paging<const MAX: u32>(pub portal_shared::domain::pagination::Page);
+
+impl<'ex, const MAX: u32> salvo::extract::Extractible<'ex> for Paging<MAX> {
+    fn metadata() -> &'static salvo::extract::Metadata {
+        static METADATA: salvo::extract::Metadata = salvo::extract::Metadata::new("");
+        &METADATA
+    }
+
+    #[allow(refining_impl_trait)]
+    async fn extract(
+        req: &'ex mut salvo::Request,
+        _depot: &'ex mut salvo::Depot,
+    ) -> Result<Self, crate::error::ApiError> {
+        let page = req.query::<String>("page");
+        let limit = req.query::<String>("limit");
+        Ok(Self(portal_shared::domain::pagination::Page::parse(
+            page.as_deref(),
+            limit.as_deref(),
+            MAX,
+        )?))
+    }
+}
+
+impl<const MAX: u32> salvo::oapi::EndpointArgRegister for Paging<MAX> {
+    fn register(
+        _components: &mut salvo::oapi::Components,
+        operation: &mut salvo::oapi::Operation,
+        _arg: &str,
+    ) {
+        use salvo::oapi::schema::{BasicType, KnownFormat, Object, SchemaFormat};
+        use salvo::oapi::{Parameter, ParameterIn};
+        let bounded = |max: u32| {
+            Object::new()
+                .schema_type(BasicType::Integer)
+                .format(SchemaFormat::KnownFormat(KnownFormat::UInt32))
+                .minimum(1)
+                .maximum(f64::from(max))
+        };
+        let params = [
+            (
+                "page",
+                bounded(portal_shared::domain::pagination::MAX_PAGE),
+                "Page number, from 1 (default 1)".to_string(),
+            ),
+            (
+                "limit",
+                bounded(MAX),
+                format!("Items per page, 1 to {MAX} (default {})", 20.min(MAX)),
+            ),
+        ];
+        for (name, schema, description) in params {
+            operation.parameters.insert(
+                Parameter::new(name)
+                    .location(ParameterIn::Query)
+                    .description(description)
+                    .schema(schema)
+                    .required(false),
+            );
+        }
+    }
+}

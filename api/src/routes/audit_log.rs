@@ -1,7 +1,6 @@
 //! `GET /partner/audit-log` (admin): who did what, when.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use portal_shared::domain::pagination::Page;
 use portal_shared::error::AppError;
 use portal_shared::pg::{audit, clients};
 use salvo::oapi::extract::QueryParam;
@@ -12,6 +11,7 @@ use serde::Serialize;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{staff, state};
+use crate::params::Paging;
 
 #[derive(Serialize, ToSchema)]
 pub struct AuditList {
@@ -51,21 +51,18 @@ fn bound(
         ("action" = Option<String>, Query, max_length = 64, pattern = "^[^\\u0000]*$", description = "e.g. auth.login"),
         ("from" = Option<crate::doc::DayOrInstant>, Query),
         ("to" = Option<crate::doc::DayOrInstant>, Query, description = "Inclusive"),
-        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100),
     )
 )]
 pub async fn list(
     action: QueryParam<String, false>,
     from: QueryParam<String, false>,
     to: QueryParam<String, false>,
-    page: QueryParam<String, false>,
-    limit: QueryParam<String, false>,
+    paging: Paging<100>,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<AuditList>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
+    let p = paging.0;
     let tz = clients::timezone(&st.db, s.client_id).await?;
     let from = bound(from.as_deref(), "from", tz, false)?;
     let to = bound(to.as_deref(), "to", tz, true)?;

@@ -1,7 +1,6 @@
 //! `GET /partner/billing` (partner JWT): the month's billable members.
 
 use portal_shared::ch::billing::{self, Month};
-use portal_shared::domain::pagination::Page;
 use portal_shared::pg::clients;
 use salvo::oapi::extract::QueryParam;
 use salvo::oapi::ToSchema;
@@ -11,6 +10,7 @@ use serde::Serialize;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{staff, state};
+use crate::params::Paging;
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -33,20 +33,17 @@ pub struct BillingReport {
     parameters(
         ("month" = Option<u32>, Query, minimum = 1, maximum = 12, description = "1 to 12; with `year`, not after the current month"),
         ("year" = Option<i32>, Query, minimum = 2000, maximum = 2100),
-        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100),
     )
 )]
 pub async fn report(
     month: QueryParam<String, false>,
     year: QueryParam<String, false>,
-    page: QueryParam<String, false>,
-    limit: QueryParam<String, false>,
+    paging: Paging<100>,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<BillingReport>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
+    let p = paging.0;
     let today = clients::today(clients::timezone(&st.db, s.client_id).await?);
     let m = Month::parse(month.as_deref(), year.as_deref(), today)?;
     let (rows, total) = billing::report_page(&st.db, &st.ch, s.client_id, m, p).await?;

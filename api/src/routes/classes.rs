@@ -1,6 +1,5 @@
 //! `GET /classes`, `GET /classes/{id}`: the class catalogue, for the app (X-API-Key).
 
-use portal_shared::domain::pagination::Page;
 use portal_shared::pg::classes;
 use salvo::oapi::extract::{PathParam, QueryParam};
 use salvo::oapi::ToSchema;
@@ -10,6 +9,7 @@ use serde::Serialize;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::state;
+use crate::params::Paging;
 
 #[derive(Serialize, ToSchema)]
 pub struct ClassList {
@@ -25,21 +25,18 @@ pub struct ClassList {
     security(("api_key" = [])),
     status_codes(200, 400, 401, 503),
     parameters(
-        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100),
         ("category" = Option<String>, Query, pattern = "^[^\\u0000]*$", description = "Case-insensitive"),
         ("sort" = Option<crate::doc::ClassSort>, Query),
     )
 )]
 pub async fn list(
-    page: QueryParam<String, false>,
-    limit: QueryParam<String, false>,
+    paging: Paging<100>,
     category: QueryParam<String, false>,
     sort: QueryParam<String, false>,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<ClassList>>> {
     let st = state(depot).clone();
-    let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
+    let p = paging.0;
     let category = crate::params::text(category.as_deref(), "category", None)?;
     let sort = classes::parse_sort(sort.as_deref())?;
     let (rows, total) = classes::list(&st.db, category.as_deref(), sort, p).await?;

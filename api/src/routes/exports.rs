@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use portal_shared::ch::billing::Month;
-use portal_shared::domain::pagination::Page;
 use portal_shared::error::AppError;
 use portal_shared::jobs::exports::ExportJob;
 use portal_shared::pg::exports::{self, ExportKind, ExportRow, ExportStatus as JobStatus};
@@ -19,6 +18,7 @@ use serde::Serialize;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{client_ip, request_id, staff, state, Staff};
+use crate::params::Paging;
 use portal_shared::domain::ids::{ClientId, ExportJobId};
 
 #[derive(Serialize, ToSchema)]
@@ -237,18 +237,12 @@ pub struct ExportList {
     security(("bearer" = [])),
     status_codes(200, 400, 401, 503),
     parameters(
-        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100),
     )
 )]
-pub async fn list(
-    page: QueryParam<String, false>,
-    limit: QueryParam<String, false>,
-    depot: &mut Depot,
-) -> ApiResult<Json<Envelope<ExportList>>> {
+pub async fn list(paging: Paging<100>, depot: &mut Depot) -> ApiResult<Json<Envelope<ExportList>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
+    let p = paging.0;
     let (rows, total) = exports::list(&st.db, s.client_id, p).await?;
     Ok(ok(ExportList {
         exports: rows.into_iter().map(status_of).collect(),

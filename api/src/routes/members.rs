@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{staff, state};
+use crate::params::Paging;
 use portal_shared::domain::ids::{ClientId, MemberId};
 
 #[derive(Serialize, ToSchema)]
@@ -31,21 +32,18 @@ pub struct MemberList {
         ("search" = Option<String>, Query, max_length = 100, pattern = "^[^\\u0000]*$", description = "Part of the name or email"),
         ("status" = Option<crate::doc::MemberStatus>, Query),
         ("sort" = Option<crate::doc::MemberSort>, Query),
-        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100),
     )
 )]
 pub async fn list(
     search: QueryParam<String, false>,
     status: QueryParam<String, false>,
     sort: QueryParam<String, false>,
-    page: QueryParam<String, false>,
-    limit: QueryParam<String, false>,
+    paging: Paging<100>,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<MemberList>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
+    let p = paging.0;
     let sort = members::parse_sort(sort.as_deref())?;
     let filter = members::ListFilter {
         search: crate::params::search(search.as_deref())?,

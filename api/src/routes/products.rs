@@ -13,7 +13,7 @@ use crate::body::Body;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{app_client, client_ip, request_id, staff, state};
-use crate::params;
+use crate::params::{self, Paging};
 use portal_shared::domain::ids::{ClientId, ProductId};
 
 #[derive(Serialize, ToSchema)]
@@ -48,8 +48,6 @@ fn parse_featured(raw: Option<&str>) -> Result<Option<bool>, AppError> {
         ("search" = Option<String>, Query, max_length = 100, pattern = "^[^\\u0000]*$", description = "Part of the name or description"),
         ("featured" = Option<crate::doc::Flag>, Query),
         ("sort" = Option<crate::doc::ProductSort>, Query),
-        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 50),
     )
 )]
 pub async fn list(
@@ -58,8 +56,7 @@ pub async fn list(
     search: QueryParam<String, false>,
     featured: QueryParam<String, false>,
     sort: QueryParam<String, false>,
-    page: QueryParam<String, false>,
-    limit: QueryParam<String, false>,
+    paging: Paging<{ products::MAX_LIMIT }>,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<ProductList>>> {
     let st = state(depot).clone();
@@ -74,8 +71,7 @@ pub async fn list(
             search: search.as_deref(),
             featured: featured.as_deref(),
             sort: sort.as_deref(),
-            page: page.as_deref(),
-            limit: limit.as_deref(),
+            page: paging.0,
         },
     )
     .await
@@ -87,8 +83,7 @@ struct ListQuery<'a> {
     search: Option<&'a str>,
     featured: Option<&'a str>,
     sort: Option<&'a str>,
-    page: Option<&'a str>,
-    limit: Option<&'a str>,
+    page: Page,
 }
 
 async fn list_page(
@@ -97,7 +92,7 @@ async fn list_page(
     status: Option<products::ProductStatus>,
     q: ListQuery<'_>,
 ) -> ApiResult<Json<Envelope<ProductList>>> {
-    let p = Page::parse(q.page, q.limit, products::MAX_LIMIT)?;
+    let p = q.page;
     let order = products::parse_sort(q.sort)?;
     let filter = products::ListFilter {
         status,
@@ -241,8 +236,6 @@ pub async fn delete(
         ("search" = Option<String>, Query, max_length = 100, pattern = "^[^\\u0000]*$", description = "Part of the name or description"),
         ("featured" = Option<crate::doc::Flag>, Query),
         ("sort" = Option<crate::doc::ProductSort>, Query),
-        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 50),
     )
 )]
 pub async fn app_list(
@@ -250,8 +243,7 @@ pub async fn app_list(
     search: QueryParam<String, false>,
     featured: QueryParam<String, false>,
     sort: QueryParam<String, false>,
-    page: QueryParam<String, false>,
-    limit: QueryParam<String, false>,
+    paging: Paging<{ products::MAX_LIMIT }>,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<ProductList>>> {
     let st = state(depot).clone();
@@ -265,8 +257,7 @@ pub async fn app_list(
             search: search.as_deref(),
             featured: featured.as_deref(),
             sort: sort.as_deref(),
-            page: page.as_deref(),
-            limit: limit.as_deref(),
+            page: paging.0,
         },
     )
     .await

@@ -1,6 +1,5 @@
 //! `/partner/vouchers/*` (partner JWT + X-API-Key of the same client).
 
-use portal_shared::domain::pagination::Page;
 use portal_shared::error::AppError;
 use portal_shared::pg::{audit, idempotency, vouchers};
 use salvo::oapi::extract::{PathParam, QueryParam};
@@ -13,6 +12,7 @@ use crate::body::Body;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{client_ip, request_id, staff, state};
+use crate::params::Paging;
 use portal_shared::domain::ids::{VoucherBatchId, VoucherId};
 use portal_shared::pg::vouchers::Voucher;
 
@@ -124,8 +124,6 @@ pub struct VoucherList {
         ("search" = Option<String>, Query, max_length = 64, pattern = "^[^\\u0000]*$", description = "Part of the code"),
         ("batchId" = Option<Uuid>, Query),
         ("sort" = Option<crate::doc::VoucherSort>, Query),
-        ("page" = Option<u32>, Query, minimum = 1, maximum = 4194303),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100),
     )
 )]
 pub async fn list(
@@ -133,13 +131,12 @@ pub async fn list(
     search: QueryParam<String, false>,
     #[allow(non_snake_case)] batchId: QueryParam<String, false>,
     sort: QueryParam<String, false>,
-    page: QueryParam<String, false>,
-    limit: QueryParam<String, false>,
+    paging: Paging<100>,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<VoucherList>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let p = Page::parse(page.as_deref(), limit.as_deref(), 100)?;
+    let p = paging.0;
     let sort = vouchers::parse_sort(sort.as_deref())?;
     let batch_id = match batchId.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
         None => None,

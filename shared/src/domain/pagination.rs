@@ -11,6 +11,9 @@ pub struct Page {
     pub limit: u32,
 }
 
+/// The largest `page` accepted (so an offset always fits the database's integers).
+pub const MAX_PAGE: u32 = u32::MAX / 1024;
+
 impl Page {
     pub fn offset(&self) -> i64 {
         (i64::from(self.page) - 1) * i64::from(self.limit)
@@ -27,7 +30,7 @@ impl Page {
         max_limit: u32,
     ) -> Result<Self, AppError> {
         let mut errors = Vec::new();
-        let page = match parse_int(page, "page", 1, u32::MAX / 1024) {
+        let page = match parse_int(page, "page", 1, MAX_PAGE) {
             Ok(v) => v.unwrap_or(1),
             Err(e) => {
                 errors.push(e);
