@@ -1,6 +1,7 @@
 //! `GET /partner/billing` (partner JWT): the month's billable members.
 
-use portal_shared::ch::billing::{self, Month};
+use portal_shared::ch::billing;
+use portal_shared::domain::month::Month;
 use portal_shared::pg::clients;
 use salvo::oapi::extract::QueryParam;
 use salvo::oapi::ToSchema;

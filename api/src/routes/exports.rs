@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
-use portal_shared::ch::billing::Month;
+use portal_shared::domain::month::Month;
 use portal_shared::error::AppError;
 use portal_shared::jobs::exports::ExportJob;
-use portal_shared::pg::exports::{self, ExportKind, ExportRow, ExportStatus as JobStatus};
+use portal_shared::pg::exports::{self, ExportRow, ExportSpec, ExportStatus as JobStatus};
 use portal_shared::pg::{audit, clients, vouchers};
 use portal_shared::storage::Storage;
 use salvo::oapi::extract::{PathParam, QueryParam};
@@ -76,24 +76,19 @@ async fn start(
     req: &Request,
     res: &mut Response,
     s: Staff,
-    kind: ExportKind,
-    params: serde_json::Value,
+    spec: ExportSpec,
     file_name: Option<String>,
 ) -> ApiResult<Json<Envelope<Queued>>> {
     let st = state(depot).clone();
     let file_name = match file_name {
         Some(name) => name,
-        None => format!("{}-{}.csv", kind.as_str(), today(depot, s.client_id).await?),
+        None => format!(
+            "{}-{}.csv",
+            spec.kind().as_str(),
+            today(depot, s.client_id).await?
+        ),
     };
-    let row = exports::create(
-        &st.db,
-        s.client_id,
-        s.staff_id,
-        kind,
-        params.clone(),
-        &file_name,
-    )
-    .await?;
+    let row = exports::create(&st.db, s.client_id, s.staff_id, spec, &file_name).await?;
     if let Err(e) = st.exports.enqueue(ExportJob { job_id: row.id }).await {
         exports::fail(
             &st.db,
@@ -110,7 +105,7 @@ async fn start(
         audit::AuditAction::ExportsCreate,
     )
     .target("export", row.id)
-    .details(serde_json::json!({ "kind": kind, "params": params }))
+    .details(serde_json::json!({ "kind": spec.kind(), "params": spec.params() }))
     .origin(client_ip(req), request_id(depot));
     audit::record(&st.db, &entry).await?;
     let status_url = format!("/partner/exports/{}", row.id);
@@ -118,7 +113,7 @@ async fn start(
     res.add_header("location", &status_url, true).ok();
     Ok(ok(Queued {
         job_id: row.id,
-        kind: kind.as_str().to_string(),
+        kind: spec.kind().as_str().to_string(),
         status: "queued".into(),
         status_url,
     }))
@@ -146,8 +141,7 @@ pub async fn vouchers_export(
 ) -> ApiResult<Json<Envelope<Queued>>> {
     let s = staff(depot)?;
     let status = vouchers::parse_status(status.as_deref())?;
-    let params = serde_json::json!({ "status": status });
-    start(depot, req, res, s, ExportKind::Vouchers, params, None).await
+    start(depot, req, res, s, ExportSpec::Vouchers { status }, None).await
 }
 
 /// Export all members with activity data as CSV. Answers 202 with a job to poll; 429 with
@@ -164,8 +158,7 @@ pub async fn members_export(
     res: &mut Response,
 ) -> ApiResult<Json<Envelope<Queued>>> {
     let s = staff(depot)?;
-    let params = serde_json::json!({});
-    start(depot, req, res, s, ExportKind::Members, params, None).await
+    start(depot, req, res, s, ExportSpec::Members, None).await
 }
 
 /// Export a month's billing report as CSV (`month`, `year`; default the current month). 429 with
@@ -196,8 +189,7 @@ pub async fn billing_export(
         req,
         res,
         s,
-        ExportKind::Billing,
-        m.params(),
+        ExportSpec::Billing { month: m },
         Some(name),
     )
     .await

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -11,80 +11,10 @@ use uuid::Uuid;
 use crate::ch::ClickHouse;
 use crate::domain::ids::{ClientId, MemberId};
 use crate::domain::minutes;
+use crate::domain::month::Month;
 use crate::domain::pagination::Page;
-use crate::error::{AppError, AppResult, FieldError};
+use crate::error::AppResult;
 use crate::pg::billing::Person;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Month {
-    pub year: i32,
-    pub month: u32,
-}
-
-impl Month {
-    pub fn first_day(&self) -> NaiveDate {
-        NaiveDate::from_ymd_opt(self.year, self.month, 1).unwrap_or_default()
-    }
-
-    pub fn last_day(&self) -> NaiveDate {
-        let (y, m) = if self.month == 12 {
-            (self.year + 1, 1)
-        } else {
-            (self.year, self.month + 1)
-        };
-        NaiveDate::from_ymd_opt(y, m, 1)
-            .and_then(|d| d.pred_opt())
-            .unwrap_or_default()
-    }
-
-    /// `month`/`year` query values; default is the current month in the partner's timezone;
-    /// a month after it answers 400.
-    pub fn parse(month: Option<&str>, year: Option<&str>, today: NaiveDate) -> AppResult<Self> {
-        let mut errors = Vec::new();
-        let month = match month.map(str::trim).filter(|s| !s.is_empty()) {
-            None => today.month(),
-            Some(m) => match m.parse::<u32>() {
-                Ok(v) if (1..=12).contains(&v) => v,
-                _ => {
-                    errors.push(FieldError::new(
-                        "month",
-                        "must be a whole number from 1 to 12",
-                    ));
-                    1
-                }
-            },
-        };
-        let year = match year.map(str::trim).filter(|s| !s.is_empty()) {
-            None => today.year(),
-            Some(y) => match y.parse::<i32>() {
-                Ok(v) if (2000..=2100).contains(&v) => v,
-                _ => {
-                    errors.push(FieldError::new("year", "must be a year from 2000 to 2100"));
-                    today.year()
-                }
-            },
-        };
-        if !errors.is_empty() {
-            return Err(AppError::validation_many(errors));
-        }
-        let m = Month { year, month };
-        if m.first_day() > today {
-            return Err(AppError::validation("month", "must not be in the future"));
-        }
-        Ok(m)
-    }
-
-    pub fn params(&self) -> serde_json::Value {
-        serde_json::json!({ "month": self.month, "year": self.year })
-    }
-
-    pub fn from_params(p: &serde_json::Value) -> Option<Self> {
-        Some(Month {
-            month: p.get("month")?.as_u64()? as u32,
-            year: p.get("year")?.as_i64()? as i32,
-        })
-    }
-}
 
 /// A member billable for a month, with the month's figures.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, salvo_oapi::ToSchema)]
@@ -199,36 +129,4 @@ pub async fn with_figures(
             })
         })
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn months() {
-        let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
-        assert_eq!(
-            Month::parse(None, None, today).unwrap(),
-            Month {
-                year: 2026,
-                month: 11
-            }
-        );
-        let feb = Month::parse(Some("2"), Some("2024"), today).unwrap();
-        assert_eq!(feb.last_day().to_string(), "2024-02-29");
-        assert_eq!(
-            Month {
-                year: 2026,
-                month: 12
-            }
-            .last_day()
-            .to_string(),
-            "2026-12-31"
-        );
-        assert!(Month::parse(Some("12"), Some("2026"), today).is_err());
-        assert!(Month::parse(Some("13"), None, today).is_err());
-        assert!(Month::parse(Some("x"), None, today).is_err());
-        assert!(Month::parse(None, Some("1999"), today).is_err());
-    }
 }

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod ids;
 pub mod json;
+pub mod month;
 pub mod pagination;
 pub mod status;
 

@@ -10,11 +10,13 @@ use object_store::{ObjectStoreExt, WriteMultipart};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use crate::ch::billing::{self, Month};
+use crate::ch::billing;
 use crate::ch::ClickHouse;
 use crate::domain::ids::{ClientId, ExportJobId};
+use crate::domain::month::Month;
+use crate::domain::status::VoucherStatus;
 use crate::error::{AppError, AppResult};
-use crate::pg::exports::{self, ExportKind, ExportRow};
+use crate::pg::exports::{self, ExportRow, ExportSpec};
 use crate::pg::{clients, members, vouchers};
 use crate::storage::Storage;
 
@@ -157,6 +159,7 @@ pub async fn run(ctx: &ExportCtx<'_>, client_id: ClientId, id: ExportJobId) -> A
     let Some(job) = row else {
         return Ok(false);
     };
+    let spec = job.spec()?;
     let tz = clients::timezone(ctx.db, job.client_id).await?;
     let key = ctx.storage.key(job.client_id, job.id);
     let upload = ctx
@@ -171,10 +174,10 @@ pub async fn run(ctx: &ExportCtx<'_>, client_id: ClientId, id: ExportJobId) -> A
         job.client_id,
         job.id,
     );
-    let built = match job.kind {
-        ExportKind::Members => members_csv(ctx, &job, tz, &mut sink).await,
-        ExportKind::Vouchers => vouchers_csv(ctx, &job, tz, &mut sink).await,
-        ExportKind::Billing => billing_csv(ctx, &job, tz, &mut sink).await,
+    let built = match spec {
+        ExportSpec::Members => members_csv(ctx, &job, tz, &mut sink).await,
+        ExportSpec::Vouchers { status } => vouchers_csv(ctx, &job, status, tz, &mut sink).await,
+        ExportSpec::Billing { month } => billing_csv(ctx, &job, month, tz, &mut sink).await,
     };
     if let Err(e) = built {
         // Leave no half-written object (or unfinished S3 multipart upload) behind.
@@ -244,16 +247,10 @@ async fn members_csv(
 async fn vouchers_csv(
     ctx: &ExportCtx<'_>,
     job: &ExportRow,
+    status: Option<VoucherStatus>,
     tz: chrono_tz::Tz,
     sink: &mut CsvSink,
 ) -> AppResult<()> {
-    let status = job
-        .params
-        .0
-        .get("status")
-        .and_then(|s| s.as_str())
-        .map(str::to_string);
-    let status = vouchers::parse_status(status.as_deref())?;
     let total = vouchers::count_with_status(ctx.db, job.client_id, status).await?;
     exports::set_total(ctx.db, job.client_id, job.id, total).await?;
     sink.record([
@@ -297,13 +294,10 @@ async fn vouchers_csv(
 async fn billing_csv(
     ctx: &ExportCtx<'_>,
     job: &ExportRow,
+    month: Month,
     tz: chrono_tz::Tz,
     sink: &mut CsvSink,
 ) -> AppResult<()> {
-    let month = Month::from_params(&job.params.0).ok_or_else(|| AppError::Unprocessable {
-        code: "BAD_EXPORT",
-        message: "a billing export needs a month and a year".into(),
-    })?;
     let ids = billing::billable_ids(ctx.ch, job.client_id, month).await?;
     exports::set_total(
         ctx.db,

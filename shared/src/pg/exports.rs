@@ -8,11 +8,12 @@ use sqlx::types::Json;
 use sqlx::PgPool;
 
 use crate::domain::ids::{ClientId, ExportJobId, StaffId};
+use crate::domain::month::Month;
 use crate::domain::pagination::Page;
+use crate::domain::status::VoucherStatus;
 use crate::error::{AppError, AppResult};
 
-/// What an export holds. Its parameters (a voucher status, a billing month) are in the job's
-/// `params` and read by the kind's builder.
+/// What an export holds (the job's `kind` column); with its parameters it is an [`ExportSpec`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
@@ -29,6 +30,82 @@ impl ExportKind {
             ExportKind::Vouchers => "vouchers",
             ExportKind::Billing => "billing",
         }
+    }
+}
+
+/// An export with its parameters, stored as the job's `kind` and `params` columns and read back
+/// by [`ExportRow::spec`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportSpec {
+    Members,
+    /// The client's vouchers, all of them or those of one status.
+    Vouchers {
+        status: Option<VoucherStatus>,
+    },
+    /// The month's billable members.
+    Billing {
+        month: Month,
+    },
+}
+
+impl ExportSpec {
+    pub fn kind(self) -> ExportKind {
+        match self {
+            ExportSpec::Members => ExportKind::Members,
+            ExportSpec::Vouchers { .. } => ExportKind::Vouchers,
+            ExportSpec::Billing { .. } => ExportKind::Billing,
+        }
+    }
+
+    /// The `params` column: `{}`, `{"status": …}` or `{"month": …, "year": …}`.
+    pub fn params(self) -> Value {
+        match self {
+            ExportSpec::Members => serde_json::json!({}),
+            ExportSpec::Vouchers { status } => serde_json::json!({ "status": status }),
+            ExportSpec::Billing { month } => {
+                serde_json::json!({ "month": month.month, "year": month.year })
+            }
+        }
+    }
+
+    /// Reads a stored job's kind and parameters; a row the product did not write is refused
+    /// (422 `BAD_EXPORT`), not guessed at.
+    pub fn decode(kind: ExportKind, params: &Value) -> AppResult<Self> {
+        let bad = |message: &str| AppError::Unprocessable {
+            code: "BAD_EXPORT",
+            message: message.to_string(),
+        };
+        Ok(match kind {
+            ExportKind::Members => ExportSpec::Members,
+            ExportKind::Vouchers => ExportSpec::Vouchers {
+                status: match params.get("status") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(
+                        serde_json::from_value(v.clone())
+                            .map_err(|_| bad("a voucher export's status is unreadable"))?,
+                    ),
+                },
+            },
+            ExportKind::Billing => {
+                let month = params
+                    .get("month")
+                    .and_then(Value::as_u64)
+                    .filter(|m| (1..=12).contains(m));
+                let year = params
+                    .get("year")
+                    .and_then(Value::as_i64)
+                    .filter(|y| (2000..=2100).contains(y));
+                match (month, year) {
+                    (Some(month), Some(year)) => ExportSpec::Billing {
+                        month: Month {
+                            year: year as i32,
+                            month: month as u32,
+                        },
+                    },
+                    _ => return Err(bad("a billing export needs a month and a year")),
+                }
+            }
+        })
     }
 }
 
@@ -75,6 +152,13 @@ pub struct ExportRow {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+impl ExportRow {
+    /// What this job exports, with its parameters.
+    pub fn spec(&self) -> AppResult<ExportSpec> {
+        ExportSpec::decode(self.kind, &self.params.0)
+    }
+}
+
 /// A client may have at most this many exports queued or running at once.
 pub const MAX_ACTIVE_PER_CLIENT: i64 = 3;
 /// What a client over that limit is told to wait before asking again, in seconds.
@@ -89,8 +173,7 @@ pub async fn create(
     pool: &PgPool,
     client_id: ClientId,
     staff_id: StaffId,
-    kind: ExportKind,
-    params: serde_json::Value,
+    spec: ExportSpec,
     file_name: &str,
 ) -> AppResult<ExportRow> {
     let mut tx = pool.begin().await?;
@@ -127,8 +210,8 @@ pub async fn create(
                      storage_key, error, attempts, created_at, completed_at, expires_at"#,
         ExportJobId::new_v7() as ExportJobId,
         client_id as ClientId,
-        kind as ExportKind,
-        Json(params) as _,
+        spec.kind() as ExportKind,
+        Json(spec.params()) as _,
         file_name,
         staff_id as StaffId,
     )

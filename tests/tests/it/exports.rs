@@ -3,6 +3,7 @@
 use chrono::{Datelike, Duration, Utc};
 use object_store::ObjectStoreExt;
 use portal_shared::domain::ids::{MemberId, StaffId};
+use portal_shared::pg::exports::ExportSpec;
 use portal_shared::storage::Storage;
 use portal_tests::{bearer, berlin, month_query, month_start, watch, TestApp, LANDED};
 use serde_json::json;
@@ -390,24 +391,33 @@ async fn an_export_that_cannot_succeed_fails_readably_and_an_interrupted_one_is_
         .fetch_one(&app.db)
         .await
         .unwrap();
-    // A billing job without its month: can never succeed.
+    // A billing job whose stored month is gone (a row the product would not write): it can
+    // never succeed.
     let bad = portal_shared::pg::exports::create(
         &app.db,
         p.t.client_id,
         staff_id,
-        portal_shared::pg::exports::ExportKind::Billing,
-        json!({}),
+        ExportSpec::Billing {
+            month: portal_shared::domain::month::Month {
+                year: 2026,
+                month: 1,
+            },
+        },
         "billing-x.csv",
     )
     .await
     .unwrap();
+    sqlx::query("UPDATE export_jobs SET params = '{}' WHERE id = $1")
+        .bind(bad.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
     // A members job whose previous worker died mid-way (running, a partial file).
     let half = portal_shared::pg::exports::create(
         &app.db,
         p.t.client_id,
         staff_id,
-        portal_shared::pg::exports::ExportKind::Members,
-        json!({}),
+        ExportSpec::Members,
         "members-x.csv",
     )
     .await
