@@ -43,6 +43,45 @@ pub fn search(raw: Option<&str>) -> Result<Option<String>, AppError> {
     text(raw, "search", Some(100))
 }
 
+/// An extractor reading query values only: `query_extractor!(Type, |req| -> Result<Type, _>)`.
+macro_rules! query_extractor {
+    ($ty:ident $(<const $c:ident: $ct:ty>)?, |$req:ident| $body:expr) => {
+        impl<'ex $(, const $c: $ct)?> salvo::extract::Extractible<'ex> for $ty$(<$c>)? {
+            fn metadata() -> &'static salvo::extract::Metadata {
+                static METADATA: salvo::extract::Metadata = salvo::extract::Metadata::new("");
+                &METADATA
+            }
+
+            #[allow(refining_impl_trait)]
+            async fn extract(
+                $req: &'ex mut salvo::Request,
+                _depot: &'ex mut salvo::Depot,
+            ) -> Result<Self, crate::error::ApiError> {
+                $body
+            }
+        }
+    };
+}
+
+/// Documents optional query parameters `(name, schema, description)` on an operation.
+fn register_optional_query<S, D>(
+    operation: &mut salvo::oapi::Operation,
+    params: impl IntoIterator<Item = (&'static str, S, D)>,
+) where
+    S: Into<salvo::oapi::RefOr<salvo::oapi::schema::Schema>>,
+    D: Into<String>,
+{
+    for (name, schema, description) in params {
+        operation.parameters.insert(
+            salvo::oapi::Parameter::new(name)
+                .location(salvo::oapi::ParameterIn::Query)
+                .description(description)
+                .schema(schema)
+                .required(false),
+        );
+    }
+}
+
 /// The day range of analytics and the funnel as the caller gave it: `period`, or `startDate` and
 /// `endDate` (turned into the client's days by [`portal_shared::ch::analytics::parse_range`]).
 /// One extractor, so both endpoints read and document the same three query parameters.
@@ -53,24 +92,11 @@ pub struct RangeQuery {
     pub end_date: Option<String>,
 }
 
-impl<'ex> salvo::extract::Extractible<'ex> for RangeQuery {
-    fn metadata() -> &'static salvo::extract::Metadata {
-        static METADATA: salvo::extract::Metadata = salvo::extract::Metadata::new("");
-        &METADATA
-    }
-
-    #[allow(refining_impl_trait)]
-    async fn extract(
-        req: &'ex mut salvo::Request,
-        _depot: &'ex mut salvo::Depot,
-    ) -> Result<Self, crate::error::ApiError> {
-        Ok(Self {
-            period: req.query::<String>("period"),
-            start_date: req.query::<String>("startDate"),
-            end_date: req.query::<String>("endDate"),
-        })
-    }
-}
+query_extractor!(RangeQuery, |req| Ok(RangeQuery {
+    period: req.query::<String>("period"),
+    start_date: req.query::<String>("startDate"),
+    end_date: req.query::<String>("endDate"),
+}));
 
 impl salvo::oapi::EndpointArgRegister for RangeQuery {
     fn register(
@@ -78,7 +104,7 @@ impl salvo::oapi::EndpointArgRegister for RangeQuery {
         operation: &mut salvo::oapi::Operation,
         _arg: &str,
     ) {
-        use salvo::oapi::{Parameter, ParameterIn, ToSchema};
+        use salvo::oapi::ToSchema;
         let params = [
             (
                 "period",
@@ -96,15 +122,7 @@ impl salvo::oapi::EndpointArgRegister for RangeQuery {
                 "With startDate; at most 366 days after it, counting both",
             ),
         ];
-        for (name, schema, description) in params {
-            operation.parameters.insert(
-                Parameter::new(name)
-                    .location(ParameterIn::Query)
-                    .description(description)
-                    .schema(schema)
-                    .required(false),
-            );
-        }
+        register_optional_query(operation, params);
     }
 }
 
@@ -115,26 +133,15 @@ impl salvo::oapi::EndpointArgRegister for RangeQuery {
 #[derive(Debug, Clone, Copy)]
 pub struct Paging<const MAX: u32>(pub portal_shared::domain::pagination::Page);
 
-impl<'ex, const MAX: u32> salvo::extract::Extractible<'ex> for Paging<MAX> {
-    fn metadata() -> &'static salvo::extract::Metadata {
-        static METADATA: salvo::extract::Metadata = salvo::extract::Metadata::new("");
-        &METADATA
-    }
-
-    #[allow(refining_impl_trait)]
-    async fn extract(
-        req: &'ex mut salvo::Request,
-        _depot: &'ex mut salvo::Depot,
-    ) -> Result<Self, crate::error::ApiError> {
-        let page = req.query::<String>("page");
-        let limit = req.query::<String>("limit");
-        Ok(Self(portal_shared::domain::pagination::Page::parse(
-            page.as_deref(),
-            limit.as_deref(),
-            MAX,
-        )?))
-    }
-}
+query_extractor!(Paging<const MAX: u32>, |req| {
+    let page = req.query::<String>("page");
+    let limit = req.query::<String>("limit");
+    Ok(Paging(portal_shared::domain::pagination::Page::parse(
+        page.as_deref(),
+        limit.as_deref(),
+        MAX,
+    )?))
+});
 
 impl<const MAX: u32> salvo::oapi::EndpointArgRegister for Paging<MAX> {
     fn register(
@@ -143,7 +150,6 @@ impl<const MAX: u32> salvo::oapi::EndpointArgRegister for Paging<MAX> {
         _arg: &str,
     ) {
         use salvo::oapi::schema::{BasicType, KnownFormat, Object, SchemaFormat};
-        use salvo::oapi::{Parameter, ParameterIn};
         let bounded = |max: u32| {
             Object::new()
                 .schema_type(BasicType::Integer)
@@ -163,14 +169,6 @@ impl<const MAX: u32> salvo::oapi::EndpointArgRegister for Paging<MAX> {
                 format!("Items per page, 1 to {MAX} (default {})", 20.min(MAX)),
             ),
         ];
-        for (name, schema, description) in params {
-            operation.parameters.insert(
-                Parameter::new(name)
-                    .location(ParameterIn::Query)
-                    .description(description)
-                    .schema(schema)
-                    .required(false),
-            );
-        }
+        register_optional_query(operation, params);
     }
 }
