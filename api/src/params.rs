@@ -1,6 +1,6 @@
 //! Request parameters several resources read the same way.
 
-use portal_shared::error::AppError;
+use portal_shared::error::{AppError, FieldError};
 use uuid::Uuid;
 
 /// An id in the path. A malformed one cannot name anything: it answers the same 404 as an unknown
@@ -170,5 +170,87 @@ impl<const MAX: u32> salvo::oapi::EndpointArgRegister for Paging<MAX> {
             ),
         ];
         register_optional_query(operation, params);
+    }
+}
+
+/// A failed query value, already recorded in its [`QueryReader`].
+#[derive(Debug)]
+pub struct Reported;
+
+/// Reads a request's query values for a [`FromQuery`] type, recording every value's problem so
+/// that all of them are answered at once.
+pub struct QueryReader<'a> {
+    req: &'a salvo::Request,
+    problems: std::cell::RefCell<Vec<FieldError>>,
+}
+
+impl QueryReader<'_> {
+    /// The value of `name` read by `parse` (which gets the raw value, `None` when absent).
+    pub fn parse<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(Option<&str>) -> Result<T, AppError>,
+    ) -> Result<T, Reported> {
+        let raw = self.req.query::<String>(name);
+        parse(raw.as_deref()).map_err(|e| {
+            let mut problems = self.problems.borrow_mut();
+            match e {
+                AppError::Validation { details, .. } if !details.is_empty() => {
+                    problems.extend(details)
+                }
+                other => problems.push(FieldError::new(name, other.public_message())),
+            }
+            Reported
+        })
+    }
+
+    /// `page` and `limit` (at most `max` items a page), each problem recorded.
+    pub fn page(&self, max: u32) -> Result<portal_shared::domain::pagination::Page, Reported> {
+        let limit = self.req.query::<String>("limit");
+        self.parse("page", |page| {
+            portal_shared::domain::pagination::Page::parse(page, limit.as_deref(), max)
+        })
+    }
+}
+
+/// A list's query parameters as one typed value. Its parameters are documented by the endpoint's
+/// `parameters(...)` next to the handler.
+pub trait FromQuery: Sized {
+    fn from_query(q: &QueryReader<'_>) -> Result<Self, Reported>;
+
+    /// Documents what the endpoint's `parameters(...)` does not (e.g. paging, see [`Paging`]).
+    fn document(_: &mut salvo::oapi::Components, _: &mut salvo::oapi::Operation) {}
+}
+
+/// The typed query `T` of a request: every bad value answered at once (400 with one detail per
+/// field).
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<'ex, T: FromQuery + Send> salvo::extract::Extractible<'ex> for Query<T> {
+    fn metadata() -> &'static salvo::extract::Metadata {
+        static METADATA: salvo::extract::Metadata = salvo::extract::Metadata::new("");
+        &METADATA
+    }
+
+    #[allow(refining_impl_trait)]
+    async fn extract(
+        req: &'ex mut salvo::Request,
+        _depot: &'ex mut salvo::Depot,
+    ) -> Result<Self, crate::error::ApiError> {
+        let reader = QueryReader {
+            req,
+            problems: Default::default(),
+        };
+        match T::from_query(&reader) {
+            Ok(value) => Ok(Query(value)),
+            Err(Reported) => Err(AppError::validation_many(reader.problems.into_inner()).into()),
+        }
+    }
+}
+
+impl<T: FromQuery> salvo::oapi::EndpointArgRegister for Query<T> {
+    fn register(c: &mut salvo::oapi::Components, op: &mut salvo::oapi::Operation, _: &str) {
+        T::document(c, op);
     }
 }

@@ -1,7 +1,7 @@
 //! `GET /classes`, `GET /classes/{id}`: the class catalogue, for the app (X-API-Key).
 
 use portal_shared::pg::classes;
-use salvo::oapi::extract::{PathParam, QueryParam};
+use salvo::oapi::extract::PathParam;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::Serialize;
@@ -9,12 +9,37 @@ use serde::Serialize;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::state;
-use crate::params::Paging;
+use crate::params::{FromQuery, Paging, Query, QueryReader, Reported};
+use portal_shared::domain::pagination::{Page, Sort};
 
 #[derive(Serialize, ToSchema)]
 pub struct ClassList {
     pub classes: Vec<classes::Class>,
     pub pagination: PaginationDoc,
+}
+
+/// The query of `GET /classes`.
+pub struct ClassQuery {
+    category: Option<String>,
+    sort: Sort,
+    page: Page,
+}
+
+impl FromQuery for ClassQuery {
+    fn from_query(q: &QueryReader<'_>) -> Result<Self, Reported> {
+        let category = q.parse("category", |v| crate::params::text(v, "category", None));
+        let sort = q.parse("sort", classes::parse_sort);
+        let page = q.page(100);
+        Ok(Self {
+            category: category?,
+            sort: sort?,
+            page: page?,
+        })
+    }
+
+    fn document(c: &mut salvo::oapi::Components, op: &mut salvo::oapi::Operation) {
+        <Paging<100> as salvo::oapi::EndpointArgRegister>::register(c, op, "");
+    }
 }
 
 /// List the class catalogue, optionally by category (case-insensitive).
@@ -30,15 +55,15 @@ pub struct ClassList {
     )
 )]
 pub async fn list(
-    paging: Paging<100>,
-    category: QueryParam<String, false>,
-    sort: QueryParam<String, false>,
+    query: Query<ClassQuery>,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<ClassList>>> {
     let st = state(depot).clone();
-    let p = paging.0;
-    let category = crate::params::text(category.as_deref(), "category", None)?;
-    let sort = classes::parse_sort(sort.as_deref())?;
+    let ClassQuery {
+        category,
+        sort,
+        page: p,
+    } = query.0;
     let (rows, total) = classes::list(&st.db, category.as_deref(), sort, p).await?;
     Ok(ok(ClassList {
         classes: rows,

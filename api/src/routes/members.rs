@@ -1,7 +1,7 @@
 //! `GET /partner/members`, `GET /partner/members/{id}` (partner JWT).
 
 use chrono::{DateTime, Utc};
-use portal_shared::domain::pagination::Page;
+use portal_shared::domain::pagination::{Page, Sort};
 use portal_shared::error::AppError;
 use portal_shared::pg::members::MemberSummary;
 use portal_shared::pg::{clients, members};
@@ -13,13 +13,41 @@ use serde::Serialize;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{staff, state};
-use crate::params::Paging;
+use crate::params::{FromQuery, Paging, Query, QueryReader, Reported};
 use portal_shared::domain::ids::{ClientId, MemberId};
 
 #[derive(Serialize, ToSchema)]
 pub struct MemberList {
     pub members: Vec<MemberSummary>,
     pub pagination: PaginationDoc,
+}
+
+/// The query of `GET /partner/members`.
+pub struct MemberQuery {
+    filter: members::ListFilter,
+    sort: Sort,
+    page: Page,
+}
+
+impl FromQuery for MemberQuery {
+    fn from_query(q: &QueryReader<'_>) -> Result<Self, Reported> {
+        let search = q.parse("search", crate::params::search);
+        let status = q.parse("status", members::parse_status);
+        let sort = q.parse("sort", members::parse_sort);
+        let page = q.page(100);
+        Ok(Self {
+            filter: members::ListFilter {
+                search: search?,
+                status: status?,
+            },
+            sort: sort?,
+            page: page?,
+        })
+    }
+
+    fn document(c: &mut salvo::oapi::Components, op: &mut salvo::oapi::Operation) {
+        <Paging<100> as salvo::oapi::EndpointArgRegister>::register(c, op, "");
+    }
 }
 
 /// List members: `search` (name or email), `status` (active, inactive), `sort` by name, email,
@@ -35,20 +63,16 @@ pub struct MemberList {
     )
 )]
 pub async fn list(
-    search: QueryParam<String, false>,
-    status: QueryParam<String, false>,
-    sort: QueryParam<String, false>,
-    paging: Paging<100>,
+    query: Query<MemberQuery>,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<MemberList>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let p = paging.0;
-    let sort = members::parse_sort(sort.as_deref())?;
-    let filter = members::ListFilter {
-        search: crate::params::search(search.as_deref())?,
-        status: members::parse_status(status.as_deref())?,
-    };
+    let MemberQuery {
+        filter,
+        sort,
+        page: p,
+    } = query.0;
     let tz = clients::timezone(&st.db, s.client_id).await?;
     let since = members::active_since(tz, Utc::now());
     let (rows, total) = members::list(&st.db, s.client_id, since, &filter, sort, p).await?;

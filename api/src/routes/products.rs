@@ -4,7 +4,7 @@
 use portal_shared::domain::pagination::Page;
 use portal_shared::error::AppError;
 use portal_shared::pg::{audit, products};
-use salvo::oapi::extract::{PathParam, QueryParam};
+use salvo::oapi::extract::PathParam;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::Serialize;
@@ -13,7 +13,7 @@ use crate::body::Body;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{app_client, client_ip, request_id, staff, state};
-use crate::params::{self, Paging};
+use crate::params::{self, FromQuery, Paging, Query, QueryReader, Reported};
 use portal_shared::domain::ids::{ClientId, ProductId};
 
 #[derive(Serialize, ToSchema)]
@@ -51,56 +51,79 @@ fn parse_featured(raw: Option<&str>) -> Result<Option<bool>, AppError> {
     )
 )]
 pub async fn list(
-    status: QueryParam<String, false>,
-    #[allow(non_snake_case)] productType: QueryParam<String, false>,
-    search: QueryParam<String, false>,
-    featured: QueryParam<String, false>,
-    sort: QueryParam<String, false>,
-    paging: Paging<{ products::MAX_LIMIT }>,
+    query: Query<ProductQuery>,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<ProductList>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let status = products::parse_status(status.as_deref())?;
-    list_page(
-        &st.db,
-        s.client_id,
-        status,
-        ListQuery {
-            product_type: productType.as_deref(),
-            search: search.as_deref(),
-            featured: featured.as_deref(),
-            sort: sort.as_deref(),
-            page: paging.0,
-        },
-    )
-    .await
+    list_page(&st.db, s.client_id, query.0).await
 }
 
-/// The query both lists take (the app's has no `status`: it sees active products only).
-struct ListQuery<'a> {
-    product_type: Option<&'a str>,
-    search: Option<&'a str>,
-    featured: Option<&'a str>,
-    sort: Option<&'a str>,
+/// The query of both product lists. The app's list has no `status` parameter: it sees active
+/// products only.
+pub struct ProductQuery {
+    filter: products::ListFilter,
+    /// An order of the seed's named product orders.
+    sort: &'static str,
     page: Page,
+}
+
+impl ProductQuery {
+    fn read(
+        q: &QueryReader<'_>,
+        status: Option<products::ProductStatus>,
+    ) -> Result<Self, Reported> {
+        let product_type = q.parse("productType", |v| params::text(v, "productType", None));
+        let search = q.parse("search", params::search);
+        let featured = q.parse("featured", parse_featured);
+        let sort = q.parse("sort", products::parse_sort);
+        let page = q.page(products::MAX_LIMIT);
+        Ok(Self {
+            filter: products::ListFilter {
+                status,
+                product_type: product_type?,
+                search: search?,
+                featured: featured?,
+            },
+            sort: sort?,
+            page: page?,
+        })
+    }
+}
+
+impl FromQuery for ProductQuery {
+    fn from_query(q: &QueryReader<'_>) -> Result<Self, Reported> {
+        let status = q.parse("status", products::parse_status);
+        let mut query = Self::read(q, None)?;
+        query.filter.status = status?;
+        Ok(query)
+    }
+
+    fn document(c: &mut salvo::oapi::Components, op: &mut salvo::oapi::Operation) {
+        <Paging<{ products::MAX_LIMIT }> as salvo::oapi::EndpointArgRegister>::register(c, op, "");
+    }
+}
+
+/// [`ProductQuery`] of the app's list: active products only.
+pub struct ActiveProductQuery(ProductQuery);
+
+impl FromQuery for ActiveProductQuery {
+    fn from_query(q: &QueryReader<'_>) -> Result<Self, Reported> {
+        ProductQuery::read(q, Some(products::ProductStatus::Active)).map(Self)
+    }
+
+    fn document(c: &mut salvo::oapi::Components, op: &mut salvo::oapi::Operation) {
+        <Paging<{ products::MAX_LIMIT }> as salvo::oapi::EndpointArgRegister>::register(c, op, "");
+    }
 }
 
 async fn list_page(
     db: &sqlx::PgPool,
     client_id: ClientId,
-    status: Option<products::ProductStatus>,
-    q: ListQuery<'_>,
+    q: ProductQuery,
 ) -> ApiResult<Json<Envelope<ProductList>>> {
     let p = q.page;
-    let order = products::parse_sort(q.sort)?;
-    let filter = products::ListFilter {
-        status,
-        product_type: params::text(q.product_type, "productType", None)?,
-        search: params::search(q.search)?,
-        featured: parse_featured(q.featured)?,
-    };
-    let (rows, total) = products::list(db, client_id, &filter, order, p).await?;
+    let (rows, total) = products::list(db, client_id, &q.filter, q.sort, p).await?;
     Ok(ok(ProductList {
         products: rows,
         pagination: p.pagination(total).into(),
@@ -239,28 +262,12 @@ pub async fn delete(
     )
 )]
 pub async fn app_list(
-    #[allow(non_snake_case)] productType: QueryParam<String, false>,
-    search: QueryParam<String, false>,
-    featured: QueryParam<String, false>,
-    sort: QueryParam<String, false>,
-    paging: Paging<{ products::MAX_LIMIT }>,
+    query: Query<ActiveProductQuery>,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<ProductList>>> {
     let st = state(depot).clone();
     let c = app_client(depot)?;
-    list_page(
-        &st.db,
-        c.client_id,
-        Some(products::ProductStatus::Active),
-        ListQuery {
-            product_type: productType.as_deref(),
-            search: search.as_deref(),
-            featured: featured.as_deref(),
-            sort: sort.as_deref(),
-            page: paging.0,
-        },
-    )
-    .await
+    list_page(&st.db, c.client_id, query.0 .0).await
 }
 
 /// One active product of the key's client.

@@ -2,7 +2,7 @@
 
 use portal_shared::error::AppError;
 use portal_shared::pg::{audit, idempotency, vouchers};
-use salvo::oapi::extract::{PathParam, QueryParam};
+use salvo::oapi::extract::PathParam;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::Serialize;
@@ -12,8 +12,9 @@ use crate::body::Body;
 use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{client_ip, request_id, staff, state};
-use crate::params::Paging;
+use crate::params::{FromQuery, Paging, Query, QueryReader, Reported};
 use portal_shared::domain::ids::{VoucherBatchId, VoucherId};
+use portal_shared::domain::pagination::{Page, Sort};
 use portal_shared::pg::vouchers::Voucher;
 
 #[derive(Serialize, ToSchema)]
@@ -111,6 +112,43 @@ pub struct VoucherList {
     pub pagination: PaginationDoc,
 }
 
+/// The query of `GET /partner/vouchers`.
+pub struct VoucherQuery {
+    filter: vouchers::ListFilter,
+    sort: Sort,
+    page: Page,
+}
+
+impl FromQuery for VoucherQuery {
+    fn from_query(q: &QueryReader<'_>) -> Result<Self, Reported> {
+        let status = q.parse("status", vouchers::parse_status);
+        let search = q.parse("search", |v| crate::params::text(v, "search", Some(64)));
+        let batch_id = q.parse("batchId", |v| {
+            match v.map(str::trim).filter(|b| !b.is_empty()) {
+                None => Ok(None),
+                Some(b) => Uuid::parse_str(b)
+                    .map(|id| Some(VoucherBatchId(id)))
+                    .map_err(|_| AppError::validation("batchId", "must be a UUID")),
+            }
+        });
+        let sort = q.parse("sort", vouchers::parse_sort);
+        let page = q.page(100);
+        Ok(Self {
+            filter: vouchers::ListFilter {
+                status: status?,
+                search: search?,
+                batch_id: batch_id?,
+            },
+            sort: sort?,
+            page: page?,
+        })
+    }
+
+    fn document(c: &mut salvo::oapi::Components, op: &mut salvo::oapi::Operation) {
+        <Paging<100> as salvo::oapi::EndpointArgRegister>::register(c, op, "");
+    }
+}
+
 /// List vouchers: filter by `status` (active, redeemed, expired, revoked), `search` (part of the
 /// code), `batchId`; `sort` by createdAt (default, newest first), code, expiresAt, redeemedAt,
 /// status (prefix `-` for descending).
@@ -127,30 +165,16 @@ pub struct VoucherList {
     )
 )]
 pub async fn list(
-    status: QueryParam<String, false>,
-    search: QueryParam<String, false>,
-    #[allow(non_snake_case)] batchId: QueryParam<String, false>,
-    sort: QueryParam<String, false>,
-    paging: Paging<100>,
+    query: Query<VoucherQuery>,
     depot: &mut Depot,
 ) -> ApiResult<Json<Envelope<VoucherList>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let p = paging.0;
-    let sort = vouchers::parse_sort(sort.as_deref())?;
-    let batch_id = match batchId.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
-        None => None,
-        Some(b) => Some(
-            Uuid::parse_str(b)
-                .map(VoucherBatchId)
-                .map_err(|_| AppError::validation("batchId", "must be a UUID"))?,
-        ),
-    };
-    let filter = vouchers::ListFilter {
-        status: vouchers::parse_status(status.as_deref())?,
-        search: crate::params::text(search.as_deref(), "search", Some(64))?,
-        batch_id,
-    };
+    let VoucherQuery {
+        filter,
+        sort,
+        page: p,
+    } = query.0;
     let (rows, total) = vouchers::list(&st.db, s.client_id, &filter, sort, p).await?;
     Ok(ok(VoucherList {
         vouchers: rows,

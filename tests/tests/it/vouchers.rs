@@ -278,3 +278,24 @@ async fn revoke_is_idempotent_and_refuses_redeemed_vouchers() {
         .await;
     assert_eq!(s.body["data"]["redemptionRate"], 50.0);
 }
+
+#[tokio::test]
+async fn every_bad_list_parameter_is_reported_at_once() {
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    let r = app
+        .send(app.as_admin(
+            &p,
+            app.get("/partner/vouchers?status=bogus&sort=bogus&batchId=x&limit=0"),
+        ))
+        .await;
+    r.assert_error(400, "VALIDATION_ERROR");
+    let mut fields: Vec<&str> = r.body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    fields.sort();
+    assert_eq!(fields, ["batchId", "limit", "sort", "status"], "{}", r.body);
+}
