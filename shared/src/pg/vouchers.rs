@@ -475,11 +475,11 @@ pub struct Stats {
 pub async fn stats(pool: &PgPool, client_id: ClientId) -> AppResult<Stats> {
     let c = sqlx::query!(
         r#"SELECT count(*) AS "total!",
-                count(*) FILTER (WHERE status = 'active' AND (expires_at IS NULL OR expires_at > now())) AS "active!",
+                count(*) FILTER (WHERE status = 'active') AS "active!",
                 count(*) FILTER (WHERE status = 'redeemed') AS "redeemed!",
-                count(*) FILTER (WHERE status = 'active' AND expires_at <= now()) AS "expired!",
+                count(*) FILTER (WHERE status = 'expired') AS "expired!",
                 count(*) FILTER (WHERE status = 'revoked') AS "revoked!"
-         FROM vouchers WHERE client_id = $1"#,
+         FROM vouchers_with_status WHERE client_id = $1"#,
         client_id as ClientId,
     )
     .fetch_one(pool)
