@@ -1,6 +1,6 @@
 //! What the OpenAPI document states beyond the `#[endpoint]` attributes: the enums of query values
-//! (the sorts of vouchers, members and classes are built from the parsers' own allow-lists, so
-//! they cannot drift apart; the other enums repeat the parsers' literals), the patterns of stored
+//! (the sorts of vouchers, members and classes are built from the parsers' own allow-lists, and
+//! the statuses from the shared closed sets, so they cannot drift apart), the patterns of stored
 //! text, and the one rule attributes cannot state: an empty query value means "not given".
 
 use portal_shared::pg::{classes, members, vouchers};
