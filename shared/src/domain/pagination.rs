@@ -147,6 +147,8 @@ impl Sort {
     }
 
     /// `ORDER BY` clause body; NULLs always last so descending sorts show real values first.
+    /// The one place SQL text is spliced: the column and the tiebreak are identifiers (they cannot
+    /// be bound), and both come from a list's own allow-list, never from the request.
     pub fn order_by(&self, tiebreak: &str) -> String {
         format!(
             "{} {} NULLS LAST, {tiebreak}",
