@@ -118,6 +118,9 @@ pub struct Config {
     pub events_flush_interval: Duration,
     /// Watch-event jobs one worker process holds at once (they wait in the insert buffer).
     pub events_concurrency: usize,
+    /// Landings one worker process runs at once: while one lands, the next gathers (and may
+    /// land beside it).
+    pub events_landers: usize,
     /// Peers whose `X-Forwarded-For` is believed (reverse proxies, load balancers). Empty: the TCP
     /// peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -363,7 +366,7 @@ impl Config {
             r.ranged("EVENTS_FLUSH_ROWS", 50_000, 1, 1_000_000, "a number", "");
         let flush_ms: u64 = r.ranged(
             "EVENTS_FLUSH_MS",
-            500,
+            200,
             10,
             60_000,
             "a number of milliseconds",
@@ -371,6 +374,7 @@ impl Config {
         );
         let events_concurrency: usize =
             r.ranged("EVENTS_CONCURRENCY", 256, 1, 10_000, "a number", "");
+        let events_landers: usize = r.ranged("EVENTS_LANDERS", 2, 1, 16, "a number", "");
         let hash_wait_ms: u64 = r.ranged(
             "PASSWORD_HASH_WAIT_MS",
             2_000,
@@ -435,6 +439,7 @@ impl Config {
             events_flush_rows,
             events_flush_interval: Duration::from_millis(flush_ms),
             events_concurrency,
+            events_landers,
             trusted_proxies,
             password_hash_wait: Duration::from_millis(hash_wait_ms),
             web_dir,

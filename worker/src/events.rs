@@ -20,6 +20,7 @@
 //! in flight (their worker keeps heartbeating), and nothing is acknowledged until it lands.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::*;
@@ -28,7 +29,7 @@ use portal_shared::domain::ids::ClientId;
 use portal_shared::error::AppError;
 use portal_shared::jobs::{self, Outcome};
 use portal_shared::pipeline::{self, ChEvent, Flushed, Pending, WatchBatch};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use crate::WorkerState;
 
@@ -64,6 +65,12 @@ pub async fn handle(batch: WatchBatch, ingest: Data<Ingest>) -> Result<(), BoxDy
     }
 }
 
+/// Gathers tasks into landings and hands each to a lander: a landing closes when it holds
+/// `EVENTS_FLUSH_ROWS` rows or its oldest row has waited `EVENTS_FLUSH_MS`; then it waits for one
+/// of `EVENTS_LANDERS` lander slots, still gathering meanwhile (up to the row limit). So under load
+/// landings grow while the landers are busy, and when idle an event waits at most the interval.
+/// Landings run side by side safely: each owns its batches, and the counting step locks the
+/// members it touches in key order (see `portal_shared::pipeline::land_pending`).
 async fn flusher(
     state: WorkerState,
     mut rx: mpsc::Receiver<(WatchBatch, Reply)>,
@@ -75,6 +82,8 @@ async fn flusher(
         .build();
     let max_rows = state.config.events_flush_rows;
     let max_wait = state.config.events_flush_interval;
+    let landers = state.config.events_landers.max(1);
+    let slots = Arc::new(Semaphore::new(landers));
     loop {
         let first = tokio::select! {
             biased;
@@ -82,41 +91,68 @@ async fn flusher(
             _ = stop.wait_for(|s| *s) => None,
         };
         let Some(first) = first else { break };
+        let mut rows = first.0.events.len();
         let mut items = vec![first];
-        let mut rows = items[0].0.events.len();
         let deadline = tokio::time::Instant::now() + max_wait;
-        while rows < max_rows {
+        let mut open = true;
+        while rows < max_rows && open {
             tokio::select! {
                 item = rx.recv() => match item {
                     Some(i) => { rows += i.0.events.len(); items.push(i); }
-                    None => break,
+                    None => open = false,
                 },
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
-        let batches: Vec<&WatchBatch> = items.iter().map(|(b, _)| b).collect();
-        let result = flush_with_retry(&state, &tz_cache, &batches, &mut stop).await;
-        match result {
-            Ok(f) => {
-                metrics::counter!("portal_events_landed_total").increment(f.events_counted as u64);
-                jobs::record::<WatchBatch>(Outcome::Done, items.len() as u64);
-                for (_, reply) in items {
-                    let _ = reply.send(Ok(f.events_counted));
-                }
+        let permit = loop {
+            tokio::select! {
+                biased;
+                permit = slots.clone().acquire_owned() => break permit,
+                item = rx.recv(), if open && rows < max_rows => match item {
+                    Some(i) => { rows += i.0.events.len(); items.push(i); }
+                    None => open = false,
+                },
             }
-            Err(e) => {
-                jobs::record::<WatchBatch>(Outcome::Retry, items.len() as u64);
-                for (_, reply) in items {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
-        }
+        };
+        let Ok(permit) = permit else { break };
+        let (state, tz_cache, mut stop) = (state.clone(), tz_cache.clone(), stop.clone());
+        tokio::spawn(async move {
+            land_and_answer(&state, &tz_cache, items, &mut stop).await;
+            drop(permit);
+        });
     }
-    // Stopping: tasks still waiting in the channel are answered with an error, so apalis puts
-    // them back on the queue.
+    // Stopping: landings under way finish (and answer their tasks); tasks still waiting in the
+    // channel are answered with an error, so apalis puts them back on the queue.
+    let _ = slots.acquire_many(landers as u32).await;
     rx.close();
     while let Some((_, reply)) = rx.recv().await {
         let _ = reply.send(Err("worker stopping".into()));
+    }
+}
+
+/// Lands one gathering of tasks and answers each of them.
+async fn land_and_answer(
+    state: &WorkerState,
+    tz_cache: &Cache<ClientId, chrono_tz::Tz>,
+    items: Vec<(WatchBatch, Reply)>,
+    stop: &mut watch::Receiver<bool>,
+) {
+    let batches: Vec<&WatchBatch> = items.iter().map(|(b, _)| b).collect();
+    let result = flush_with_retry(state, tz_cache, &batches, stop).await;
+    match result {
+        Ok(f) => {
+            metrics::counter!("portal_events_landed_total").increment(f.events_counted as u64);
+            jobs::record::<WatchBatch>(Outcome::Done, items.len() as u64);
+            for (_, reply) in items {
+                let _ = reply.send(Ok(f.events_counted));
+            }
+        }
+        Err(e) => {
+            jobs::record::<WatchBatch>(Outcome::Retry, items.len() as u64);
+            for (_, reply) in items {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
     }
 }
 

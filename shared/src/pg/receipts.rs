@@ -208,6 +208,32 @@ pub async fn count_landed(
     Ok(())
 }
 
+/// Locks the rows of `members` (any order, repeats allowed) in id order, inside the landing's
+/// transaction. Landings run side by side (several per worker, several workers) and each updates
+/// the summaries of the members it counts: taking those locks first and in one global order means
+/// two landings that share members wait for each other instead of deadlocking.
+pub async fn lock_members(
+    tx: &mut Transaction<'static, Postgres>,
+    members: &[(ClientId, MemberId)],
+) -> AppResult<()> {
+    if members.is_empty() {
+        return Ok(());
+    }
+    let c: Vec<ClientId> = members.iter().map(|m| m.0).collect();
+    let m: Vec<MemberId> = members.iter().map(|m| m.1).collect();
+    sqlx::query!(
+        "SELECT m.id FROM members m
+         JOIN UNNEST($1::uuid[], $2::uuid[]) AS d(client_id, id)
+           ON m.client_id = d.client_id AND m.id = d.id
+         ORDER BY m.id FOR UPDATE OF m",
+        &c[..] as &[ClientId],
+        &m[..] as &[MemberId],
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Receipts older than 35 days are no longer needed (events that old are refused). A sweep over
 /// every client (listed in [`unscoped`](crate::pg::unscoped)).
 pub async fn prune(pool: &PgPool) -> AppResult<u64> {

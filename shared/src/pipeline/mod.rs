@@ -397,6 +397,12 @@ pub async fn land(
         a.last = Some(a.last.map_or(e.started_at, |l| l.max(e.started_at)));
     }
     let activity: Vec<Activity> = per_member.into_values().collect();
+    let members: Vec<(ClientId, MemberId)> = activity
+        .iter()
+        .map(|a| (a.client_id, a.member_id))
+        .chain(profiles.iter().map(|p| (p.client_id, p.member_id)))
+        .collect();
+    receipts::lock_members(tx, &members).await?;
     receipts::count_landed(tx, &activity, profiles).await?;
     Ok(events.len())
 }
