@@ -12,9 +12,12 @@
 //!    pending receipts);
 //! 2. insert the claimed events into ClickHouse in one INSERT (for resumed events, only those
 //!    not already there);
-//! 3. recompute the affected members' active days and favourite category from ClickHouse;
-//! 4. land: add the events to member summaries and store the recomputed fields in the owning
-//!    transaction, whose commit records the batches as landed.
+//! 3. profile: in the owning transaction, lock the affected members in key order and gather the
+//!    events' days and seconds per category (no ClickHouse read; a member counted before this
+//!    profile state existed has it rebuilt once from their ClickHouse history instead);
+//! 4. land: in the owning transaction, add the events to the member summaries and the profile
+//!    state, set active days and favourite category from that state, and commit, which records
+//!    the batches as landed.
 //!
 //! While Postgres or ClickHouse is unreachable the flusher keeps retrying with backoff; tasks stay
 //! in flight (their worker keeps heartbeating), and nothing is acknowledged until it lands.

@@ -1,9 +1,9 @@
 //! The `watch_events` row and the reads the event pipeline makes while landing: which events a
-//! resumed batch already inserted, and the members' recomputed profiles.
-
-use std::collections::HashMap;
+//! resumed batch already inserted, and, once per member counted before the profile state existed,
+//! that member's history.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use clickhouse::query::RowCursor;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -68,50 +68,38 @@ pub async fn existing(ch: &ClickHouse, client_id: ClientId, ids: &[Uuid]) -> App
         .collect())
 }
 
-/// Active days and favourite category per member, recomputed from ClickHouse.
-pub async fn member_profiles(
+/// One event of a member's history, as the one-time rebuild of their profile state reads it.
+#[derive(Debug, Clone, Row, Deserialize, PartialEq, Eq)]
+pub struct HistoryRow {
+    #[serde(with = "ch_id")]
+    pub member_id: MemberId,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    #[serde(with = "clickhouse::serde::chrono::date")]
+    pub local_date: NaiveDate,
+    pub category: String,
+    pub watched_seconds: u32,
+}
+
+/// The whole watch history of `members` (of one client), as a stream. Read only to rebuild the
+/// profile state of members counted before that state existed, once per member (see
+/// `pipeline::land_pending`); landings never read history otherwise. `IN` a set, unlike `has`,
+/// lets ClickHouse (18.16 too) read only these members' ranges of the table's key.
+pub fn member_history(
     ch: &ClickHouse,
     client_id: ClientId,
     members: &[MemberId],
-) -> AppResult<Vec<(MemberId, i32, Option<String>)>> {
-    if members.is_empty() {
-        return Ok(Vec::new());
-    }
+) -> AppResult<RowCursor<HistoryRow>> {
     let strs: Vec<String> = members.iter().map(MemberId::to_string).collect();
-    let by_category = ch
+    Ok(ch
         .client
         .query(
-            "SELECT toString(member_id), category, sum(watched_seconds)
+            "SELECT member_id, event_id, local_date, category, watched_seconds
              FROM member_watch_history
-             WHERE client_id = ? AND has(arrayMap(x -> toUUID(x), ?), member_id)
-             GROUP BY member_id, category",
+             WHERE client_id = ?
+               AND member_id IN (SELECT arrayJoin(arrayMap(x -> toUUID(x), ?)))",
         )
         .bind(client_id.to_string())
-        .bind(&strs)
-        .fetch_all::<(String, String, u64)>();
-    let active_days = ch
-        .client
-        .query(
-            "SELECT toString(member_id), uniqExact(local_date) FROM member_watch_history
-             WHERE client_id = ? AND has(arrayMap(x -> toUUID(x), ?), member_id)
-             GROUP BY member_id",
-        )
-        .bind(client_id.to_string())
-        .bind(&strs)
-        .fetch_all::<(String, u64)>();
-    let (rows, days) = tokio::try_join!(by_category, active_days)?;
-    let mut best: HashMap<String, (String, u64)> = HashMap::new();
-    for (m, cat, secs) in rows {
-        let e = best.entry(m).or_insert((cat.clone(), secs));
-        if secs > e.1 || (secs == e.1 && cat < e.0) {
-            *e = (cat, secs);
-        }
-    }
-    Ok(days
-        .into_iter()
-        .filter_map(|(m, n)| {
-            let id = MemberId(Uuid::parse_str(&m).ok()?);
-            Some((id, n as i32, best.get(&m).map(|(c, _)| c.clone())))
-        })
-        .collect())
+        .bind(strs)
+        .fetch::<HistoryRow>()?)
 }

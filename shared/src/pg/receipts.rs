@@ -1,10 +1,11 @@
 //! The receipt ledger that makes every watch event count once: one receipt per (client, event),
 //! one `landed_watch_batches` row per batch whose events are counted, and the member activity
-//! summaries a landing adds to. The steps and their order are in [`crate::pipeline`].
+//! summaries and profile state (active days, watch seconds per category) a landing adds to. The
+//! steps and their order are in [`crate::pipeline`].
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -140,96 +141,163 @@ pub struct Activity {
     pub views: i64,
     pub first: Option<DateTime<Utc>>,
     pub last: Option<DateTime<Utc>>,
+    /// The member's profile state was rebuilt in this landing (see [`ProfileAdds`]): their
+    /// active days are counted afresh from the days added, instead of added to.
+    pub rebuilt: bool,
 }
 
-/// Active days and favourite category of a member, recomputed from ClickHouse.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Profile {
-    pub client_id: ClientId,
-    pub member_id: MemberId,
-    pub active_days: i32,
-    pub favorite_category: Option<String>,
+/// What a landing adds to the members' profile state, from which `members.active_days` and
+/// `members.favorite_category` are kept: each member's distinct active days
+/// (`member_active_days`) and watch seconds per category (`member_category_seconds`). Every
+/// member named here must be locked by [`lock_members`] in the same transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileAdds {
+    /// `(client, member, local day)`, in key order, without repeats.
+    pub days: Vec<(ClientId, MemberId, NaiveDate)>,
+    /// `(client, member, category, seconds)`, in key order, one entry per member and category.
+    pub seconds: Vec<(ClientId, MemberId, String, i64)>,
 }
 
-/// Adds `activity` to the member summaries and sets the recomputed `profiles`, inside the
-/// transaction that owns the batches (its commit lands them).
-pub async fn count_landed(
-    tx: &mut Transaction<'static, Postgres>,
-    activity: &[Activity],
-    profiles: &[Profile],
-) -> AppResult<()> {
-    if !activity.is_empty() {
-        let c: Vec<ClientId> = activity.iter().map(|a| a.client_id).collect();
-        let m: Vec<MemberId> = activity.iter().map(|a| a.member_id).collect();
-        let s: Vec<i64> = activity.iter().map(|a| a.seconds).collect();
-        let v: Vec<i64> = activity.iter().map(|a| a.views).collect();
-        let f: Vec<Option<DateTime<Utc>>> = activity.iter().map(|a| a.first).collect();
-        let l: Vec<Option<DateTime<Utc>>> = activity.iter().map(|a| a.last).collect();
-        sqlx::query!(
-            "UPDATE members m SET
-                 watch_seconds = m.watch_seconds + d.seconds,
-                 class_views = m.class_views + d.views,
-                 first_active_at = LEAST(m.first_active_at, d.first_at),
-                 last_active_at = GREATEST(m.last_active_at, d.last_at),
-                 updated_at = now()
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[])
-                  AS d(client_id, member_id, seconds, views, first_at, last_at)
-             WHERE m.id = d.member_id AND m.client_id = d.client_id",
-            &c[..] as &[ClientId],
-            &m[..] as &[MemberId],
-            &s[..],
-            &v[..],
-            &f[..] as &[Option<DateTime<Utc>>],
-            &l[..] as &[Option<DateTime<Utc>>],
-        )
-        .execute(&mut **tx)
-        .await?;
-    }
-    if !profiles.is_empty() {
-        let c: Vec<ClientId> = profiles.iter().map(|p| p.client_id).collect();
-        let m: Vec<MemberId> = profiles.iter().map(|p| p.member_id).collect();
-        let d: Vec<i32> = profiles.iter().map(|p| p.active_days).collect();
-        let f: Vec<Option<String>> = profiles
-            .iter()
-            .map(|p| p.favorite_category.clone())
-            .collect();
-        sqlx::query!(
-            "UPDATE members m SET active_days = d.days, favorite_category = d.category
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::int[], $4::text[]) AS d(client_id, id, days, category)
-             WHERE m.client_id = d.client_id AND m.id = d.id",
-            &c[..] as &[ClientId],
-            &m[..] as &[MemberId],
-            &d[..],
-            &f[..] as &[Option<String>],
-        )
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
-
-/// Locks the rows of `members` (any order, repeats allowed) in id order, inside the landing's
-/// transaction. Landings run side by side (several per worker, several workers) and each updates
-/// the summaries of the members it counts: taking those locks first and in one global order means
-/// two landings that share members wait for each other instead of deadlocking.
+/// Locks the rows of `members` (`(client, member)` keys) in key order, for the rest of the
+/// landing transaction, and returns those that exist with whether their profile state is tracked
+/// (false for members counted before it existed, until a landing rebuilds it).
+///
+/// Every landing that counts events of a member holds this lock while it changes the member's
+/// summary and profile state, so landers of different batches touching one member take turns,
+/// and locking in key order keeps them from deadlocking. `FOR NO KEY UPDATE` (what the summary
+/// update takes anyway) leaves rows that refer to the member, such as refresh tokens, insertable
+/// meanwhile.
 pub async fn lock_members(
     tx: &mut Transaction<'static, Postgres>,
     members: &[(ClientId, MemberId)],
-) -> AppResult<()> {
-    if members.is_empty() {
-        return Ok(());
-    }
-    let c: Vec<ClientId> = members.iter().map(|m| m.0).collect();
-    let m: Vec<MemberId> = members.iter().map(|m| m.1).collect();
-    sqlx::query!(
-        "SELECT m.id FROM members m
-         JOIN UNNEST($1::uuid[], $2::uuid[]) AS d(client_id, id)
-           ON m.client_id = d.client_id AND m.id = d.id
-         ORDER BY m.id FOR UPDATE OF m",
+) -> AppResult<Vec<(ClientId, MemberId, bool)>> {
+    let c: Vec<ClientId> = members.iter().map(|k| k.0).collect();
+    let m: Vec<MemberId> = members.iter().map(|k| k.1).collect();
+    let rows = sqlx::query!(
+        r#"SELECT m.client_id AS "client_id: ClientId", m.id AS "id: MemberId", m.profile_tracked
+           FROM members m
+           JOIN UNNEST($1::uuid[], $2::uuid[]) AS k(client_id, id)
+             ON m.id = k.id AND m.client_id = k.client_id
+           ORDER BY m.client_id, m.id
+           FOR NO KEY UPDATE OF m"#,
         &c[..] as &[ClientId],
         &m[..] as &[MemberId],
     )
     .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.client_id, r.id, r.profile_tracked))
+        .collect())
+}
+
+/// Which of `ids` (events of `client_id`) are claimed by a batch that has not landed, as this
+/// transaction sees it: its own batches count as landed, those of landings still open elsewhere
+/// (or rolled back) do not. Such events are not counted yet; whoever lands their batch counts them.
+pub async fn pending_events(
+    tx: &mut Transaction<'static, Postgres>,
+    client_id: ClientId,
+    ids: &[Uuid],
+) -> AppResult<HashSet<Uuid>> {
+    let pending = sqlx::query_scalar!(
+        r#"SELECT r.event_id FROM watch_event_receipts r
+           WHERE r.client_id = $1 AND r.event_id = ANY($2)
+             AND NOT EXISTS (SELECT 1 FROM landed_watch_batches l WHERE l.batch_id = r.batch_id)"#,
+        client_id as ClientId,
+        ids,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(pending.into_iter().collect())
+}
+
+/// Adds `activity` to the member summaries and `profile` to the members' profile state, and sets
+/// the members' active days and favourite category from that state, inside the transaction that
+/// owns the batches (its commit lands them). The members must be locked ([`lock_members`]).
+///
+/// The work is proportional to the rows given: new days are inserted (a day already there adds
+/// nothing) and counted, category seconds are added to, and the favourite is the first of the
+/// member's few category rows by seconds (most first), then category in byte order.
+pub async fn count_landed(
+    tx: &mut Transaction<'static, Postgres>,
+    activity: &[Activity],
+    profile: &ProfileAdds,
+) -> AppResult<()> {
+    if activity.is_empty() {
+        return Ok(());
+    }
+    if !profile.seconds.is_empty() {
+        let c: Vec<ClientId> = profile.seconds.iter().map(|s| s.0).collect();
+        let m: Vec<MemberId> = profile.seconds.iter().map(|s| s.1).collect();
+        let k: Vec<&str> = profile.seconds.iter().map(|s| s.2.as_str()).collect();
+        let n: Vec<i64> = profile.seconds.iter().map(|s| s.3).collect();
+        sqlx::query!(
+            "INSERT INTO member_category_seconds (client_id, member_id, category, seconds)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bigint[])
+                  AS s(client_id, member_id, category, seconds)
+             ORDER BY member_id, category
+             ON CONFLICT (member_id, category)
+             DO UPDATE SET seconds = member_category_seconds.seconds + EXCLUDED.seconds",
+            &c[..] as &[ClientId],
+            &m[..] as &[MemberId],
+            &k[..] as &[&str],
+            &n[..],
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    let c: Vec<ClientId> = activity.iter().map(|a| a.client_id).collect();
+    let m: Vec<MemberId> = activity.iter().map(|a| a.member_id).collect();
+    let s: Vec<i64> = activity.iter().map(|a| a.seconds).collect();
+    let v: Vec<i64> = activity.iter().map(|a| a.views).collect();
+    let f: Vec<Option<DateTime<Utc>>> = activity.iter().map(|a| a.first).collect();
+    let l: Vec<Option<DateTime<Utc>>> = activity.iter().map(|a| a.last).collect();
+    let r: Vec<bool> = activity.iter().map(|a| a.rebuilt).collect();
+    let dc: Vec<ClientId> = profile.days.iter().map(|d| d.0).collect();
+    let dm: Vec<MemberId> = profile.days.iter().map(|d| d.1).collect();
+    let dd: Vec<NaiveDate> = profile.days.iter().map(|d| d.2).collect();
+    // The inserted days are counted from the CTE's RETURNING: the UPDATE reads its tables as they
+    // were when the statement began. The category seconds were added by the statement above.
+    sqlx::query!(
+        r#"WITH new_days AS (
+               INSERT INTO member_active_days (client_id, member_id, day)
+               SELECT * FROM UNNEST($8::uuid[], $9::uuid[], $10::date[]) AS d(client_id, member_id, day)
+               ORDER BY member_id, day
+               ON CONFLICT (member_id, day) DO NOTHING
+               RETURNING client_id, member_id
+           ), added AS (
+               SELECT client_id, member_id, count(*)::int AS days FROM new_days
+               GROUP BY client_id, member_id
+           )
+           UPDATE members m SET
+               watch_seconds = m.watch_seconds + d.seconds,
+               class_views = m.class_views + d.views,
+               first_active_at = LEAST(m.first_active_at, d.first_at),
+               last_active_at = GREATEST(m.last_active_at, d.last_at),
+               active_days = CASE WHEN d.rebuilt THEN 0 ELSE m.active_days END + COALESCE(a.days, 0),
+               favorite_category = (
+                   SELECT s.category FROM member_category_seconds s
+                   WHERE s.member_id = m.id AND s.client_id = m.client_id
+                   ORDER BY s.seconds DESC, s.category COLLATE "C" LIMIT 1),
+               profile_tracked = m.profile_tracked OR d.rebuilt,
+               updated_at = now()
+           FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[],
+                       $6::timestamptz[], $7::bool[])
+                AS d(client_id, member_id, seconds, views, first_at, last_at, rebuilt)
+           LEFT JOIN added a ON a.client_id = d.client_id AND a.member_id = d.member_id
+           WHERE m.id = d.member_id AND m.client_id = d.client_id"#,
+        &c[..] as &[ClientId],
+        &m[..] as &[MemberId],
+        &s[..],
+        &v[..],
+        &f[..] as &[Option<DateTime<Utc>>],
+        &l[..] as &[Option<DateTime<Utc>>],
+        &r[..],
+        &dc[..] as &[ClientId],
+        &dm[..] as &[MemberId],
+        &dd[..],
+    )
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }

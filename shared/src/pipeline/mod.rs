@@ -13,7 +13,9 @@ use uuid::Uuid;
 pub use crate::ch::events::ChEvent;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::pg::classes::ClassInfo;
-use crate::pg::receipts::{self, Activity, Claim, Profile};
+use crate::pg::receipts::{self, Activity, Claim};
+
+mod profile;
 
 pub const EVENTS_QUEUE: &str = "watch-events";
 pub const MAX_BATCH: usize = 500;
@@ -240,8 +242,9 @@ pub struct Flushed {
 }
 
 /// Lands `pending` events exactly once: own their batches, claim their receipts, insert what
-/// ClickHouse does not hold yet, recompute the touched members' profiles, then count them (see
-/// `worker/src/events.rs`). Safe to repeat, and safe to run twice at once on the same batch.
+/// ClickHouse does not hold yet, lock the touched members and gather what the events add to their
+/// profile state, then count them (see `worker/src/events.rs`). Safe to repeat, and safe to run
+/// twice at once on the same batch.
 ///
 /// Owning: one `landed_watch_batches` row per batch is inserted in a transaction that stays open
 /// until the batch is counted. A second lander of the same batch (a redelivery while the first
@@ -250,6 +253,11 @@ pub struct Flushed {
 /// batch and resumes it. So one lander at a time asks ClickHouse what it holds and inserts. Owning
 /// runs beside the claim (it only has to come before the ClickHouse step): claiming the receipts
 /// of a batch someone else lands changes nothing, since that lander claimed them first.
+///
+/// Profiles: active days and favourite category follow from per-member state in Postgres
+/// (distinct days, seconds per category) that the counting adds the flush's events to, so a flush
+/// reads no history from ClickHouse. The exception is once per member counted before that state
+/// existed: their state is rebuilt from ClickHouse under their row lock (see `pipeline/profile.rs`).
 pub async fn land_pending(
     db: &PgPool,
     ch: &crate::ch::ClickHouse,
@@ -308,31 +316,9 @@ pub async fn land_pending(
         insert.end().await?;
     }
     let t_insert = t0.elapsed();
-    // 3. Derived member profile fields, from what ClickHouse now holds.
-    let mut members_by_client: HashMap<ClientId, HashSet<MemberId>> = HashMap::new();
-    for r in &counted_rows {
-        members_by_client
-            .entry(r.client_id)
-            .or_default()
-            .insert(r.member_id);
-    }
-    let mut profiles = Vec::new();
-    for (client, members) in members_by_client {
-        let members: Vec<MemberId> = members.into_iter().collect();
-        for chunk in members.chunks(5000) {
-            for (member_id, active_days, favorite_category) in
-                crate::ch::events::member_profiles(ch, client, chunk).await?
-            {
-                profiles.push(Profile {
-                    client_id: client,
-                    member_id,
-                    active_days,
-                    favorite_category,
-                });
-            }
-        }
-    }
-    let t_profiles = t0.elapsed();
+    // 3. Lock the touched members, and gather what the flush adds to their profile state.
+    let profiles = profile::prepare(&mut tx, ch, &counted_rows).await?;
+    let t_profile = t0.elapsed();
     // 4. Count, with the profiles, in the owning transaction; its commit lands the batches.
     let counted = land(&mut tx, &counted_rows, &profiles).await?;
     tx.commit().await?;
@@ -342,8 +328,9 @@ pub async fn land_pending(
         rows = pending.len(),
         claim_ms = t_claim.as_millis() as u64,
         insert_ms = (t_insert - t_claim).as_millis() as u64,
-        profiles_ms = (t_profiles - t_insert).as_millis() as u64,
-        land_ms = (t_land - t_profiles).as_millis() as u64,
+        profile_ms = (t_profile - t_insert).as_millis() as u64,
+        rebuilt = profiles.rebuilt.len(),
+        land_ms = (t_land - t_profile).as_millis() as u64,
         "flush timings"
     );
     tracing::debug!(rows = to_insert.len(), counted, at = %Utc::now(), "watch events landed");
@@ -368,15 +355,15 @@ async fn own_batches(
     ))
 }
 
-/// Adds the events of owned batches to the member activity summaries and sets the recomputed
-/// profile fields, inside the transaction that owns the batches (its commit lands them). Returns
-/// the events counted.
-pub async fn land(
+/// Adds the events of owned batches to the member activity summaries and `profiles` to the
+/// members' profile state (which sets their active days and favourite category), inside the
+/// transaction that owns the batches (its commit lands them). Returns the events counted.
+async fn land(
     tx: &mut Transaction<'static, Postgres>,
     events: &[&ChEvent],
-    profiles: &[Profile],
+    profiles: &profile::Profiles,
 ) -> AppResult<usize> {
-    if events.is_empty() && profiles.is_empty() {
+    if events.is_empty() {
         return Ok(0);
     }
     let mut per_member: HashMap<(ClientId, MemberId), Activity> = HashMap::new();
@@ -390,6 +377,7 @@ pub async fn land(
                 views: 0,
                 first: None,
                 last: None,
+                rebuilt: profiles.rebuilt.contains(&(e.client_id, e.member_id)),
             });
         a.seconds += i64::from(e.watched_seconds);
         a.views += 1;
@@ -397,13 +385,7 @@ pub async fn land(
         a.last = Some(a.last.map_or(e.started_at, |l| l.max(e.started_at)));
     }
     let activity: Vec<Activity> = per_member.into_values().collect();
-    let members: Vec<(ClientId, MemberId)> = activity
-        .iter()
-        .map(|a| (a.client_id, a.member_id))
-        .chain(profiles.iter().map(|p| (p.client_id, p.member_id)))
-        .collect();
-    receipts::lock_members(tx, &members).await?;
-    receipts::count_landed(tx, &activity, profiles).await?;
+    receipts::count_landed(tx, &activity, &profiles.adds).await?;
     Ok(events.len())
 }
 

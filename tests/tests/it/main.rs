@@ -14,6 +14,7 @@ mod onboarding;
 mod operability;
 mod portal;
 mod products;
+mod profiles;
 mod staff;
 mod strings;
 mod team;
