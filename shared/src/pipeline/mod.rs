@@ -233,10 +233,14 @@ pub struct Pending {
 }
 
 /// What one landing did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Flushed {
     pub rows_inserted: usize,
     pub events_counted: usize,
+    /// The clients whose events this landing counted (each once): their dashboard, analytics,
+    /// funnel and billing answers changed when it committed. The caller announces them
+    /// ([`crate::announce`]).
+    pub clients: Vec<ClientId>,
 }
 
 /// Lands `pending` events exactly once: own their batches, claim their receipts, insert what
@@ -316,6 +320,7 @@ pub async fn land_pending(
             .or_default()
             .insert(r.member_id);
     }
+    let clients: Vec<ClientId> = members_by_client.keys().copied().collect();
     let mut profiles = Vec::new();
     for (client, members) in members_by_client {
         let members: Vec<MemberId> = members.into_iter().collect();
@@ -350,6 +355,7 @@ pub async fn land_pending(
     Ok(Flushed {
         rows_inserted: to_insert.len(),
         events_counted: counted,
+        clients,
     })
 }
 
