@@ -14,6 +14,7 @@ mod onboarding;
 mod operability;
 mod portal;
 mod products;
+mod read_cache;
 mod staff;
 mod strings;
 mod team;
