@@ -7,6 +7,7 @@ pub mod envelope;
 pub mod error;
 pub mod middleware;
 pub mod params;
+pub mod reads;
 pub mod routes;
 pub mod state;
 pub mod web;
@@ -14,6 +15,7 @@ pub mod web;
 use std::time::Duration;
 
 use futures::StreamExt;
+use portal_shared::announce::{self, ChangedClients};
 use portal_shared::config::Config;
 use portal_shared::pg::api_keys::revocation_channel;
 use salvo::catcher::Catcher;
@@ -117,15 +119,28 @@ pub fn api_router() -> Router {
         .push(Router::with_path("app/strings").get(strings::get_app))
         .push(
             Router::with_path("app/events")
+                .hoop(keeps_reads)
                 .hoop(require_member)
                 .post(events::ingest),
         )
         .push(
             Router::with_path("auth")
-                .push(Router::with_path("voucher/validate").post(app_auth::validate))
+                .push(
+                    Router::with_path("voucher/validate")
+                        .hoop(keeps_reads)
+                        .post(app_auth::validate),
+                )
                 .push(Router::with_path("register").post(app_auth::register))
-                .push(Router::with_path("login").post(app_auth::login))
-                .push(Router::with_path("refresh").post(app_auth::refresh)),
+                .push(
+                    Router::with_path("login")
+                        .hoop(keeps_reads)
+                        .post(app_auth::login),
+                )
+                .push(
+                    Router::with_path("refresh")
+                        .hoop(keeps_reads)
+                        .post(app_auth::refresh),
+                ),
         )
         .push(
             Router::with_path("products")
@@ -141,6 +156,7 @@ pub fn api_router() -> Router {
 
     Router::new()
         .hoop(middleware::single_query_values)
+        .hoop(middleware::forget_reads_after_writes)
         .push(Router::with_path("health").get(health::health))
         .push(Router::with_path("ready").get(health::ready))
         .push(Router::with_path("metrics").get(health::prometheus))
@@ -213,25 +229,40 @@ pub fn service(state: State) -> Service {
         .catcher(Catcher::default().hoop(error::catcher))
 }
 
-/// Listens for the announcements of `portal-admin` on Redis and applies them to this instance's
-/// caches at once: a revoked API key (payload: SHA-256 of the key, hex) is dropped from the key
-/// cache; a deactivated or re-roled staff member (payload: staff id) from the staff cache. The
-/// caches' TTLs are the fallback when an announcement is missed; after a reconnect both caches start
-/// empty, since announcements made meanwhile are lost.
+/// Listens for the announcements on Redis and applies them to this instance's caches at once:
+/// - `{ns}:api-keys:revoked` (payload: SHA-256 of the key, hex): the key leaves the key cache;
+/// - `{ns}:staff:changed` (payload: staff id): the member leaves the staff cache;
+/// - `{ns}:clients:changed` (payload: client ids, or `*` for all): their cached dashboard,
+///   analytics, funnel and billing answers are dropped (`*` also reloads the catalogue).
+///
+/// `portal-admin`, the worker and other API instances announce. The caches' lifetimes are the
+/// fallback when an announcement is missed; after a (re)subscription every cache starts empty,
+/// since announcements made meanwhile are lost.
 pub async fn watch_announcements(state: State) {
     let keys = revocation_channel(&state.config.redis_namespace);
     let staff = portal_shared::pg::staff::change_channel(&state.config.redis_namespace);
+    let clients = announce::clients_changed_channel(&state.config.redis_namespace);
     loop {
         let result: redis::RedisResult<()> = async {
             let client = redis::Client::open(state.config.redis_url.expose())?;
             let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&[&keys, &staff]).await?;
+            pubsub.subscribe(&[&keys, &staff, &clients]).await?;
             state.api_keys.invalidate_all();
             state.staff.invalidate_all();
+            state.forget_reads(&ChangedClients::All);
             let mut stream = pubsub.on_message();
             while let Some(msg) = stream.next().await {
                 let payload: &[u8] = msg.get_payload_bytes();
-                if msg.get_channel_name() == staff {
+                let channel = msg.get_channel_name();
+                if channel == clients {
+                    match std::str::from_utf8(payload)
+                        .ok()
+                        .and_then(ChangedClients::parse)
+                    {
+                        Some(changed) => state.forget_reads(&changed),
+                        None => tracing::warn!("unreadable clients-changed announcement ignored"),
+                    }
+                } else if channel == staff {
                     match std::str::from_utf8(payload)
                         .ok()
                         .and_then(|s| s.parse::<portal_shared::domain::ids::StaffId>().ok())

@@ -288,6 +288,55 @@ fn deny(err: AppError, depot: &Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
     ctrl.skip_rest();
 }
 
+/// Marks a route whose writes change nothing that the cached answers show (dashboard,
+/// analytics, funnel, billing), so that [`forget_reads_after_writes`] leaves them alone. Only for
+/// frequent app calls whose effect is known: `POST /app/events` (accepted events change nothing
+/// until the worker lands them, and the worker announces that), member login, token refresh and
+/// the voucher check (sessions and throttle counts, which no cached answer reads).
+#[handler]
+pub async fn keeps_reads(depot: &mut Depot) {
+    depot.insert_typed(KeepsReads);
+}
+
+struct KeepsReads;
+
+/// After a successful (2xx) write (any method but GET, HEAD and OPTIONS) of a principal of client
+/// X, drops X's cached answers in this instance at once, so its next read sees the write, and
+/// announces X to every other instance (in the background: the answer does not wait for Redis).
+/// Except on the routes marked [`keeps_reads`]. A write without a principal (a staff login)
+/// belongs to no client and changes none of its answers.
+#[handler]
+pub async fn forget_reads_after_writes(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
+    let read = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    ctrl.call_next(req, depot, res).await;
+    if read
+        || depot.get_typed::<KeepsReads>().is_ok()
+        || !res.status_code.unwrap_or(StatusCode::OK).is_success()
+    {
+        return;
+    }
+    let client = depot
+        .get_typed::<Staff>()
+        .map(|s| s.client_id)
+        .or_else(|_| depot.get_typed::<AppClient>().map(|k| k.client_id))
+        .or_else(|_| depot.get_typed::<Member>().map(|m| m.client_id));
+    if let Ok(client) = client {
+        let st = state(depot).clone();
+        let changed = portal_shared::announce::ChangedClients::Some(vec![client]);
+        st.forget_reads(&changed);
+        tokio::spawn(async move {
+            let channel =
+                portal_shared::announce::clients_changed_channel(&st.config.redis_namespace);
+            st.announce(&channel, &changed.payload()).await;
+        });
+    }
+}
+
 /// Access log line and Prometheus metrics for every request (route label = the matched pattern,
 /// so ids do not explode the label set).
 #[handler]

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
+use portal_shared::announce::{self, ChangedClients};
 use portal_shared::ch::ClickHouse;
 use portal_shared::config::Config;
 use portal_shared::domain::auth::{JwtKeys, Role};
@@ -36,6 +37,8 @@ pub struct AppState {
     pub staff: Cache<StaffId, Option<StaffStatus>>,
     /// The class catalogue (validation of events, titles in analytics).
     pub catalogue: portal_shared::pg::classes::Catalogue,
+    /// Each client's dashboard, analytics, funnel and billing answers (see [`crate::reads`]).
+    pub reads: crate::reads::ReadCache,
     /// Producer side of the watch-event queue.
     pub events: jobs::Queue<portal_shared::pipeline::WatchBatch>,
     /// Producer side of the export queue.
@@ -76,6 +79,7 @@ impl AppState {
             exports,
             storage,
             catalogue: portal_shared::pg::classes::Catalogue::default(),
+            reads: crate::reads::ReadCache::new(config.read_cache_ttl),
             events,
             jwt: JwtKeys::new(config.jwt_secret.expose()),
             api_keys: ApiKeyCache::new(config.api_key_cache_ttl),
@@ -97,17 +101,27 @@ impl AppState {
     /// to), 3 s at most. A failure is logged, not returned: the change is already committed, and
     /// the other instances' cache lifetimes are the fallback.
     pub async fn announce(&self, channel: &str, payload: &str) {
-        let mut conn = self.redis.clone();
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(channel).arg(payload);
-        let publish = cmd.query_async::<i64>(&mut conn);
-        match tokio::time::timeout(Duration::from_secs(3), publish).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, channel, "announcement not published; other instances apply it when their cache entry expires")
+        if let Err(e) =
+            announce::publish(&self.redis, channel, payload, Duration::from_secs(3)).await
+        {
+            tracing::warn!(error = %e, channel, "announcement not published; other instances apply it when their cache entry expires");
+        }
+    }
+
+    /// Drops cached answers that `changed` makes stale, in this instance only (what an
+    /// announcement on `{ns}:clients:changed` does; `middleware::forget_reads_after_writes` also
+    /// announces). A change of every client also reloads the class catalogue, whose titles
+    /// analytics shows.
+    pub fn forget_reads(&self, changed: &ChangedClients) {
+        match changed {
+            ChangedClients::All => {
+                self.catalogue.invalidate();
+                self.reads.forget_all();
             }
-            Err(_) => {
-                tracing::warn!(channel, "announcement timed out; other instances apply it when their cache entry expires")
+            ChangedClients::Some(ids) => {
+                for id in ids {
+                    self.reads.forget(*id);
+                }
             }
         }
     }

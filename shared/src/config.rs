@@ -105,6 +105,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How long a looked-up API key (or its absence) is trusted before Postgres is asked again.
     pub api_key_cache_ttl: Duration,
+    /// The longest an API instance serves a cached dashboard, analytics, funnel or billing answer
+    /// without having heard that the client's data changed (the fallback for a missed
+    /// announcement); zero turns the cache off.
+    pub read_cache_ttl: Duration,
     /// Worker heartbeat interval and how many missed beats mark a worker dead (its tasks re-queued).
     pub worker_heartbeat: Duration,
     pub worker_missed_heartbeats: u32,
@@ -358,6 +362,14 @@ impl Config {
         let database_max_connections: u32 =
             r.ranged("DATABASE_MAX_CONNECTIONS", 20, 1, 500, "a number", "");
         let api_key_cache_ttl = r.seconds("API_KEY_CACHE_TTL_SECS", 60, 1, 60);
+        let read_cache_ttl = Duration::from_secs(r.ranged(
+            "READ_CACHE_TTL_SECS",
+            30,
+            0,
+            300,
+            "a whole number of seconds (0 turns the cache off)",
+            " seconds",
+        ));
         let worker_heartbeat = r.seconds("WORKER_HEARTBEAT_SECS", 30, 1, 3600);
         let worker_missed_heartbeats: u32 = r.parse("WORKER_MISSED_HEARTBEATS", 10, "a number");
         let shutdown_timeout = r.seconds("SHUTDOWN_TIMEOUT_SECS", 30, 1, 3600);
@@ -432,6 +444,7 @@ impl Config {
             s3,
             log_format,
             api_key_cache_ttl,
+            read_cache_ttl,
             worker_heartbeat,
             worker_missed_heartbeats,
             shutdown_timeout,
@@ -530,6 +543,7 @@ mod tests {
         assert_eq!(c.clickhouse_database, "portal");
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.api_key_cache_ttl, Duration::from_secs(60));
+        assert_eq!(c.read_cache_ttl, Duration::from_secs(30));
         assert!(c.migrate_on_start);
         assert_eq!(c.member_events_per_minute, 1_000);
         assert_eq!(c.database_statement_timeout, Duration::from_secs(5));
@@ -552,6 +566,23 @@ mod tests {
             let text = Config::from_lookup(lookup(&vars)).unwrap_err().to_string();
             assert_eq!(text.lines().count(), 1, "{text}");
             assert!(text.contains("MEMBER_EVENTS_PER_MINUTE"), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_read_cache_ttl_is_bounded_and_zero_turns_the_cache_off() {
+        let mut off = GOOD.to_vec();
+        off.push(("READ_CACHE_TTL_SECS", "0"));
+        assert_eq!(
+            Config::from_lookup(lookup(&off)).unwrap().read_cache_ttl,
+            Duration::ZERO
+        );
+        for bad in ["-1", "1.5", "301", "soon"] {
+            let mut vars = GOOD.to_vec();
+            vars.push(("READ_CACHE_TTL_SECS", bad));
+            let text = Config::from_lookup(lookup(&vars)).unwrap_err().to_string();
+            assert_eq!(text.lines().count(), 1, "{text}");
+            assert!(text.contains("READ_CACHE_TTL_SECS"), "{text}");
         }
     }
 

@@ -19,7 +19,7 @@ impl FieldError {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppError {
     /// 400: the input is malformed or out of range.
     #[error("{message}")]

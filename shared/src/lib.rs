@@ -9,8 +9,10 @@
 //! - [`jobs`]: the queues, their jobs, and the export job's CSV writer.
 //!
 //! Beside them, the cross-cutting pieces: [`config`], [`error`], [`telemetry`], [`storage`]
-//! (export files) and [`throttle`] (rate limits in Redis).
+//! (export files), [`throttle`] (rate limits in Redis) and [`announce`] (which clients' answers
+//! changed, told to every API instance over Redis).
 
+pub mod announce;
 pub mod ch;
 pub mod config;
 pub mod domain;

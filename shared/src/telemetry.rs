@@ -103,6 +103,14 @@ fn describe() {
         "portal_events_ingested_total",
         "Watch events accepted by the API"
     );
+    metrics::describe_counter!(
+        "portal_read_cache_hits_total",
+        "Dashboard, analytics, funnel and billing answers served from the read cache, by route"
+    );
+    metrics::describe_counter!(
+        "portal_read_cache_misses_total",
+        "Dashboard, analytics, funnel and billing answers computed from the databases, by route"
+    );
 }
 
 /// Resolves on SIGTERM or Ctrl-C (both binaries stop gracefully on either).

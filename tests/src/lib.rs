@@ -605,7 +605,9 @@ impl TestApp {
         portal_shared::pg::classes::import_csv(&self.db, csv.as_bytes())
             .await
             .unwrap();
-        self.state.catalogue.invalidate();
+        // What `portal-admin classes import` announces: the catalogue and every cached answer go.
+        self.state
+            .forget_reads(&portal_shared::announce::ChangedClients::All);
     }
 
     /// Posts watch events as a member.

@@ -19,6 +19,10 @@
 //!    state, set active days and favourite category from that state, and commit, which records
 //!    the batches as landed.
 //!
+//! After a landing commits, the flusher announces the clients whose events it counted on
+//! `{ns}:clients:changed` (one PUBLISH per flush), and every API instance drops their cached
+//! answers.
+//!
 //! While Postgres or ClickHouse is unreachable the flusher keeps retrying with backoff; tasks stay
 //! in flight (their worker keeps heartbeating), and nothing is acknowledged until it lands.
 
@@ -28,6 +32,7 @@ use std::time::Duration;
 
 use apalis::prelude::*;
 use moka::future::Cache;
+use portal_shared::announce;
 use portal_shared::domain::ids::ClientId;
 use portal_shared::error::AppError;
 use portal_shared::jobs::{self, Outcome};
@@ -149,6 +154,7 @@ async fn land_and_answer(
             for (_, reply) in items {
                 let _ = reply.send(Ok(f.events_counted));
             }
+            announce_landed(state, f.clients).await;
         }
         Err(e) => {
             jobs::record::<WatchBatch>(Outcome::Retry, items.len() as u64);
@@ -156,6 +162,23 @@ async fn land_and_answer(
                 let _ = reply.send(Err(e.clone()));
             }
         }
+    }
+}
+
+/// Tells every API instance that these clients' events landed (one PUBLISH per flush, after the
+/// landing committed), so they drop the clients' cached dashboard, analytics, funnel and billing
+/// answers at once. A failure is logged: the events are counted, and the API's read-cache
+/// lifetime (`READ_CACHE_TTL_SECS`) is the fallback.
+async fn announce_landed(state: &WorkerState, clients: Vec<ClientId>) {
+    if clients.is_empty() {
+        return;
+    }
+    let channel = announce::clients_changed_channel(&state.config.redis_namespace);
+    let payload = announce::ChangedClients::Some(clients).payload();
+    if let Err(e) =
+        announce::publish(&state.redis, &channel, &payload, Duration::from_secs(3)).await
+    {
+        tracing::warn!(error = %e, "landed events not announced; API instances show them when their cached answers expire");
     }
 }
 

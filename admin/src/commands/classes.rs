@@ -7,7 +7,7 @@ use std::path::Path;
 use portal_shared::pg::classes;
 use serde_json::json;
 
-use super::Ctx;
+use super::{announce_all_clients_changed, Ctx};
 use crate::error::{CliError, CliResult};
 use crate::output::Outcome;
 
@@ -22,10 +22,12 @@ pub async fn import_file(ctx: &Ctx, path: &Path) -> CliResult<usize> {
     Ok(classes::import_csv(&ctx.pool, BufReader::new(file)).await?)
 }
 
+/// Imports the file, then announces every client (titles and categories in analytics change).
 pub async fn import(ctx: &Ctx, path: &Path) -> CliResult<Outcome> {
     let n = import_file(ctx, path).await?;
+    let notice = announce_all_clients_changed(&ctx.config).await;
     Ok(Outcome::new(
         json!({ "imported": n }),
-        format!("imported {n} classes from {}", path.display()),
+        format!("imported {n} classes from {}; {notice}", path.display()),
     ))
 }

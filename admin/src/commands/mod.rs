@@ -59,6 +59,25 @@ pub async fn announce(config: &Config, channel: &str, payload: &str) -> Result<i
     }
 }
 
+/// Tells running API instances that what every client's answers show has changed (the class
+/// catalogue, the demo tenant), so they drop their cached dashboard, analytics, funnel and billing
+/// answers; returns a note for the output. A failure is a warning: the change stands, and the
+/// instances' read-cache lifetime (`READ_CACHE_TTL_SECS`) is the fallback.
+pub async fn announce_all_clients_changed(config: &Config) -> String {
+    let channel = portal_shared::announce::clients_changed_channel(&config.redis_namespace);
+    let payload = portal_shared::announce::ChangedClients::All.payload();
+    match announce(config, &channel, &payload).await {
+        Ok(listeners) => format!("announced to running API instances ({listeners} listening)"),
+        Err(e) => {
+            crate::output::warn(&format!(
+                "could not announce the change on Redis ({e}); running API instances show it within {} s",
+                config.read_cache_ttl.as_secs()
+            ));
+            "not announced (Redis unreachable)".to_string()
+        }
+    }
+}
+
 /// Parses a UUID argument; a malformed one is a validation error naming the option.
 pub fn parse_uuid(field: &str, value: &str) -> Result<Uuid, AppError> {
     value

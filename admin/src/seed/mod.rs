@@ -91,6 +91,10 @@ pub async fn demo(ctx: &Ctx, credentials_file: &Path) -> CliResult<Outcome> {
     classes::import(ctx, Path::new(DEMO_CLASSES_CSV), &mut report).await?;
     let api_key = api_key::ensure(ctx, &client, saved.as_ref(), &mut report).await?;
     activity::ensure(ctx, &client, &mut report).await?;
+    // The catalogue and the demo's members, vouchers and events changed: running API instances
+    // drop their cached answers.
+    let notice = crate::commands::announce_all_clients_changed(&ctx.config).await;
+    report.note(format!("cached answers: {notice}"));
 
     let summary = DemoSummary {
         client_id: client.id,

@@ -1,17 +1,23 @@
 //! `GET /partner/billing` (partner JWT): the month's billable members.
 
+use chrono::Utc;
 use portal_shared::ch::billing;
-use portal_shared::domain::month::Month;
+use portal_shared::domain::ids::ClientId;
+use portal_shared::domain::month::MonthQuery;
+use portal_shared::domain::pagination::Page;
+use portal_shared::error::AppResult;
 use portal_shared::pg::clients;
 use salvo::oapi::extract::QueryParam;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::Serialize;
 
-use crate::envelope::{ok, Envelope, PaginationDoc};
+use crate::envelope::{Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{staff, state};
 use crate::params::Paging;
+use crate::reads::{day_end, CachedJson, Computed, ReadQuery};
+use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -41,18 +47,38 @@ pub async fn report(
     year: QueryParam<String, false>,
     paging: Paging<100>,
     depot: &mut Depot,
-) -> ApiResult<Json<Envelope<BillingReport>>> {
+) -> ApiResult<CachedJson<Envelope<BillingReport>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let p = paging.0;
-    let today = clients::today(clients::timezone(&st.db, s.client_id).await?);
-    let m = Month::parse(month.as_deref(), year.as_deref(), today)?;
-    let (rows, total) = billing::report_page(&st.db, &st.ch, s.client_id, m, p).await?;
-    Ok(ok(BillingReport {
-        month: m.month,
-        year: m.year,
-        active_member_count: total as usize,
-        members: rows,
-        pagination: p.pagination(total).into(),
-    }))
+    let page = paging.0;
+    let month = MonthQuery::parse(month.as_deref(), year.as_deref())?;
+    st.reads
+        .answer(
+            s.client_id,
+            ReadQuery::Billing { month, page },
+            report_of(&st, s.client_id, month, page),
+        )
+        .await
+}
+
+async fn report_of(
+    st: &AppState,
+    client_id: ClientId,
+    month: MonthQuery,
+    p: Page,
+) -> AppResult<Computed<BillingReport>> {
+    let tz = clients::timezone(&st.db, client_id).await?;
+    let now = Utc::now();
+    let m = month.resolve(now.with_timezone(&tz).date_naive())?;
+    let (rows, total) = billing::report_page(&st.db, &st.ch, client_id, m, p).await?;
+    Ok(Computed {
+        data: BillingReport {
+            month: m.month,
+            year: m.year,
+            active_member_count: total as usize,
+            members: rows,
+            pagination: p.pagination(total).into(),
+        },
+        day_ends: day_end(tz, now),
+    })
 }

@@ -1,18 +1,23 @@
-//! `GET /partner/dashboard` and `GET /partner/analytics` (partner JWT).
+//! `GET /partner/dashboard`, `GET /partner/analytics` and `GET /partner/funnel` (partner JWT).
+//! Answers come from the read cache ([`crate::reads`]) when it holds them; each handler's
+//! `…_of` function computes one from the databases.
 
-use chrono::Utc;
-use portal_shared::ch::analytics::{self as stats, DayRange};
+use chrono::{DateTime, Utc};
+use portal_shared::ch::analytics::{self as stats, DayRange, RangeSpec};
 use portal_shared::domain::ids::ClientId;
 use portal_shared::domain::minutes;
+use portal_shared::error::AppResult;
 use portal_shared::pg::{clients, members};
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::Serialize;
 
-use crate::envelope::{ok, Envelope};
+use crate::envelope::Envelope;
 use crate::error::ApiResult;
 use crate::middleware::{staff, state};
 use crate::params::RangeQuery;
+use crate::reads::{day_end, CachedJson, Computed, ReadQuery};
+use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -39,31 +44,44 @@ pub struct Dashboard {
 
 /// The partner's overview.
 #[endpoint(tags("insights"), security(("bearer" = [])), status_codes(200, 401, 503))]
-pub async fn dashboard(depot: &mut Depot) -> ApiResult<Json<Envelope<Dashboard>>> {
+pub async fn dashboard(depot: &mut Depot) -> ApiResult<CachedJson<Envelope<Dashboard>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let tz = clients::timezone(&st.db, s.client_id).await?;
+    st.reads
+        .answer(
+            s.client_id,
+            ReadQuery::Dashboard,
+            dashboard_of(&st, s.client_id),
+        )
+        .await
+}
+
+async fn dashboard_of(st: &AppState, client_id: ClientId) -> AppResult<Computed<Dashboard>> {
+    let tz = clients::timezone(&st.db, client_id).await?;
     let now = Utc::now();
     let since = members::active_since(tz, now);
     let today = now.with_timezone(&tz).date_naive();
     let current = DayRange::last(30, today);
     let previous = DayRange::last(30, current.start.pred_opt().unwrap_or(current.start));
     let prev_since = members::active_since(tz, now - chrono::Duration::days(30));
-    let c = members::totals(&st.db, s.client_id, since, prev_since).await?;
+    let c = members::totals(&st.db, client_id, since, prev_since).await?;
     let (w_now, w_before) = tokio::try_join!(
-        stats::watched_seconds(&st.ch, s.client_id, current),
-        stats::watched_seconds(&st.ch, s.client_id, previous),
+        stats::watched_seconds(&st.ch, client_id, current),
+        stats::watched_seconds(&st.ch, client_id, previous),
     )?;
-    Ok(ok(Dashboard {
-        total_members: c.total,
-        active_members: c.active,
-        total_watch_time_minutes: minutes(c.watch_seconds),
-        total_classes_watched: c.class_views,
-        trends: Trends {
-            members_change: stats::trend(c.registered_since as f64, c.registered_before as f64),
-            watch_time_change: stats::trend(w_now as f64, w_before as f64),
+    Ok(Computed {
+        data: Dashboard {
+            total_members: c.total,
+            active_members: c.active,
+            total_watch_time_minutes: minutes(c.watch_seconds),
+            total_classes_watched: c.class_views,
+            trends: Trends {
+                members_change: stats::trend(c.registered_since as f64, c.registered_before as f64),
+                watch_time_change: stats::trend(w_now as f64, w_before as f64),
+            },
         },
-    }))
+        day_ends: day_end(tz, now),
+    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -95,20 +113,28 @@ pub struct Analytics {
     pub popular_classes: Vec<stats::ClassStat>,
 }
 
-/// The range of `period` or `startDate`..`endDate` in the client's timezone days (analytics and
-/// funnel read the same parameters).
-async fn range_of(
-    st: &crate::state::AppState,
-    client_id: ClientId,
-    range: &RangeQuery,
-) -> ApiResult<DayRange> {
-    let today = clients::today(clients::timezone(&st.db, client_id).await?);
-    Ok(stats::parse_range(
+/// The checked `period` or `startDate`..`endDate` (analytics and funnel read the same
+/// parameters); placed on the calendar by [`days_of`].
+fn range_spec(range: &RangeQuery) -> AppResult<RangeSpec> {
+    RangeSpec::parse(
         range.period.as_deref(),
         range.start_date.as_deref(),
         range.end_date.as_deref(),
-        today,
-    )?)
+    )
+}
+
+/// The client's timezone days of `spec`, and the end of the client's current day.
+async fn days_of(
+    st: &AppState,
+    client_id: ClientId,
+    spec: RangeSpec,
+) -> AppResult<(DayRange, DateTime<Utc>)> {
+    let tz = clients::timezone(&st.db, client_id).await?;
+    let now = Utc::now();
+    Ok((
+        spec.resolve(now.with_timezone(&tz).date_naive()),
+        day_end(tz, now),
+    ))
 }
 
 /// Usage analytics: `period` = week | month | quarter (the last 7 / 30 / 90 days including today,
@@ -122,16 +148,31 @@ async fn range_of(
 pub async fn analytics(
     range: RangeQuery,
     depot: &mut Depot,
-) -> ApiResult<Json<Envelope<Analytics>>> {
+) -> ApiResult<CachedJson<Envelope<Analytics>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let r = range_of(&st, s.client_id, &range).await?;
+    let spec = range_spec(&range)?;
+    st.reads
+        .answer(
+            s.client_id,
+            ReadQuery::Analytics(spec),
+            analytics_of(&st, s.client_id, spec),
+        )
+        .await
+}
+
+async fn analytics_of(
+    st: &AppState,
+    client_id: ClientId,
+    spec: RangeSpec,
+) -> AppResult<Computed<Analytics>> {
+    let (r, day_ends) = days_of(st, client_id, spec).await?;
     let catalogue = st.catalogue.get(&st.db).await?;
     let (totals, days, cats, classes) = tokio::try_join!(
-        stats::totals(&st.ch, s.client_id, r),
-        stats::by_day(&st.ch, s.client_id, r),
-        stats::top_categories(&st.ch, s.client_id, r),
-        stats::top_classes(&st.ch, s.client_id, r, &catalogue),
+        stats::totals(&st.ch, client_id, r),
+        stats::by_day(&st.ch, client_id, r),
+        stats::top_categories(&st.ch, client_id, r),
+        stats::top_classes(&st.ch, client_id, r, &catalogue),
     )?;
     let avg = if totals.active_members == 0 {
         0
@@ -139,21 +180,24 @@ pub async fn analytics(
         let n = totals.active_members as i64;
         (totals.watched_seconds as i64 + 30 * n) / (60 * n)
     };
-    Ok(ok(Analytics {
-        range: Range {
-            start_date: r.start.to_string(),
-            end_date: r.end.to_string(),
+    Ok(Computed {
+        data: Analytics {
+            range: Range {
+                start_date: r.start.to_string(),
+                end_date: r.end.to_string(),
+            },
+            totals: AnalyticsTotals {
+                watch_time_minutes: minutes(totals.watched_seconds as i64),
+                classes_watched: totals.views,
+                active_members: totals.active_members,
+                avg_watch_time_minutes_per_active_member: avg,
+            },
+            watch_time_by_day: days,
+            popular_categories: cats,
+            popular_classes: classes,
         },
-        totals: AnalyticsTotals {
-            watch_time_minutes: minutes(totals.watched_seconds as i64),
-            classes_watched: totals.views,
-            active_members: totals.active_members,
-            avg_watch_time_minutes_per_active_member: avg,
-        },
-        watch_time_by_day: days,
-        popular_categories: cats,
-        popular_classes: classes,
-    }))
+        day_ends,
+    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -185,19 +229,40 @@ pub struct Funnel {
     security(("bearer" = [])),
     status_codes(200, 400, 401, 503)
 )]
-pub async fn funnel(range: RangeQuery, depot: &mut Depot) -> ApiResult<Json<Envelope<Funnel>>> {
+pub async fn funnel(
+    range: RangeQuery,
+    depot: &mut Depot,
+) -> ApiResult<CachedJson<Envelope<Funnel>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let r = range_of(&st, s.client_id, &range).await?;
-    let f = stats::funnel(&st.db, &st.ch, s.client_id, r).await?;
-    Ok(ok(Funnel {
-        range: Range {
-            start_date: r.start.to_string(),
-            end_date: r.end.to_string(),
+    let spec = range_spec(&range)?;
+    st.reads
+        .answer(
+            s.client_id,
+            ReadQuery::Funnel(spec),
+            funnel_of(&st, s.client_id, spec),
+        )
+        .await
+}
+
+async fn funnel_of(
+    st: &AppState,
+    client_id: ClientId,
+    spec: RangeSpec,
+) -> AppResult<Computed<Funnel>> {
+    let (r, day_ends) = days_of(st, client_id, spec).await?;
+    let f = stats::funnel(&st.db, &st.ch, client_id, r).await?;
+    Ok(Computed {
+        data: Funnel {
+            range: Range {
+                start_date: r.start.to_string(),
+                end_date: r.end.to_string(),
+            },
+            vouchers_issued: f.vouchers_issued,
+            registered: f.registered,
+            active: f.active,
+            billable: f.billable,
         },
-        vouchers_issued: f.vouchers_issued,
-        registered: f.registered,
-        active: f.active,
-        billable: f.billable,
-    }))
+        day_ends,
+    })
 }

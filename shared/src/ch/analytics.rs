@@ -15,7 +15,7 @@ use crate::error::{AppError, AppResult};
 use crate::pg::classes::ClassInfo;
 
 /// An inclusive range of local days.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DayRange {
     pub start: NaiveDate,
     pub end: NaiveDate,
@@ -50,52 +50,78 @@ pub fn parse_range(
     end: Option<&str>,
     today: NaiveDate,
 ) -> AppResult<DayRange> {
-    let (period, start, end) = (nonempty(period), nonempty(start), nonempty(end));
-    fn nonempty(s: Option<&str>) -> Option<&str> {
-        s.map(str::trim).filter(|s| !s.is_empty())
-    }
-    match (period, start, end) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(AppError::validation(
-            "period",
-            "send either period or startDate and endDate, not both",
-        )),
-        (p, None, None) => match p.unwrap_or("month") {
-            "week" => Ok(DayRange::last(7, today)),
-            "month" => Ok(DayRange::last(30, today)),
-            "quarter" => Ok(DayRange::last(90, today)),
-            _ => Err(AppError::validation(
+    Ok(RangeSpec::parse(period, start, end)?.resolve(today))
+}
+
+/// A range as asked for, checked but not yet placed on the calendar: every rule of
+/// [`parse_range`] holds without knowing today, so a request's range can be checked (and used as a
+/// cache key) before the client's timezone is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RangeSpec {
+    /// The last `n` days including today (`period`).
+    Last(u64),
+    /// These days (`startDate` + `endDate`).
+    Days(DayRange),
+}
+
+impl RangeSpec {
+    /// The rules of [`parse_range`].
+    pub fn parse(period: Option<&str>, start: Option<&str>, end: Option<&str>) -> AppResult<Self> {
+        let (period, start, end) = (nonempty(period), nonempty(start), nonempty(end));
+        fn nonempty(s: Option<&str>) -> Option<&str> {
+            s.map(str::trim).filter(|s| !s.is_empty())
+        }
+        match (period, start, end) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(AppError::validation(
                 "period",
-                "must be week, month or quarter",
+                "send either period or startDate and endDate, not both",
             )),
-        },
-        (None, Some(_), None) => Err(AppError::validation(
-            "endDate",
-            "is required with startDate",
-        )),
-        (None, None, Some(_)) => Err(AppError::validation(
-            "startDate",
-            "is required with endDate",
-        )),
-        (None, Some(s), Some(e)) => {
-            let parse = |v: &str, f: &str| {
-                NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                    .map_err(|_| AppError::validation(f, "must be a date as YYYY-MM-DD"))
-            };
-            let (s, e) = (parse(s, "startDate")?, parse(e, "endDate")?);
-            if s > e {
-                return Err(AppError::validation(
-                    "startDate",
-                    "must not be after endDate",
-                ));
+            (p, None, None) => match p.unwrap_or("month") {
+                "week" => Ok(Self::Last(7)),
+                "month" => Ok(Self::Last(30)),
+                "quarter" => Ok(Self::Last(90)),
+                _ => Err(AppError::validation(
+                    "period",
+                    "must be week, month or quarter",
+                )),
+            },
+            (None, Some(_), None) => Err(AppError::validation(
+                "endDate",
+                "is required with startDate",
+            )),
+            (None, None, Some(_)) => Err(AppError::validation(
+                "startDate",
+                "is required with endDate",
+            )),
+            (None, Some(s), Some(e)) => {
+                let parse = |v: &str, f: &str| {
+                    NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                        .map_err(|_| AppError::validation(f, "must be a date as YYYY-MM-DD"))
+                };
+                let (s, e) = (parse(s, "startDate")?, parse(e, "endDate")?);
+                if s > e {
+                    return Err(AppError::validation(
+                        "startDate",
+                        "must not be after endDate",
+                    ));
+                }
+                let r = DayRange { start: s, end: e };
+                if r.days() > MAX_RANGE_DAYS {
+                    return Err(AppError::validation(
+                        "endDate",
+                        format!("the range may span at most {MAX_RANGE_DAYS} days"),
+                    ));
+                }
+                Ok(Self::Days(r))
             }
-            let r = DayRange { start: s, end: e };
-            if r.days() > MAX_RANGE_DAYS {
-                return Err(AppError::validation(
-                    "endDate",
-                    format!("the range may span at most {MAX_RANGE_DAYS} days"),
-                ));
-            }
-            Ok(r)
+        }
+    }
+
+    /// The days meant, `today` being the client's current day.
+    pub fn resolve(self, today: NaiveDate) -> DayRange {
+        match self {
+            Self::Last(n) => DayRange::last(n, today),
+            Self::Days(r) => r,
         }
     }
 }

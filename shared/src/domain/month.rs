@@ -30,34 +30,61 @@ impl Month {
     /// `month`/`year` query values; default is the current month in the partner's timezone;
     /// a month after it answers 400.
     pub fn parse(month: Option<&str>, year: Option<&str>, today: NaiveDate) -> AppResult<Self> {
+        MonthQuery::parse(month, year)?.resolve(today)
+    }
+}
+
+/// `month`/`year` as asked for, each checked on its own (what needs no clock); [`resolve`] fills
+/// in the defaults and refuses a future month. Lets a request's month be checked (and used as a
+/// cache key) before the client's timezone is read.
+///
+/// [`resolve`]: MonthQuery::resolve
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MonthQuery {
+    pub month: Option<u32>,
+    pub year: Option<i32>,
+}
+
+impl MonthQuery {
+    /// Both values' problems at once; empty values are not given.
+    pub fn parse(month: Option<&str>, year: Option<&str>) -> AppResult<Self> {
         let mut errors = Vec::new();
         let month = match month.map(str::trim).filter(|s| !s.is_empty()) {
-            None => today.month(),
+            None => None,
             Some(m) => match m.parse::<u32>() {
-                Ok(v) if (1..=12).contains(&v) => v,
+                Ok(v) if (1..=12).contains(&v) => Some(v),
                 _ => {
                     errors.push(FieldError::new(
                         "month",
                         "must be a whole number from 1 to 12",
                     ));
-                    1
+                    None
                 }
             },
         };
         let year = match year.map(str::trim).filter(|s| !s.is_empty()) {
-            None => today.year(),
+            None => None,
             Some(y) => match y.parse::<i32>() {
-                Ok(v) if (2000..=2100).contains(&v) => v,
+                Ok(v) if (2000..=2100).contains(&v) => Some(v),
                 _ => {
                     errors.push(FieldError::new("year", "must be a year from 2000 to 2100"));
-                    today.year()
+                    None
                 }
             },
         };
         if !errors.is_empty() {
             return Err(AppError::validation_many(errors));
         }
-        let m = Month { year, month };
+        Ok(Self { month, year })
+    }
+
+    /// The month meant, `today` being the client's current day (the default for what is not
+    /// given); a month after today's answers 400.
+    pub fn resolve(self, today: NaiveDate) -> AppResult<Month> {
+        let m = Month {
+            year: self.year.unwrap_or(today.year()),
+            month: self.month.unwrap_or(today.month()),
+        };
         if m.first_day() > today {
             return Err(AppError::validation("month", "must not be in the future"));
         }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::error::{AppError, FieldError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Page {
     pub page: u32,
     pub limit: u32,

@@ -235,10 +235,14 @@ pub struct Pending {
 }
 
 /// What one landing did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Flushed {
     pub rows_inserted: usize,
     pub events_counted: usize,
+    /// The clients whose events this landing counted (each once): their dashboard, analytics,
+    /// funnel and billing answers changed when it committed. The caller announces them
+    /// ([`crate::announce`]).
+    pub clients: Vec<ClientId>,
 }
 
 /// Lands `pending` events exactly once: own their batches, claim their receipts, insert what
@@ -319,6 +323,9 @@ pub async fn land_pending(
     // 3. Lock the touched members, and gather what the flush adds to their profile state.
     let profiles = profile::prepare(&mut tx, ch, &counted_rows).await?;
     let t_profile = t0.elapsed();
+    let mut clients: Vec<ClientId> = counted_rows.iter().map(|r| r.client_id).collect();
+    clients.sort_unstable();
+    clients.dedup();
     // 4. Count, with the profiles, in the owning transaction; its commit lands the batches.
     let counted = land(&mut tx, &counted_rows, &profiles).await?;
     tx.commit().await?;
@@ -337,6 +344,7 @@ pub async fn land_pending(
     Ok(Flushed {
         rows_inserted: to_insert.len(),
         events_counted: counted,
+        clients,
     })
 }
 

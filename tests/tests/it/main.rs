@@ -15,6 +15,7 @@ mod operability;
 mod portal;
 mod products;
 mod profiles;
+mod read_cache;
 mod staff;
 mod strings;
 mod team;

@@ -44,7 +44,7 @@ pub(crate) async fn call(service: &Service, req: RequestBuilder) -> (u16, String
 }
 
 /// Runs the real `portal-admin` binary (built beside this test binary) with the app's settings.
-async fn admin(app: &TestApp, args: &[&str]) -> (i32, Value, String) {
+pub(crate) async fn admin(app: &TestApp, args: &[&str]) -> (i32, Value, String) {
     let out = tokio::process::Command::new(binary("portal-admin"))
         .env_clear()
         .envs(app.vars.iter())
