@@ -62,6 +62,15 @@ async fn members_are_listed_with_activity_from_the_summary() {
         r.body["data"]["pagination"],
         json!({"page": 2, "limit": 2, "total": 3, "totalPages": 2})
     );
+    // A searched page counts every match, on the page, past its end and with none.
+    let r = list("?search=example&limit=2&page=2&sort=name").await;
+    assert_eq!(names(&r), vec!["Cy Young"]);
+    assert_eq!(r.body["data"]["pagination"]["total"], 3);
+    let r = list("?search=example&limit=2&page=3").await;
+    assert_eq!(names(&r), Vec::<String>::new());
+    assert_eq!(r.body["data"]["pagination"]["total"], 3);
+    let r = list("?search=nobody-at-all").await;
+    assert_eq!(r.body["data"]["pagination"]["total"], 0);
     for bad in ["?status=gone", "?sort=password", "?limit=0", "?page=-3"] {
         list(bad).await.assert_error(400, "VALIDATION_ERROR");
     }
