@@ -31,18 +31,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// Key of the advisory lock that serialises ClickHouse migrations across processes.
 pub const CLICKHOUSE_MIGRATION_LOCK: i64 = 0x5041_5254_4e45_5201;
 
-/// How every connection of the product talks to Postgres. Statements are prepared once per
-/// connection, but planned at every execution for its parameters (`plan_cache_mode =
-/// force_custom_plan`): a generic plan cached while a table was small (a fresh database, or
-/// statistics not yet refreshed after a bulk load — autovacuum may be off or behind) would stay
-/// in use as the table grows, turning an index lookup of the receipt ledger into a scan of it.
-/// A custom plan sees the table's current size even without `ANALYZE`; planning these short
-/// statements costs tens of microseconds.
 pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
     let opts: PgConnectOptions = url.parse()?;
-    Ok(opts
-        .application_name("partner-portal")
-        .options([("plan_cache_mode", "force_custom_plan")]))
+    Ok(opts.application_name("partner-portal"))
 }
 
 /// A lazily connecting pool: the process starts even when Postgres is briefly away, and every
@@ -71,6 +62,16 @@ pub fn pool_with(opts: PgConnectOptions, max_connections: u32) -> PgPool {
         .acquire_timeout(Duration::from_secs(3))
         .idle_timeout(Duration::from_secs(300))
         .connect_lazy_with(opts)
+}
+
+/// Makes Postgres plan every statement of the transaction for its parameters (custom plans)
+/// instead of reusing a prepared statement's generic plan: for statements whose best plan
+/// depends on a table's current size (see `receipts`).
+pub async fn custom_plans(tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query!("SET LOCAL plan_cache_mode = force_custom_plan")
+        .execute(tx)
+        .await
+        .map(drop)
 }
 
 /// One round trip to Postgres (readiness).

@@ -10,6 +10,16 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::domain::ids::{BatchId, ClientId, MemberId};
+
+// Planning. A statement that reads one of these tables by key through a join or `= ANY` is run
+// unprepared (`.persistent(false)`) or in a transaction that asks for custom plans
+// ([`super::custom_plans`]), so Postgres plans it for its parameters at every execution:
+// a prepared statement's generic plan, chosen while a table was small (a fresh database, or
+// statistics not refreshed after a bulk load: autovacuum off or behind), would stay in use as the
+// table grows and turn an index lookup into a scan. A custom plan sees the table's current size
+// even without `ANALYZE`. Inserts whose conflicts are found through the unique index keep their
+// prepared plans: they have no scan to choose, and planning their large arrays as constants
+// would double their cost.
 use crate::error::AppResult;
 
 /// How many of these events of `client_id` are already counted (or being counted).
@@ -24,6 +34,7 @@ pub async fn already_received(
         client_id as ClientId,
         ids,
     )
+    .persistent(false)
     .fetch_one(pool)
     .await?;
     Ok(n as usize)
@@ -93,7 +104,10 @@ async fn claim_chunk(pool: &PgPool, keyed: &[(ClientId, Uuid, BatchId)]) -> AppR
                 rb.push(*batch);
             }
         }
-        let resumed = sqlx::query!(
+        let mut tx = pool.begin().await?;
+        super::custom_plans(&mut tx).await?;
+        let resumed = sqlx::query_as!(
+            EventKey,
             r#"SELECT r.client_id AS "client_id!: ClientId", r.event_id AS "event_id!"
                FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) AS t(client_id, event_id, batch_id)
                JOIN watch_event_receipts r
@@ -103,14 +117,29 @@ async fn claim_chunk(pool: &PgPool, keyed: &[(ClientId, Uuid, BatchId)]) -> AppR
             &ri[..],
             &rb[..] as &[BatchId],
         )
-        .fetch_all(pool)
+
+            .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         c.resumed = resumed
             .into_iter()
             .map(|r| (r.client_id, r.event_id))
             .collect();
     }
     Ok(c)
+}
+
+/// A receipt's key.
+struct EventKey {
+    client_id: ClientId,
+    event_id: Uuid,
+}
+
+/// A member row locked by [`lock_members`].
+struct LockedMember {
+    client_id: ClientId,
+    id: MemberId,
+    profile_tracked: bool,
 }
 
 /// Inserts a `landed_watch_batches` row for every one of `batch_ids` (sorted and without repeats,
@@ -173,7 +202,9 @@ pub async fn lock_members(
 ) -> AppResult<Vec<(ClientId, MemberId, bool)>> {
     let c: Vec<ClientId> = members.iter().map(|k| k.0).collect();
     let m: Vec<MemberId> = members.iter().map(|k| k.1).collect();
-    let rows = sqlx::query!(
+    super::custom_plans(tx).await?;
+    let rows = sqlx::query_as!(
+        LockedMember,
         r#"SELECT m.client_id AS "client_id: ClientId", m.id AS "id: MemberId", m.profile_tracked
            FROM members m
            JOIN UNNEST($1::uuid[], $2::uuid[]) AS k(client_id, id)
@@ -206,6 +237,7 @@ pub async fn pending_events(
         client_id as ClientId,
         ids,
     )
+    .persistent(false)
     .fetch_all(&mut **tx)
     .await?;
     Ok(pending.into_iter().collect())
@@ -297,7 +329,8 @@ pub async fn count_landed(
         &dm[..] as &[MemberId],
         &dd[..],
     )
-    .execute(&mut **tx)
+.persistent(false)
+        .execute(&mut **tx)
     .await?;
     Ok(())
 }

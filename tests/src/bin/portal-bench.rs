@@ -183,9 +183,11 @@ async fn load(
 /// middleware, no store.
 #[handler]
 async fn bare_json(res: &mut Response) {
-    res.render(Json(json!({"data": {"totalMembers": 250, "activeMembers": 180,
+    res.render(Json(
+        json!({"data": {"totalMembers": 250, "activeMembers": 180,
         "totalWatchTimeMinutes": 45000, "totalClassesWatched": 1200,
-        "trends": {"membersChange": "+12%", "watchTimeChange": "+8%"}}})));
+        "trends": {"membersChange": "+12%", "watchTimeChange": "+8%"}}}),
+    ));
 }
 
 /// Serves `service` on a free local port; returns its base URL and the server's handle.
@@ -283,7 +285,11 @@ async fn preload_receipts(db: &sqlx::PgPool, client: ClientId, n: usize) {
 
 /// Event batches (of [`BATCH`]) and who sends each: members drawn by `weights` (or always the
 /// first member). Views start between 1 hour and 29 days ago, so they spread over many days.
-fn batches(n_events: usize, members: usize, weights: Option<&WeightedIndex<f64>>) -> Vec<(usize, Value)> {
+fn batches(
+    n_events: usize,
+    members: usize,
+    weights: Option<&WeightedIndex<f64>>,
+) -> Vec<(usize, Value)> {
     let mut rng = StdRng::seed_from_u64(n_events as u64 ^ members as u64);
     let now = Utc::now();
     (0..n_events / BATCH)
@@ -352,7 +358,10 @@ async fn post_all(
 
 /// Waits until `n` events of the client are counted (15 minutes at most).
 async fn landed(app: &TestApp, client: ClientId, n: usize) {
-    assert_eq!(app.wait_for_count(LANDED, client, n as i64, 900).await, n as i64);
+    assert_eq!(
+        app.wait_for_count(LANDED, client, n as i64, 900).await,
+        n as i64
+    );
 }
 
 /// Exactly once: receipts landed = ClickHouse rows = views in member summaries = `n`.
@@ -398,15 +407,22 @@ async fn main() -> anyhow::Result<()> {
         v.insert("RUST_LOG".into(), "warn".into());
         // The spread sends up to thousands of events a minute per member: no per-member limit.
         v.insert("MEMBER_EVENTS_PER_MINUTE".into(), "0".into());
-        // The product's defaults for the flush, not the test suite's.
+        // The product's defaults for the flush, not the test suite's; EVENTS_* variables of the
+        // bench's own environment are passed on (to compare settings).
         v.remove("EVENTS_FLUSH_MS");
+        for (name, value) in std::env::vars() {
+            if name.starts_with("EVENTS_") {
+                v.insert(name, value);
+            }
+        }
     })
     .await;
     app.catalogue().await;
     // Bulk loads need more than the API's statement time limit.
     let loader = sqlx::PgPool::connect(&portal_tests::database_url(&app.db_name)).await?;
     let (base, handle) = serve(portal_api::service(app.state.clone())).await;
-    let (bare_base, bare_handle) = serve(Service::new(Router::with_path("bare").get(bare_json))).await;
+    let (bare_base, bare_handle) =
+        serve(Service::new(Router::with_path("bare").get(bare_json))).await;
 
     let p: Partner = app.partner().await;
     let client = p.t.client_id;
@@ -530,7 +546,10 @@ async fn main() -> anyhow::Result<()> {
             if views(&v) > before {
                 break;
             }
-            assert!(sent.elapsed() < Duration::from_secs(30), "event not counted in 30 s");
+            assert!(
+                sent.elapsed() < Duration::from_secs(30),
+                "event not counted in 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         fresh.push(accepted.elapsed().as_secs_f64() * 1000.0);
@@ -754,7 +773,10 @@ async fn analytics_bench(
         let r = http.get(&url).bearer_auth(&big.admin).send().await?;
         assert_eq!(r.status().as_u16(), 200);
         let v: Value = r.json().await?;
-        assert_eq!(v["data"]["totals"]["classesWatched"].as_u64(), Some(n as u64));
+        assert_eq!(
+            v["data"]["totals"]["classesWatched"].as_u64(),
+            Some(n as u64)
+        );
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         if first.is_none() {
             first = Some(ms);
