@@ -117,6 +117,20 @@ async fn settle() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 }
 
+/// An app whose read cache keeps answers `ttl` seconds (`READ_CACHE_TTL_SECS`).
+async fn with_read_cache(ttl: &str) -> TestApp {
+    TestApp::spawn_with(|v| {
+        v.insert("READ_CACHE_TTL_SECS".into(), ttl.into());
+    })
+    .await
+}
+
+/// Waits until `n` API instances listen for changed clients.
+async fn listening(app: &TestApp, n: i64) {
+    app.wait_listeners(&announce::clients_changed_channel(&app.namespace), n)
+        .await;
+}
+
 async fn publish(app: &TestApp, payload: &str) {
     let mut conn = app.state.redis.clone();
     let _: i64 = redis::cmd("PUBLISH")
@@ -129,13 +143,9 @@ async fn publish(app: &TestApp, payload: &str) {
 
 #[tokio::test]
 async fn a_repeated_read_is_served_from_the_cache_until_the_client_is_announced() {
-    let app = TestApp::spawn_with(|v| {
-        v.insert("READ_CACHE_TTL_SECS".into(), LONG_TTL.into());
-    })
-    .await;
+    let app = with_read_cache(LONG_TTL).await;
     app.catalogue().await;
-    app.wait_listeners(&announce::clients_changed_channel(&app.namespace), 1)
-        .await;
+    listening(&app, 1).await;
     let p = app.partner().await;
     let (_, member_token) = app.member(&p, "ann@example.com", "Ann").await;
     let dashboard = || bearer(app.get("/partner/dashboard"), &p.admin);
@@ -236,15 +246,11 @@ async fn a_repeated_read_is_served_from_the_cache_until_the_client_is_announced(
 
 #[tokio::test]
 async fn landed_events_refresh_every_instance_at_once() {
-    let app = TestApp::spawn_with(|v| {
-        v.insert("READ_CACHE_TTL_SECS".into(), LONG_TTL.into());
-    })
-    .await;
+    let app = with_read_cache(LONG_TTL).await;
     app.catalogue().await;
     let second = instance(&app).await;
     let services = [&*app.service, &*second.service];
-    app.wait_listeners(&announce::clients_changed_channel(&app.namespace), 2)
-        .await;
+    listening(&app, 2).await;
     let p = app.partner().await;
     let (_, token) = app.member(&p, "ann@example.com", "Ann").await;
     let dashboard = || bearer(app.get("/partner/dashboard"), &p.viewer);
@@ -303,13 +309,9 @@ async fn landed_events_refresh_every_instance_at_once() {
 
 #[tokio::test]
 async fn an_api_write_shows_at_once_here_and_soon_on_every_other_instance() {
-    let app = TestApp::spawn_with(|v| {
-        v.insert("READ_CACHE_TTL_SECS".into(), LONG_TTL.into());
-    })
-    .await;
+    let app = with_read_cache(LONG_TTL).await;
     let second = instance(&app).await;
-    app.wait_listeners(&announce::clients_changed_channel(&app.namespace), 2)
-        .await;
+    listening(&app, 2).await;
     let p = app.partner().await;
     let dashboard = || bearer(app.get("/partner/dashboard"), &p.viewer);
     let funnel = || bearer(app.get("/partner/funnel?period=week"), &p.viewer);
@@ -368,10 +370,7 @@ async fn an_api_write_shows_at_once_here_and_soon_on_every_other_instance() {
 #[tokio::test]
 async fn without_an_announcement_an_answer_lives_for_the_ttl_and_ttl_zero_caches_nothing() {
     let ttl = Duration::from_secs(2);
-    let app = TestApp::spawn_with(|v| {
-        v.insert("READ_CACHE_TTL_SECS".into(), ttl.as_secs().to_string());
-    })
-    .await;
+    let app = with_read_cache(&ttl.as_secs().to_string()).await;
     let p = app.partner().await;
     let dashboard = || bearer(app.get("/partner/dashboard"), &p.admin);
     let cached_at = Instant::now();
@@ -399,10 +398,7 @@ async fn without_an_announcement_an_answer_lives_for_the_ttl_and_ttl_zero_caches
         "the machine was too slow to see the cached answer"
     );
 
-    let off = TestApp::spawn_with(|v| {
-        v.insert("READ_CACHE_TTL_SECS".into(), "0".into());
-    })
-    .await;
+    let off = with_read_cache("0").await;
     let p = off.partner().await;
     let dashboard = || bearer(off.get("/partner/dashboard"), &p.admin);
     assert_eq!(data(&off.service, dashboard()).await["totalMembers"], 0);
@@ -412,10 +408,7 @@ async fn without_an_announcement_an_answer_lives_for_the_ttl_and_ttl_zero_caches
 
 #[tokio::test]
 async fn a_cached_answer_of_one_client_never_answers_another() {
-    let app = TestApp::spawn_with(|v| {
-        v.insert("READ_CACHE_TTL_SECS".into(), LONG_TTL.into());
-    })
-    .await;
+    let app = with_read_cache(LONG_TTL).await;
     app.catalogue().await;
     let a = app.partner().await;
     let b = app.partner().await;
@@ -487,13 +480,9 @@ async fn until_a_shows_its_views(app: &TestApp, path: &str, token: &str) -> (u16
 
 #[tokio::test]
 async fn a_catalogue_import_by_the_operator_renames_classes_in_cached_analytics_at_once() {
-    let app = TestApp::spawn_with(|v| {
-        v.insert("READ_CACHE_TTL_SECS".into(), LONG_TTL.into());
-    })
-    .await;
+    let app = with_read_cache(LONG_TTL).await;
     app.catalogue().await;
-    app.wait_listeners(&announce::clients_changed_channel(&app.namespace), 1)
-        .await;
+    listening(&app, 1).await;
     let p = app.partner().await;
     let ann = app.member_id(&p, "ann@example.com", "Ann").await;
     insert_views(&app, p.t.client_id, ann, 1).await;
