@@ -233,7 +233,8 @@ pub fn service(state: State) -> Service {
 /// - `{ns}:api-keys:revoked` (payload: SHA-256 of the key, hex): the key leaves the key cache;
 /// - `{ns}:staff:changed` (payload: staff id): the member leaves the staff cache;
 /// - `{ns}:clients:changed` (payload: client ids, or `*` for all): their cached dashboard,
-///   analytics, funnel and billing answers are dropped (`*` also reloads the catalogue).
+///   analytics, funnel, billing and member-list answers are dropped (`*` also reloads the
+///   catalogue).
 ///
 /// `portal-admin`, the worker and other API instances announce. The caches' lifetimes are the
 /// fallback when an announcement is missed; after a (re)subscription every cache starts empty,

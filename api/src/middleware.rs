@@ -289,7 +289,7 @@ fn deny(err: AppError, depot: &Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
 }
 
 /// Marks a route whose writes change nothing that the cached answers show (dashboard,
-/// analytics, funnel, billing), so that [`forget_reads_after_writes`] leaves them alone. Only for
+/// analytics, funnel, billing, member list), so that [`forget_reads_after_writes`] leaves them alone. Only for
 /// frequent app calls whose effect is known: `POST /app/events` (accepted events change nothing
 /// until the worker lands them, and the worker announces that), member login, token refresh and
 /// the voucher check (sessions and throttle counts, which no cached answer reads).

@@ -1,5 +1,6 @@
-//! The read cache: each client's dashboard, analytics, funnel and billing answers, kept in this
-//! process as the bytes of the response body, so that a repeated request does no database work.
+//! The read cache: each client's dashboard, analytics, funnel, billing and member-list answers,
+//! kept in this process as the bytes of the response body, so that a repeated request does no
+//! database work.
 //!
 //! **Key.** The client ([`ClientId`], from the caller's principal: one client's entry can never
 //! answer another), the client's current generation (below), and the route with its checked
@@ -44,8 +45,9 @@ use moka::Expiry;
 use portal_shared::ch::analytics::RangeSpec;
 use portal_shared::domain::ids::ClientId;
 use portal_shared::domain::month::MonthQuery;
-use portal_shared::domain::pagination::Page;
+use portal_shared::domain::pagination::{Page, Sort};
 use portal_shared::error::AppError;
+use portal_shared::pg::members::ListFilter;
 use salvo::http::header::{HeaderValue, CONTENT_TYPE};
 use salvo::oapi::{Components, EndpointOutRegister, Operation, ToSchema};
 use salvo::prelude::*;
@@ -59,12 +61,23 @@ use crate::error::ApiResult;
 pub const MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A cached route and its checked parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ReadQuery {
     Dashboard,
     Analytics(RangeSpec),
     Funnel(RangeSpec),
-    Billing { month: MonthQuery, page: Page },
+    Billing {
+        month: MonthQuery,
+        page: Page,
+    },
+    /// A page of the member list, searched or not. What it shows changes with registrations
+    /// (API writes), landings (watch time, last activity) and the local day (status): the same
+    /// events as the dashboard's.
+    Members {
+        filter: ListFilter,
+        sort: Sort,
+        page: Page,
+    },
 }
 
 impl ReadQuery {
@@ -75,11 +88,12 @@ impl ReadQuery {
             Self::Analytics(_) => "analytics",
             Self::Funnel(_) => "funnel",
             Self::Billing { .. } => "billing",
+            Self::Members { .. } => "members",
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ReadKey {
     client: ClientId,
     generation: u64,
@@ -211,6 +225,7 @@ impl ReadCache {
         if self.ttl.is_zero() {
             return Ok(CachedJson::new(serialize(compute.await?.data)?));
         }
+        let route = query.route();
         let key = ReadKey {
             client,
             generation: self.generation(client),
@@ -233,7 +248,6 @@ impl ReadCache {
             // The computation's own error, whatever it is (a month in the future is a 400): a
             // request that shared it gets a copy.
             .map_err(std::sync::Arc::unwrap_or_clone)?;
-        let route = query.route();
         if entry.is_fresh() {
             metrics::counter!("portal_read_cache_misses_total", "route" => route).increment(1);
         } else {

@@ -37,7 +37,7 @@ pub struct AppState {
     pub staff: Cache<StaffId, Option<StaffStatus>>,
     /// The class catalogue (validation of events, titles in analytics).
     pub catalogue: portal_shared::pg::classes::Catalogue,
-    /// Each client's dashboard, analytics, funnel and billing answers (see [`crate::reads`]).
+    /// Each client's dashboard, analytics, funnel, billing and member-list answers (see [`crate::reads`]).
     pub reads: crate::reads::ReadCache,
     /// Producer side of the watch-event queue.
     pub events: jobs::Queue<portal_shared::pipeline::WatchBatch>,

@@ -1,6 +1,6 @@
 //! "A client's answers changed": what the worker (after a landing), the API (after a write) and
 //! `portal-admin` tell every API instance over Redis pub/sub, so that each drops the cached
-//! dashboard, analytics, funnel and billing answers of those clients at once (`portal-api`'s
+//! dashboard, analytics, funnel, billing and member-list answers of those clients at once (`portal-api`'s
 //! read cache and `watch_announcements`). The channel sits beside the other announcements,
 //! `{ns}:api-keys:revoked` and `{ns}:staff:changed`.
 //!

@@ -105,7 +105,7 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How long a looked-up API key (or its absence) is trusted before Postgres is asked again.
     pub api_key_cache_ttl: Duration,
-    /// The longest an API instance serves a cached dashboard, analytics, funnel or billing answer
+    /// The longest an API instance serves a cached dashboard, analytics, funnel, billing or member-list answer
     /// without having heard that the client's data changed (the fallback for a missed
     /// announcement); zero turns the cache off.
     pub read_cache_ttl: Duration,

@@ -105,11 +105,11 @@ fn describe() {
     );
     metrics::describe_counter!(
         "portal_read_cache_hits_total",
-        "Dashboard, analytics, funnel and billing answers served from the read cache, by route"
+        "Dashboard, analytics, funnel, billing and member-list answers served from the read cache, by route"
     );
     metrics::describe_counter!(
         "portal_read_cache_misses_total",
-        "Dashboard, analytics, funnel and billing answers computed from the databases, by route"
+        "Dashboard, analytics, funnel, billing and member-list answers computed from the databases, by route"
     );
 }
 

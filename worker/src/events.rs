@@ -166,8 +166,8 @@ async fn land_and_answer(
 }
 
 /// Tells every API instance that these clients' events landed (one PUBLISH per flush, after the
-/// landing committed), so they drop the clients' cached dashboard, analytics, funnel and billing
-/// answers at once. A failure is logged: the events are counted, and the API's read-cache
+/// landing committed), so they drop the clients' cached dashboard, analytics, funnel, billing and
+/// member-list answers at once. A failure is logged: the events are counted, and the API's read-cache
 /// lifetime (`READ_CACHE_TTL_SECS`) is the fallback.
 async fn announce_landed(state: &WorkerState, clients: Vec<ClientId>) {
     if clients.is_empty() {

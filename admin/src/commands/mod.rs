@@ -60,8 +60,8 @@ pub async fn announce(config: &Config, channel: &str, payload: &str) -> Result<i
 }
 
 /// Tells running API instances that what every client's answers show has changed (the class
-/// catalogue, the demo tenant), so they drop their cached dashboard, analytics, funnel and billing
-/// answers; returns a note for the output. A failure is a warning: the change stands, and the
+/// catalogue, the demo tenant), so they drop their cached dashboard, analytics, funnel, billing
+/// and member-list answers; returns a note for the output. A failure is a warning: the change stands, and the
 /// instances' read-cache lifetime (`READ_CACHE_TTL_SECS`) is the fallback.
 pub async fn announce_all_clients_changed(config: &Config) -> String {
     let channel = portal_shared::announce::clients_changed_channel(&config.redis_namespace);

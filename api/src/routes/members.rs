@@ -14,6 +14,8 @@ use crate::envelope::{ok, Envelope, PaginationDoc};
 use crate::error::ApiResult;
 use crate::middleware::{staff, state};
 use crate::params::{FromQuery, Paging, Query, QueryReader, Reported};
+use crate::reads::{day_end, CachedJson, Computed, ReadQuery};
+use crate::state::AppState;
 use portal_shared::domain::ids::{ClientId, MemberId};
 
 #[derive(Serialize, ToSchema)]
@@ -65,21 +67,42 @@ impl FromQuery for MemberQuery {
 pub async fn list(
     query: Query<MemberQuery>,
     depot: &mut Depot,
-) -> ApiResult<Json<Envelope<MemberList>>> {
+) -> ApiResult<CachedJson<Envelope<MemberList>>> {
     let st = state(depot).clone();
     let s = staff(depot)?;
-    let MemberQuery {
-        filter,
+    let MemberQuery { filter, sort, page } = query.0;
+    let read = ReadQuery::Members {
+        filter: filter.clone(),
         sort,
-        page: p,
-    } = query.0;
-    let tz = clients::timezone(&st.db, s.client_id).await?;
-    let since = members::active_since(tz, Utc::now());
-    let (rows, total) = members::list(&st.db, s.client_id, since, &filter, sort, p).await?;
-    Ok(ok(MemberList {
-        members: rows.iter().map(|m| m.summary(since)).collect(),
-        pagination: p.pagination(total).into(),
-    }))
+        page,
+    };
+    st.reads
+        .answer(
+            s.client_id,
+            read,
+            list_of(&st, s.client_id, filter, sort, page),
+        )
+        .await
+}
+
+async fn list_of(
+    st: &AppState,
+    client_id: ClientId,
+    filter: members::ListFilter,
+    sort: Sort,
+    page: Page,
+) -> Result<Computed<MemberList>, AppError> {
+    let tz = clients::timezone(&st.db, client_id).await?;
+    let now = Utc::now();
+    let since = members::active_since(tz, now);
+    let (rows, total) = members::list(&st.db, client_id, since, &filter, sort, page).await?;
+    Ok(Computed {
+        data: MemberList {
+            members: rows.iter().map(|m| m.summary(since)).collect(),
+            pagination: page.pagination(total).into(),
+        },
+        day_ends: day_end(tz, now),
+    })
 }
 
 #[derive(Serialize, ToSchema)]

@@ -88,7 +88,7 @@ pub struct Pagination {
     pub total_pages: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     Asc,
     Desc,
@@ -104,7 +104,7 @@ impl Direction {
 }
 
 /// A validated sort: one of the allowed fields, mapped to its SQL expression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Sort {
     pub field: &'static str,
     pub column: &'static str,

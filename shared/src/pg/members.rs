@@ -340,7 +340,7 @@ pub fn parse_sort(raw: Option<&str>) -> AppResult<Sort> {
     Sort::parse(raw, SORTS, ("registeredAt", Direction::Desc))
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ListFilter {
     pub search: Option<String>,
     /// Members of this status only.

@@ -240,8 +240,8 @@ pub struct Flushed {
     pub rows_inserted: usize,
     pub events_counted: usize,
     /// The clients whose events this landing counted (each once): their dashboard, analytics,
-    /// funnel and billing answers changed when it committed. The caller announces them
-    /// ([`crate::announce`]).
+    /// funnel, billing and member-list answers changed when it committed. The caller announces
+    /// them ([`crate::announce`]).
     pub clients: Vec<ClientId>,
 }
 

@@ -1,4 +1,4 @@
-//! The read cache of dashboard, analytics, funnel and billing answers: a repeated read does no
+//! The read cache of dashboard, analytics, funnel, billing and member-list answers: a repeated read does no
 //! database work, and yet every change reaches every API instance at once: landings (announced by
 //! the worker), API writes (announced by the instance that made them), catalogue imports
 //! (announced by `portal-admin`); the TTL is only the fallback.
@@ -156,9 +156,12 @@ async fn a_repeated_read_is_served_from_the_cache_until_the_client_is_announced(
             &p.admin,
         )
     };
+    let members = || bearer(app.get("/partner/members?search=b&sort=name"), &p.admin);
     settle().await;
 
     let first = fetch(&app.service, dashboard()).await;
+    let first_members = fetch(&app.service, members()).await;
+    assert_eq!(first_members.0, 200, "{}", first_members.2);
     assert_eq!(first.0, 200, "{}", first.2);
     let first_analytics = fetch(&app.service, analytics()).await;
     let first_billing = fetch(&app.service, billing()).await;
@@ -186,9 +189,10 @@ async fn a_repeated_read_is_served_from_the_cache_until_the_client_is_announced(
         assert_eq!(fetch(&app.service, dashboard()).await, first);
         assert_eq!(fetch(&app.service, analytics()).await, first_analytics);
         assert_eq!(fetch(&app.service, billing()).await, first_billing);
+        assert_eq!(fetch(&app.service, members()).await, first_members);
     }
     let metrics = app.send(app.get("/metrics")).await.text;
-    for route in ["dashboard", "analytics", "billing"] {
+    for route in ["dashboard", "analytics", "billing", "members"] {
         assert!(
             metrics.contains(&format!(
                 "portal_read_cache_hits_total{{route=\"{route}\"}}"
@@ -233,6 +237,14 @@ async fn a_repeated_read_is_served_from_the_cache_until_the_client_is_announced(
         within,
     )
     .await;
+    until_shows(
+        &app.service,
+        members,
+        "/members/0/name",
+        json!("Bob"),
+        within,
+    )
+    .await;
     // And a fresh answer is what a cached one then repeats.
     let fresh = fetch(&app.service, dashboard()).await;
     assert_eq!(fetch(&app.service, dashboard()).await, fresh);
@@ -261,9 +273,14 @@ async fn landed_events_refresh_every_instance_at_once() {
             &p.viewer,
         )
     };
+    let members = || bearer(app.get("/partner/members"), &p.viewer);
     // Both instances have the empty answers cached.
     for service in services {
         for _ in 0..2 {
+            assert_eq!(
+                data(service, members()).await["members"][0]["classesWatched"],
+                0
+            );
             assert_eq!(data(service, dashboard()).await["totalClassesWatched"], 0);
             assert_eq!(
                 data(service, analytics()).await["totals"]["classesWatched"],
@@ -300,6 +317,14 @@ async fn landed_events_refresh_every_instance_at_once() {
         )
         .await;
         until_shows(service, billing, "/activeMemberCount", json!(1), within).await;
+        until_shows(
+            service,
+            members,
+            "/members/0/classesWatched",
+            json!(2),
+            within,
+        )
+        .await;
         let d = data(service, dashboard()).await;
         assert_eq!(d["totalWatchTimeMinutes"], 15);
         assert_eq!(d["activeMembers"], 1);
@@ -315,8 +340,10 @@ async fn an_api_write_shows_at_once_here_and_soon_on_every_other_instance() {
     let p = app.partner().await;
     let dashboard = || bearer(app.get("/partner/dashboard"), &p.viewer);
     let funnel = || bearer(app.get("/partner/funnel?period=week"), &p.viewer);
+    let members = || bearer(app.get("/partner/members"), &p.viewer);
     for service in [&*app.service, &*second.service] {
         assert_eq!(data(service, dashboard()).await["totalMembers"], 0);
+        assert_eq!(data(service, members()).await["pagination"]["total"], 0);
         let f = data(service, funnel()).await;
         assert_eq!(
             (&f["vouchersIssued"], &f["registered"]),
@@ -344,6 +371,11 @@ async fn an_api_write_shows_at_once_here_and_soon_on_every_other_instance() {
     assert_eq!(data(&second.service, funnel()).await["registered"], 1);
     until_shows(&app.service, dashboard, "/totalMembers", json!(1), within).await;
     until_shows(&app.service, funnel, "/registered", json!(1), within).await;
+    assert_eq!(
+        data(&second.service, members()).await["members"][0]["name"],
+        "Ann"
+    );
+    until_shows(&app.service, members, "/pagination/total", json!(1), within).await;
 
     // A refused write (the code is spent) changes nothing and announces nothing: a direct change
     // stays unseen.
@@ -423,6 +455,7 @@ async fn a_cached_answer_of_one_client_never_answers_another() {
         "/partner/analytics?period=week".to_string(),
         "/partner/funnel?period=week".to_string(),
         format!("/partner/billing?{month}"),
+        "/partner/members".to_string(),
     ];
     // A's answers, cached (read twice), then B's for the very same routes and parameters.
     let mut of_a = Vec::new();
@@ -443,6 +476,7 @@ async fn a_cached_answer_of_one_client_never_answers_another() {
             "/partner/dashboard" => d["data"]["totalMembers"] == 0,
             "/partner/analytics?period=week" => d["data"]["totals"]["classesWatched"] == 0,
             "/partner/funnel?period=week" => d["data"]["registered"] == 0,
+            "/partner/members" => d["data"]["pagination"]["total"] == 0,
             _ => d["data"]["activeMemberCount"] == 0,
         };
         assert!(empty, "{path}: {}", r.2);
@@ -465,7 +499,8 @@ async fn until_a_shows_its_views(app: &TestApp, path: &str, token: &str) -> (u16
         let shows = d["data"]["totalMembers"] == 1
             || d["data"]["totals"]["classesWatched"] == 2
             || d["data"]["registered"] == 1
-            || d["data"]["activeMemberCount"] == 1;
+            || d["data"]["activeMemberCount"] == 1
+            || d["data"]["pagination"]["total"] == 1;
         if shows {
             return r;
         }
