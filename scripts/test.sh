@@ -2,7 +2,8 @@
 # The whole test suite: services (installed and started if missing), format check, clippy with
 # warnings as errors, the compile-time SQL data (.sqlx/) checked current, every test of the
 # workspace against the real Postgres, Redis and ClickHouse, then schemathesis over the OpenAPI
-# document against the running product, and the partner portal in a real browser
+# document against the running product, every ClickHouse file and README example query on a current
+# engine as well (scripts/ch-compat.sh), and the partner portal in a real browser
 # (scripts/portal-test.sh).
 # Each test creates its own Postgres database, ClickHouse database, tenant and Redis namespace, so the
 # suite runs in parallel.
@@ -37,6 +38,10 @@ cargo test --workspace --locked -- "$@" || status=$?
 # schemathesis with every check, a fixed seed and a bounded number of examples. Only for a whole
 # run: a run limited to some tests (arguments given) skips it.
 if [ $# -eq 0 ]; then
+  # The ClickHouse files and the analysts' example queries on a current engine too (chDB), with
+  # the same answers as on 18.16.
+  echo "== clickhouse/ on 18.16 and on a current engine (scripts/ch-compat.sh)"
+  bash scripts/ch-compat.sh || status=$?
   echo "== schemathesis (scripts/schemathesis.sh)"
   bash scripts/schemathesis.sh || status=$?
   # The portal: built with types generated from web/openapi.json (which a cargo test keeps equal
