@@ -95,6 +95,13 @@ pub struct Config {
     pub clickhouse_database: String,
     pub clickhouse_user: String,
     pub clickhouse_password: Secret,
+    /// `CLICKHOUSE_CLUSTER`: the ClickHouse cluster (a `remote_servers` name) the tables live on.
+    /// Unset: one server, plain MergeTree tables. Set: replicated local tables and Distributed
+    /// tables under the usual names, created `ON CLUSTER` (see `ch::cluster`).
+    pub clickhouse_cluster: Option<String>,
+    /// `CLICKHOUSE_INSERT_QUORUM` (cluster mode only; default 2, 1–9): how many replicas of a
+    /// shard hold an insert's rows before it returns. 1 turns the quorum off.
+    pub clickhouse_insert_quorum: u32,
     pub jwt_secret: Secret,
     pub bind: SocketAddr,
     pub export_dir: PathBuf,
@@ -289,6 +296,14 @@ impl Config {
         }
         let clickhouse_user = r.raw("CLICKHOUSE_USER").unwrap_or_else(|| "default".into());
         let clickhouse_password = r.raw("CLICKHOUSE_PASSWORD").unwrap_or_default();
+        let clickhouse_cluster = r.raw("CLICKHOUSE_CLUSTER").filter(|c| !c.is_empty());
+        if let Some(c) = &clickhouse_cluster {
+            if !is_identifier(c) {
+                r.errors.push(format!(
+                    "CLICKHOUSE_CLUSTER must be letters, digits and underscores (got {c:?})"
+                ));
+            }
+        }
         let jwt_secret = r.required("JWT_SECRET");
         if !jwt_secret.is_empty() {
             if let Err(why) = check_jwt_secret(&jwt_secret) {
@@ -424,6 +439,14 @@ impl Config {
             " milliseconds",
         );
         let clickhouse_max_execution = r.seconds("CLICKHOUSE_MAX_EXECUTION_SECS", 10, 1, 3600);
+        let clickhouse_insert_quorum: u32 = r.ranged(
+            "CLICKHOUSE_INSERT_QUORUM",
+            2,
+            1,
+            9,
+            "a whole number of replicas",
+            " replicas",
+        );
 
         if !r.errors.is_empty() {
             return Err(ConfigErrors(r.errors));
@@ -437,6 +460,8 @@ impl Config {
             clickhouse_database,
             clickhouse_user,
             clickhouse_password: Secret::new(clickhouse_password),
+            clickhouse_cluster,
+            clickhouse_insert_quorum,
             jwt_secret: Secret::new(jwt_secret),
             bind,
             export_dir,

@@ -37,6 +37,14 @@ pub fn clickhouse_url() -> String {
     env_or("TEST_CLICKHOUSE_URL", "http://127.0.0.1:8123")
 }
 
+/// `TEST_CLICKHOUSE_CLUSTER`: run against this cluster of the `TEST_CLICKHOUSE_URL` server
+/// (cluster mode; scripts/cluster-test.sh sets it).
+pub fn clickhouse_cluster() -> Option<String> {
+    std::env::var("TEST_CLICKHOUSE_CLUSTER")
+        .ok()
+        .filter(|c| !c.is_empty())
+}
+
 /// Keeps exports in the S3-compatible test store, under a prefix of this test's own
 /// (`scripts/s3-test-server.sh` starts one; `TEST_S3_URL` and friends name another).
 pub fn s3_vars(v: &mut HashMap<String, String>) {
@@ -241,6 +249,10 @@ impl TestApp {
         vars.insert("REDIS_NAMESPACE".into(), db_name.clone());
         vars.insert("CLICKHOUSE_URL".into(), clickhouse_url());
         vars.insert("CLICKHOUSE_DATABASE".into(), db_name.clone());
+        // scripts/cluster-test.sh runs tests against a ClickHouse cluster.
+        if let Some(cluster) = clickhouse_cluster() {
+            vars.insert("CLICKHOUSE_CLUSTER".into(), cluster);
+        }
         vars.insert(
             "JWT_SECRET".into(),
             portal_shared::domain::auth::random_secret("test-"),

@@ -6,6 +6,7 @@
 
 pub mod analytics;
 pub mod billing;
+pub mod cluster;
 pub mod events;
 
 use std::time::Duration;
@@ -26,6 +27,8 @@ pub const MIGRATIONS_TABLE: &str = "schema_migrations";
 pub struct ClickHouse {
     pub client: clickhouse::Client,
     pub database: String,
+    /// `CLICKHOUSE_CLUSTER`: the tables are replicated and distributed over this cluster.
+    pub cluster: Option<String>,
     base: clickhouse::Client,
 }
 
@@ -40,17 +43,40 @@ impl ClickHouse {
         Self {
             client: base.clone().with_database(database),
             database: database.to_string(),
+            cluster: None,
             base,
         }
     }
 
     pub fn from_config(config: &Config) -> Self {
-        Self::new(
+        let ch = Self::new(
             &config.clickhouse_url,
             &config.clickhouse_database,
             &config.clickhouse_user,
             config.clickhouse_password.expose(),
-        )
+        );
+        match &config.clickhouse_cluster {
+            Some(cluster) => ch.on_cluster(cluster, config.clickhouse_insert_quorum),
+            None => ch,
+        }
+    }
+
+    /// Cluster mode: the migrations create replicated local tables and Distributed tables over
+    /// `cluster` (see [`cluster`]), and every insert through [`ClickHouse::client`] is
+    /// synchronous (`insert_distributed_sync`): when it returns, the rows are on their shard, not
+    /// waiting in a Distributed table's queue. With `quorum` ≥ 2 (`insert_quorum`) it returns only
+    /// once that many replicas of the shard hold them, so whichever replica a later read reaches
+    /// sees them — the resume path's "which events already landed" check included — and with too
+    /// few replicas up, inserts fail (and are retried) instead of landing on one copy.
+    pub fn on_cluster(mut self, cluster: &str, quorum: u32) -> Self {
+        self.cluster = Some(cluster.to_string());
+        self.client = self.client.with_setting("insert_distributed_sync", "1");
+        if quorum >= 2 {
+            self.client = self
+                .client
+                .with_setting("insert_quorum", quorum.to_string());
+        }
+        self
     }
 
     /// Limits every query sent through [`ClickHouse::client`] to `limit` (ClickHouse
@@ -76,6 +102,22 @@ impl ClickHouse {
         let validate = major >= 23;
         self.client = self.client.clone().with_validation(validate);
         tracing::info!(%version, validation = validate, "clickhouse server");
+        if let Some(cluster) = &self.cluster {
+            let shards: Vec<u64> = self
+                .base
+                .query(
+                    "SELECT toUInt64(count()) FROM system.clusters WHERE cluster = ? GROUP BY shard_num",
+                )
+                .bind(cluster.as_str())
+                .fetch_all()
+                .await?;
+            if shards.is_empty() {
+                return Err(clickhouse::error::Error::Custom(format!(
+                    "CLICKHOUSE_CLUSTER={cluster}: the server has no such cluster in remote_servers"
+                )));
+            }
+            tracing::info!(%cluster, shards = shards.len(), fewest_replicas = shards.iter().min(), "clickhouse cluster");
+        }
         Ok(version)
     }
 
@@ -118,6 +160,12 @@ pub enum MigrationError {
         version: u32,
         name: String,
         source: clickhouse::error::Error,
+    },
+    #[error("clickhouse migration {version} ({name}) cannot run on a cluster: {why}")]
+    NoClusterForm {
+        version: u32,
+        name: String,
+        why: String,
     },
     #[error("clickhouse: {0}")]
     ClickHouse(#[from] clickhouse::error::Error),
@@ -225,18 +273,31 @@ async fn migrate_locked(
     migrations: &[Migration],
 ) -> Result<Vec<u32>, MigrationError> {
     let db = &ch.database;
+    let on_cluster = ch
+        .cluster
+        .as_ref()
+        .map(|c| format!(" ON CLUSTER {c}"))
+        .unwrap_or_default();
     ch.server()
-        .query(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
+        .query(&format!("CREATE DATABASE IF NOT EXISTS {db}{on_cluster}"))
         .execute()
         .await?;
-    ch.server()
-        .query(&format!(
+    let ledger = match &ch.cluster {
+        Some(c) => cluster::ledger_table(c, db, MIGRATIONS_TABLE),
+        None => format!(
             "CREATE TABLE IF NOT EXISTS {db}.{MIGRATIONS_TABLE} (
                 version UInt32, name String, checksum String, applied_at DateTime
              ) ENGINE = MergeTree ORDER BY version"
-        ))
-        .execute()
-        .await?;
+        ),
+    };
+    ch.server().query(&ledger).execute().await?;
+    if ch.cluster.is_some() {
+        // This server's copy of the ledger holds every entry another server recorded.
+        ch.server()
+            .query(&format!("SYSTEM SYNC REPLICA {db}.{MIGRATIONS_TABLE}"))
+            .execute()
+            .await?;
+    }
     let applied: Vec<(u32, String)> = ch
         .server()
         .query(&format!(
@@ -256,15 +317,25 @@ async fn migrate_locked(
             continue;
         }
         for stmt in split_statements(&m.sql) {
-            ch.client
-                .query(&stmt)
-                .execute()
-                .await
-                .map_err(|source| MigrationError::Statement {
-                    version: m.version,
-                    name: m.name.clone(),
-                    source,
+            let stmts = match &ch.cluster {
+                Some(c) => {
+                    cluster::rewrite(&stmt, c, db).map_err(|why| MigrationError::NoClusterForm {
+                        version: m.version,
+                        name: m.name.clone(),
+                        why,
+                    })?
+                }
+                None => vec![stmt],
+            };
+            for stmt in stmts {
+                ch.client.query(&stmt).execute().await.map_err(|source| {
+                    MigrationError::Statement {
+                        version: m.version,
+                        name: m.name.clone(),
+                        source,
+                    }
                 })?;
+            }
         }
         ch.server()
             .query(&format!(
