@@ -289,6 +289,13 @@ impl From<clickhouse::error::Error> for AppError {
                     retry_after: 5,
                 }
             }
+            clickhouse::error::Error::BadResponse(text) if is_cluster_unavailable(text) => {
+                tracing::warn!(error = %e, "clickhouse cluster: too few replicas or shards answer");
+                Self::Unavailable {
+                    dependency: "clickhouse",
+                    retry_after: 5,
+                }
+            }
             clickhouse::error::Error::BadResponse(text) if is_clickhouse_timeout(text) => {
                 tracing::warn!(error = %e, "clickhouse query stopped by its time limit");
                 Self::QueryTimeout {
@@ -301,16 +308,34 @@ impl From<clickhouse::error::Error> for AppError {
     }
 }
 
+/// The error code of a ClickHouse error answer. Old servers write `Code: 159, e.displayText() =
+/// …`, current ones `Code: 159. DB::Exception: …`.
+fn clickhouse_code(text: &str) -> Option<&str> {
+    text.trim_start().strip_prefix("Code: ").map(|rest| {
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap_or("")
+    })
+}
+
+/// A cluster's answer while part of it is away or catching up; retried like an unreachable
+/// server: the replica quorum of the previous insert not reached yet (286), too few live
+/// replicas for the quorum (285), a shard none of whose replicas answers (279), a replica that
+/// lost ZooKeeper and turned read-only (242), ZooKeeper itself (225, 999), and an insert whose
+/// quorum was not confirmed in time (319: retried, its rows are found by the resume check or
+/// dropped as a duplicate block by the replicated table).
+fn is_cluster_unavailable(text: &str) -> bool {
+    matches!(
+        clickhouse_code(text),
+        Some("225" | "242" | "279" | "285" | "286" | "319" | "999")
+    )
+}
+
 /// ClickHouse's answer to a query over `max_execution_time`: TIMEOUT_EXCEEDED (159), or TOO_SLOW
 /// (160, when it estimates the query would overrun). Old servers write
 /// `Code: 159, e.displayText() = …`, current ones `Code: 159. DB::Exception: …`.
 fn is_clickhouse_timeout(text: &str) -> bool {
-    let code = text.trim_start().strip_prefix("Code: ").map(|rest| {
-        rest.split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap_or("")
-    });
-    matches!(code, Some("159" | "160"))
+    matches!(clickhouse_code(text), Some("159" | "160"))
 }
 
 #[cfg(test)]
@@ -347,6 +372,23 @@ mod tests {
         assert_eq!(e.code(), "SERVICE_UNAVAILABLE");
         assert_eq!(e.retry_after(), Some(5));
         assert!(!e.envelope().to_string().contains("DB::Exception"));
+    }
+
+    #[test]
+    fn a_cluster_short_of_replicas_is_unavailable_not_internal() {
+        for text in [
+            "Code: 286, e.displayText() = DB::Exception: Received from 127.0.0.1:9303. DB::Exception: Quorum for previous write has not been satisfied yet.",
+            "Code: 285. DB::Exception: Number of alive replicas (1) is less than requested quorum (2).",
+            "Code: 279, e.displayText() = DB::Exception: All connection tries failed.",
+        ] {
+            let e = AppError::from(clickhouse::error::Error::BadResponse(text.into()));
+            assert_eq!(e.status(), 503, "{text}");
+            assert!(!e.envelope().to_string().contains("DB::Exception"));
+        }
+        let e = AppError::from(clickhouse::error::Error::BadResponse(
+            "Code: 60. DB::Exception: Table x doesn't exist".into(),
+        ));
+        assert_eq!(e.status(), 500);
     }
 
     #[test]

@@ -37,6 +37,13 @@ pub fn clickhouse_url() -> String {
     env_or("TEST_CLICKHOUSE_URL", "http://127.0.0.1:8123")
 }
 
+/// `host:port` of [`clickhouse_url`], for a [`Cuttable`] in front of it.
+pub fn clickhouse_addr() -> String {
+    let url = clickhouse_url();
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
 /// `TEST_CLICKHOUSE_CLUSTER`: run against this cluster of the `TEST_CLICKHOUSE_URL` server
 /// (cluster mode; scripts/cluster-test.sh sets it).
 pub fn clickhouse_cluster() -> Option<String> {

@@ -46,6 +46,42 @@ pub struct ChEvent {
     pub received_at: DateTime<Utc>,
 }
 
+/// Inserts `rows` into `watch_events` in one INSERT. On a cluster with an insert quorum, ClickHouse
+/// 18.16 refuses an insert into a shard while the quorum of the previous one is not reached yet
+/// (code 286, which it checks before writing anything; current releases have
+/// `insert_quorum_parallel`). Landers and workers inserting at once meet that often and for
+/// milliseconds, so it is retried here, briefly (about 5 s in all), before it counts as the
+/// cluster being unavailable.
+pub async fn insert(ch: &ClickHouse, rows: &[&ChEvent]) -> AppResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut delay = std::time::Duration::from_millis(5);
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        match insert_once(ch, rows).await {
+            Err(clickhouse::error::Error::BadResponse(text))
+                if ch.cluster.is_some()
+                    && text.trim_start().starts_with("Code: 286")
+                    && waited < std::time::Duration::from_secs(5) =>
+            {
+                tokio::time::sleep(delay).await;
+                waited += delay;
+                delay = (delay * 2).min(std::time::Duration::from_millis(250));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+async fn insert_once(ch: &ClickHouse, rows: &[&ChEvent]) -> Result<(), clickhouse::error::Error> {
+    let mut insert = ch.client.insert::<ChEvent>("watch_events").await?;
+    for r in rows {
+        insert.write(*r).await?;
+    }
+    insert.end().await
+}
+
 /// Which of `ids` are already in `watch_events` (used when finishing an interrupted batch).
 pub async fn existing(ch: &ClickHouse, client_id: ClientId, ids: &[Uuid]) -> AppResult<Vec<Uuid>> {
     if ids.is_empty() {
@@ -91,14 +127,21 @@ pub fn member_history(
     members: &[MemberId],
 ) -> AppResult<RowCursor<HistoryRow>> {
     let strs: Vec<String> = members.iter().map(MemberId::to_string).collect();
+    // On a cluster, `watch_events` is the table every replica holds before an insert returns (the
+    // quorum); `member_watch_history` is filled by a view and catches up by replication.
+    let table = if ch.cluster.is_some() {
+        "watch_events"
+    } else {
+        "member_watch_history"
+    };
     Ok(ch
         .client
-        .query(
+        .query(&format!(
             "SELECT member_id, event_id, local_date, category, watched_seconds
-             FROM member_watch_history
+             FROM {table}
              WHERE client_id = ?
-               AND member_id IN (SELECT arrayJoin(arrayMap(x -> toUUID(x), ?)))",
-        )
+               AND member_id IN (SELECT arrayJoin(arrayMap(x -> toUUID(x), ?)))"
+        ))
         .bind(client_id.to_string())
         .bind(strs)
         .fetch::<HistoryRow>()?)

@@ -68,9 +68,17 @@ impl ClickHouse {
     /// once that many replicas of the shard hold them, so whichever replica a later read reaches
     /// sees them — the resume path's "which events already landed" check included — and with too
     /// few replicas up, inserts fail (and are retried) instead of landing on one copy.
+    ///
+    /// Reads and inserts both go to the first live replica of each shard (`load_balancing =
+    /// in_order`), so a read after an insert sees what the insert's materialized views wrote too
+    /// (their target tables replicate without the quorum); after a failover the second replica
+    /// may lag in those targets for as long as replication takes.
     pub fn on_cluster(mut self, cluster: &str, quorum: u32) -> Self {
         self.cluster = Some(cluster.to_string());
-        self.client = self.client.with_setting("insert_distributed_sync", "1");
+        self.client = self
+            .client
+            .with_setting("insert_distributed_sync", "1")
+            .with_setting("load_balancing", "in_order");
         if quorum >= 2 {
             self.client = self
                 .client

@@ -312,13 +312,7 @@ pub async fn land_pending(
         .copied()
         .filter(|r| !already.contains(&(r.client_id, r.event_id)))
         .collect();
-    if !to_insert.is_empty() {
-        let mut insert = ch.client.insert::<ChEvent>("watch_events").await?;
-        for r in &to_insert {
-            insert.write(r).await?;
-        }
-        insert.end().await?;
-    }
+    crate::ch::events::insert(ch, &to_insert).await?;
     let t_insert = t0.elapsed();
     // 3. Lock the touched members, and gather what the flush adds to their profile state.
     let profiles = profile::prepare(&mut tx, ch, &counted_rows).await?;

@@ -3,7 +3,7 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use portal_shared::pipeline::WatchBatch;
-use portal_tests::{bearer, event, key, Cuttable, TestApp, LANDED};
+use portal_tests::{bearer, clickhouse_addr, event, key, Cuttable, TestApp, LANDED};
 use serde_json::json;
 
 #[tokio::test]
@@ -316,7 +316,7 @@ async fn events_wait_while_clickhouse_is_down_and_land_once_it_returns() {
     app.catalogue().await;
     let p = app.partner().await;
     let (_m, token) = app.member(&p, "ch@example.com", "CH").await;
-    let proxy = Cuttable::new("127.0.0.1:8123").await;
+    let proxy = Cuttable::new(&clickhouse_addr()).await;
     let worker = app
         .worker_with(|v| {
             v.insert("CLICKHOUSE_URL".into(), format!("http://{}", proxy.addr));

@@ -21,14 +21,15 @@ struct Profile {
     seconds: BTreeMap<String, i64>,
 }
 
-/// The profile as the member's whole history in ClickHouse (`member_watch_history`) has it:
+/// The profile as the member's whole history in ClickHouse (`watch_events`, which on a cluster
+/// every replica holds once an insert returns) has it:
 /// distinct local days, seconds per category, the favourite by most seconds, ties to the first
 /// category in byte order.
 async fn from_clickhouse(app: &TestApp, client: ClientId, member: MemberId) -> Profile {
     let ch = &app.state.ch.client;
     let days: Vec<String> = ch
         .query(
-            "SELECT DISTINCT toString(local_date) AS d FROM member_watch_history
+            "SELECT DISTINCT toString(local_date) AS d FROM watch_events
              WHERE client_id = toUUID(?) AND member_id = toUUID(?) ORDER BY d",
         )
         .bind(client.to_string())
@@ -38,7 +39,7 @@ async fn from_clickhouse(app: &TestApp, client: ClientId, member: MemberId) -> P
         .unwrap();
     let seconds: Vec<(String, u64)> = ch
         .query(
-            "SELECT category, sum(watched_seconds) FROM member_watch_history
+            "SELECT category, sum(watched_seconds) FROM watch_events
              WHERE client_id = toUUID(?) AND member_id = toUUID(?) GROUP BY category",
         )
         .bind(client.to_string())
