@@ -101,6 +101,30 @@ class Old:
         self.run(f"DROP DATABASE IF EXISTS {self.database}", db=False)
 
 
+class Clustered(Old):
+    """A database on a ClickHouse cluster, migrated beforehand by `portal-admin migrate` with
+    CLICKHOUSE_CLUSTER set: the names analysts use are Distributed tables. Inserts are synchronous
+    with a quorum of 2, as the worker's."""
+
+    def __init__(self, url: str, database: str):
+        self.url, self.database = url.rstrip("/"), database
+
+    def run(self, sql: str, db: bool = True) -> str:
+        params = {"database": self.database, "insert_distributed_sync": "1", "insert_quorum": "2",
+                  "load_balancing": "in_order"}
+        req = urllib.request.Request(
+            f"{self.url}/?{urllib.parse.urlencode(params)}", data=sql.encode(), method="POST"
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.read().decode()
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(e.read().decode().strip()) from None
+
+    def close(self):
+        pass
+
+
 class New:
     """chDB: the current engine in this process, in a temporary folder."""
 
@@ -251,12 +275,52 @@ def compare_once(url: str) -> tuple[int, list[str], str]:
         new.close()
 
 
+def compare_cluster(url: str, cluster_url: str, cluster_db: str) -> tuple[int, list[str], str]:
+    """The README's queries and every table on one 18.16 server and on a cluster's Distributed
+    tables, the same data in both."""
+    database = f"portal_compat_{os.getpid()}"
+    old, cl = Old(url, database), Clustered(cluster_url, cluster_db)
+    failures, passed = [], 0
+    try:
+        print(f"ClickHouse {version(old)} (one server) and a cluster of {version(cl)}")
+        today = dt.date.fromisoformat(old.run("SELECT toString(today())").strip())
+        for f in migration_files():
+            for stmt in split_statements(f.read_text()):
+                old.run(stmt)
+        rows = events(20261201, 2000, today)
+        for engine in (old, cl):
+            for i in range(0, len(rows), 500):
+                engine.run(insert(rows[i : i + 500]))
+        checks = [(f"table {t}", q) for t, q in TABLE_CHECKS.items()]
+        checks += [(f"README example {i}", q) for i, q in enumerate(readme_queries(), 1)]
+        for label, sql in checks:
+            try:
+                a, b = old.run(sql), cl.run(sql)
+            except Exception as e:  # noqa: BLE001
+                failures.append(f"{label}: {e}\n    {sql}")
+                continue
+            if a != b:
+                failures.append(f"{label}: answers differ\n    {sql}\n  one server:\n{a[:800]}\n  cluster:\n{b[:800]}")
+            elif not a.strip():
+                failures.append(f"{label}: empty answer on both\n    {sql}")
+            else:
+                passed += 1
+        return passed, failures, today.isoformat()
+    finally:
+        old.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clickhouse-url", default=os.environ.get("TEST_CLICKHOUSE_URL", "http://127.0.0.1:8123"))
+    ap.add_argument("--cluster-url", help="compare with this cluster node instead of chDB")
+    ap.add_argument("--cluster-database", help="the cluster database, migrated by portal-admin")
     args = ap.parse_args()
     for attempt in range(2):
-        passed, failures, day = compare_once(args.clickhouse_url)
+        if args.cluster_url:
+            passed, failures, day = compare_cluster(args.clickhouse_url, args.cluster_url, args.cluster_database)
+        else:
+            passed, failures, day = compare_once(args.clickhouse_url)
         now = dt.datetime.now(dt.timezone.utc).date().isoformat()
         # Queries relative to today() would differ if the day turned during the run: run again.
         if day == now or failures == [] or attempt == 1:

@@ -3,7 +3,8 @@
 # warnings as errors, the compile-time SQL data (.sqlx/) checked current, every test of the
 # workspace against the real Postgres, Redis and ClickHouse, then schemathesis over the OpenAPI
 # document against the running product, every ClickHouse file and README example query on a current
-# engine as well (scripts/ch-compat.sh), and the partner portal in a real browser
+# engine as well (scripts/ch-compat.sh), the product on a ClickHouse cluster
+# (scripts/cluster-test.sh), and the partner portal in a real browser
 # (scripts/portal-test.sh).
 # Each test creates its own Postgres database, ClickHouse database, tenant and Redis namespace, so the
 # suite runs in parallel.
@@ -42,6 +43,9 @@ if [ $# -eq 0 ]; then
   # the same answers as on 18.16.
   echo "== clickhouse/ on 18.16 and on a current engine (scripts/ch-compat.sh)"
   bash scripts/ch-compat.sh || status=$?
+  # The product on a 2-shard × 2-replica ClickHouse cluster with ZooKeeper on this machine.
+  echo "== ClickHouse cluster mode (scripts/cluster-test.sh)"
+  bash scripts/cluster-test.sh || status=$?
   echo "== schemathesis (scripts/schemathesis.sh)"
   bash scripts/schemathesis.sh || status=$?
   # The portal: built with types generated from web/openapi.json (which a cargo test keeps equal

@@ -80,9 +80,12 @@ impl ClickHouse {
             .with_setting("insert_distributed_sync", "1")
             .with_setting("load_balancing", "in_order");
         if quorum >= 2 {
+            // A replica that died without a goodbye counts as live until its ZooKeeper session
+            // ends; an insert waiting for it gives up after 30 s (not 10 minutes) and is retried.
             self.client = self
                 .client
-                .with_setting("insert_quorum", quorum.to_string());
+                .with_setting("insert_quorum", quorum.to_string())
+                .with_setting("insert_quorum_timeout", "30000");
         }
         self
     }

@@ -3,6 +3,7 @@
 mod abuse;
 mod api_keys;
 mod auth;
+mod cluster;
 mod contract;
 mod crash;
 mod db_guards;
