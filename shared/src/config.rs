@@ -640,6 +640,32 @@ mod tests {
     }
 
     #[test]
+    fn cluster_mode_is_off_unless_named_and_its_name_is_checked() {
+        let c = Config::from_lookup(lookup(GOOD)).unwrap();
+        assert_eq!(c.clickhouse_cluster, None);
+        let mut vars = GOOD.to_vec();
+        vars.extend([
+            ("CLICKHOUSE_CLUSTER", "portal_cluster"),
+            ("CLICKHOUSE_INSERT_QUORUM", "3"),
+        ]);
+        let c = Config::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(c.clickhouse_cluster.as_deref(), Some("portal_cluster"));
+        assert_eq!(c.clickhouse_insert_quorum, 3);
+        let mut bad = GOOD.to_vec();
+        bad.extend([
+            ("CLICKHOUSE_CLUSTER", "two words"),
+            ("CLICKHOUSE_INSERT_QUORUM", "0"),
+        ]);
+        let text = Config::from_lookup(lookup(&bad)).unwrap_err().to_string();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains("CLICKHOUSE_CLUSTER must be"), "{text}");
+        assert!(
+            text.contains("CLICKHOUSE_INSERT_QUORUM must be between 1 and 9"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn every_problem_is_one_line_naming_the_variable() {
         let err = Config::from_lookup(lookup(&[
             ("DATABASE_URL", "mysql://x"),
