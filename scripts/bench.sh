@@ -14,6 +14,7 @@ export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://portal:portal@127.0.0.1
 export RUST_LOG=${RUST_LOG:-warn}
 cargo build --release --locked --workspace --bins
 target/release/portal-bench
+target/release/portal-bench-scale
 target/release/portal-bench-exports
 target/release/portal-bench-billing
 target/release/portal-bench-logins

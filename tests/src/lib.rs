@@ -2,6 +2,8 @@
 //! own ClickHouse database, its own Redis namespace and its own tenants, so the suite runs in
 //! parallel against the real services.
 
+pub mod bench;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

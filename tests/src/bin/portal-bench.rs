@@ -30,23 +30,16 @@ use std::time::{Duration, Instant};
 
 use chrono::{Duration as ChronoDuration, Utc};
 use portal_shared::ch::analytics::{self, DayRange};
-use portal_shared::domain::auth::TokenType;
 use portal_shared::domain::ids::{ClientId, MemberId};
 use portal_shared::pipeline::ChEvent;
+use portal_tests::bench::{
+    batches, load_members, member_name, post_all, tokens_for, BATCH, CLASSES,
+};
 use portal_tests::{env_usize, event, percentile, Partner, TestApp, LANDED};
 use rand::distr::weighted::WeightedIndex;
-use rand::prelude::*;
 use salvo::prelude::*;
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-const BATCH: usize = 100;
-const CLASSES: [(&str, &str); 4] = [
-    ("yoga-1", "Yoga"),
-    ("yoga-2", "Yoga"),
-    ("hiit-1", "HIIT"),
-    ("pilates-1", "Pilates"),
-];
 
 /// One row of the result table.
 struct Row {
@@ -264,52 +257,6 @@ async fn serve(service: Service) -> (String, salvo::server::ServerHandle) {
 
 /// A made-up but name-like name for member `i`: one of 400 first names and one of 8,000 last
 /// names, built from syllables (so the trigram indexes see the spread of real names).
-fn member_name(i: usize) -> (String, String) {
-    const SYL: [&str; 20] = [
-        "ka", "lo", "mi", "ra", "ten", "so", "vi", "dan", "el", "or", "ba", "nu", "sha", "ri",
-        "go", "pe", "tu", "lin", "mar", "jo",
-    ];
-    let f = (i * 7) % 400;
-    let l = (i * 13) % 8000;
-    let first = format!("{}{}", SYL[f / 20], SYL[f % 20]);
-    let last = format!("{}{}{}", SYL[l / 400], SYL[(l / 20) % 20], SYL[l % 20]);
-    (first, last)
-}
-
-/// Inserts `n` members of `client` straight into Postgres (no `ANALYZE` after) and returns their
-/// ids, in insertion order.
-async fn load_members(db: &sqlx::PgPool, client: ClientId, n: usize, tag: &str) -> Vec<MemberId> {
-    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
-    let (names, emails): (Vec<String>, Vec<String>) = (0..n)
-        .map(|i| {
-            let (first, last) = member_name(i);
-            let cap = |s: &str| s[..1].to_uppercase() + &s[1..];
-            (
-                format!("{} {}", cap(&first), cap(&last)),
-                format!("{first}.{last}.{i}.{tag}@bench.example"),
-            )
-        })
-        .unzip();
-    for ((ids, names), emails) in ids
-        .chunks(20_000)
-        .zip(names.chunks(20_000))
-        .zip(emails.chunks(20_000))
-    {
-        sqlx::query(
-            "INSERT INTO members (id, client_id, email, name, password_hash)
-             SELECT i, $1, e, n, 'x' FROM UNNEST($2::uuid[], $3::text[], $4::text[]) AS t(i, e, n)",
-        )
-        .bind(client)
-        .bind(ids)
-        .bind(emails)
-        .bind(names)
-        .execute(db)
-        .await
-        .unwrap();
-    }
-    ids.into_iter().map(MemberId).collect()
-}
-
 /// Receipts of `n` earlier events of `client` (two days old, landed), straight into Postgres
 /// with no `ANALYZE` after.
 async fn preload_receipts(db: &sqlx::PgPool, client: ClientId, n: usize) {
@@ -345,79 +292,6 @@ async fn preload_receipts(db: &sqlx::PgPool, client: ClientId, n: usize) {
     }
 }
 
-/// Event batches (of [`BATCH`]) and who sends each: members drawn by `weights` (or always the
-/// first member). Views start between 1 hour and 29 days ago, so they spread over many days.
-fn batches(
-    n_events: usize,
-    members: usize,
-    weights: Option<&WeightedIndex<f64>>,
-) -> Vec<(usize, Value)> {
-    let mut rng = StdRng::seed_from_u64(n_events as u64 ^ members as u64);
-    let now = Utc::now();
-    (0..n_events / BATCH)
-        .map(|b| {
-            let who = weights.map_or(0, |w| w.sample(&mut rng));
-            let events: Vec<Value> = (0..BATCH)
-                .map(|i| {
-                    let n = b * BATCH + i;
-                    let ago = 3600 + (n as i64 * 7919) % (29 * 86_400);
-                    event(
-                        CLASSES[n % 4].0,
-                        now - ChronoDuration::seconds(ago),
-                        60 + (n % 1100) as u32,
-                    )
-                })
-                .collect();
-            (who, json!({ "events": events }))
-        })
-        .collect()
-}
-
-/// Posts `batches` with `concurrency` clients, as the members whose tokens are given; every answer
-/// must be 202. Returns the time taken.
-async fn post_all(
-    base: &str,
-    api_key: &str,
-    tokens: &[String],
-    batches: Vec<(usize, Value)>,
-    concurrency: usize,
-) -> Duration {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap();
-    let queue = Arc::new(tokio::sync::Mutex::new(batches.into_iter()));
-    let tokens = Arc::new(tokens.to_vec());
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (queue, client, tokens) = (queue.clone(), client.clone(), tokens.clone());
-        let url = format!("{base}/app/events");
-        let key = api_key.to_string();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let Some((who, body)) = queue.lock().await.next() else {
-                    break;
-                };
-                let r = client
-                    .post(&url)
-                    .header("x-api-key", &key)
-                    .bearer_auth(&tokens[who])
-                    .json(&body)
-                    .send()
-                    .await
-                    .expect("request");
-                let status = r.status().as_u16();
-                assert_eq!(status, 202, "{}", r.text().await.unwrap_or_default());
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    started.elapsed()
-}
-
 /// Waits until `n` events of the client are counted (15 minutes at most).
 async fn landed(app: &TestApp, client: ClientId, n: usize) {
     assert_eq!(
@@ -429,25 +303,6 @@ async fn landed(app: &TestApp, client: ClientId, n: usize) {
 /// Exactly once: receipts landed = ClickHouse rows = views in member summaries = `n`.
 async fn assert_exactly_once(app: &TestApp, client: ClientId, n: usize) {
     app.assert_counted_once(client, n as i64, 300).await;
-}
-
-fn tokens_for(app: &TestApp, client: ClientId, members: &[MemberId]) -> Vec<String> {
-    members
-        .iter()
-        .map(|m| {
-            app.state
-                .jwt
-                .issue_with_times(
-                    TokenType::Member,
-                    m.0,
-                    client,
-                    None,
-                    Utc::now().timestamp(),
-                    Utc::now().timestamp() + 24 * 3600,
-                )
-                .unwrap()
-        })
-        .collect()
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -497,7 +352,14 @@ async fn main() -> anyhow::Result<()> {
     // then load the history without ANALYZE.
     let mut worker = app.worker().await;
     let warm = batches(BATCH * 200, n_members, Some(&weights));
-    post_all(&base, &p.t.api_key, &tokens, warm, concurrency).await;
+    post_all(
+        std::slice::from_ref(&base),
+        &p.t.api_key,
+        &tokens,
+        warm,
+        concurrency,
+    )
+    .await;
     let mut counted = BATCH * 200;
     landed(&app, client, counted).await;
     // The ledger's history belongs to another partner: the statements' plans see its size, and
@@ -667,7 +529,14 @@ async fn main() -> anyhow::Result<()> {
     let spread = batches(events_per_run, n_members, Some(&weights));
     let spread_rows = rows_of(&spread, client, &members);
     let started = Instant::now();
-    let accepted_in = post_all(&base, &p.t.api_key, &tokens, spread, concurrency).await;
+    let accepted_in = post_all(
+        std::slice::from_ref(&base),
+        &p.t.api_key,
+        &tokens,
+        spread,
+        concurrency,
+    )
+    .await;
     counted += events_per_run;
     landed(&app, client, counted).await;
     let spread_e2e = events_per_run as f64 / started.elapsed().as_secs_f64();
@@ -676,7 +545,14 @@ async fn main() -> anyhow::Result<()> {
     // b) one heavy member (the first, who already has the most history), end to end.
     let heavy = batches(events_per_run, 1, None);
     let started = Instant::now();
-    post_all(&base, &p.t.api_key, &tokens, heavy, concurrency).await;
+    post_all(
+        std::slice::from_ref(&base),
+        &p.t.api_key,
+        &tokens,
+        heavy,
+        concurrency,
+    )
+    .await;
     counted += events_per_run;
     landed(&app, client, counted).await;
     let heavy_e2e = events_per_run as f64 / started.elapsed().as_secs_f64();
@@ -685,14 +561,28 @@ async fn main() -> anyhow::Result<()> {
     // c) the accept path alone (no worker), on the ledger loaded without ANALYZE…
     worker.stop().await?;
     let cold = batches(events_per_run, n_members, Some(&weights));
-    let cold_time = post_all(&base, &p.t.api_key, &tokens, cold, concurrency).await;
+    let cold_time = post_all(
+        std::slice::from_ref(&base),
+        &p.t.api_key,
+        &tokens,
+        cold,
+        concurrency,
+    )
+    .await;
     let accept_cold = events_per_run as f64 / cold_time.as_secs_f64();
     // …and after ANALYZE.
     sqlx::query("ANALYZE watch_event_receipts, landed_watch_batches, members")
         .execute(&app.db)
         .await?;
     let warm = batches(events_per_run, n_members, Some(&weights));
-    let warm_time = post_all(&base, &p.t.api_key, &tokens, warm, concurrency).await;
+    let warm_time = post_all(
+        std::slice::from_ref(&base),
+        &p.t.api_key,
+        &tokens,
+        warm,
+        concurrency,
+    )
+    .await;
     let accept_warm = events_per_run as f64 / warm_time.as_secs_f64();
     worker = app.worker().await;
     let drain_started = Instant::now();
