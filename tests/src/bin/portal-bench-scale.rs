@@ -32,7 +32,12 @@ async fn run(
 ) -> Measured {
     let app = TestApp::spawn_with(|v| {
         v.insert("MEMBER_EVENTS_PER_MINUTE".into(), "0".into());
+        // The product's defaults, not the tests' quick ones: under full load a worker must not be
+        // taken for dead after 3 s without a heartbeat (its batches would be delivered again).
         v.insert("EVENTS_FLUSH_MS".into(), "200".into());
+        v.insert("WORKER_HEARTBEAT_SECS".into(), "30".into());
+        v.insert("WORKER_MISSED_HEARTBEATS".into(), "10".into());
+        v.insert("DATABASE_MAX_CONNECTIONS".into(), "20".into());
     })
     .await;
     app.catalogue().await;
