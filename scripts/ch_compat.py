@@ -82,12 +82,14 @@ def readme_queries() -> list[str]:
 class Old:
     """The 18.16 server, over HTTP, in a database of its own."""
 
+    settings: dict = {}
+
     def __init__(self, url: str, database: str):
         self.url, self.database = url.rstrip("/"), database
         self.run(f"CREATE DATABASE {database}", db=False)
 
     def run(self, sql: str, db: bool = True) -> str:
-        params = {"database": self.database} if db else {}
+        params = {"database": self.database, **self.settings} if db else {}
         req = urllib.request.Request(
             f"{self.url}/?{urllib.parse.urlencode(params)}", data=sql.encode(), method="POST"
         )
@@ -106,20 +108,10 @@ class Clustered(Old):
     CLICKHOUSE_CLUSTER set: the names analysts use are Distributed tables. Inserts are synchronous
     with a quorum of 2, as the worker's."""
 
+    settings = {"insert_distributed_sync": "1", "insert_quorum": "2", "load_balancing": "in_order"}
+
     def __init__(self, url: str, database: str):
         self.url, self.database = url.rstrip("/"), database
-
-    def run(self, sql: str, db: bool = True) -> str:
-        params = {"database": self.database, "insert_distributed_sync": "1", "insert_quorum": "2",
-                  "load_balancing": "in_order"}
-        req = urllib.request.Request(
-            f"{self.url}/?{urllib.parse.urlencode(params)}", data=sql.encode(), method="POST"
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return r.read().decode()
-        except urllib.error.HTTPError as e:
-            raise RuntimeError(e.read().decode().strip()) from None
 
     def close(self):
         pass
