@@ -10,7 +10,6 @@
 #   bash scripts/cluster-test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
 LOG_TAG=cluster-test
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
@@ -50,10 +49,7 @@ pg_url="${TEST_DATABASE_URL%/*}/$pg_db"
 DATABASE_URL=$pg_url REDIS_URL=$TEST_REDIS_URL CLICKHOUSE_URL=$node1 CLICKHOUSE_DATABASE=$db \
   CLICKHOUSE_CLUSTER=portal_cluster JWT_SECRET=$(head -c 48 /dev/urandom | base64 -w0) \
   target/debug/portal-admin migrate || status=$?
-REQUIREMENTS="$ROOT/scripts/ch-compat-requirements.txt"
-VENV="$TOOLS_DIR/chdb-$(sha256sum "$REQUIREMENTS" | cut -c1-12)"
-tool_venv "$VENV" 'import chdb' -r "$REQUIREMENTS"
-"$VENV/bin/python" scripts/ch_compat.py --clickhouse-url "$single_ch" \
+TEST_CLICKHOUSE_URL=$single_ch bash scripts/ch-compat.sh \
   --cluster-url "$node1" --cluster-database "$db" || status=$?
 psql "$TEST_DATABASE_URL" -qtAX -c "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null || true
 

@@ -310,7 +310,7 @@ impl From<clickhouse::error::Error> for AppError {
 
 /// The error code of a ClickHouse error answer. Old servers write `Code: 159, e.displayText() =
 /// …`, current ones `Code: 159. DB::Exception: …`.
-fn clickhouse_code(text: &str) -> Option<&str> {
+pub(crate) fn clickhouse_code(text: &str) -> Option<&str> {
     text.trim_start().strip_prefix("Code: ").map(|rest| {
         rest.split(|c: char| !c.is_ascii_digit())
             .next()

@@ -37,10 +37,10 @@ pub fn rewrite(stmt: &str, cluster: &str, db: &str) -> Result<Vec<String>, Strin
 /// The migration ledger on a cluster: one replicated table, all servers replicas of it.
 pub fn ledger_table(cluster: &str, db: &str, table: &str) -> String {
     format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{table} ON CLUSTER {cluster} (
-            version UInt32, name String, checksum String, applied_at DateTime
-         ) ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{db}/{table}', '{{replica}}')
-         ORDER BY version"
+        "CREATE TABLE IF NOT EXISTS {db}.{table} ON CLUSTER {cluster} ({columns})
+         ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{db}/{table}', '{{replica}}')
+         ORDER BY version",
+        columns = super::MIGRATIONS_COLUMNS
     )
 }
 

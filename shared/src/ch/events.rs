@@ -62,7 +62,7 @@ pub async fn insert(ch: &ClickHouse, rows: &[&ChEvent]) -> AppResult<()> {
         match insert_once(ch, rows).await {
             Err(clickhouse::error::Error::BadResponse(text))
                 if ch.cluster.is_some()
-                    && text.trim_start().starts_with("Code: 286")
+                    && crate::error::clickhouse_code(&text) == Some("286")
                     && waited < std::time::Duration::from_secs(5) =>
             {
                 tokio::time::sleep(delay).await;

@@ -20,8 +20,10 @@ use crate::config::{is_identifier, Config};
 pub const EMBEDDED_MIGRATIONS: &[(&str, &str)] =
     include!(concat!(env!("OUT_DIR"), "/clickhouse_migrations.rs"));
 
-/// The table where applied ClickHouse migrations are recorded.
+/// The table where applied ClickHouse migrations are recorded, and its columns.
 pub const MIGRATIONS_TABLE: &str = "schema_migrations";
+const MIGRATIONS_COLUMNS: &str =
+    "version UInt32, name String, checksum String, applied_at DateTime";
 
 #[derive(Clone)]
 pub struct ClickHouse {
@@ -296,9 +298,8 @@ async fn migrate_locked(
     let ledger = match &ch.cluster {
         Some(c) => cluster::ledger_table(c, db, MIGRATIONS_TABLE),
         None => format!(
-            "CREATE TABLE IF NOT EXISTS {db}.{MIGRATIONS_TABLE} (
-                version UInt32, name String, checksum String, applied_at DateTime
-             ) ENGINE = MergeTree ORDER BY version"
+            "CREATE TABLE IF NOT EXISTS {db}.{MIGRATIONS_TABLE} ({MIGRATIONS_COLUMNS})
+             ENGINE = MergeTree ORDER BY version"
         ),
     };
     ch.server().query(&ledger).execute().await?;

@@ -338,6 +338,7 @@ async fn main() -> anyhow::Result<()> {
     // Bulk loads need more than the API's statement time limit.
     let loader = sqlx::PgPool::connect(&portal_tests::database_url(&app.db_name)).await?;
     let (base, handle) = serve(portal_api::service(app.state.clone())).await;
+    let bases = [base.clone()];
     let (bare_base, bare_handle) =
         serve(Service::new(Router::with_path("bare").get(bare_json))).await;
 
@@ -352,14 +353,7 @@ async fn main() -> anyhow::Result<()> {
     // then load the history without ANALYZE.
     let mut worker = app.worker().await;
     let warm = batches(BATCH * 200, n_members, Some(&weights));
-    post_all(
-        std::slice::from_ref(&base),
-        &p.t.api_key,
-        &tokens,
-        warm,
-        concurrency,
-    )
-    .await;
+    post_all(&bases, &p.t.api_key, &tokens, warm, concurrency).await;
     let mut counted = BATCH * 200;
     landed(&app, client, counted).await;
     // The ledger's history belongs to another partner: the statements' plans see its size, and
@@ -529,14 +523,7 @@ async fn main() -> anyhow::Result<()> {
     let spread = batches(events_per_run, n_members, Some(&weights));
     let spread_rows = rows_of(&spread, client, &members);
     let started = Instant::now();
-    let accepted_in = post_all(
-        std::slice::from_ref(&base),
-        &p.t.api_key,
-        &tokens,
-        spread,
-        concurrency,
-    )
-    .await;
+    let accepted_in = post_all(&bases, &p.t.api_key, &tokens, spread, concurrency).await;
     counted += events_per_run;
     landed(&app, client, counted).await;
     let spread_e2e = events_per_run as f64 / started.elapsed().as_secs_f64();
@@ -545,14 +532,7 @@ async fn main() -> anyhow::Result<()> {
     // b) one heavy member (the first, who already has the most history), end to end.
     let heavy = batches(events_per_run, 1, None);
     let started = Instant::now();
-    post_all(
-        std::slice::from_ref(&base),
-        &p.t.api_key,
-        &tokens,
-        heavy,
-        concurrency,
-    )
-    .await;
+    post_all(&bases, &p.t.api_key, &tokens, heavy, concurrency).await;
     counted += events_per_run;
     landed(&app, client, counted).await;
     let heavy_e2e = events_per_run as f64 / started.elapsed().as_secs_f64();
@@ -561,28 +541,14 @@ async fn main() -> anyhow::Result<()> {
     // c) the accept path alone (no worker), on the ledger loaded without ANALYZE…
     worker.stop().await?;
     let cold = batches(events_per_run, n_members, Some(&weights));
-    let cold_time = post_all(
-        std::slice::from_ref(&base),
-        &p.t.api_key,
-        &tokens,
-        cold,
-        concurrency,
-    )
-    .await;
+    let cold_time = post_all(&bases, &p.t.api_key, &tokens, cold, concurrency).await;
     let accept_cold = events_per_run as f64 / cold_time.as_secs_f64();
     // …and after ANALYZE.
     sqlx::query("ANALYZE watch_event_receipts, landed_watch_batches, members")
         .execute(&app.db)
         .await?;
     let warm = batches(events_per_run, n_members, Some(&weights));
-    let warm_time = post_all(
-        std::slice::from_ref(&base),
-        &p.t.api_key,
-        &tokens,
-        warm,
-        concurrency,
-    )
-    .await;
+    let warm_time = post_all(&bases, &p.t.api_key, &tokens, warm, concurrency).await;
     let accept_warm = events_per_run as f64 / warm_time.as_secs_f64();
     worker = app.worker().await;
     let drain_started = Instant::now();
