@@ -505,11 +505,7 @@ impl TestApp {
 
     /// Views counted in the member summaries of a client (all its members together).
     pub async fn class_views(&self, client_id: ClientId) -> i64 {
-        self.count(
-            "SELECT COALESCE(sum(class_views), 0)::bigint FROM members WHERE client_id = $1",
-            client_id,
-        )
-        .await
+        self.count(COUNTED, client_id).await
     }
 
     /// Rows of a client in ClickHouse's `watch_events`.
@@ -776,6 +772,11 @@ impl TestApp {
     }
 }
 
+/// Events of a client counted in its member summaries (what the dashboard shows): cheap enough to
+/// poll while events arrive, unlike [`LANDED`], which joins the whole ledger.
+pub const COUNTED: &str =
+    "SELECT COALESCE(sum(class_views), 0)::bigint FROM members WHERE client_id = $1";
+
 /// Landed (counted) events of a client: receipts whose batch has landed.
 pub const LANDED: &str = "SELECT count(*) FROM watch_event_receipts r
      JOIN landed_watch_batches b ON b.batch_id = r.batch_id WHERE r.client_id = $1";
@@ -896,6 +897,7 @@ impl TestApp {
                 member_id,
                 received_at: chrono::Utc::now(),
                 events,
+                seen_before: false,
             })
             .await
             .unwrap();

@@ -257,6 +257,7 @@ pub async fn flush(
         for e in &b.events {
             pending.push(Pending {
                 batch_id: b.batch_id,
+                likely_new: !b.seen_before,
                 row: ChEvent {
                     client_id: b.client_id,
                     event_id: e.event_id,

@@ -176,6 +176,7 @@ pub async fn ensure(ctx: &Ctx, client: &Client, report: &mut Report) -> CliResul
                 pending.push(Pending {
                     // One batch per member: a batch lands (and is counted) once.
                     batch_id: BatchId(member_id.0),
+                    likely_new: true,
                     row: ChEvent {
                         client_id: client.id,
                         event_id: Uuid::new_v4(),

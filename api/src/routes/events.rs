@@ -79,6 +79,7 @@ pub async fn ingest(
         member_id: m.member_id,
         received_at: now,
         events: unique,
+        seen_before: seen_before > 0,
     };
     // Every event sent counts against the member's minute, repeated ones too.
     let charged = match st.config.member_events_per_minute {

@@ -53,15 +53,29 @@ pub struct Claim {
 /// only when it is of the same batch and that batch has not landed (a redelivery resuming an
 /// interrupted flush).
 ///
+/// `likely_new` are events the API found no receipt of when it accepted them: they are inserted
+/// without conflict handling first (a plain insert writes a third fewer WAL records and needs no
+/// `RETURNING`), and a chunk that does meet an existing receipt (the same event delivered twice at
+/// once, or a batch delivered again) is rolled back by Postgres and claimed as `others` are, with
+/// `ON CONFLICT DO NOTHING`. So the hint only chooses the cheaper statement; which claim wins is
+/// always decided by the ledger's unique key.
+///
 /// Large flushes are claimed in parallel chunks, each in key order (so two workers claiming the
 /// same events cannot deadlock). A chunk is its own statement: after a failure some chunks may be
 /// committed, which the retry finds as its own pending receipts (resumed), as after a crash.
-pub async fn claim(pool: &PgPool, keyed: &[(ClientId, Uuid, BatchId)]) -> AppResult<Claim> {
-    let chunk = keyed.len().div_ceil(CLAIM_CHUNKS).max(CLAIM_CHUNK_MIN_ROWS);
-    let parts =
-        futures::future::try_join_all(keyed.chunks(chunk).map(|c| claim_chunk(pool, c))).await?;
+pub async fn claim(
+    pool: &PgPool,
+    likely_new: &[(ClientId, Uuid, BatchId)],
+    others: &[(ClientId, Uuid, BatchId)],
+) -> AppResult<Claim> {
+    let rows = likely_new.len() + others.len();
+    let chunk = rows.div_ceil(CLAIM_CHUNKS).max(CLAIM_CHUNK_MIN_ROWS);
+    let new =
+        futures::future::try_join_all(likely_new.chunks(chunk).map(|c| claim_new_chunk(pool, c)));
+    let rest = futures::future::try_join_all(others.chunks(chunk).map(|c| claim_chunk(pool, c)));
+    let (new, rest) = tokio::try_join!(new, rest)?;
     let mut out = Claim::default();
-    for c in parts {
+    for c in new.into_iter().chain(rest) {
         out.fresh.extend(c.fresh);
         out.resumed.extend(c.resumed);
     }
@@ -72,6 +86,37 @@ pub async fn claim(pool: &PgPool, keyed: &[(ClientId, Uuid, BatchId)]) -> AppRes
 const CLAIM_CHUNKS: usize = 4;
 /// …each of at least this many rows.
 const CLAIM_CHUNK_MIN_ROWS: usize = 5_000;
+
+/// Claims a chunk of events expected to have no receipt yet with a plain insert; if one has, the
+/// statement fails whole and the chunk is claimed by [`claim_chunk`].
+async fn claim_new_chunk(pool: &PgPool, keyed: &[(ClientId, Uuid, BatchId)]) -> AppResult<Claim> {
+    let clients: Vec<ClientId> = keyed.iter().map(|k| k.0).collect();
+    let ids: Vec<Uuid> = keyed.iter().map(|k| k.1).collect();
+    let batches: Vec<BatchId> = keyed.iter().map(|k| k.2).collect();
+    let inserted = sqlx::query!(
+        r#"INSERT INTO watch_event_receipts (client_id, event_id, batch_id)
+           SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[])"#,
+        &clients[..] as &[ClientId],
+        &ids[..],
+        &batches[..] as &[BatchId],
+    )
+    .execute(pool)
+    .await;
+    match inserted {
+        Ok(_) => Ok(Claim {
+            fresh: keyed.iter().map(|k| (k.0, k.1)).collect(),
+            resumed: HashSet::new(),
+        }),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            tracing::debug!(
+                rows = keyed.len(),
+                "claim met existing receipts; claiming again with conflict handling"
+            );
+            claim_chunk(pool, keyed).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
 
 async fn claim_chunk(pool: &PgPool, keyed: &[(ClientId, Uuid, BatchId)]) -> AppResult<Claim> {
     let clients: Vec<ClientId> = keyed.iter().map(|k| k.0).collect();

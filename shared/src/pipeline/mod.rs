@@ -47,6 +47,15 @@ pub struct WatchBatch {
     pub member_id: MemberId,
     pub received_at: DateTime<Utc>,
     pub events: Vec<WatchEvent>,
+    /// Some of the events had a receipt when the API accepted the batch (they are repeats). Only
+    /// a hint for how the worker claims them (see [`Pending::likely_new`]); jobs queued without
+    /// it are taken to have repeats.
+    #[serde(default = "seen_before_unknown")]
+    pub seen_before: bool,
+}
+
+fn seen_before_unknown() -> bool {
+    true
 }
 
 /// Validates a raw `{"events": [...]}` body. The batch is accepted whole or not at all: every
@@ -218,19 +227,29 @@ fn implausible(
 /// within one flush, as it does across flushes.
 pub async fn claim(pool: &PgPool, events: &[Pending]) -> AppResult<Claim> {
     let mut seen = HashSet::with_capacity(events.len());
-    let mut keyed: Vec<(ClientId, Uuid, BatchId)> = events
-        .iter()
-        .filter(|p| seen.insert((p.row.client_id, p.row.event_id)))
-        .map(|p| (p.row.client_id, p.row.event_id, p.batch_id))
-        .collect();
-    keyed.sort_unstable();
-    receipts::claim(pool, &keyed).await
+    let (mut likely_new, mut others) = (Vec::new(), Vec::new());
+    for p in events {
+        if seen.insert((p.row.client_id, p.row.event_id)) {
+            let key = (p.row.client_id, p.row.event_id, p.batch_id);
+            if p.likely_new {
+                likely_new.push(key);
+            } else {
+                others.push(key);
+            }
+        }
+    }
+    likely_new.sort_unstable();
+    others.sort_unstable();
+    receipts::claim(pool, &likely_new, &others).await
 }
 
 /// One event a worker is about to land, with the batch it came in.
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub batch_id: BatchId,
+    /// The API found none of the batch's events in the ledger when it accepted it (see
+    /// [`WatchBatch::seen_before`]): its receipts are claimed with the cheaper statement first.
+    pub likely_new: bool,
     pub row: ChEvent,
 }
 

@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use portal_tests::bench::{batches, load_members, post_all, tokens_for, BATCH};
-use portal_tests::{env_usize, TestApp, LANDED};
+use portal_tests::{env_usize, TestApp, COUNTED};
 use rand::distr::weighted::WeightedIndex;
 
 struct Measured {
@@ -69,7 +69,7 @@ async fn run(
     )
     .await;
     assert_eq!(
-        app.wait_for_count(LANDED, client, warm as i64, 300).await,
+        app.wait_for_count(COUNTED, client, warm as i64, 300).await,
         warm as i64
     );
 
@@ -79,7 +79,7 @@ async fn run(
     let accepted_in = post_all(&bases, &p.t.api_key, &tokens, load, connections).await;
     let total = (warm + sent) as i64;
     assert_eq!(
-        app.wait_for_count(LANDED, client, total, 900).await,
+        app.wait_for_count(COUNTED, client, total, 900).await,
         total,
         "every event counted"
     );

@@ -35,7 +35,7 @@ use portal_shared::pipeline::ChEvent;
 use portal_tests::bench::{
     batches, load_members, member_name, post_all, tokens_for, BATCH, CLASSES,
 };
-use portal_tests::{env_usize, event, percentile, Partner, TestApp, LANDED};
+use portal_tests::{env_usize, event, percentile, Partner, TestApp, COUNTED};
 use rand::distr::weighted::WeightedIndex;
 use salvo::prelude::*;
 use serde_json::{json, Value};
@@ -295,7 +295,7 @@ async fn preload_receipts(db: &sqlx::PgPool, client: ClientId, n: usize) {
 /// Waits until `n` events of the client are counted (15 minutes at most).
 async fn landed(app: &TestApp, client: ClientId, n: usize) {
     assert_eq!(
-        app.wait_for_count(LANDED, client, n as i64, 900).await,
+        app.wait_for_count(COUNTED, client, n as i64, 900).await,
         n as i64
     );
 }

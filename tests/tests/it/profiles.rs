@@ -117,6 +117,7 @@ fn view(
     let started_at = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
     Pending {
         batch_id: batch,
+        likely_new: true,
         row: ChEvent {
             client_id: p.t.client_id,
             event_id: Uuid::new_v4(),
