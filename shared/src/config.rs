@@ -390,7 +390,7 @@ impl Config {
         let shutdown_timeout = r.seconds("SHUTDOWN_TIMEOUT_SECS", 30, 1, 3600);
         let migrate_on_start = r.flag("MIGRATE_ON_START", true);
         let events_flush_rows: usize =
-            r.ranged("EVENTS_FLUSH_ROWS", 50_000, 1, 1_000_000, "a number", "");
+            r.ranged("EVENTS_FLUSH_ROWS", 100_000, 1, 1_000_000, "a number", "");
         let flush_ms: u64 = r.ranged(
             "EVENTS_FLUSH_MS",
             200,
@@ -400,7 +400,7 @@ impl Config {
             "",
         );
         let events_concurrency: usize =
-            r.ranged("EVENTS_CONCURRENCY", 256, 1, 10_000, "a number", "");
+            r.ranged("EVENTS_CONCURRENCY", 1024, 1, 10_000, "a number", "");
         let events_landers: usize = r.ranged("EVENTS_LANDERS", 2, 1, 16, "a number", "");
         let hash_wait_ms: u64 = r.ranged(
             "PASSWORD_HASH_WAIT_MS",
