@@ -551,3 +551,63 @@ async fn member_events_per_minute_zero_turns_the_limit_off() {
     }
     assert_eq!(queued_batches(&app).await, 3);
 }
+
+/// The duplicate pre-check of `POST /app/events` looks each id up on the ledger's unique key, also
+/// for a client holding all of a ledger loaded without `ANALYZE`: asked as
+/// `client_id = $1 AND event_id = ANY($2)`, Postgres read the client's whole range of the index
+/// there (30,000 entries for 100 ids) and filtered it.
+#[tokio::test]
+async fn the_duplicate_pre_check_reads_one_index_entry_per_id_without_statistics() {
+    use portal_shared::pg::receipts;
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    sqlx::query(
+        "INSERT INTO watch_event_receipts (client_id, event_id, batch_id)
+         SELECT $1, gen_random_uuid(), gen_random_uuid() FROM generate_series(1, 30000)",
+    )
+    .bind(p.t.client_id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let mut ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT event_id FROM watch_event_receipts WHERE client_id = $1 LIMIT 10",
+    )
+    .bind(p.t.client_id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    ids.extend((0..90).map(|_| uuid::Uuid::new_v4()));
+    // One connection, so the statistics this test reads are the pre-check's own.
+    let one = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&portal_tests::database_url(&app.db_name))
+        .await
+        .unwrap();
+    let entries_read = |one: sqlx::PgPool| async move {
+        sqlx::query("SELECT pg_stat_force_next_flush()")
+            .execute(&one)
+            .await
+            .unwrap();
+        sqlx::query_scalar::<_, i64>(
+            "SELECT idx_tup_read FROM pg_stat_user_indexes
+             WHERE indexrelname = 'watch_event_receipts_pkey'",
+        )
+        .fetch_one(&one)
+        .await
+        .unwrap()
+    };
+    let before = entries_read(one.clone()).await;
+    for _ in 0..6 {
+        assert_eq!(
+            receipts::already_received(&one, p.t.client_id, &ids)
+                .await
+                .unwrap(),
+            10
+        );
+    }
+    let read = entries_read(one).await - before;
+    assert!(
+        read <= 6 * 100,
+        "the pre-check read {read} index entries for 6 × 100 ids"
+    );
+}
