@@ -495,6 +495,16 @@ impl TestApp {
         )
     }
 
+    /// A pool of one connection to this test's database, so that the activity statistics a test
+    /// reads through it ([`flushed_statistics`]) are of its own statements only.
+    pub async fn single_connection(&self) -> sqlx::PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&database_url(&self.db_name))
+            .await
+            .unwrap()
+    }
+
     pub async fn count(&self, sql: &'static str, client_id: ClientId) -> i64 {
         sqlx::query_scalar(sql)
             .bind(client_id)
@@ -770,6 +780,19 @@ impl TestApp {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Rows of `sql` (a query of `pg_stat_*` views) after the statistics of `one`'s connection
+/// ([`TestApp::single_connection`]) have been flushed to them.
+pub async fn flushed_statistics<T>(one: &sqlx::PgPool, sql: &'static str) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    sqlx::query("SELECT pg_stat_force_next_flush()")
+        .execute(one)
+        .await
+        .unwrap();
+    sqlx::query_as(sql).fetch_all(one).await.unwrap()
 }
 
 /// Events of a client counted in its member summaries (what the dashboard shows): cheap enough to

@@ -578,23 +578,15 @@ async fn the_duplicate_pre_check_reads_one_index_entry_per_id_without_statistics
     .unwrap();
     ids.extend((0..90).map(|_| uuid::Uuid::new_v4()));
     // One connection, so the statistics this test reads are the pre-check's own.
-    let one = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&portal_tests::database_url(&app.db_name))
-        .await
-        .unwrap();
+    let one = app.single_connection().await;
     let entries_read = |one: sqlx::PgPool| async move {
-        sqlx::query("SELECT pg_stat_force_next_flush()")
-            .execute(&one)
-            .await
-            .unwrap();
-        sqlx::query_scalar::<_, i64>(
+        portal_tests::flushed_statistics::<(i64,)>(
+            &one,
             "SELECT idx_tup_read FROM pg_stat_user_indexes
              WHERE indexrelname = 'watch_event_receipts_pkey'",
         )
-        .fetch_one(&one)
-        .await
-        .unwrap()
+        .await[0]
+            .0
     };
     let before = entries_read(one.clone()).await;
     for _ in 0..6 {

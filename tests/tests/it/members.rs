@@ -126,25 +126,16 @@ async fn a_search_reads_only_the_search_index_without_statistics() {
         .unwrap();
     }
     // One connection, so the statistics this test reads are the search's own.
-    let one = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&portal_tests::database_url(&app.db_name))
-        .await
-        .unwrap();
+    let one = app.single_connection().await;
     let scans = |one: sqlx::PgPool| async move {
-        sqlx::query("SELECT pg_stat_force_next_flush()")
-            .execute(&one)
-            .await
-            .unwrap();
-        let rows: Vec<(String, i64)> = sqlx::query_as(
+        portal_tests::flushed_statistics::<(String, i64)>(
+            &one,
             "SELECT indexrelname::text, idx_scan FROM pg_stat_user_indexes
              WHERE relname = 'members' ORDER BY 1",
         )
-        .fetch_all(&one)
         .await
-        .unwrap();
-        rows.into_iter()
-            .collect::<std::collections::HashMap<_, _>>()
+        .into_iter()
+        .collect::<std::collections::HashMap<_, _>>()
     };
     let before = scans(one.clone()).await;
     let filter = members::ListFilter {
