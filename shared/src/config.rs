@@ -399,8 +399,10 @@ impl Config {
             "a number of milliseconds",
             "",
         );
+        // At most 4,000: a dead worker's batches go back on the queue as the arguments of one
+        // command inside apalis's Redis script, which cannot take more than ~8,000.
         let events_concurrency: usize =
-            r.ranged("EVENTS_CONCURRENCY", 1024, 1, 10_000, "a number", "");
+            r.ranged("EVENTS_CONCURRENCY", 1024, 1, 4_000, "a number", "");
         let events_landers: usize = r.ranged("EVENTS_LANDERS", 2, 1, 16, "a number", "");
         let hash_wait_ms: u64 = r.ranged(
             "PASSWORD_HASH_WAIT_MS",

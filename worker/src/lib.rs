@@ -282,6 +282,39 @@ async fn schedule_housekeeping(state: WorkerState, every: Duration) {
     }
 }
 
+/// The worker's upkeep of every queue in Redis: moves due jobs to the active lists
+/// ([`Queue::promote_due`]) and deletes the payloads of finished jobs ([`Queue::reap_finished`]),
+/// at once and then every [`jobs::UPKEEP_EVERY`] for as long as the returned task runs. Failures
+/// are logged there; the next round tries again.
+async fn queue_upkeep(state: &WorkerState) -> tokio::task::JoinHandle<()> {
+    let events = Queue::<WatchBatch>::open(state.redis.clone(), &state.config);
+    let exports = Queue::<ExportJob>::open(state.redis.clone(), &state.config);
+    let housekeeping = Queue::<Housekeeping>::open(state.redis.clone(), &state.config);
+    let round = move || {
+        let (events, exports, housekeeping) =
+            (events.clone(), exports.clone(), housekeeping.clone());
+        async move {
+            let _ = tokio::join!(
+                events.promote_due(),
+                exports.promote_due(),
+                housekeeping.promote_due(),
+                events.reap_finished(),
+                exports.reap_finished(),
+                housekeeping.reap_finished()
+            );
+        }
+    };
+    round().await;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(jobs::UPKEEP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            round().await;
+        }
+    })
+}
+
 /// Adds a consumer of `J` to `monitor`: its queue polled every [`Job::POLL`], `concurrency` jobs
 /// at once, retried in-process with backoff, each run by [`consume`].
 fn register<J: Work>(monitor: Monitor, state: &WorkerState, concurrency: usize) -> Monitor {
@@ -312,6 +345,8 @@ where
         Duration::from_secs(3600),
     ));
 
+    // Before any consumer fetches: a backlog may have piled up while no worker ran.
+    let upkeep = queue_upkeep(&state).await;
     let (ingest, flusher) = events::start(state.clone(), stop_rx.clone());
     let events_storage = Queue::<WatchBatch>::open(state.redis.clone(), &cfg).storage();
     let events_id = worker_id(WatchBatch::QUEUE);
@@ -344,6 +379,7 @@ where
     });
     let result = monitor.run_with_signal(signal).await;
     scheduler.abort();
+    upkeep.abort();
     // The flusher saw the stop signal too: it lands what it holds and answers the rest.
     let _ = tokio::time::timeout(cfg.shutdown_timeout, flusher).await;
     let stopped_by_signal = *stop_rx.borrow();

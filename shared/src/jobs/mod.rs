@@ -96,19 +96,67 @@ pub fn record<J: Job>(outcome: Outcome, n: u64) {
 /// A queue of `J` as every producer and consumer of this deployment opens it.
 pub struct Queue<J: Job> {
     storage: RedisStorage<J>,
+    conn: ConnectionManager,
 }
 
 impl<J: Job> Clone for Queue<J> {
     fn clone(&self) -> Self {
         Self {
             storage: self.storage.clone(),
+            conn: self.conn.clone(),
         }
     }
+}
+
+/// Due jobs moved per Redis script by [`Queue::promote_due`]: well below the ~8,000 values a
+/// script can unpack into one command's arguments.
+pub const PROMOTE_CHUNK: usize = 1000;
+
+/// Moves up to `ARGV[2]` jobs due by `ARGV[1]` (seconds since the epoch, the clock apalis
+/// schedules by) from the scheduled set (`KEYS[1]`) to the active list (`KEYS[2]`) in due order,
+/// and wakes the consumers (`KEYS[3]`, apalis's signal list), as apalis's own fetch does.
+const PROMOTE_DUE_SCRIPT: &str = r#"
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], 0, ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #ids > 0 then
+    redis.call('RPUSH', KEYS[2], unpack(ids))
+    redis.call('ZREM', KEYS[1], unpack(ids))
+    redis.call('DEL', KEYS[3])
+    redis.call('LPUSH', KEYS[3], 1)
+end
+return #ids
+"#;
+
+static PROMOTE_DUE: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(PROMOTE_DUE_SCRIPT));
+
+/// Takes up to `ARGV[2]` finished jobs out of the done set (`KEYS[1]`), deletes their payloads
+/// (`KEYS[2]`, the data hash) and metadata (`ARGV[1]:<id>`), and adds them to the count of jobs
+/// finished before (`KEYS[3]`).
+const REAP_FINISHED_SCRIPT: &str = r#"
+local ids = redis.call('SPOP', KEYS[1], tonumber(ARGV[2]))
+for _, id in ipairs(ids) do
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('DEL', ARGV[1] .. ':' .. id)
+end
+if #ids > 0 then
+    redis.call('INCRBY', KEYS[3], #ids)
+end
+return #ids
+"#;
+
+static REAP_FINISHED: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(REAP_FINISHED_SCRIPT));
+
+/// The key counting a queue's finished jobs whose payloads [`Queue::reap_finished`] deleted,
+/// beside the queue's done set.
+fn reaped_key(done_set: &str) -> String {
+    format!("{done_set}-reaped")
 }
 
 impl<J: Job> Queue<J> {
     pub fn open(conn: ConnectionManager, config: &Config) -> Self {
         Self {
+            conn: conn.clone(),
             storage: storage(
                 conn,
                 queue_config::<J>(
@@ -135,6 +183,90 @@ impl<J: Job> Queue<J> {
     pub async fn enqueue_after(&self, job: J, delay: Duration) -> AppResult<()> {
         self.push(TaskBuilder::new(job).run_after(delay).build())
             .await
+    }
+
+    /// Moves every job that is due from the queue's scheduled set to its active list,
+    /// [`PROMOTE_CHUNK`] per Redis script; returns how many moved.
+    ///
+    /// apalis queues every job through the scheduled set (due at once unless delayed) and its
+    /// consumers move the due ones when they fetch, all in one script whose commands take them
+    /// as arguments. Beyond ~8,000 due at once that script fails ("too many results to unpack")
+    /// and the consumer dies, as does every consumer started after it: a backlog that large
+    /// (no worker taking jobs for a few seconds under load) would stop the queue for good. So the
+    /// worker moves due jobs itself, in chunks, before its consumers start and then every
+    /// [`UPKEEP_EVERY`]: apalis's fetch then only ever finds a few due.
+    pub async fn promote_due(&self) -> AppResult<usize> {
+        let cfg = self.storage.get_config();
+        let (scheduled, active, signal) = (
+            cfg.scheduled_jobs_set(),
+            cfg.active_jobs_list(),
+            cfg.signal_list(),
+        );
+        let mut conn = self.conn.clone();
+        let mut moved = 0;
+        loop {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            let n: usize = PROMOTE_DUE
+                .key(&scheduled)
+                .key(&active)
+                .key(&signal)
+                .arg(now)
+                .arg(PROMOTE_CHUNK)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(queue = J::QUEUE, error = %e, "could not move due jobs");
+                    AppError::Unavailable {
+                        dependency: "queue",
+                        retry_after: 5,
+                    }
+                })?;
+            moved += n;
+            if n < PROMOTE_CHUNK {
+                return Ok(moved);
+            }
+        }
+    }
+
+    /// Deletes what apalis keeps of finished jobs: their payloads and metadata (a watch batch's
+    /// payload is its events, ~12 KB per 100), [`PROMOTE_CHUNK`] per Redis script; returns how many
+    /// jobs it cleared. apalis keeps them for ever (its own vacuum reads the whole payload hash in
+    /// one script), so without this Redis grows by every event ever ingested. Their number stays
+    /// in [`QueueDepth::done`]. Given-up jobs (`dead`) keep theirs, for an operator to look at.
+    pub async fn reap_finished(&self) -> AppResult<usize> {
+        let cfg = self.storage.get_config();
+        let (done, data, meta) = (
+            cfg.done_jobs_set(),
+            cfg.job_data_hash(),
+            cfg.job_meta_hash(),
+        );
+        let reaped = reaped_key(&done);
+        let mut conn = self.conn.clone();
+        let mut cleared = 0;
+        loop {
+            let n: usize = REAP_FINISHED
+                .key(&done)
+                .key(&data)
+                .key(&reaped)
+                .arg(&meta)
+                .arg(PROMOTE_CHUNK)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(queue = J::QUEUE, error = %e, "could not clear finished jobs");
+                    AppError::Unavailable {
+                        dependency: "queue",
+                        retry_after: 5,
+                    }
+                })?;
+            cleared += n;
+            if n < PROMOTE_CHUNK {
+                return Ok(cleared);
+            }
+        }
     }
 
     async fn push(&self, task: apalis::prelude::Task<J>) -> AppResult<()> {
@@ -171,6 +303,10 @@ pub fn redis_lazy(url: &str) -> redis::RedisResult<ConnectionManager> {
     let client = redis::Client::open(url)?;
     ConnectionManager::new_lazy_with_config(client, redis_connection_config())
 }
+
+/// How often the worker moves due jobs to the active lists ([`Queue::promote_due`]) and clears
+/// finished ones ([`Queue::reap_finished`]).
+pub const UPKEEP_EVERY: Duration = Duration::from_millis(100);
 
 /// Queue settings shared by producers and consumers of one queue.
 fn queue_config<J: Job>(
@@ -240,15 +376,17 @@ pub async fn queue_depth(
     pipe.llen(format!("{ns}:active"))
         .zcard(format!("{ns}:scheduled"))
         .scard(format!("{ns}:done"))
-        .scard(format!("{ns}:dead"));
+        .scard(format!("{ns}:dead"))
+        .get(reaped_key(&format!("{ns}:done")));
     for w in &workers {
         pipe.scard(format!("{ns}:inflight:{w}"));
     }
-    let v: Vec<u64> = pipe.query_async(conn).await?;
+    let v: Vec<Option<u64>> = pipe.query_async(conn).await?;
+    let n = |i: usize| v[i].unwrap_or(0);
     Ok(QueueDepth {
-        pending: v[0] + v[1],
-        running: v[4..].iter().sum(),
-        done: v[2],
-        dead: v[3],
+        pending: n(0) + n(1),
+        running: v[5..].iter().map(|x| x.unwrap_or(0)).sum(),
+        done: n(2) + n(4),
+        dead: n(3),
     })
 }

@@ -107,3 +107,88 @@ async fn worker_with_no_jobs_starts_and_stops() {
         .unwrap();
     assert!(result.is_ok(), "{result:?}");
 }
+
+/// Every job apalis queues passes through the queue's scheduled set, and apalis moves the due ones
+/// to the active list inside one Redis script, as the arguments of one command: more than about
+/// 8,000 at once is beyond what a Redis script can unpack, and the consumer polling it dies. A
+/// backlog that large builds up whenever no worker takes jobs for a while (all stopped for a
+/// deploy, or all busy while ClickHouse is away). It must still land when a worker starts.
+#[tokio::test]
+async fn a_backlog_of_more_batches_than_one_redis_script_can_move_lands_when_a_worker_starts() {
+    use portal_shared::domain::ids::BatchId;
+    use portal_shared::pipeline::{WatchBatch, WatchEvent};
+
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let member = app.member_id(&p, "backlog@example.com", "Backlog").await;
+    let now = chrono::Utc::now();
+    let batches = 8_500;
+    let queue = app.state.events.clone();
+    let mut pushes = tokio::task::JoinSet::new();
+    for chunk in 0..10 {
+        let queue = queue.clone();
+        let client = p.t.client_id;
+        pushes.spawn(async move {
+            for i in (chunk..batches).step_by(10) {
+                let batch = WatchBatch {
+                    batch_id: BatchId::new_v7(),
+                    client_id: client,
+                    member_id: member,
+                    received_at: now,
+                    events: vec![WatchEvent {
+                        event_id: uuid::Uuid::new_v4(),
+                        class_id: "yoga-1".into(),
+                        started_at: now - chrono::Duration::seconds(3600 + i as i64),
+                        watched_seconds: 60,
+                    }],
+                    seen_before: false,
+                };
+                queue.enqueue(batch).await.unwrap();
+            }
+        });
+    }
+    while let Some(r) = pushes.join_next().await {
+        r.unwrap();
+    }
+    let worker = app.worker().await;
+    assert_eq!(
+        app.wait_for_count(portal_tests::LANDED, p.t.client_id, batches as i64, 90)
+            .await,
+        batches as i64
+    );
+    app.assert_counted_once(p.t.client_id, batches as i64, 20)
+        .await;
+    // Finished jobs leave nothing behind in Redis but their number: apalis would keep every
+    // batch's events (the payload) and metadata for ever.
+    let ns = portal_shared::jobs::queue_key(&app.namespace, WatchBatch::QUEUE);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut c = app.state.redis.clone();
+        let payloads: u64 = redis::cmd("HLEN")
+            .arg(format!("{ns}:data"))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let metas: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{ns}:meta:*"))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        if payloads == 0 && metas.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "finished jobs still in Redis: {payloads} payloads, {} metadata hashes",
+            metas.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        app.queue_depth::<WatchBatch>().await.done,
+        batches as u64,
+        "the finished jobs are still counted"
+    );
+    worker.stop().await.unwrap();
+}
