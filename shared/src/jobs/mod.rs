@@ -202,33 +202,16 @@ impl<J: Job> Queue<J> {
             cfg.active_jobs_list(),
             cfg.signal_list(),
         );
-        let mut conn = self.conn.clone();
-        let mut moved = 0;
-        loop {
+        self.in_chunks("could not move due jobs", || {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_secs();
-            let n: usize = PROMOTE_DUE
-                .key(&scheduled)
-                .key(&active)
-                .key(&signal)
-                .arg(now)
-                .arg(PROMOTE_CHUNK)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| {
-                    tracing::warn!(queue = J::QUEUE, error = %e, "could not move due jobs");
-                    AppError::Unavailable {
-                        dependency: "queue",
-                        retry_after: 5,
-                    }
-                })?;
-            moved += n;
-            if n < PROMOTE_CHUNK {
-                return Ok(moved);
-            }
-        }
+            let mut run = PROMOTE_DUE.key(&scheduled);
+            run.key(&active).key(&signal).arg(now).arg(PROMOTE_CHUNK);
+            run
+        })
+        .await
     }
 
     /// Deletes what apalis keeps of finished jobs: their payloads and metadata (a watch batch's
@@ -244,27 +227,34 @@ impl<J: Job> Queue<J> {
             cfg.job_meta_hash(),
         );
         let reaped = reaped_key(&done);
+        self.in_chunks("could not clear finished jobs", || {
+            let mut run = REAP_FINISHED.key(&done);
+            run.key(&data).key(&reaped).arg(&meta).arg(PROMOTE_CHUNK);
+            run
+        })
+        .await
+    }
+
+    /// Runs the script `invocation` builds until it handles fewer than [`PROMOTE_CHUNK`] jobs;
+    /// returns how many it handled in all.
+    async fn in_chunks<'a>(
+        &self,
+        failure: &'static str,
+        invocation: impl Fn() -> redis::ScriptInvocation<'a>,
+    ) -> AppResult<usize> {
         let mut conn = self.conn.clone();
-        let mut cleared = 0;
+        let mut handled = 0;
         loop {
-            let n: usize = REAP_FINISHED
-                .key(&done)
-                .key(&data)
-                .key(&reaped)
-                .arg(&meta)
-                .arg(PROMOTE_CHUNK)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| {
-                    tracing::warn!(queue = J::QUEUE, error = %e, "could not clear finished jobs");
-                    AppError::Unavailable {
-                        dependency: "queue",
-                        retry_after: 5,
-                    }
-                })?;
-            cleared += n;
+            let n: usize = invocation().invoke_async(&mut conn).await.map_err(|e| {
+                tracing::warn!(queue = J::QUEUE, error = %e, "{failure}");
+                AppError::Unavailable {
+                    dependency: "queue",
+                    retry_after: 5,
+                }
+            })?;
+            handled += n;
             if n < PROMOTE_CHUNK {
-                return Ok(cleared);
+                return Ok(handled);
             }
         }
     }
