@@ -284,17 +284,18 @@ async fn schedule_housekeeping(state: WorkerState, every: Duration) {
 
 /// The worker's upkeep of every queue in Redis: moves due jobs to the active lists
 /// ([`Queue::promote_due`]) and deletes the payloads of finished jobs ([`Queue::reap_finished`]),
-/// at once and then every [`jobs::UPKEEP_EVERY`] for as long as the returned task runs. Failures
-/// are logged there; the next round tries again.
+/// at once and then every [`jobs::UPKEEP_EVERY`] for as long as the returned task runs. A failing
+/// round is logged once (each step at `debug`); the next round tries again.
 async fn queue_upkeep(state: &WorkerState) -> tokio::task::JoinHandle<()> {
     let events = Queue::<WatchBatch>::open(state.redis.clone(), &state.config);
     let exports = Queue::<ExportJob>::open(state.redis.clone(), &state.config);
     let housekeeping = Queue::<Housekeeping>::open(state.redis.clone(), &state.config);
+    // Returns whether every step succeeded.
     let round = move || {
         let (events, exports, housekeeping) =
             (events.clone(), exports.clone(), housekeeping.clone());
         async move {
-            let _ = tokio::join!(
+            let r = tokio::join!(
                 events.promote_due(),
                 exports.promote_due(),
                 housekeeping.promote_due(),
@@ -302,15 +303,35 @@ async fn queue_upkeep(state: &WorkerState) -> tokio::task::JoinHandle<()> {
                 exports.reap_finished(),
                 housekeeping.reap_finished()
             );
+            [
+                r.0.is_ok(),
+                r.1.is_ok(),
+                r.2.is_ok(),
+                r.3.is_ok(),
+                r.4.is_ok(),
+                r.5.is_ok(),
+            ]
+            .iter()
+            .all(|ok| *ok)
         }
     };
-    round().await;
+    // Said once when it starts failing and once when it works again, not every round.
+    let mut failing = false;
+    let mut report = move |ok: bool| {
+        if !ok && !failing {
+            tracing::warn!("queue upkeep failed (is Redis reachable?); retrying every 100 ms");
+        } else if ok && failing {
+            tracing::info!("queue upkeep works again");
+        }
+        failing = !ok;
+    };
+    report(round().await);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(jobs::UPKEEP_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            round().await;
+            report(round().await);
         }
     })
 }

@@ -246,7 +246,8 @@ impl<J: Job> Queue<J> {
         let mut handled = 0;
         loop {
             let n: usize = invocation().invoke_async(&mut conn).await.map_err(|e| {
-                tracing::warn!(queue = J::QUEUE, error = %e, "{failure}");
+                // Debug: the worker runs this every 100 ms and says once that it fails.
+                tracing::debug!(queue = J::QUEUE, error = %e, "{failure}");
                 AppError::Unavailable {
                     dependency: "queue",
                     retry_after: 5,
