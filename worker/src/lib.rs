@@ -303,16 +303,7 @@ async fn queue_upkeep(state: &WorkerState) -> tokio::task::JoinHandle<()> {
                 exports.reap_finished(),
                 housekeeping.reap_finished()
             );
-            [
-                r.0.is_ok(),
-                r.1.is_ok(),
-                r.2.is_ok(),
-                r.3.is_ok(),
-                r.4.is_ok(),
-                r.5.is_ok(),
-            ]
-            .iter()
-            .all(|ok| *ok)
+            [r.0, r.1, r.2, r.3, r.4, r.5].iter().all(Result::is_ok)
         }
     };
     // Said once when it starts failing and once when it works again, not every round.
