@@ -31,6 +31,9 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub api_keys: ApiKeyCache,
     pub throttle: Throttle,
+    /// Which watch events were accepted before (`POST /app/events` looks only those up in the
+    /// ledger).
+    pub seen: portal_shared::seen::SeenFilter,
     /// Staff id → status for 10 s. `portal-admin staff deactivate|set-role` announces the change on
     /// Redis and every instance drops the entry at once (`watch_announcements`); the lifetime is
     /// the fallback when an announcement is missed.
@@ -84,6 +87,11 @@ impl AppState {
             jwt: JwtKeys::new(config.jwt_secret.expose()),
             api_keys: ApiKeyCache::new(config.api_key_cache_ttl),
             throttle: Throttle::new(redis.clone(), config.redis_namespace.clone()),
+            seen: portal_shared::seen::SeenFilter::new(
+                redis.clone(),
+                config.redis_namespace.clone(),
+                config.events_seen_filter_mb,
+            ),
             staff: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(10))

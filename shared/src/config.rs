@@ -132,6 +132,9 @@ pub struct Config {
     /// Landings one worker process runs at once: while one lands, the next gathers (and may
     /// land beside it).
     pub events_landers: usize,
+    /// Megabytes of Redis per 35-day generation of the seen-events filter (`crate::seen`); two
+    /// generations are kept. 0 turns it off: every accepted event is looked up in the ledger.
+    pub events_seen_filter_mb: u32,
     /// Peers whose `X-Forwarded-For` is believed (reverse proxies, load balancers). Empty: the TCP
     /// peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -404,6 +407,15 @@ impl Config {
         let events_concurrency: usize =
             r.ranged("EVENTS_CONCURRENCY", 1024, 1, 4_000, "a number", "");
         let events_landers: usize = r.ranged("EVENTS_LANDERS", 2, 1, 16, "a number", "");
+        // At most 512: the largest Redis string.
+        let events_seen_filter_mb: u32 = r.ranged(
+            "EVENTS_SEEN_FILTER_MB",
+            64,
+            0,
+            512,
+            "a number of megabytes",
+            "",
+        );
         let hash_wait_ms: u64 = r.ranged(
             "PASSWORD_HASH_WAIT_MS",
             2_000,
@@ -480,6 +492,7 @@ impl Config {
             events_flush_interval: Duration::from_millis(flush_ms),
             events_concurrency,
             events_landers,
+            events_seen_filter_mb,
             trusted_proxies,
             password_hash_wait: Duration::from_millis(hash_wait_ms),
             web_dir,

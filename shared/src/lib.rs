@@ -20,6 +20,7 @@ pub mod error;
 pub mod jobs;
 pub mod pg;
 pub mod pipeline;
+pub mod seen;
 pub mod storage;
 pub mod telemetry;
 pub mod throttle;

@@ -273,6 +273,9 @@ impl TestApp {
         vars.insert("WORKER_MISSED_HEARTBEATS".into(), "3".into());
         vars.insert("SHUTDOWN_TIMEOUT_SECS".into(), "5".into());
         vars.insert("EVENTS_FLUSH_MS".into(), "100".into());
+        // A small seen-events filter per test (the product's 64 MB per generation would be
+        // allocated in Redis for every test's namespace).
+        vars.insert("EVENTS_SEEN_FILTER_MB".into(), "1".into());
         vars.insert(
             "EXPORT_DIR".into(),
             std::env::temp_dir()

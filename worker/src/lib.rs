@@ -327,6 +327,44 @@ async fn queue_upkeep(state: &WorkerState) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Keeps the seen-events filter complete: at once and then every [`SEEN_CHECK_EVERY`], if its
+/// completeness marker is missing (a new deployment, Redis data lost), adds every receipt of the
+/// ledger to it ([`SeenFilter::backfill`](portal_shared::seen::SeenFilter::backfill)). Until then
+/// the API looks every event up in the ledger.
+fn seen_upkeep(state: &WorkerState) -> tokio::task::JoinHandle<()> {
+    let seen = portal_shared::seen::SeenFilter::new(
+        state.redis.clone(),
+        state.config.redis_namespace.clone(),
+        state.config.events_seen_filter_mb,
+    );
+    let db = state.db.clone();
+    tokio::spawn(async move {
+        if !seen.enabled() {
+            return;
+        }
+        let mut tick = tokio::time::interval(SEEN_CHECK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if matches!(seen.is_complete().await, Ok(true)) {
+                continue;
+            }
+            let started = std::time::Instant::now();
+            match seen.backfill(&db).await {
+                Ok(n) => tracing::info!(
+                    receipts = n,
+                    ms = started.elapsed().as_millis() as u64,
+                    "seen-events filter built from the ledger"
+                ),
+                Err(e) => tracing::warn!(error = %e, "seen-events filter not built; trying again"),
+            }
+        }
+    })
+}
+
+/// How often a worker checks that the seen-events filter is complete.
+const SEEN_CHECK_EVERY: Duration = Duration::from_secs(10);
+
 /// Adds a consumer of `J` to `monitor`: its queue polled every [`Job::POLL`], `concurrency` jobs
 /// at once, retried in-process with backoff, each run by [`consume`].
 fn register<J: Work>(monitor: Monitor, state: &WorkerState, concurrency: usize) -> Monitor {
@@ -359,6 +397,7 @@ where
 
     // Before any consumer fetches: a backlog may have piled up while no worker ran.
     let upkeep = queue_upkeep(&state).await;
+    let seen = seen_upkeep(&state);
     let (ingest, flusher) = events::start(state.clone(), stop_rx.clone());
     let events_storage = Queue::<WatchBatch>::open(state.redis.clone(), &cfg).storage();
     let events_id = worker_id(WatchBatch::QUEUE);
@@ -392,6 +431,7 @@ where
     let result = monitor.run_with_signal(signal).await;
     scheduler.abort();
     upkeep.abort();
+    seen.abort();
     // The flusher saw the stop signal too: it lands what it holds and answers the rest.
     let _ = tokio::time::timeout(cfg.shutdown_timeout, flusher).await;
     let stopped_by_signal = *stop_rx.borrow();

@@ -70,8 +70,25 @@ pub async fn ingest(
     let now = Utc::now();
     let (unique, in_batch_dups) = pipeline::validate_batch(&body, &catalogue, now)?;
     let ids: Vec<Uuid> = unique.iter().map(|e| e.event_id).collect();
-    let seen_before =
-        portal_shared::pg::receipts::already_received(&st.db, m.client_id, &ids).await?;
+    // Only the events the seen-events filter may have met before are looked up in the ledger
+    // (all of them while the filter is incomplete, off or away).
+    let maybe_seen = match st.seen.check_and_add(m.client_id, &ids).await {
+        Ok(Some(flags)) => ids
+            .iter()
+            .zip(flags)
+            .filter_map(|(id, maybe)| maybe.then_some(*id))
+            .collect(),
+        Ok(None) => ids,
+        Err(e) => {
+            tracing::debug!(error = %e, "seen-events filter unavailable; looking every event up");
+            ids
+        }
+    };
+    let seen_before = if maybe_seen.is_empty() {
+        0
+    } else {
+        portal_shared::pg::receipts::already_received(&st.db, m.client_id, &maybe_seen).await?
+    };
     let accepted = unique.len() - seen_before.min(unique.len());
     let batch = WatchBatch {
         batch_id: BatchId::new_v7(),

@@ -172,3 +172,35 @@ pub async fn refresh_token_by_hash(
     .fetch_optional(&mut **tx)
     .await?)
 }
+
+/// The seen-events filter's backfill ([`crate::seen::SeenFilter::backfill`]): receipts of every
+/// client younger than 35 days, `limit` at a time in key order after `after`. Only event ids leave
+/// the ledger, and only as bits of the filter.
+pub async fn receipts_page(
+    pool: &PgPool,
+    after: Option<(ClientId, uuid::Uuid)>,
+    limit: i64,
+) -> AppResult<Vec<(ClientId, uuid::Uuid, chrono::DateTime<chrono::Utc>)>> {
+    let (client, event) = after.unwrap_or((ClientId(uuid::Uuid::nil()), uuid::Uuid::nil()));
+    // Planned for the ledger's current size, so always a walk of its primary key.
+    let mut tx = pool.begin().await?;
+    crate::pg::custom_plans(&mut tx).await?;
+    let rows = sqlx::query!(
+        r#"SELECT client_id AS "client_id: ClientId", event_id, received_at
+           FROM watch_event_receipts
+           WHERE (client_id, event_id) > ($1, $2)
+             AND received_at >= now() - interval '35 days'
+           ORDER BY client_id, event_id
+           LIMIT $3"#,
+        client as ClientId,
+        event,
+        limit,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.client_id, r.event_id, r.received_at))
+        .collect())
+}

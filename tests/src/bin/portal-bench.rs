@@ -292,6 +292,15 @@ async fn preload_receipts(db: &sqlx::PgPool, client: ClientId, n: usize) {
     }
 }
 
+/// Marks the start of a phase on stderr with the wall-clock time, so that a system-wide profile
+/// taken with `perf record -a -k realtime` can be cut into the bench's phases.
+fn phase(name: &str) {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    eprintln!("[bench] phase {name} at {:.3}", t.as_secs_f64());
+}
+
 /// Waits until `n` events of the client are counted (15 minutes at most).
 async fn landed(app: &TestApp, client: ClientId, n: usize) {
     assert_eq!(
@@ -327,6 +336,7 @@ async fn main() -> anyhow::Result<()> {
         // The product's defaults for the flush, not the test suite's; EVENTS_* variables of the
         // bench's own environment are passed on (to compare settings).
         v.remove("EVENTS_FLUSH_MS");
+        v.remove("EVENTS_SEEN_FILTER_MB");
         for (name, value) in std::env::vars() {
             if name.starts_with("EVENTS_") {
                 v.insert(name, value);
@@ -362,6 +372,7 @@ async fn main() -> anyhow::Result<()> {
     preload_receipts(&loader, history.client_id, preload).await;
     let preloaded = preload;
 
+    phase("reads");
     // ---- 1. reads ------------------------------------------------------------------------------
     let bare_load = load(
         connections,
@@ -459,6 +470,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    phase("freshness");
     // ---- 2. freshness --------------------------------------------------------------------------
     let http = reqwest::Client::new();
     let dash_url = format!("{base}/partner/dashboard");
@@ -519,6 +531,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // ---- 3. ingest -----------------------------------------------------------------------------
+    phase("e2e-spread");
     // a) realistic spread, end to end.
     let spread = batches(events_per_run, n_members, Some(&weights));
     let spread_rows = rows_of(&spread, client, &members);
@@ -529,6 +542,7 @@ async fn main() -> anyhow::Result<()> {
     let spread_e2e = events_per_run as f64 / started.elapsed().as_secs_f64();
     assert_exactly_once(&app, client, counted).await;
 
+    phase("e2e-heavy");
     // b) one heavy member (the first, who already has the most history), end to end.
     let heavy = batches(events_per_run, 1, None);
     let started = Instant::now();
@@ -538,11 +552,13 @@ async fn main() -> anyhow::Result<()> {
     let heavy_e2e = events_per_run as f64 / started.elapsed().as_secs_f64();
     assert_exactly_once(&app, client, counted).await;
 
+    phase("accept-cold");
     // c) the accept path alone (no worker), on the ledger loaded without ANALYZE…
     worker.stop().await?;
     let cold = batches(events_per_run, n_members, Some(&weights));
     let cold_time = post_all(&bases, &p.t.api_key, &tokens, cold, concurrency).await;
     let accept_cold = events_per_run as f64 / cold_time.as_secs_f64();
+    phase("accept-warm");
     // …and after ANALYZE.
     sqlx::query("ANALYZE watch_event_receipts, landed_watch_batches, members")
         .execute(&app.db)
@@ -551,6 +567,7 @@ async fn main() -> anyhow::Result<()> {
     let warm_time = post_all(&bases, &p.t.api_key, &tokens, warm, concurrency).await;
     let accept_warm = events_per_run as f64 / warm_time.as_secs_f64();
     worker = app.worker().await;
+    phase("drain");
     let drain_started = Instant::now();
     counted += 2 * events_per_run;
     landed(&app, client, counted).await;
@@ -561,6 +578,7 @@ async fn main() -> anyhow::Result<()> {
     // The limit: the spread's rows in one bulk insert through the crate into a plain table of the
     // same shape, five times (one insert lasts a fifth of a second, and ClickHouse may still be
     // merging the runs before it): the median is the limit.
+    phase("raw-insert");
     let ch = &app.state.ch;
     let mut raws = Vec::new();
     for i in 0..5 {
@@ -627,6 +645,7 @@ async fn main() -> anyhow::Result<()> {
         None,
     );
     eprintln!("[bench] exactly once held: {counted} events counted once");
+    phase("analytics");
 
     // ---- 4. analytics --------------------------------------------------------------------------
     if analytics_events > 0 {

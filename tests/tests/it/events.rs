@@ -112,6 +112,88 @@ async fn events_appear_in_analytics_dashboard_and_member_figures() {
     worker.stop().await.unwrap();
 }
 
+/// Waits (20 s at most) until a worker has built the seen-events filter from the ledger.
+async fn filter_complete(app: &TestApp) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !app.state.seen.is_complete().await.unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker did not build the seen-events filter"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Repeats are found through the seen-events filter, and without it: when Redis loses the filter,
+/// the API looks every event up in the ledger until a worker has rebuilt the filter from it.
+#[tokio::test]
+async fn repeats_are_found_with_the_seen_events_filter_and_after_it_is_lost() {
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let (_m, token) = app.member(&p, "seen@example.com", "Seen").await;
+    let worker = app.worker().await;
+    filter_complete(&app).await;
+    let id = |e: &serde_json::Value| uuid::Uuid::parse_str(e["eventId"].as_str().unwrap()).unwrap();
+    let e1 = event("yoga-1", Utc::now() - Duration::minutes(30), 600);
+    let e2 = event("hiit-1", Utc::now() - Duration::minutes(20), 300);
+    let r = app.post_events(&p, &token, json!([e1, e2])).await;
+    assert_eq!(r.body["data"], json!({"accepted": 2, "duplicates": 0}));
+    // Accepted events are in the filter at once; the ledger decides once they landed.
+    let seen = &app.state.seen;
+    let fresh = uuid::Uuid::new_v4();
+    let other = app.partner().await;
+    assert_eq!(
+        seen.check_and_add(p.t.client_id, &[id(&e1), fresh])
+            .await
+            .unwrap(),
+        Some(vec![true, false])
+    );
+    // Another client's events are its own: the same id is new there.
+    assert_eq!(
+        seen.check_and_add(other.t.client_id, &[id(&e2)])
+            .await
+            .unwrap(),
+        Some(vec![false])
+    );
+    assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 2, 20).await, 2);
+    let e3 = event("pilates-1", Utc::now() - Duration::minutes(10), 120);
+    let r = app.post_events(&p, &token, json!([e1, e3, e2])).await;
+    assert_eq!(r.body["data"], json!({"accepted": 1, "duplicates": 2}));
+    assert_eq!(app.wait_for_count(LANDED, p.t.client_id, 3, 20).await, 3);
+
+    // Redis loses the filter (a restart without persistence, say).
+    let mut c = app.state.redis.clone();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:seen:*", app.namespace))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(keys.len() >= 2, "filter and marker in Redis: {keys:?}");
+    let _: i64 = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    // Incomplete now (unless a worker rebuilt it in this instant): no answer from the filter.
+    let answer = seen.check_and_add(p.t.client_id, &[id(&e3)]).await.unwrap();
+    assert!(answer.is_none() || answer == Some(vec![true]), "{answer:?}");
+    let r = app.post_events(&p, &token, json!([e3, e1])).await;
+    assert_eq!(r.body["data"], json!({"accepted": 0, "duplicates": 2}));
+    // The worker rebuilds it from the ledger: the events counted before the loss are known again.
+    filter_complete(&app).await;
+    assert_eq!(
+        seen.check_and_add(p.t.client_id, &[id(&e2), uuid::Uuid::new_v4()])
+            .await
+            .unwrap(),
+        Some(vec![true, false])
+    );
+    let r = app.post_events(&p, &token, json!([e2])).await;
+    assert_eq!(r.body["data"], json!({"accepted": 0, "duplicates": 1}));
+    app.assert_counted_once(p.t.client_id, 3, 20).await;
+    worker.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn duplicates_are_counted_once_within_and_across_batches() {
     let app = TestApp::spawn().await;
