@@ -44,20 +44,17 @@ const BACKFILL_CHUNK: usize = 5_000;
 
 /// Checks and adds a batch. KEYS: the current generation, the previous one, the completeness
 /// marker. ARGV[1]: seconds a new generation lives; ARGV[2]: 1 to check and add, 0 to add only;
-/// ARGV[3]: per event four little-endian u32 (bit offset of word 1 ÷ 32, its mask, the same for
-/// word 2). Answers {complete, seen₁, seen₂, …} (seen only when checking).
+/// ARGV[3]: the masks, one little-endian i32 per word; ARGV[4…]: the words (`#<index>`), two per
+/// event. Answers {complete, seen₁, seen₂, …} (seen only when checking). The words come as
+/// strings and the masks as bytes: a Lua number handed to Redis is printed with `%.17g` first,
+/// which cost more than the rest of the script.
 const SCRIPT: &str = r"
-local blob = ARGV[3]
-local n = #blob / 16
 local check = ARGV[2] == '1'
-local words, masks, gets = {}, {}, {}
-for i = 0, n - 1 do
-  local w1, m1, w2, m2 = struct.unpack('<I4I4I4I4', blob, i * 16 + 1)
-  words[2 * i + 1], masks[2 * i + 1] = w1 * 32, m1
-  words[2 * i + 2], masks[2 * i + 2] = w2 * 32, m2
-  for _, w in ipairs({w1 * 32, w2 * 32}) do
-    gets[#gets + 1] = 'GET'; gets[#gets + 1] = 'u32'; gets[#gets + 1] = w
-  end
+local masks = ARGV[3]
+local nw = #ARGV - 3
+local gets = {}
+for j = 1, nw do
+  gets[3 * j - 2] = 'GET'; gets[3 * j - 1] = 'u32'; gets[3 * j] = ARGV[j + 3]
 end
 local cur = redis.call('BITFIELD', KEYS[1], unpack(gets))
 local prev = nil
@@ -65,32 +62,32 @@ if check and redis.call('EXISTS', KEYS[2]) == 1 then
   prev = redis.call('BITFIELD', KEYS[2], unpack(gets))
 end
 local out = {redis.call('EXISTS', KEYS[3])}
-local value = {}
-for j = 1, 2 * n do
-  local w = words[j]
-  if value[w] == nil then value[w] = cur[j] end
-end
-for i = 0, n - 1 do
-  local a, b = 2 * i + 1, 2 * i + 2
-  local ma, mb = bit.tobit(masks[a]), bit.tobit(masks[b])
-  if check then
-    local seen = bit.band(cur[a], ma) == ma and bit.band(cur[b], mb) == mb
+local m = {}
+for j = 1, nw do m[j] = struct.unpack('<i4', masks, 4 * j - 3) end
+if check then
+  for a = 1, nw, 2 do
+    local b = a + 1
+    local seen = bit.band(cur[a], m[a]) == m[a] and bit.band(cur[b], m[b]) == m[b]
     if not seen and prev then
-      seen = bit.band(prev[a], ma) == ma and bit.band(prev[b], mb) == mb
+      seen = bit.band(prev[a], m[a]) == m[a] and bit.band(prev[b], m[b]) == m[b]
     end
     out[#out + 1] = seen and 1 or 0
   end
-  value[words[a]] = bit.bor(value[words[a]], ma)
-  value[words[b]] = bit.bor(value[words[b]], mb)
+end
+local value = {}
+for j = 1, nw do
+  local w = ARGV[j + 3]
+  value[w] = bit.bor(value[w] or cur[j], m[j])
 end
 local sets = {}
-for j = 1, 2 * n do
-  local w = words[j]
+for j = 1, nw do
+  local w = ARGV[j + 3]
   local v = value[w]
   if v ~= nil then
     if v < 0 then v = v + 4294967296 end
     if v ~= cur[j] then
-      sets[#sets + 1] = 'SET'; sets[#sets + 1] = 'u32'; sets[#sets + 1] = w; sets[#sets + 1] = v
+      sets[#sets + 1] = 'SET'; sets[#sets + 1] = 'u32'; sets[#sets + 1] = w
+      sets[#sets + 1] = string.format('%d', v)
     end
     value[w] = nil
   end
@@ -220,11 +217,12 @@ impl SeenFilter {
     ) -> AppResult<Vec<i64>> {
         static SCRIPT_: std::sync::LazyLock<redis::Script> =
             std::sync::LazyLock::new(|| redis::Script::new(SCRIPT));
-        let mut blob = Vec::with_capacity(16 * ids.size_hint().0);
+        let mut masks = Vec::with_capacity(8 * ids.size_hint().0);
+        let mut words = Vec::with_capacity(2 * ids.size_hint().0);
         for id in ids {
             for (word, mask) in positions(client, id, self.words) {
-                blob.extend_from_slice(&word.to_le_bytes());
-                blob.extend_from_slice(&mask.to_le_bytes());
+                masks.extend_from_slice(&mask.to_le_bytes());
+                words.push(format!("#{word}"));
             }
         }
         let ttl = Duration::from_secs(2 * GENERATION_DAYS as u64 * 86_400);
@@ -235,7 +233,8 @@ impl SeenFilter {
             .key(self.complete_key())
             .arg(ttl.as_secs())
             .arg(if check { 1 } else { 0 })
-            .arg(blob)
+            .arg(masks)
+            .arg(words)
             .invoke_async(&mut conn)
             .await?;
         Ok(reply)
