@@ -38,6 +38,7 @@ async fn run(
         v.insert("WORKER_HEARTBEAT_SECS".into(), "30".into());
         v.insert("WORKER_MISSED_HEARTBEATS".into(), "10".into());
         v.insert("DATABASE_MAX_CONNECTIONS".into(), "20".into());
+        v.remove("EVENTS_SEEN_FILTER_MB");
     })
     .await;
     app.catalogue().await;
