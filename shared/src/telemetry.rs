@@ -104,6 +104,10 @@ fn describe() {
         "Watch events accepted by the API"
     );
     metrics::describe_counter!(
+        "portal_events_ledger_lookups_total",
+        "Accepted watch events looked up in the receipt ledger (those the seen-events filter may have met, or all while it is incomplete, off or away)"
+    );
+    metrics::describe_counter!(
         "portal_read_cache_hits_total",
         "Dashboard, analytics, funnel, billing and member-list answers served from the read cache, by route"
     );

@@ -84,6 +84,7 @@ pub async fn ingest(
             ids
         }
     };
+    metrics::counter!("portal_events_ledger_lookups_total").increment(maybe_seen.len() as u64);
     let seen_before = if maybe_seen.is_empty() {
         0
     } else {
