@@ -344,19 +344,29 @@ fn seen_upkeep(state: &WorkerState) -> tokio::task::JoinHandle<()> {
         }
         let mut tick = tokio::time::interval(SEEN_CHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A failure is said once, not every round, until a round succeeds.
+        let mut failing = false;
         loop {
             tick.tick().await;
             if matches!(seen.is_complete().await, Ok(true)) {
+                failing = false;
                 continue;
             }
             let started = std::time::Instant::now();
             match seen.backfill(&db).await {
-                Ok(n) => tracing::info!(
-                    receipts = n,
-                    ms = started.elapsed().as_millis() as u64,
-                    "seen-events filter built from the ledger"
-                ),
-                Err(e) => tracing::warn!(error = %e, "seen-events filter not built; trying again"),
+                Ok(n) => {
+                    failing = false;
+                    tracing::info!(
+                        receipts = n,
+                        ms = started.elapsed().as_millis() as u64,
+                        "seen-events filter built from the ledger"
+                    )
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "seen-events filter not built (is Redis or Postgres reachable?); trying again every 10 s")
+                }
+                Err(e) => tracing::debug!(error = %e, "seen-events filter still not built"),
             }
         }
     })
