@@ -95,27 +95,18 @@ const CLAIM_CHUNKS: usize = 4;
 /// …each of at least this many rows.
 const CLAIM_CHUNK_MIN_ROWS: usize = 5_000;
 
-/// Claims a chunk of events expected to have no receipt yet with a plain `COPY`; if one has, the
+/// Claims a chunk of events expected to have no receipt yet with a plain insert; if one has, the
 /// statement fails whole and the chunk is claimed by [`claim_chunk`].
-///
-/// `COPY` rather than `INSERT … SELECT FROM UNNEST`: Postgres writes its rows to the heap a page
-/// at a time (one WAL record per page instead of one per row). The one statement of the product
-/// sqlx's macros cannot check; its columns are those of [`claim_chunk`]'s insert, and every text
-/// value is a UUID.
 async fn claim_new_chunk(pool: &PgPool, keyed: &[(ClientId, Uuid, BatchId)]) -> AppResult<Claim> {
-    let mut rows = String::with_capacity(keyed.len() * 112);
-    for (client, event, batch) in keyed {
-        use std::fmt::Write;
-        let _ = writeln!(rows, "{}\t{event}\t{}", client.0, batch.0);
-    }
-    let inserted = async {
-        use sqlx::postgres::PgPoolCopyExt;
-        let mut copy = pool
-            .copy_in_raw("COPY watch_event_receipts (client_id, event_id, batch_id) FROM STDIN")
-            .await?;
-        copy.send(rows.as_bytes()).await?;
-        copy.finish().await
-    }
+    let (clients, ids, batches) = columns(keyed);
+    let inserted = sqlx::query!(
+        r#"INSERT INTO watch_event_receipts (client_id, event_id, batch_id)
+           SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[])"#,
+        &clients[..] as &[ClientId],
+        &ids[..],
+        &batches[..] as &[BatchId],
+    )
+    .execute(pool)
     .await;
     match inserted {
         Ok(_) => Ok(Claim {
