@@ -87,11 +87,7 @@ impl AppState {
             jwt: JwtKeys::new(config.jwt_secret.expose()),
             api_keys: ApiKeyCache::new(config.api_key_cache_ttl),
             throttle: Throttle::new(redis.clone(), config.redis_namespace.clone()),
-            seen: portal_shared::seen::SeenFilter::new(
-                redis.clone(),
-                config.redis_namespace.clone(),
-                config.events_seen_filter_mb,
-            ),
+            seen: portal_shared::seen::SeenFilter::open(redis.clone(), &config),
             staff: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(10))

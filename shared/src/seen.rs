@@ -35,6 +35,7 @@ use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
+use crate::config::Config;
 use crate::domain::ids::ClientId;
 use crate::error::AppResult;
 
@@ -110,12 +111,13 @@ pub struct SeenFilter {
 }
 
 impl SeenFilter {
-    /// A filter of `mb` megabytes per generation (0 turns it off).
-    pub fn new(redis: ConnectionManager, namespace: impl Into<String>, mb: u32) -> Self {
+    /// The deployment's filter as every API instance and worker opens it: `REDIS_NAMESPACE`,
+    /// `EVENTS_SEEN_FILTER_MB` megabytes per generation (0 turns it off).
+    pub fn open(redis: ConnectionManager, config: &Config) -> Self {
         Self {
             redis,
-            namespace: namespace.into(),
-            words: u64::from(mb) * 1024 * 1024 / 4,
+            namespace: config.redis_namespace.clone(),
+            words: u64::from(config.events_seen_filter_mb) * 1024 * 1024 / 4,
         }
     }
 
@@ -177,23 +179,19 @@ impl SeenFilter {
             };
             after = Some((client, id));
             added += page.len();
-            // Grouped by client and generation (a page is in key order: runs of one client).
-            let mut start = 0;
-            while start < page.len() {
-                let (c, _, at) = page[start];
-                let g = generation_of(at).clamp(current - 1, current);
-                let end = start
-                    + page[start..]
-                        .iter()
-                        .take_while(|(c2, _, at2)| {
-                            *c2 == c && generation_of(*at2).clamp(current - 1, current) == g
-                        })
-                        .count();
-                for part in page[start..end].chunks(500) {
-                    self.run(g, false, c, part.iter().map(|(_, id, _)| id))
-                        .await?;
+            // In runs of one client and generation (a page is in key order: runs of one client).
+            let generation = |at| generation_of(at).clamp(current - 1, current);
+            for run in page.chunk_by(|a, b| a.0 == b.0 && generation(a.2) == generation(b.2)) {
+                let (client, _, at) = run[0];
+                for part in run.chunks(500) {
+                    self.run(
+                        generation(at),
+                        false,
+                        client,
+                        part.iter().map(|(_, id, _)| id),
+                    )
+                    .await?;
                 }
-                start = end;
             }
             if page.len() < BACKFILL_CHUNK {
                 break;

@@ -306,15 +306,13 @@ async fn queue_upkeep(state: &WorkerState) -> tokio::task::JoinHandle<()> {
             [r.0, r.1, r.2, r.3, r.4, r.5].iter().all(Result::is_ok)
         }
     };
-    // Said once when it starts failing and once when it works again, not every round.
-    let mut failing = false;
-    let mut report = move |ok: bool| {
-        if !ok && !failing {
-            tracing::warn!("queue upkeep failed (is Redis reachable?); retrying every 100 ms");
-        } else if ok && failing {
-            tracing::info!("queue upkeep works again");
+    let mut health = Health::default();
+    let mut report = move |ok: bool| match (health.changed(ok), ok) {
+        (true, false) => {
+            tracing::warn!("queue upkeep failed (is Redis reachable?); retrying every 100 ms")
         }
-        failing = !ok;
+        (true, true) => tracing::info!("queue upkeep works again"),
+        _ => {}
     };
     report(round().await);
     tokio::spawn(async move {
@@ -332,11 +330,7 @@ async fn queue_upkeep(state: &WorkerState) -> tokio::task::JoinHandle<()> {
 /// ledger to it ([`SeenFilter::backfill`](portal_shared::seen::SeenFilter::backfill)). Until then
 /// the API looks every event up in the ledger.
 fn seen_upkeep(state: &WorkerState) -> tokio::task::JoinHandle<()> {
-    let seen = portal_shared::seen::SeenFilter::new(
-        state.redis.clone(),
-        state.config.redis_namespace.clone(),
-        state.config.events_seen_filter_mb,
-    );
+    let seen = portal_shared::seen::SeenFilter::open(state.redis.clone(), &state.config);
     let db = state.db.clone();
     tokio::spawn(async move {
         if !seen.enabled() {
@@ -344,32 +338,47 @@ fn seen_upkeep(state: &WorkerState) -> tokio::task::JoinHandle<()> {
         }
         let mut tick = tokio::time::interval(SEEN_CHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // A failure is said once, not every round, until a round succeeds.
-        let mut failing = false;
+        let mut health = Health::default();
         loop {
             tick.tick().await;
-            if matches!(seen.is_complete().await, Ok(true)) {
-                failing = false;
-                continue;
-            }
             let started = std::time::Instant::now();
-            match seen.backfill(&db).await {
-                Ok(n) => {
-                    failing = false;
-                    tracing::info!(
-                        receipts = n,
-                        ms = started.elapsed().as_millis() as u64,
-                        "seen-events filter built from the ledger"
-                    )
-                }
-                Err(e) if !failing => {
-                    failing = true;
+            let built = match seen.is_complete().await {
+                Ok(true) => Ok(None),
+                Ok(false) => seen.backfill(&db).await.map(Some),
+                Err(e) => Err(e),
+            };
+            let news = health.changed(built.is_ok());
+            match built {
+                Ok(Some(n)) => tracing::info!(
+                    receipts = n,
+                    ms = started.elapsed().as_millis() as u64,
+                    "seen-events filter built from the ledger"
+                ),
+                Ok(None) => {}
+                Err(e) if news => {
                     tracing::warn!(error = %e, "seen-events filter not built (is Redis or Postgres reachable?); trying again every 10 s")
                 }
                 Err(e) => tracing::debug!(error = %e, "seen-events filter still not built"),
             }
         }
     })
+}
+
+/// A periodic task's health as its log tells it: a failure is said once when it begins and once
+/// when it ends, not every round.
+#[derive(Default)]
+struct Health {
+    failing: bool,
+}
+
+impl Health {
+    /// Records this round's outcome; whether it is news (the first failure after successes, or the
+    /// first success after failures).
+    fn changed(&mut self, ok: bool) -> bool {
+        let news = ok == self.failing;
+        self.failing = !ok;
+        news
+    }
 }
 
 /// How often a worker checks that the seen-events filter is complete.
