@@ -403,9 +403,12 @@ impl Config {
             "",
         );
         // At most 4,000: a dead worker's batches go back on the queue as the arguments of one
-        // command inside apalis's Redis script, which cannot take more than ~8,000.
+        // command inside apalis's Redis script, which cannot take more than ~8,000. 2048 by
+        // default: a landing holds its batches until it commits, so with batches of 100 events
+        // two full landings (2 × 100,000 rows) need 2,000 of them; at 1024 the second lander only
+        // ever got the 24 left over, and landings ran one after the other.
         let events_concurrency: usize =
-            r.ranged("EVENTS_CONCURRENCY", 1024, 1, 4_000, "a number", "");
+            r.ranged("EVENTS_CONCURRENCY", 2048, 1, 4_000, "a number", "");
         let events_landers: usize = r.ranged("EVENTS_LANDERS", 2, 1, 16, "a number", "");
         // At most 512: the largest Redis string.
         let events_seen_filter_mb: u32 = r.ranged(

@@ -104,25 +104,32 @@ pub fn batches(
         .collect()
 }
 
-/// Posts `batches` with `concurrency` clients, spread over the API instances at `bases`, as the
+/// Request bodies ready to send, with who sends each (see [`bodies`]).
+pub type Bodies = Vec<(usize, Vec<u8>)>;
+
+/// Serializes `batches` for [`post_all`]. Call it before starting a clock: the load generator
+/// shares the cores with the product, and should take as little of them, inside a measurement,
+/// as it can.
+pub fn bodies(batches: &[(usize, Value)]) -> Bodies {
+    batches
+        .iter()
+        .map(|(who, body)| (*who, serde_json::to_vec(body).unwrap()))
+        .collect()
+}
+
+/// Posts `bodies` with `concurrency` clients, spread over the API instances at `bases`, as the
 /// members whose tokens are given; every answer must be 202. Returns the time taken.
 pub async fn post_all(
     bases: &[String],
     api_key: &str,
     tokens: &[String],
-    batches: Vec<(usize, Value)>,
+    bodies: Bodies,
     concurrency: usize,
 ) -> Duration {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
         .unwrap();
-    // The bodies are serialized before the clock starts: the load generator shares the cores with
-    // the API, and should take as little of them as it can.
-    let bodies: Vec<(usize, Vec<u8>)> = batches
-        .into_iter()
-        .map(|(who, body)| (who, serde_json::to_vec(&body).unwrap()))
-        .collect();
     let queue = Arc::new(tokio::sync::Mutex::new(bodies.into_iter()));
     let tokens = Arc::new(tokens.to_vec());
     let started = Instant::now();

@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use portal_tests::bench::{batches, load_members, post_all, tokens_for, BATCH};
+use portal_tests::bench::{batches, bodies, load_members, post_all, tokens_for, BATCH};
 use portal_tests::{env_usize, TestApp, COUNTED};
 use rand::distr::weighted::WeightedIndex;
 
@@ -65,7 +65,7 @@ async fn run(
         &bases,
         &p.t.api_key,
         &tokens,
-        batches(warm, n_members, Some(&weights)),
+        bodies(&batches(warm, n_members, Some(&weights))),
         connections,
     )
     .await;
@@ -74,7 +74,7 @@ async fn run(
         warm as i64
     );
 
-    let load = batches(events, n_members, Some(&weights));
+    let load = bodies(&batches(events, n_members, Some(&weights)));
     let sent = load.len() * BATCH;
     let started = Instant::now();
     let accepted_in = post_all(&bases, &p.t.api_key, &tokens, load, connections).await;

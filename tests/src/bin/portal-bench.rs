@@ -33,7 +33,7 @@ use portal_shared::ch::analytics::{self, DayRange};
 use portal_shared::domain::ids::{ClientId, MemberId};
 use portal_shared::pipeline::ChEvent;
 use portal_tests::bench::{
-    batches, load_members, member_name, post_all, tokens_for, BATCH, CLASSES,
+    batches, bodies, load_members, member_name, post_all, tokens_for, BATCH, CLASSES,
 };
 use portal_tests::{env_usize, event, percentile, Partner, TestApp, COUNTED};
 use rand::distr::weighted::WeightedIndex;
@@ -362,7 +362,7 @@ async fn main() -> anyhow::Result<()> {
     // Warm the API's statements on the empty ledger (so each connection caches its plans there),
     // then load the history without ANALYZE.
     let mut worker = app.worker().await;
-    let warm = batches(BATCH * 200, n_members, Some(&weights));
+    let warm = bodies(&batches(BATCH * 200, n_members, Some(&weights)));
     post_all(&bases, &p.t.api_key, &tokens, warm, concurrency).await;
     let mut counted = BATCH * 200;
     landed(&app, client, counted).await;
@@ -531,10 +531,13 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // ---- 3. ingest -----------------------------------------------------------------------------
-    phase("e2e-spread");
+    phase("e2e-setup");
     // a) realistic spread, end to end.
     let spread = batches(events_per_run, n_members, Some(&weights));
     let spread_rows = rows_of(&spread, client, &members);
+    let spread = bodies(&spread);
+    let heavy = bodies(&batches(events_per_run, 1, None));
+    phase("e2e-spread");
     let started = Instant::now();
     let accepted_in = post_all(&bases, &p.t.api_key, &tokens, spread, concurrency).await;
     counted += events_per_run;
@@ -544,7 +547,6 @@ async fn main() -> anyhow::Result<()> {
 
     phase("e2e-heavy");
     // b) one heavy member (the first, who already has the most history), end to end.
-    let heavy = batches(events_per_run, 1, None);
     let started = Instant::now();
     post_all(&bases, &p.t.api_key, &tokens, heavy, concurrency).await;
     counted += events_per_run;
@@ -552,10 +554,12 @@ async fn main() -> anyhow::Result<()> {
     let heavy_e2e = events_per_run as f64 / started.elapsed().as_secs_f64();
     assert_exactly_once(&app, client, counted).await;
 
-    phase("accept-cold");
+    phase("accept-setup");
     // c) the accept path alone (no worker), on the ledger loaded without ANALYZE…
     worker.stop().await?;
-    let cold = batches(events_per_run, n_members, Some(&weights));
+    let cold = bodies(&batches(events_per_run, n_members, Some(&weights)));
+    let warm = bodies(&batches(events_per_run, n_members, Some(&weights)));
+    phase("accept-cold");
     let cold_time = post_all(&bases, &p.t.api_key, &tokens, cold, concurrency).await;
     let accept_cold = events_per_run as f64 / cold_time.as_secs_f64();
     phase("accept-warm");
@@ -563,7 +567,6 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query("ANALYZE watch_event_receipts, landed_watch_batches, members")
         .execute(&app.db)
         .await?;
-    let warm = batches(events_per_run, n_members, Some(&weights));
     let warm_time = post_all(&bases, &p.t.api_key, &tokens, warm, concurrency).await;
     let accept_warm = events_per_run as f64 / warm_time.as_secs_f64();
     worker = app.worker().await;
