@@ -353,10 +353,6 @@ pub fn parse_status(raw: Option<&str>) -> AppResult<Option<MemberStatus>> {
 }
 
 /// Appends the list filter: the client's members, narrowed by the filters that are given.
-/// A member's name and email as the search index (`members_search_idx`, migration
-/// 20261125000009) holds them: the same expression, or the index is not used.
-const SEARCH_TEXT: &str = r"(lower(m.name) || E'\n' || m.email)";
-
 fn push_filter(
     q: &mut QueryBuilder<Postgres>,
     client_id: ClientId,
@@ -364,19 +360,29 @@ fn push_filter(
     f: &ListFilter,
     search: Option<String>,
 ) {
-    q.push(" WHERE m.client_id = ").push_bind(client_id);
     if let Some(search) = search {
-        // The joined text finds the candidates through `members_search_idx` (with the client, in
-        // one index scan); the columns on their own then decide.
-        q.push(" AND ")
-            .push(SEARCH_TEXT)
-            .push(" LIKE ")
-            .push_bind(search.clone())
-            .push(" AND (lower(m.name) LIKE ")
-            .push_bind(search.clone())
-            .push(" OR m.email LIKE ")
-            .push_bind(search)
-            .push(")");
+        // The candidates come from `member_search` (migration 20261125000011: the client with
+        // `lower(name) || E'\n' || email`, in one scan of its trigram index), gathered into an
+        // array first; the members are then read by primary key, and their columns on their own
+        // decide. The client is checked on `members` too, written `IS NOT DISTINCT FROM` (the
+        // same for a NOT NULL column) because Postgres cannot use that form in an index scan:
+        // as `=`, without statistics it read the client's whole range of an index on
+        // (client, name, id) for every candidate instead of the primary key.
+        q.push(
+            " WHERE m.id = ANY(ARRAY(SELECT s.member_id FROM member_search s WHERE s.client_id = ",
+        )
+        .push_bind(client_id)
+        .push(" AND s.text LIKE ")
+        .push_bind(search.clone())
+        .push(")) AND m.client_id IS NOT DISTINCT FROM ")
+        .push_bind(client_id)
+        .push(" AND (lower(m.name) LIKE ")
+        .push_bind(search.clone())
+        .push(" OR m.email LIKE ")
+        .push_bind(search)
+        .push(")");
+    } else {
+        q.push(" WHERE m.client_id = ").push_bind(client_id);
     }
     match f.status {
         None => {}
