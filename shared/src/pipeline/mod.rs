@@ -198,6 +198,79 @@ pub fn validate_batch(
     }
 }
 
+/// A `POST /app/events` body read straight into its types, without building a JSON tree: the
+/// shape of every well-formed batch. Anything else (a missing or extra field, a number where a
+/// string belongs, an escaped id) fails to read this way and is read as JSON for
+/// [`validate_batch`], which reports it.
+#[derive(Debug, Deserialize)]
+pub struct TypedBatch {
+    pub events: Vec<TypedEvent>,
+}
+
+/// One event of a [`TypedBatch`]: the id and the start as text (as [`validate_batch`] reads them).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TypedEvent {
+    #[serde(deserialize_with = "uuid_text")]
+    pub event_id: Uuid,
+    pub class_id: String,
+    #[serde(deserialize_with = "rfc3339_text")]
+    pub started_at: DateTime<Utc>,
+    pub watched_seconds: u32,
+}
+
+fn uuid_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
+    let s = <&str>::deserialize(d)?;
+    Uuid::parse_str(s).map_err(serde::de::Error::custom)
+}
+
+fn rfc3339_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let s = <&str>::deserialize(d)?;
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(serde::de::Error::custom)
+}
+
+/// [`validate_batch`] for a batch read as a [`TypedBatch`]: the same unique events and in-batch
+/// repeats when every event is valid, `None` as soon as one is not (then the body is read as JSON
+/// and [`validate_batch`] names every invalid event).
+pub fn validate_typed(
+    batch: TypedBatch,
+    classes: &HashMap<String, ClassInfo>,
+    now: DateTime<Utc>,
+) -> Option<(Vec<WatchEvent>, usize)> {
+    let events = batch.events;
+    if events.is_empty() || events.len() > MAX_BATCH {
+        return None;
+    }
+    let earliest = now - ChronoDuration::days(MAX_AGE_DAYS);
+    let latest = now + ChronoDuration::seconds(MAX_SKEW_SECS);
+    let mut out = Vec::with_capacity(events.len());
+    let mut seen = HashSet::with_capacity(events.len());
+    let mut duplicates = 0;
+    for e in events {
+        let class = classes.get(&e.class_id)?;
+        if e.started_at > latest
+            || e.started_at < earliest
+            || !(1..=MAX_WATCHED_SECONDS).contains(&i64::from(e.watched_seconds))
+            || implausible(class, e.started_at, e.watched_seconds, now).is_some()
+        {
+            return None;
+        }
+        if seen.insert(e.event_id) {
+            out.push(WatchEvent {
+                event_id: e.event_id,
+                class_id: e.class_id,
+                started_at: e.started_at,
+                watched_seconds: e.watched_seconds,
+            });
+        } else {
+            duplicates += 1;
+        }
+    }
+    Some((out, duplicates))
+}
+
 /// Why a view of `class` that started at `started_at` cannot have lasted `watched` seconds by
 /// `now`, if it cannot.
 fn implausible(
@@ -471,6 +544,74 @@ mod tests {
             validate_batch(&json!({"events": vec![json!({}); 501]}), &catalogue(), now).is_err()
         );
         assert!(validate_batch(&json!([1]), &catalogue(), now).is_err());
+    }
+
+    /// `validate_typed` on the body read as a `TypedBatch`, or `None` when it does not read so.
+    fn typed(body: &serde_json::Value, now: DateTime<Utc>) -> Option<(Vec<WatchEvent>, usize)> {
+        let batch: TypedBatch = serde_json::from_slice(&serde_json::to_vec(body).ok()?).ok()?;
+        validate_typed(batch, &catalogue(), now)
+    }
+
+    #[test]
+    fn the_typed_reading_agrees_with_the_json_one_and_declines_whatever_it_refuses() {
+        let now = Utc::now();
+        let at = |ago: i64| (now - ChronoDuration::seconds(ago)).to_rfc3339();
+        let id = Uuid::new_v4();
+        let ev = |id: Uuid, ago: i64, secs: i64| json!({"eventId": id, "classId": "yoga-1", "startedAt": at(ago), "watchedSeconds": secs});
+        // Valid: the same events, in order, and the same in-batch repeats (fields in any order,
+        // offsets other than Z, unknown fields beside `events`).
+        let valid = [
+            json!({"events": [ev(id, 600, 600), ev(Uuid::new_v4(), 0, 60), ev(id, 30, 20)]}),
+            json!({"events": [{"watchedSeconds": 60, "startedAt": (now - ChronoDuration::hours(2)).with_timezone(&chrono::FixedOffset::east_opt(3600).unwrap()).to_rfc3339(), "classId": "yoga-1", "eventId": id}], "app": "ios"}),
+            json!({"events": (0..MAX_BATCH).map(|_| ev(Uuid::new_v4(), 7200, 3600)).collect::<Vec<_>>()}),
+        ];
+        for body in &valid {
+            let json = validate_batch(body, &catalogue(), now).unwrap();
+            assert_eq!(typed(body, now), Some(json), "{body}");
+        }
+        // Refused by the JSON reading: the typed one declines them all, so the JSON one reports.
+        let refused = [
+            json!({"events": []}),
+            json!({"events": (0..=MAX_BATCH).map(|_| ev(Uuid::new_v4(), 60, 60)).collect::<Vec<_>>()}),
+            json!({"events": [ev(id, 60, 0)]}),
+            json!({"events": [ev(id, 60, 86_401)]}),
+            json!({"events": [ev(id, 600, 661)]}),
+            json!({"events": [ev(id, 10_000, 7201)]}),
+            json!({"events": [ev(id, -400, 1)]}),
+            json!({"events": [ev(id, 31 * 86_400, 60)]}),
+            json!({"events": [{"eventId": id, "classId": "unknown", "startedAt": at(60), "watchedSeconds": 60}]}),
+            json!({"events": [{"eventId": "nope", "classId": "yoga-1", "startedAt": at(60), "watchedSeconds": 60}]}),
+            json!({"events": [{"eventId": id, "classId": "yoga-1", "startedAt": "yesterday", "watchedSeconds": 60}]}),
+            json!({"events": [{"eventId": id, "classId": "yoga-1", "startedAt": at(60), "watchedSeconds": 60, "extra": 1}]}),
+            json!({"events": [{"eventId": id, "classId": "yoga-1", "startedAt": at(60)}]}),
+            json!({"events": [7]}),
+            json!({"events": {}}),
+            json!([1]),
+        ];
+        for body in &refused {
+            assert!(validate_batch(body, &catalogue(), now).is_err(), "{body}");
+            assert_eq!(typed(body, now), None, "{body}");
+        }
+        // Read as JSON instead, and valid there: a number the JSON reading takes as whole, an id
+        // written with escapes. The typed reading declines; the JSON one accepts.
+        let loose = [
+            json!({"events": [{"eventId": id, "classId": "yoga-1", "startedAt": at(600), "watchedSeconds": 60.0}]}),
+        ];
+        for body in &loose {
+            assert!(validate_batch(body, &catalogue(), now).is_ok(), "{body}");
+            assert_eq!(typed(body, now), None, "{body}");
+        }
+        let escaped = format!(
+            r#"{{"events": [{{"eventId": "\u0030{}", "classId": "yoga-1", "startedAt": "{}", "watchedSeconds": 60}}]}}"#,
+            &Uuid::nil().to_string()[1..],
+            at(600)
+        );
+        assert!(serde_json::from_str::<TypedBatch>(&escaped).is_err());
+        let value: serde_json::Value = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(
+            validate_batch(&value, &catalogue(), now).unwrap().0[0].event_id,
+            Uuid::nil()
+        );
     }
 
     #[test]
