@@ -3,7 +3,7 @@
 //! summaries and profile state (active days, watch seconds per category) a landing adds to. The
 //! steps and their order are in [`crate::pipeline`].
 
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgPool, Postgres, Transaction};

@@ -2,7 +2,10 @@
 //! it from the API to a worker, and [`land_pending`], which counts every event exactly once
 //! (with the receipt ledger in [`crate::pg::receipts`] and the row in [`crate::ch::events`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+// The per-event sets and maps: foldhash (seeded per process) instead of std's SipHash.
+use foldhash::{HashMap as EventMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::domain::ids::{BatchId, ClientId, MemberId};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -376,7 +379,7 @@ pub async fn land_pending(
     // 2. Insert what is not in ClickHouse yet.
     let mut already: HashSet<(ClientId, Uuid)> = HashSet::new();
     if !claimed.resumed.is_empty() {
-        let mut by_client: HashMap<ClientId, Vec<Uuid>> = HashMap::new();
+        let mut by_client: EventMap<ClientId, Vec<Uuid>> = EventMap::new();
         for (c, e) in &claimed.resumed {
             by_client.entry(*c).or_default().push(*e);
         }
@@ -460,7 +463,7 @@ async fn land(
     if events.is_empty() {
         return Ok(0);
     }
-    let mut per_member: HashMap<(ClientId, MemberId), Activity> = HashMap::new();
+    let mut per_member: EventMap<(ClientId, MemberId), Activity> = EventMap::new();
     for e in events {
         let a = per_member
             .entry((e.client_id, e.member_id))
