@@ -396,15 +396,49 @@ pub async fn count_landed(
 
 /// Receipts older than 35 days are no longer needed (events that old are refused). A sweep over
 /// every client (listed in [`unscoped`](crate::pg::unscoped)).
+///
+/// Both deletes find their rows through a BRIN index on the time column, whatever the planner's
+/// statistics say (without them it takes a third of the rows to match and reads the whole table;
+/// sequential scans are off for the transaction). A BRIN index skips a range of pages only once
+/// the range is summarized: autovacuum summarizes new ranges as it vacuums, but where it is off
+/// or behind, every range written since is unsummarized and the deletes read every page anyway.
+/// So the new ranges are summarized first, which reads the pages written since the last prune,
+/// once. Measured on a ledger of 2.8 M receipts with no range summarized: 645 ms and 29,000 pages
+/// read at every prune (every worker start and every hour), evicting the ledger's hot index pages
+/// from Postgres's cache; summarized, 0.25 ms.
 pub async fn prune(pool: &PgPool) -> AppResult<u64> {
+    summarize_new_ranges(pool, "watch_event_receipts_received_brin").await;
+    summarize_new_ranges(pool, "landed_watch_batches_landed_brin").await;
+    let mut tx = pool.begin().await?;
+    sqlx::query!("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
+        .await?;
     let receipts = sqlx::query!(
         "DELETE FROM watch_event_receipts WHERE received_at < now() - interval '35 days'"
     )
-    .execute(pool)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
     sqlx::query!("DELETE FROM landed_watch_batches WHERE landed_at < now() - interval '35 days'")
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(receipts)
+}
+
+/// Summarizes the page ranges of a BRIN `index` written since its last summary. A failure (the
+/// role does not own the table, say) is logged and the prune goes on: it is then only slower.
+async fn summarize_new_ranges(pool: &PgPool, index: &str) {
+    let summarized = sqlx::query_scalar!(
+        r#"SELECT brin_summarize_new_values($1::text::regclass) AS "ranges!""#,
+        index,
+    )
+    .fetch_one(pool)
+    .await;
+    match summarized {
+        Ok(ranges) => tracing::debug!(index, ranges, "BRIN ranges summarized before pruning"),
+        Err(e) => {
+            tracing::warn!(index, error = %e, "BRIN ranges not summarized; pruning reads the whole table")
+        }
+    }
 }

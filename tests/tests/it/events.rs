@@ -685,3 +685,70 @@ async fn the_duplicate_pre_check_reads_one_index_entry_per_id_without_statistics
         "the pre-check read {read} index entries for 6 × 100 ids"
     );
 }
+
+#[tokio::test]
+async fn pruning_reads_only_the_ledger_pages_written_since_the_last_prune() {
+    use portal_shared::pg::receipts;
+    let app = TestApp::spawn().await;
+    let p = app.partner().await;
+    let add = |n: i64, age: &'static str| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query(
+                "INSERT INTO watch_event_receipts (client_id, event_id, batch_id, received_at)
+                 SELECT $1, gen_random_uuid(), gen_random_uuid(), now() - $3::text::interval
+                 FROM generate_series(1, $2)",
+            )
+            .bind(p.t.client_id)
+            .bind(n)
+            .bind(age)
+            .execute(&db)
+            .await
+            .unwrap();
+        }
+    };
+    // Receipts past the 35 days, then 60,000 young ones (about 600 pages, five BRIN ranges),
+    // as on this test database's Postgres with autovacuum off: no range is summarized.
+    add(500, "40 days").await;
+    add(60_000, "1 minute").await;
+    sqlx::query("INSERT INTO landed_watch_batches (batch_id, landed_at) VALUES (gen_random_uuid(), now() - interval '40 days')")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(receipts::prune(&app.db).await.unwrap(), 500);
+    let left = |sql: &'static str| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        left("SELECT count(*) FROM watch_event_receipts").await,
+        60_000
+    );
+    assert_eq!(left("SELECT count(*) FROM landed_watch_batches").await, 0);
+    // The next prune, after more receipts, reads the range that held the old receipts and the
+    // new pages, not the whole ledger again.
+    add(1_000, "1 minute").await;
+    let one = app.single_connection().await;
+    let pages_read = |one: sqlx::PgPool| async move {
+        portal_tests::flushed_statistics::<(i64,)>(
+            &one,
+            "SELECT heap_blks_read + heap_blks_hit FROM pg_statio_user_tables
+             WHERE relname = 'watch_event_receipts'",
+        )
+        .await[0]
+            .0
+    };
+    let table_pages: i64 = left("SELECT pg_relation_size('watch_event_receipts') / 8192").await;
+    let before = pages_read(one.clone()).await;
+    assert_eq!(receipts::prune(&one).await.unwrap(), 0);
+    let read = pages_read(one).await - before;
+    assert!(
+        table_pages > 500 && read < 200,
+        "the second prune read {read} of the ledger's {table_pages} pages"
+    );
+}
