@@ -596,9 +596,9 @@ async fn main() -> anyhow::Result<()> {
 
     // The limit: the spread's rows in one bulk insert through the crate into a plain table of the
     // same shape, five times (one insert lasts a fifth of a second): the median is the limit.
-    // Each insert waits until ClickHouse has no merge running, so that the limit is not taken
-    // while ClickHouse still merges the parts the phases before wrote (that lowered it by up to
-    // 40 % and so raised every ratio).
+    // Each insert waits until ClickHouse has no merge running, so that the limit is never taken
+    // while ClickHouse still merges the parts the phases before wrote (a lower limit would raise
+    // every ratio). In the runs so far there was little or nothing to wait for.
     phase("raw-insert");
     let ch = &app.state.ch;
     let mut raws = Vec::new();
