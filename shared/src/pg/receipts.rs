@@ -175,8 +175,7 @@ async fn claim_chunk(pool: &PgPool, keyed: &[(ClientId, Uuid, BatchId)]) -> AppR
             &ri[..],
             &rb[..] as &[BatchId],
         )
-
-            .fetch_all(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
         c.resumed = resumed
@@ -388,8 +387,8 @@ pub async fn count_landed(
         &dm[..] as &[MemberId],
         &dd[..],
     )
-.persistent(false)
-        .execute(&mut **tx)
+    .persistent(false)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
