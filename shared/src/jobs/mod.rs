@@ -300,6 +300,15 @@ pub fn redis_lazy(url: &str) -> redis::RedisResult<ConnectionManager> {
 pub const UPKEEP_EVERY: Duration = Duration::from_millis(100);
 
 /// Queue settings shared by producers and consumers of one queue.
+///
+/// Without task locks and task events. A lock (apalis's `acquire_leases`, one script per task
+/// when a consumer starts it) only records who runs the task in its metadata, and removes its id
+/// from the active list with `LREM`, which reads the whole list: the fetch has already taken the
+/// id out, so every lock read the whole backlog for nothing (86–100 µs of Redis a task in
+/// `portal-bench`, as much as the seen-events filter's `BITFIELD`s), and every heartbeat renewed
+/// every lock. What a
+/// consumer holds is its in-flight set, which the fetch fills and which is re-queued when its
+/// heartbeats stop, locked or not. Task events are `PUBLISH`es that no consumer of ours listens to.
 fn queue_config<J: Job>(
     namespace: &str,
     heartbeat: Duration,
@@ -310,6 +319,8 @@ fn queue_config<J: Job>(
         .batch_size(J::BATCH)
         .heartbeat_interval(heartbeat)
         .missed_heartbeats(missed_heartbeats.max(1) as usize)
+        .lock_tasks(false)
+        .emit_events(false)
 }
 
 fn storage<T>(conn: ConnectionManager, config: QueueConfig) -> RedisStorage<T> {
