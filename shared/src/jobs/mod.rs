@@ -306,9 +306,9 @@ pub const UPKEEP_EVERY: Duration = Duration::from_millis(100);
 /// from the active list with `LREM`, which reads the whole list: the fetch has already taken the
 /// id out, so every lock read the whole backlog for nothing (86–100 µs of Redis a task in
 /// `portal-bench`, as much as the seen-events filter's `BITFIELD`s), and every heartbeat renewed
-/// every lock. What a
-/// consumer holds is its in-flight set, which the fetch fills and which is re-queued when its
-/// heartbeats stop, locked or not. Task events are `PUBLISH`es that no consumer of ours listens to.
+/// every lock. What a consumer holds is its in-flight set, which the fetch fills and which is
+/// re-queued when its heartbeats stop, locked or not. Task events are `PUBLISH`es that no consumer
+/// of ours listens to.
 fn queue_config<J: Job>(
     namespace: &str,
     heartbeat: Duration,
