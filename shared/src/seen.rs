@@ -56,8 +56,9 @@ local check = ARGV[2] == '1'
 local masks = ARGV[3]
 local nw = #ARGV - 3
 local gets = {}
-for j = 1, nw do
-  gets[3 * j - 2] = 'GET'; gets[3 * j - 1] = 'u32'; gets[3 * j] = ARGV[j + 3]
+local g = 0
+for j = 4, nw + 3 do
+  gets[g + 1] = 'GET'; gets[g + 2] = 'u32'; gets[g + 3] = ARGV[j]; g = g + 3
 end
 local cur = redis.call('BITFIELD', KEYS[1], unpack(gets))
 local prev = nil
@@ -65,36 +66,36 @@ if check and redis.call('EXISTS', KEYS[2]) == 1 then
   prev = redis.call('BITFIELD', KEYS[2], unpack(gets))
 end
 local out = {redis.call('EXISTS', KEYS[3])}
-local m = {}
-for j = 1, nw do m[j] = struct.unpack('<i4', masks, 4 * j - 3) end
-if check then
-  for a = 1, nw do
-    local seen = bit.band(cur[a], m[a]) == m[a]
-    if not seen and prev then
-      seen = bit.band(prev[a], m[a]) == m[a]
-    end
-    out[#out + 1] = seen and 1 or 0
-  end
-end
+local band, bor, unpack4 = bit.band, bit.bor, struct.unpack
 local value = {}
 for j = 1, nw do
+  local mj = unpack4('<i4', masks, 4 * j - 3)
+  local c = cur[j]
+  if check then
+    local seen = band(c, mj) == mj
+    if not seen and prev then
+      seen = band(prev[j], mj) == mj
+    end
+    out[j + 1] = seen and 1 or 0
+  end
   local w = ARGV[j + 3]
-  value[w] = bit.bor(value[w] or cur[j], m[j])
+  value[w] = bor(value[w] or c, mj)
 end
 local sets = {}
+local s = 0
 for j = 1, nw do
   local w = ARGV[j + 3]
   local v = value[w]
   if v ~= nil then
     if v < 0 then v = v + 4294967296 end
     if v ~= cur[j] then
-      sets[#sets + 1] = 'SET'; sets[#sets + 1] = 'u32'; sets[#sets + 1] = w
-      sets[#sets + 1] = string.format('%d', v)
+      sets[s + 1] = 'SET'; sets[s + 2] = 'u32'; sets[s + 3] = w; sets[s + 4] = string.format('%d', v)
+      s = s + 4
     end
     value[w] = nil
   end
 end
-if #sets > 0 then
+if s > 0 then
   redis.call('BITFIELD', KEYS[1], unpack(sets))
   if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 end
