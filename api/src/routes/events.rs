@@ -117,7 +117,9 @@ impl EventsBody {
 /// with each invalid event's index and reason. `eventId` makes retries safe. 503 with
 /// `Retry-After` when the queue is unreachable: never a 202 for a lost event. A member may send
 /// `MEMBER_EVENTS_PER_MINUTE` events a minute (default 1,000): a batch that would go over answers
-/// 429 with `Retry-After` and is not queued (nor counted against the limit).
+/// 429 with `Retry-After` and is not queued (nor counted against the limit). Send fewer, larger
+/// batches where the app can (up to 500 events): much of a request's cost does not depend on its
+/// size.
 #[endpoint(
     tags("app"),
     security(("api_key" = [], "member_bearer" = [])),
