@@ -1,5 +1,6 @@
 //! Domain types and rules with no I/O: credentials and roles, list parameters, JSON input rules.
 
+pub mod active_days;
 pub mod auth;
 pub mod ids;
 pub mod json;

@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::domain::active_days::ActiveDays;
 use crate::domain::ids::{BatchId, ClientId, MemberId};
 
 // Planning. A statement that reads one of these tables by key through a join or `= ANY` is run
@@ -193,10 +194,22 @@ struct EventKey {
 }
 
 /// A member row locked by [`lock_members`].
-struct LockedMember {
+struct LockedRow {
     client_id: ClientId,
     id: MemberId,
     profile_tracked: bool,
+    active_days_since: Option<NaiveDate>,
+    active_day_bits: Vec<u8>,
+}
+
+/// A member locked by [`lock_members`], with their active days as they stand.
+#[derive(Debug)]
+pub struct LockedMember {
+    pub client_id: ClientId,
+    pub member_id: MemberId,
+    /// False for members counted before their profile state existed, until a landing rebuilds it.
+    pub profile_tracked: bool,
+    pub active_days: ActiveDays,
 }
 
 /// Inserts a `landed_watch_batches` row for every one of `batch_ids` (sorted and without repeats,
@@ -227,26 +240,28 @@ pub struct Activity {
     pub views: i64,
     pub first: Option<DateTime<Utc>>,
     pub last: Option<DateTime<Utc>>,
-    /// The member's profile state was rebuilt in this landing (see [`ProfileAdds`]): their
-    /// active days are counted afresh from the days added, instead of added to.
+    /// The member's profile state was rebuilt in this landing (see [`ProfileAdds`]): from now
+    /// on it is tracked.
     pub rebuilt: bool,
 }
 
-/// What a landing adds to the members' profile state, from which `members.active_days` and
-/// `members.favorite_category` are kept: each member's distinct active days
-/// (`member_active_days`) and watch seconds per category (`member_category_seconds`). Every
+/// What a landing does to the members' profile state, from which `members.active_days` and
+/// `members.favorite_category` are kept: each member's distinct active days (a bit set on the
+/// member's row, [`ActiveDays`]) and watch seconds per category (`member_category_seconds`). Every
 /// member named here must be locked by [`lock_members`] in the same transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProfileAdds {
-    /// `(client, member, local day)`, in key order, without repeats.
-    pub days: Vec<(ClientId, MemberId, NaiveDate)>,
+    /// `(client, member, active days)`: the whole set each touched member has after the landing
+    /// (read under the lock and added to, or rebuilt), one entry per member.
+    pub days: Vec<(ClientId, MemberId, ActiveDays)>,
     /// `(client, member, category, seconds)`, in key order, one entry per member and category.
     pub seconds: Vec<(ClientId, MemberId, String, i64)>,
 }
 
 /// Locks the rows of `members` (`(client, member)` keys) in key order, for the rest of the
 /// landing transaction, and returns those that exist with whether their profile state is tracked
-/// (false for members counted before it existed, until a landing rebuilds it).
+/// (false for members counted before it existed, until a landing rebuilds it) and their active
+/// days as they stand.
 ///
 /// Every landing that counts events of a member holds this lock while it changes the member's
 /// summary and profile state, so landers of different batches touching one member take turns,
@@ -256,13 +271,14 @@ pub struct ProfileAdds {
 pub async fn lock_members(
     tx: &mut Transaction<'static, Postgres>,
     members: &[(ClientId, MemberId)],
-) -> AppResult<Vec<(ClientId, MemberId, bool)>> {
+) -> AppResult<Vec<LockedMember>> {
     let c: Vec<ClientId> = members.iter().map(|k| k.0).collect();
     let m: Vec<MemberId> = members.iter().map(|k| k.1).collect();
     super::custom_plans(tx).await?;
     let rows = sqlx::query_as!(
-        LockedMember,
-        r#"SELECT m.client_id AS "client_id: ClientId", m.id AS "id: MemberId", m.profile_tracked
+        LockedRow,
+        r#"SELECT m.client_id AS "client_id: ClientId", m.id AS "id: MemberId", m.profile_tracked,
+                  m.active_days_since, m.active_day_bits
            FROM members m
            JOIN UNNEST($1::uuid[], $2::uuid[]) AS k(client_id, id)
              ON m.id = k.id AND m.client_id = k.client_id
@@ -275,7 +291,12 @@ pub async fn lock_members(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| (r.client_id, r.id, r.profile_tracked))
+        .map(|r| LockedMember {
+            client_id: r.client_id,
+            member_id: r.id,
+            profile_tracked: r.profile_tracked,
+            active_days: ActiveDays::from_stored(r.active_days_since, r.active_day_bits),
+        })
         .collect())
 }
 
@@ -305,9 +326,10 @@ pub async fn pending_events(
 /// the members' active days and favourite category from that state, inside the transaction that
 /// owns the batches (its commit lands them). The members must be locked ([`lock_members`]).
 ///
-/// The work is proportional to the rows given: new days are inserted (a day already there adds
-/// nothing) and counted, category seconds are added to, and the favourite is the first of the
-/// member's few category rows by seconds (most first), then category in byte order.
+/// The work is proportional to the members and categories given: each member's row gets their
+/// new set of active days (and its count), category seconds are added to, and the favourite is
+/// the first of the member's few category rows by seconds (most first), then category in byte
+/// order.
 pub async fn count_landed(
     tx: &mut Transaction<'static, Postgres>,
     activity: &[Activity],
@@ -345,26 +367,20 @@ pub async fn count_landed(
     let r: Vec<bool> = activity.iter().map(|a| a.rebuilt).collect();
     let dc: Vec<ClientId> = profile.days.iter().map(|d| d.0).collect();
     let dm: Vec<MemberId> = profile.days.iter().map(|d| d.1).collect();
-    let dd: Vec<NaiveDate> = profile.days.iter().map(|d| d.2).collect();
-    // The inserted days are counted from the CTE's RETURNING: the UPDATE reads its tables as they
-    // were when the statement began. The category seconds were added by the statement above.
+    let since: Vec<Option<NaiveDate>> = profile.days.iter().map(|d| d.2.since()).collect();
+    let bits: Vec<&[u8]> = profile.days.iter().map(|d| d.2.bits()).collect();
+    let count: Vec<i32> = profile.days.iter().map(|d| d.2.len() as i32).collect();
+    // The category seconds were added by the statement above.
     sqlx::query!(
-        r#"WITH new_days AS (
-               INSERT INTO member_active_days (client_id, member_id, day)
-               SELECT * FROM UNNEST($8::uuid[], $9::uuid[], $10::date[]) AS d(client_id, member_id, day)
-               ORDER BY member_id, day
-               ON CONFLICT (member_id, day) DO NOTHING
-               RETURNING client_id, member_id
-           ), added AS (
-               SELECT client_id, member_id, count(*)::int AS days FROM new_days
-               GROUP BY client_id, member_id
-           )
-           UPDATE members m SET
+        r#"UPDATE members m SET
                watch_seconds = m.watch_seconds + d.seconds,
                class_views = m.class_views + d.views,
                first_active_at = LEAST(m.first_active_at, d.first_at),
                last_active_at = GREATEST(m.last_active_at, d.last_at),
-               active_days = CASE WHEN d.rebuilt THEN 0 ELSE m.active_days END + COALESCE(a.days, 0),
+               active_days = COALESCE(a.days, m.active_days),
+               active_days_since = CASE WHEN a.member_id IS NULL THEN m.active_days_since
+                                        ELSE a.since END,
+               active_day_bits = COALESCE(a.bits, m.active_day_bits),
                favorite_category = (
                    SELECT s.category FROM member_category_seconds s
                    WHERE s.member_id = m.id AND s.client_id = m.client_id
@@ -374,7 +390,9 @@ pub async fn count_landed(
            FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[],
                        $6::timestamptz[], $7::bool[])
                 AS d(client_id, member_id, seconds, views, first_at, last_at, rebuilt)
-           LEFT JOIN added a ON a.client_id = d.client_id AND a.member_id = d.member_id
+           LEFT JOIN UNNEST($8::uuid[], $9::uuid[], $10::date[], $11::bytea[], $12::int[])
+                AS a(client_id, member_id, since, bits, days)
+             ON a.client_id = d.client_id AND a.member_id = d.member_id
            WHERE m.id = d.member_id AND m.client_id = d.client_id"#,
         &c[..] as &[ClientId],
         &m[..] as &[MemberId],
@@ -385,7 +403,9 @@ pub async fn count_landed(
         &r[..],
         &dc[..] as &[ClientId],
         &dm[..] as &[MemberId],
-        &dd[..],
+        &since[..] as &[Option<NaiveDate>],
+        &bits[..] as &[&[u8]],
+        &count[..],
     )
     .persistent(false)
     .execute(&mut **tx)

@@ -22,12 +22,13 @@
 //! (after 35 days) cannot be told apart from a counted one, and is rebuilt in, as the full
 //! recompute before this state did. Days are a set, so a day can never be counted twice.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDate;
 
 use crate::ch::events::{member_history, ChEvent, HistoryRow};
 use crate::ch::ClickHouse;
+use crate::domain::active_days::ActiveDays;
 use crate::domain::ids::{ClientId, MemberId};
 use crate::error::AppResult;
 use crate::pg::receipts::{self, ProfileAdds};
@@ -60,16 +61,19 @@ pub async fn prepare(
         events.iter().map(|e| (e.client_id, e.member_id)).collect();
     keys.sort_unstable();
     keys.dedup();
+    let mut state = State::default();
     let mut tracked = HashSet::with_capacity(keys.len());
     let mut untracked: HashMap<ClientId, Vec<MemberId>> = HashMap::new();
-    for (client, member, is_tracked) in receipts::lock_members(tx, &keys).await? {
-        if is_tracked {
-            tracked.insert((client, member));
+    for m in receipts::lock_members(tx, &keys).await? {
+        let key = (m.client_id, m.member_id);
+        if m.profile_tracked {
+            // Added to as they stand; a rebuilt member's days start empty.
+            state.days.insert(key, m.active_days);
+            tracked.insert(key);
         } else {
-            untracked.entry(client).or_default().push(member);
+            untracked.entry(m.client_id).or_default().push(m.member_id);
         }
     }
-    let mut state = State::default();
     for e in events {
         if tracked.contains(&(e.client_id, e.member_id)) {
             state.add(
@@ -130,10 +134,10 @@ async fn rebuild(
     }
 }
 
-/// Days and seconds per category being gathered, in key order.
+/// Each member's active days and the seconds per category being gathered, in key order.
 #[derive(Default)]
 struct State {
-    days: BTreeSet<(ClientId, MemberId, NaiveDate)>,
+    days: BTreeMap<(ClientId, MemberId), ActiveDays>,
     seconds: BTreeMap<(ClientId, MemberId, String), i64>,
 }
 
@@ -146,7 +150,7 @@ impl State {
         category: &str,
         seconds: u32,
     ) {
-        self.days.insert((client, member, day));
+        self.days.entry((client, member)).or_default().insert(day);
         *self
             .seconds
             .entry((client, member, category.to_string()))
@@ -155,7 +159,7 @@ impl State {
 
     fn into_adds(self) -> ProfileAdds {
         ProfileAdds {
-            days: self.days.into_iter().collect(),
+            days: self.days.into_iter().map(|((c, m), d)| (c, m, d)).collect(),
             seconds: self
                 .seconds
                 .into_iter()

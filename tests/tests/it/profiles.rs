@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDate, Utc};
 use portal_shared::ch::ClickHouse;
+use portal_shared::domain::active_days::ActiveDays;
 use portal_shared::domain::ids::{BatchId, ClientId, MemberId};
 use portal_shared::pipeline::{self, ChEvent, Pending};
 use portal_tests::{Partner, TestApp, LANDED};
@@ -72,12 +73,16 @@ async fn from_postgres(app: &TestApp, member: MemberId) -> Profile {
             .fetch_one(&app.db)
             .await
             .unwrap();
-    let days: Vec<NaiveDate> =
-        sqlx::query_scalar("SELECT day FROM member_active_days WHERE member_id = $1 ORDER BY day")
-            .bind(member)
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
+    // The set's bits read with Postgres's own `get_bit`, independently of the product's encoder.
+    let days: Vec<NaiveDate> = sqlx::query_scalar(
+        "SELECT m.active_days_since + i FROM members m,
+                generate_series(0, length(m.active_day_bits) * 8 - 1) AS i
+         WHERE m.id = $1 AND get_bit(m.active_day_bits, i) = 1 ORDER BY 1",
+    )
+    .bind(member)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
     let seconds: Vec<(String, i64)> = sqlx::query_as(
         "SELECT category, seconds FROM member_category_seconds WHERE member_id = $1",
     )
@@ -381,21 +386,17 @@ async fn a_flush_of_a_tracked_member_reads_none_of_their_history() {
     let ann_history = long(ann);
     app.insert_ch_events(ann_history.iter().map(|p| p.row.clone()))
         .await;
-    sqlx::query(
-        "INSERT INTO member_active_days (client_id, member_id, day)
-         SELECT $1, $2, d FROM UNNEST($3::date[]) AS d ON CONFLICT DO NOTHING",
-    )
-    .bind(p.t.client_id)
-    .bind(ann)
-    .bind(
-        ann_history
-            .iter()
-            .map(|p| p.row.local_date)
-            .collect::<Vec<_>>(),
-    )
-    .execute(&app.db)
-    .await
-    .unwrap();
+    let mut ann_days = ActiveDays::default();
+    for v in &ann_history {
+        ann_days.insert(v.row.local_date);
+    }
+    sqlx::query("UPDATE members SET active_days_since = $2, active_day_bits = $3 WHERE id = $1")
+        .bind(ann)
+        .bind(ann_days.since())
+        .bind(ann_days.bits())
+        .execute(&app.db)
+        .await
+        .unwrap();
     sqlx::query(
         "INSERT INTO member_category_seconds (client_id, member_id, category, seconds)
          VALUES ($1, $2, 'Yoga', 1200000)",
