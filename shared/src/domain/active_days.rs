@@ -51,7 +51,9 @@ impl ActiveDays {
         let Ok(i) = usize::try_from((day - since).num_days()) else {
             return false;
         };
-        self.bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0)
+        self.bits
+            .get(i / 8)
+            .is_some_and(|b| b & (1 << (i % 8)) != 0)
     }
 
     /// The days of the set, in order.
