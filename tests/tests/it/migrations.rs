@@ -122,3 +122,100 @@ async fn concurrent_clickhouse_migrations_take_turns() {
         .await
         .unwrap();
 }
+
+/// Migration `20261125000013` turns the rows of `member_active_days` into each member's bit set
+/// on their row, in the layout the landing reads and writes (`ActiveDays`, Postgres's `get_bit`
+/// order): a database migrated to the migration before, with days in it, then to the end.
+#[tokio::test]
+async fn the_active_days_table_becomes_each_members_bit_set() {
+    use chrono::NaiveDate;
+    use portal_shared::domain::active_days::ActiveDays;
+    use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
+    let name = format!("portal_t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&portal_tests::admin_url())
+        .await
+        .unwrap();
+    admin
+        .execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .await
+        .unwrap();
+    let mut c = PgConnection::connect(&portal_tests::database_url(&name))
+        .await
+        .unwrap();
+    let migrator = &portal_shared::pg::MIGRATOR;
+    migrator.run_to(20261125000012, &mut c).await.unwrap();
+    let client = uuid::Uuid::new_v4();
+    sqlx::query("INSERT INTO clients (id, name, slug) VALUES ($1, 'Gym', $2)")
+        .bind(client)
+        .bind(format!("gym-{}", client.simple()))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+    let year: Vec<NaiveDate> = (0..365)
+        .map(|i| d("2025-01-01") + chrono::Days::new(i))
+        .collect();
+    let members: Vec<(uuid::Uuid, Vec<NaiveDate>)> = vec![
+        (
+            uuid::Uuid::new_v4(),
+            vec![d("2026-01-01"), d("2026-01-02"), d("2026-01-10")],
+        ),
+        (uuid::Uuid::new_v4(), vec![d("2026-03-05")]),
+        (uuid::Uuid::new_v4(), year),
+        (uuid::Uuid::new_v4(), vec![]),
+    ];
+    for (i, (member, days)) in members.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO members (id, client_id, email, name, password_hash, active_days)
+             VALUES ($1, $2, $3, 'M', 'x', $4)",
+        )
+        .bind(member)
+        .bind(client)
+        .bind(format!("m{i}@example.com"))
+        .bind(days.len() as i32)
+        .execute(&mut c)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO member_active_days (client_id, member_id, day)
+             SELECT $1, $2, d FROM UNNEST($3::date[]) AS d",
+        )
+        .bind(client)
+        .bind(member)
+        .bind(days)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+    migrator.run(&mut c).await.unwrap();
+    for (member, days) in &members {
+        let (since, bits, count): (Option<NaiveDate>, Vec<u8>, i32) = sqlx::query_as(
+            "SELECT active_days_since, active_day_bits, active_days FROM members WHERE id = $1",
+        )
+        .bind(member)
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        let set = ActiveDays::from_stored(since, bits);
+        assert_eq!(&set.days().collect::<Vec<_>>(), days);
+        assert_eq!(set.len(), count as usize);
+        let mut expected = ActiveDays::default();
+        for day in days {
+            expected.insert(*day);
+        }
+        assert_eq!(set, expected, "the landing's own layout");
+    }
+    let table: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('member_active_days')::text")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    assert_eq!(table, None);
+    c.close().await.unwrap();
+    admin
+        .execute(AssertSqlSafe(format!(
+            "DROP DATABASE \"{name}\" WITH (FORCE)"
+        )))
+        .await
+        .unwrap();
+}
