@@ -1,8 +1,8 @@
 //! Step 3 of [`land_pending`](super::land_pending): what a landing adds to the members' profile
 //! state, from which their active days and favourite category are kept
 //! ([`receipts::ProfileAdds`]). For a member whose state is tracked that is just the flush's own
-//! events: their days and their seconds per category, so the cost follows the flush, not the
-//! member's history.
+//! events: their days, added to the member's set of days (read with the row lock, one small bit
+//! set), and their seconds per category, so the cost follows the flush, not the member's history.
 //!
 //! A member counted before the state existed (`members.profile_tracked = false`, set by the
 //! migration that added it) has their state rebuilt once, by their first landing since, from
@@ -47,8 +47,9 @@ pub struct Profiles {
 }
 
 /// Locks the members of `events` (in key order, for the rest of `tx`) and returns what the
-/// landing adds to their profile state: the events' own days and seconds per category for tracked
-/// members, the rebuilt state of untracked ones. Members that do not exist get nothing.
+/// landing does to their profile state: for tracked members, their set of days with the events'
+/// days added and the events' seconds per category; for untracked ones, the rebuilt state.
+/// Members that do not exist get nothing.
 pub async fn prepare(
     tx: &mut Transaction<'static, Postgres>,
     ch: &ClickHouse,
