@@ -193,15 +193,6 @@ struct EventKey {
     event_id: Uuid,
 }
 
-/// A member row locked by [`lock_members`].
-struct LockedRow {
-    client_id: ClientId,
-    id: MemberId,
-    profile_tracked: bool,
-    active_days_since: Option<NaiveDate>,
-    active_day_bits: Vec<u8>,
-}
-
 /// A member locked by [`lock_members`], with their active days as they stand.
 #[derive(Debug)]
 pub struct LockedMember {
@@ -275,8 +266,7 @@ pub async fn lock_members(
     let c: Vec<ClientId> = members.iter().map(|k| k.0).collect();
     let m: Vec<MemberId> = members.iter().map(|k| k.1).collect();
     super::custom_plans(tx).await?;
-    let rows = sqlx::query_as!(
-        LockedRow,
+    let rows = sqlx::query!(
         r#"SELECT m.client_id AS "client_id: ClientId", m.id AS "id: MemberId", m.profile_tracked,
                   m.active_days_since, m.active_day_bits
            FROM members m
