@@ -70,15 +70,9 @@ impl ActiveDays {
         let since = match self.since {
             Some(since) if since <= day => since,
             Some(_) => {
-                let days: Vec<NaiveDate> = self.days().collect();
-                *self = Self {
-                    since: Some(day),
-                    bits: Vec::new(),
-                };
-                for d in days {
-                    self.insert(d);
-                }
-                day
+                // Before the first day, so new.
+                *self = std::iter::once(day).chain(self.days()).collect();
+                return true;
             }
             None => {
                 self.since = Some(day);
@@ -93,6 +87,16 @@ impl ActiveDays {
         let new = *byte & mask == 0;
         *byte |= mask;
         new
+    }
+}
+
+impl FromIterator<NaiveDate> for ActiveDays {
+    fn from_iter<I: IntoIterator<Item = NaiveDate>>(days: I) -> Self {
+        let mut set = Self::default();
+        for day in days {
+            set.insert(day);
+        }
+        set
     }
 }
 
@@ -129,10 +133,10 @@ mod tests {
     #[test]
     fn the_layout_is_postgres_get_bit_order() {
         // Days 0, 1 and 9 after the first: byte 0 = 0b11, byte 1 = 0b10.
-        let mut set = ActiveDays::default();
-        for day in ["2026-01-01", "2026-01-02", "2026-01-10"] {
-            set.insert(d(day));
-        }
+        let set: ActiveDays = ["2026-01-01", "2026-01-02", "2026-01-10"]
+            .into_iter()
+            .map(d)
+            .collect();
         assert_eq!(set.bits(), &[0b0000_0011, 0b0000_0010]);
         let stored = ActiveDays::from_stored(set.since(), set.bits().to_vec());
         assert_eq!(stored, set);

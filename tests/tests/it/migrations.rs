@@ -199,10 +199,7 @@ async fn the_active_days_table_becomes_each_members_bit_set() {
         let set = ActiveDays::from_stored(since, bits);
         assert_eq!(&set.days().collect::<Vec<_>>(), days);
         assert_eq!(set.len(), count as usize);
-        let mut expected = ActiveDays::default();
-        for day in days {
-            expected.insert(*day);
-        }
+        let expected: ActiveDays = days.iter().copied().collect();
         assert_eq!(set, expected, "the landing's own layout");
     }
     let table: Option<String> =

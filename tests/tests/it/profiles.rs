@@ -386,10 +386,7 @@ async fn a_flush_of_a_tracked_member_reads_none_of_their_history() {
     let ann_history = long(ann);
     app.insert_ch_events(ann_history.iter().map(|p| p.row.clone()))
         .await;
-    let mut ann_days = ActiveDays::default();
-    for v in &ann_history {
-        ann_days.insert(v.row.local_date);
-    }
+    let ann_days: ActiveDays = ann_history.iter().map(|v| v.row.local_date).collect();
     sqlx::query("UPDATE members SET active_days_since = $2, active_day_bits = $3 WHERE id = $1")
         .bind(ann)
         .bind(ann_days.since())
