@@ -18,6 +18,7 @@ use crate::error::{AppError, AppResult, FieldError};
 use crate::pg::classes::ClassInfo;
 use crate::pg::receipts::{self, Activity, Claim};
 
+mod packed;
 mod profile;
 
 pub const EVENTS_QUEUE: &str = "watch-events";
@@ -49,6 +50,8 @@ pub struct WatchBatch {
     pub client_id: ClientId,
     pub member_id: MemberId,
     pub received_at: DateTime<Utc>,
+    /// Queued as one string of fixed-layout records ([`packed`]).
+    #[serde(with = "packed")]
     pub events: Vec<WatchEvent>,
     /// Some of the events had a receipt when the API accepted the batch (they are repeats). Only
     /// a hint for how the worker claims them (see [`Pending::likely_new`]); jobs queued without
