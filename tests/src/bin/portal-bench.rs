@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{Duration as ChronoDuration, Utc};
+use futures::StreamExt;
 use portal_shared::ch::analytics::{self, DayRange};
 use portal_shared::domain::ids::{ClientId, MemberId};
 use portal_shared::pipeline::ChEvent;
@@ -302,12 +303,33 @@ fn phase(name: &str) {
     eprintln!("[bench] phase {name} at {:.3}", t.as_secs_f64());
 }
 
-/// Waits until `n` events of the client are counted (15 minutes at most).
+/// Waits until `n` events of the client are counted (15 minutes at most). The count is read again
+/// at each landing's announcement (`{ns}:clients:changed`, published after its commit), so an end
+/// to end window closes at the last landing's commit rather than at the next poll; a poll every
+/// 100 ms covers an announcement missed.
 async fn landed(app: &TestApp, client: ClientId, n: usize) {
-    assert_eq!(
-        app.wait_for_count(COUNTED, client, n as i64, 900).await,
-        n as i64
-    );
+    let redis = redis::Client::open(portal_tests::redis_url()).expect("redis url");
+    let mut pubsub = redis.get_async_pubsub().await.expect("subscribe");
+    pubsub
+        .subscribe(portal_shared::announce::clients_changed_channel(
+            &app.namespace,
+        ))
+        .await
+        .expect("subscribe");
+    let mut announced = pubsub.on_message();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let counted = app.count(COUNTED, client).await;
+        if counted == n as i64 {
+            return;
+        }
+        assert!(counted < n as i64, "{counted} events counted, {n} sent");
+        assert!(
+            Instant::now() < deadline,
+            "{counted} of {n} events counted after 15 minutes"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(100), announced.next()).await;
+    }
 }
 
 /// Exactly once: receipts landed = ClickHouse rows = views in member summaries = `n`.
