@@ -27,15 +27,16 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 const FIXED: usize = 16 + 8 + 4 + 4 + 2;
 
 pub fn serialize<S: Serializer>(events: &[WatchEvent], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&pack(events))
+    s.serialize_str(&pack(events).map_err(serde::ser::Error::custom)?)
 }
 
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<WatchEvent>, D::Error> {
     d.deserialize_any(EventsVisitor)
 }
 
-/// The packed string of `events`.
-pub fn pack(events: &[WatchEvent]) -> String {
+/// The packed string of `events`; `Err` for a class id longer than 65,535 bytes (the catalogue
+/// allows 128).
+pub fn pack(events: &[WatchEvent]) -> Result<String, String> {
     let size = 1 + events
         .iter()
         .map(|e| FIXED + e.class_id.len())
@@ -43,9 +44,9 @@ pub fn pack(events: &[WatchEvent]) -> String {
     let mut raw = Vec::with_capacity(size);
     raw.push(VERSION);
     for e in events {
-        // A class id is at most 128 bytes (the catalogue's check); longer ones cannot be queued.
         let class = e.class_id.as_bytes();
-        let len = u16::try_from(class.len()).expect("a class id is at most 128 bytes");
+        let len = u16::try_from(class.len())
+            .map_err(|_| format!("class id of {} bytes cannot be packed", class.len()))?;
         raw.extend_from_slice(e.event_id.as_bytes());
         raw.extend_from_slice(&e.started_at.timestamp().to_le_bytes());
         raw.extend_from_slice(&e.started_at.timestamp_subsec_nanos().to_le_bytes());
@@ -53,7 +54,7 @@ pub fn pack(events: &[WatchEvent]) -> String {
         raw.extend_from_slice(&len.to_le_bytes());
         raw.extend_from_slice(class);
     }
-    B64.encode(raw)
+    Ok(B64.encode(raw))
 }
 
 /// The events of a packed string; `Err` says what is wrong with it.
@@ -157,8 +158,8 @@ mod tests {
     #[test]
     fn events_survive_packing_exactly() {
         let e = events();
-        assert_eq!(unpack(&pack(&e)).unwrap(), e);
-        assert_eq!(unpack(&pack(&[])).unwrap(), vec![]);
+        assert_eq!(unpack(&pack(&e).unwrap()).unwrap(), e);
+        assert_eq!(unpack(&pack(&[]).unwrap()).unwrap(), vec![]);
     }
 
     fn batch() -> WatchBatch {
@@ -187,8 +188,16 @@ mod tests {
     }
 
     #[test]
+    fn a_class_id_too_long_to_pack_is_an_error_not_a_panic() {
+        let mut b = batch();
+        b.events[0].class_id = "x".repeat(70_000);
+        let e = serde_json::to_value(&b).unwrap_err();
+        assert!(e.to_string().contains("cannot be packed"), "{e}");
+    }
+
+    #[test]
     fn damaged_packings_are_refused_with_the_reason() {
-        let good = pack(&events());
+        let good = pack(&events()).unwrap();
         let raw = B64.decode(&good).unwrap();
         let cut = B64.encode(&raw[..raw.len() - 1]);
         assert!(unpack(&cut).unwrap_err().contains("cut short"));
