@@ -36,7 +36,7 @@ use portal_shared::announce;
 use portal_shared::domain::ids::ClientId;
 use portal_shared::error::AppError;
 use portal_shared::jobs::{self, Outcome};
-use portal_shared::pipeline::{self, ChEvent, Flushed, Pending, WatchBatch};
+use portal_shared::pipeline::{self, ChEvent, Flushed, Pending, QueuedBatch, WatchBatch};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use crate::WorkerState;
@@ -58,8 +58,14 @@ pub fn start(
     (Ingest { tx }, handle)
 }
 
-/// The apalis handler: waits until the batch has landed.
-pub async fn handle(batch: WatchBatch, ingest: Data<Ingest>) -> Result<(), BoxDynError> {
+/// The apalis handler: waits until the batch has landed. A job this release cannot read is
+/// answered with the reason (apalis runs it again later, then keeps it in the dead set).
+pub async fn handle(job: QueuedBatch, ingest: Data<Ingest>) -> Result<(), BoxDynError> {
+    let batch = job.into_batch().map_err(|reason| {
+        tracing::error!(%reason, "watch-events job not landed");
+        jobs::record::<WatchBatch>(Outcome::Retry, 1);
+        reason
+    })?;
     let (reply, answer) = oneshot::channel();
     ingest
         .tx

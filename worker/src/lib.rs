@@ -19,7 +19,7 @@ use portal_shared::domain::ids::ClientId;
 use portal_shared::error::{AppError, AppResult};
 use portal_shared::jobs::exports::{self, ExportJob};
 use portal_shared::jobs::{self, Housekeeping, Job, Outcome, Queue};
-use portal_shared::pipeline::WatchBatch;
+use portal_shared::pipeline::{QueuedBatch, WatchBatch};
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
@@ -418,7 +418,7 @@ where
     let upkeep = queue_upkeep(&state).await;
     let seen = seen_upkeep(&state);
     let (ingest, flusher) = events::start(state.clone(), stop_rx.clone());
-    let events_storage = Queue::<WatchBatch>::open(state.redis.clone(), &cfg).storage();
+    let events_storage = Queue::<QueuedBatch>::open(state.redis.clone(), &cfg).storage();
     let events_id = worker_id(WatchBatch::QUEUE);
     tracing::info!(worker = %events_id, namespace = %cfg.redis_namespace, "portal-worker starting");
     let events_concurrency = cfg.events_concurrency;

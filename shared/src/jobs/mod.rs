@@ -62,6 +62,15 @@ impl Job for crate::pipeline::WatchBatch {
     const POLL: Duration = Duration::from_millis(100);
 }
 
+/// The consumer's side of the watch-events queue: the same queue, read so that a job this
+/// release cannot read stops nothing ([`crate::pipeline::QueuedBatch`]).
+impl Job for crate::pipeline::QueuedBatch {
+    const QUEUE: &'static str = <crate::pipeline::WatchBatch as Job>::QUEUE;
+    const MAX_ATTEMPTS: usize = <crate::pipeline::WatchBatch as Job>::MAX_ATTEMPTS;
+    const BATCH: usize = <crate::pipeline::WatchBatch as Job>::BATCH;
+    const POLL: Duration = <crate::pipeline::WatchBatch as Job>::POLL;
+}
+
 /// What became of a job (or of several: the events consumer lands batches together).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

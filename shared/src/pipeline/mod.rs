@@ -64,6 +64,35 @@ fn seen_before_unknown() -> bool {
     true
 }
 
+/// A watch-events job as a worker reads it: the batch, or the payload as it is when this release
+/// cannot read it as one (queued by a later release in a layout this one does not know, or
+/// damaged in Redis). On the queue it is the same JSON as [`WatchBatch`], which the API queues.
+///
+/// Without the second case apalis fails to decode such a job inside its fetch, and the failure
+/// stops the consumer: one unreadable job would halt every landing of the worker, and of every
+/// worker that fetched it after. With it, the consumer answers the job with an error, apalis runs
+/// it again later (with a growing delay) and, after its 25th run, keeps it in the queue's dead
+/// set, where the operators' alert on dead watch-events jobs finds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum QueuedBatch {
+    Batch(WatchBatch),
+    Unreadable(serde_json::Value),
+}
+
+impl QueuedBatch {
+    /// The batch, or why this release cannot read the payload as one.
+    pub fn into_batch(self) -> Result<WatchBatch, String> {
+        match self {
+            QueuedBatch::Batch(b) => Ok(b),
+            QueuedBatch::Unreadable(v) => Err(match serde_json::from_value::<WatchBatch>(v) {
+                Err(e) => format!("a watch-events job this worker cannot read: {e}"),
+                Ok(_) => "a watch-events job read only on a second try".to_string(),
+            }),
+        }
+    }
+}
+
 /// Validates a raw `{"events": [...]}` body. The batch is accepted whole or not at all: every
 /// invalid event is reported with its index and reason. Returns the unique events and how many
 /// repeated an `eventId` of an earlier event in the same batch.
@@ -630,6 +659,34 @@ mod tests {
             validate_batch(&value, &catalogue(), now).unwrap().0[0].event_id,
             Uuid::nil()
         );
+    }
+
+    #[test]
+    fn a_queued_batch_reads_as_the_batch_and_anything_else_as_unreadable_with_the_reason() {
+        let batch = WatchBatch {
+            batch_id: BatchId::new_v7(),
+            client_id: ClientId::new_v7(),
+            member_id: MemberId::new_v7(),
+            received_at: Utc::now(),
+            events: vec![WatchEvent {
+                event_id: Uuid::new_v4(),
+                class_id: "yoga-1".into(),
+                started_at: Utc::now(),
+                watched_seconds: 60,
+            }],
+            seen_before: false,
+        };
+        let queued: QueuedBatch =
+            serde_json::from_slice(&serde_json::to_vec(&batch).unwrap()).unwrap();
+        assert!(matches!(&queued, QueuedBatch::Batch(b) if *b == batch));
+        assert_eq!(queued.into_batch().unwrap(), batch);
+        let mut later = serde_json::to_value(&batch).unwrap();
+        later["events"] = json!("AgAAAA==");
+        let queued: QueuedBatch = serde_json::from_value(later).unwrap();
+        assert!(matches!(queued, QueuedBatch::Unreadable(_)));
+        let reason = queued.into_batch().unwrap_err();
+        assert!(reason.contains("cannot read"), "{reason}");
+        assert!(reason.contains("layout 2"), "{reason}");
     }
 
     #[test]

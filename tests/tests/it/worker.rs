@@ -192,3 +192,102 @@ async fn a_backlog_of_more_batches_than_one_redis_script_can_move_lands_when_a_w
     );
     worker.stop().await.unwrap();
 }
+
+/// A job the worker cannot read (its payload damaged in Redis, or queued by a later release in a
+/// layout this one does not know) must neither stop the worker nor be dropped: the batches queued
+/// beside it land, and it stays in Redis for an operator.
+#[tokio::test]
+async fn a_job_the_worker_cannot_read_stops_nothing_and_is_kept() {
+    use portal_shared::domain::ids::BatchId;
+    use portal_shared::pipeline::{WatchBatch, WatchEvent};
+
+    let app = TestApp::spawn().await;
+    app.catalogue().await;
+    let p = app.partner().await;
+    let member = app
+        .member_id(&p, "unreadable@example.com", "Unreadable")
+        .await;
+    let now = chrono::Utc::now();
+    let batch = || WatchBatch {
+        batch_id: BatchId::new_v7(),
+        client_id: p.t.client_id,
+        member_id: member,
+        received_at: now,
+        events: vec![WatchEvent {
+            event_id: uuid::Uuid::new_v4(),
+            class_id: "yoga-1".into(),
+            started_at: now - chrono::Duration::hours(1),
+            watched_seconds: 60,
+        }],
+        seen_before: false,
+    };
+    let queue = app.state.events.clone();
+    let ns = jobs::queue_key(&app.namespace, WatchBatch::QUEUE);
+    let mut redis = app.state.redis.clone();
+    // The first job queued, then its payload replaced by one of a later layout.
+    queue.enqueue(batch()).await.unwrap();
+    let ids: Vec<String> = redis::cmd("HKEYS")
+        .arg(format!("{ns}:data"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1, "one job queued");
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{ns}:data"))
+        .arg(&ids[0])
+        .arg(r#"{"batch_id":"not a batch","events":"AgAAAA=="}"#)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    queue.enqueue(batch()).await.unwrap();
+    let worker = app.worker().await;
+    assert_eq!(
+        app.wait_for_count(portal_tests::LANDED, p.t.client_id, 1, 20)
+            .await,
+        1,
+        "the batch queued after the unreadable job lands"
+    );
+    // Still consuming afterwards.
+    queue.enqueue(batch()).await.unwrap();
+    assert_eq!(
+        app.wait_for_count(portal_tests::LANDED, p.t.client_id, 2, 20)
+            .await,
+        2,
+        "a batch queued later lands too"
+    );
+    let kept: Option<String> = redis::cmd("HGET")
+        .arg(format!("{ns}:data"))
+        .arg(&ids[0])
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(kept.is_some(), "the unreadable job is kept in Redis");
+    // Answered with an error: apalis runs it again later (and after 25 runs keeps it as dead),
+    // it is not taken for done.
+    let config = queue.storage().get_config().clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let later: Option<f64> = redis::cmd("ZSCORE")
+            .arg(config.scheduled_jobs_set())
+            .arg(&ids[0])
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if later.is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the unreadable job is not scheduled to run again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let done: bool = redis::cmd("SISMEMBER")
+        .arg(config.done_jobs_set())
+        .arg(&ids[0])
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(!done, "the unreadable job is not taken for done");
+    worker.stop().await.unwrap();
+}
