@@ -85,10 +85,8 @@ impl QueuedBatch {
     pub fn into_batch(self) -> Result<WatchBatch, String> {
         match self {
             QueuedBatch::Batch(b) => Ok(b),
-            QueuedBatch::Unreadable(v) => Err(match serde_json::from_value::<WatchBatch>(v) {
-                Err(e) => format!("a watch-events job this worker cannot read: {e}"),
-                Ok(_) => "a watch-events job read only on a second try".to_string(),
-            }),
+            QueuedBatch::Unreadable(v) => serde_json::from_value(v)
+                .map_err(|e| format!("a watch-events job this worker cannot read: {e}")),
         }
     }
 }
